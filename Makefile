@@ -1,0 +1,40 @@
+# Every target works on a fresh clone with only python3 present: it creates .venv and
+# installs the project (editable, with the dev extra) the first time.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: demo test bench lint type install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make demo: example_project on SQLite with demo data; prints the admin login, serves :8000
+demo: $(STAMP)
+	cd example_project && ../$(BIN)/python manage.py flagapp_demo --reset
+	cd example_project && ../$(BIN)/python manage.py runserver $${DEMO_ADDR:-127.0.0.1:8000}
+
+## make test: the whole suite on SQLite (no server needed); exit code 5 (nothing collected) fails
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+type: $(STAMP)
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tox

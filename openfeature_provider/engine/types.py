@@ -1,0 +1,177 @@
+"""Typed, immutable objects of ruleset format v1 and of one evaluation's result.
+
+Everything here is frozen so a parsed ruleset can be shared by every thread of a process
+without a lock: a new snapshot is a new object, swapped in with one reference assignment.
+The shapes mirror the JSON format documented in docs/ruleset-format.md and DESIGN.md.
+
+Nothing here imports Django or openfeature: the engine is a pure library that the
+OpenFeature provider, the Django app, the OFREP endpoints and the CLI all share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KINDS",
+    "Condition",
+    "Context",
+    "ErrorCode",
+    "Flag",
+    "FlagKind",
+    "Prerequisite",
+    "Reason",
+    "Resolution",
+    "Rollout",
+    "Rule",
+    "Ruleset",
+    "Segment",
+    "Serve",
+    "WeightedVariant",
+]
+
+FORMAT_VERSION: Final = 1
+
+FlagKind = Literal["boolean", "string", "integer", "float", "object"]
+KINDS: Final[tuple[str, ...]] = ("boolean", "string", "integer", "float", "object")
+
+#: An evaluation context as the engine sees it: ``targetingKey`` plus attributes, flat at the
+#: top level (``{"targetingKey": "u1", "plan": "pro", "company": {"plan": "x"}}``).
+Context = Mapping[str, Any]
+
+
+class Reason:
+    """Resolution reasons. The first six are OpenFeature's standard names."""
+
+    TARGETING_MATCH: Final = "TARGETING_MATCH"
+    SPLIT: Final = "SPLIT"
+    STATIC: Final = "STATIC"
+    DEFAULT: Final = "DEFAULT"
+    DISABLED: Final = "DISABLED"
+    ERROR: Final = "ERROR"
+    #: Custom (not an OpenFeature standard name): OFREP replies carry DISABLED instead and put
+    #: this one in metadata, because strict clients reject unknown reasons.
+    PREREQUISITE_FAILED: Final = "PREREQUISITE_FAILED"
+
+
+class ErrorCode:
+    """Error codes, spelled exactly as OpenFeature's ``ErrorCode`` enum values."""
+
+    FLAG_NOT_FOUND: Final = "FLAG_NOT_FOUND"
+    TYPE_MISMATCH: Final = "TYPE_MISMATCH"
+    TARGETING_KEY_MISSING: Final = "TARGETING_KEY_MISSING"
+    PARSE_ERROR: Final = "PARSE_ERROR"
+    INVALID_CONTEXT: Final = "INVALID_CONTEXT"
+    GENERAL: Final = "GENERAL"
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    """One test of the context. ``op`` is a key of the operator table (operators.py)."""
+
+    op: str
+    attr: str | None = None
+    values: tuple[Any, ...] = ()
+    negate: bool = False
+    case_insensitive: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WeightedVariant:
+    variant: str
+    weight: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """A sticky percentage split; see bucketing.py for the flagd-compatible hash."""
+
+    weights: tuple[WeightedVariant, ...]
+    bucket_by: str = "targetingKey"
+    salt: str | None = None  # None means "the flag key"
+
+    @property
+    def total_weight(self) -> int:
+        return sum(w.weight for w in self.weights)
+
+
+@dataclass(frozen=True, slots=True)
+class Serve:
+    """What a rule or the fallthrough serves: exactly one of a fixed variant or a rollout."""
+
+    variant: str | None = None
+    rollout: Rollout | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    when: tuple[Condition, ...]
+    serve: Serve
+
+
+@dataclass(frozen=True, slots=True)
+class Prerequisite:
+    flag: str
+    variants: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    key: str
+    include: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
+    when: tuple[Condition, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Flag:
+    key: str
+    kind: str
+    enabled: bool
+    variants: Mapping[str, Any]
+    prerequisites: tuple[Prerequisite, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    fallthrough: Serve | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: Filled by the parser: a closure that evaluates this flag. Not part of equality.
+    compiled: Callable[..., Resolution] | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Ruleset:
+    """One environment's flags at one version. ``raw`` keeps the validated JSON document."""
+
+    environment: str
+    version: int
+    etag: str
+    flags: Mapping[str, Flag]
+    segments: Mapping[str, Segment]
+    format: int = FORMAT_VERSION
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The outcome of evaluating one flag for one context.
+
+    ``value`` is meaningful only when ``use_default`` is false; when it is true the caller's
+    own default must be served (flag disabled, not found, prerequisite failed, nothing
+    matched with a null fallthrough, or any error). Zero values are real values.
+    ``metadata`` carries the flag's metadata plus ``snapshotVersion``.
+    ``rule_id`` names the rule that decided (``None`` for fallthrough or no decision): the
+    CLI's ``--explain`` and the blast-radius preview use it.
+    """
+
+    flag_key: str
+    value: Any
+    variant: str | None
+    reason: str
+    use_default: bool = False
+    error_code: str | None = None
+    error_message: str | None = None
+    rule_id: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
