@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint type install clean
+.PHONY: demo test bench lint type install clean migrations
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +38,8 @@ type: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tox
+
+## make migrations: while unreleased, regenerate the single 0001_initial migration
+migrations: $(STAMP)
+	rm -f flagapp/migrations/0*.py
+	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django makemigrations flagapp

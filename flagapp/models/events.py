@@ -1,0 +1,3 @@
+"""events models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""flags models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""governance models."""
+
+__all__: list[str] = []

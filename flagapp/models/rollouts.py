@@ -1,0 +1,3 @@
+"""rollouts models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""sdk models."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""snapshots models."""
+
+__all__: list[str] = []
