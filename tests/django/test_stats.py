@@ -39,7 +39,9 @@ def _scipy_ztest(xc: int, nc: int, xt: int, nt: int) -> tuple[float, float]:
     ("xc", "nc", "xt", "nt"),
     [(100, 1000, 130, 1000), (480, 5000, 560, 5100), (12, 400, 9, 410), (3, 10000, 40, 10000)],
 )
-def test_two_proportion_ztest__known_counts__matches_scipy(xc: int, nc: int, xt: int, nt: int) -> None:
+def test_two_proportion_ztest__known_counts__matches_scipy(
+    xc: int, nc: int, xt: int, nt: int
+) -> None:
     result = stats.two_proportion_ztest(xc, nc, xt, nt)
     z, p = _scipy_ztest(xc, nc, xt, nt)
     assert result.z == pytest.approx(z, rel=1e-12)
