@@ -1,0 +1,180 @@
+"""System checks (``flagapp.E0xx`` errors, ``flagapp.W0xx`` warnings).
+
+Why: the mistakes that break a flag system in production are configuration mistakes that no
+unit test sees — a per-process cache when several processes serve requests (each process
+would keep serving its own stale snapshot), missing apps, an unparseable key pattern.
+
+| id | condition |
+|---|---|
+| flagapp.E001 | a required app is missing from INSTALLED_APPS |
+| flagapp.E002 | FLAGAPP is not a dict, or has unknown keys |
+| flagapp.E003 | FLAGAPP["FLAG_KEY_PATTERN"] is not a valid regular expression |
+| flagapp.E004 | FLAGAPP["CACHE_ALIAS"] is not in CACHES |
+| flagapp.E005 | FLAGAPP["CACHE_CHECK_INTERVAL"] is not a positive number |
+| flagapp.E006 | FLAGAPP["RELEASE_EXPIRY_MAX_DAYS"] is not a positive integer |
+| flagapp.W001 | CACHE_ALIAS is a per-process cache (LocMem/Dummy) while DEBUG is off |
+| flagapp.W002 | simple_history's HistoryRequestMiddleware missing (admin changes lose the user) |
+| flagapp.W003 | FLAGAPP["ENVIRONMENT"] names no existing environment (database checks only) |
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.core.checks import CheckMessage, Error, Tags, Warning
+from django.core.checks import register as _register
+
+__all__ = ["check_database", "check_settings", "register"]
+
+REQUIRED_APPS = (
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "simple_history",
+)
+
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    from django.conf import settings as dj
+
+    from .conf import DEFAULTS
+
+    messages: list[CheckMessage] = []
+    installed = set(dj.INSTALLED_APPS)
+    for app in REQUIRED_APPS:
+        if app not in installed:
+            messages.append(
+                Error(
+                    f"flagapp needs {app!r} in INSTALLED_APPS.",
+                    hint=f"Add {app!r} to INSTALLED_APPS.",
+                    id="flagapp.E001",
+                )
+            )
+
+    raw = getattr(dj, "FLAGAPP", {})
+    if not isinstance(raw, dict):
+        messages.append(Error("settings.FLAGAPP must be a dict.", id="flagapp.E002", obj="FLAGAPP"))
+        return messages
+    unknown = sorted(set(raw) - set(DEFAULTS))
+    if unknown:
+        messages.append(
+            Error(
+                f"Unknown FLAGAPP keys: {', '.join(unknown)}.",
+                hint="See docs/settings.md for the supported keys (a typo silently keeps "
+                "the default).",
+                id="flagapp.E002",
+                obj="FLAGAPP",
+            )
+        )
+
+    merged = {**DEFAULTS, **raw}
+    try:
+        re.compile(merged["FLAG_KEY_PATTERN"])
+    except (re.error, TypeError) as exc:
+        messages.append(
+            Error(
+                f"FLAGAPP['FLAG_KEY_PATTERN'] is not a valid regular expression: {exc}",
+                id="flagapp.E003",
+                obj="FLAGAPP",
+            )
+        )
+
+    alias = merged["CACHE_ALIAS"]
+    caches = getattr(dj, "CACHES", {})
+    if alias not in caches:
+        messages.append(
+            Error(
+                f"FLAGAPP['CACHE_ALIAS'] is {alias!r}, which is not a key of CACHES.",
+                id="flagapp.E004",
+                obj="FLAGAPP",
+            )
+        )
+    else:
+        backend = caches[alias].get("BACKEND", "")
+        if backend in PER_PROCESS_CACHES and not dj.DEBUG and not merged["SINGLE_PROCESS"]:
+            messages.append(
+                Warning(
+                    f"The flagapp cache {alias!r} uses {backend.rsplit('.', 1)[-1]}, a "
+                    "per-process cache: with several processes, a flag change reaches only "
+                    "the process that made it until the others restart.",
+                    hint="Use a shared cache (Redis, Memcached, database) for "
+                    "FLAGAPP['CACHE_ALIAS'], or set FLAGAPP['SINGLE_PROCESS'] = True if "
+                    "exactly one process serves the app.",
+                    id="flagapp.W001",
+                    obj="FLAGAPP",
+                )
+            )
+
+    interval = merged["CACHE_CHECK_INTERVAL"]
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+        messages.append(
+            Error(
+                "FLAGAPP['CACHE_CHECK_INTERVAL'] must be a positive number of seconds.",
+                id="flagapp.E005",
+                obj="FLAGAPP",
+            )
+        )
+    days = merged["RELEASE_EXPIRY_MAX_DAYS"]
+    if isinstance(days, bool) or not isinstance(days, int) or days <= 0:
+        messages.append(
+            Error(
+                "FLAGAPP['RELEASE_EXPIRY_MAX_DAYS'] must be a positive integer.",
+                id="flagapp.E006",
+                obj="FLAGAPP",
+            )
+        )
+
+    if "simple_history.middleware.HistoryRequestMiddleware" not in getattr(dj, "MIDDLEWARE", []):
+        messages.append(
+            Warning(
+                "simple_history.middleware.HistoryRequestMiddleware is not in MIDDLEWARE.",
+                hint="Without it, history rows written outside flagapp's services do not "
+                "record the user.",
+                id="flagapp.W002",
+            )
+        )
+    return messages
+
+
+def check_database(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[CheckMessage]:
+    """Run only with ``check --database default`` (and by migrate): it queries."""
+    if not databases:
+        return []
+    from django.db import DatabaseError
+
+    from .conf import settings
+    from .models import Environment
+
+    try:
+        if not Environment.objects.exists():
+            return []
+        if not Environment.objects.filter(key=settings.ENVIRONMENT).exists():
+            return [
+                Warning(
+                    f"FLAGAPP['ENVIRONMENT'] is {settings.ENVIRONMENT!r} but no environment "
+                    "has that key: every flag evaluates to the caller's default.",
+                    hint="Create the environment or set FLAGAPP['ENVIRONMENT'].",
+                    id="flagapp.W003",
+                )
+            ]
+    except DatabaseError:
+        return []  # tables not migrated yet: migrate reports that itself
+    return []
+
+
+def register() -> None:
+    _register(check_settings, Tags.compatibility, "flagapp")
+    _register(check_database, Tags.database, "flagapp")

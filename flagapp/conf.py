@@ -1,0 +1,140 @@
+"""flagapp's settings: the ``FLAGAPP`` dict of the Django settings over documented defaults.
+
+Why a settings object rather than reading ``django.conf.settings.FLAGAPP`` everywhere: one
+place holds the defaults (documented in docs/settings.md), values are read at call time (so
+``override_settings`` in tests and per-deployment settings both work), and nothing is ever
+written onto ``django.conf.settings``. The merged view is rebuilt when Django sends
+``setting_changed`` for ``FLAGAPP``.
+
+Usage::
+
+    from flagapp.conf import settings
+    settings.ENVIRONMENT        # "production" unless FLAGAPP["ENVIRONMENT"] says otherwise
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+__all__ = ["DEFAULTS", "FlagappSettings", "settings"]
+
+#: Every key flagapp reads, with its default. Add new keys here, with a comment, and document
+#: them in docs/settings.md.
+DEFAULTS: dict[str, Any] = {
+    # The environment this Django process evaluates flags in (flagapp.evaluate, template tags).
+    "ENVIRONMENT": "production",
+    # Flag keys must match this (re.fullmatch). Default: team.domain.purpose-style slugs,
+    # 2 to 4 dot-separated parts of lowercase letters/digits joined by "-" or "_".
+    "FLAG_KEY_PATTERN": r"^[a-z0-9]+(?:[-_][a-z0-9]+)*(?:\.[a-z0-9]+(?:[-_][a-z0-9]+)*){1,3}$",
+    # Django cache alias shared by every process: published snapshots are announced there.
+    "CACHE_ALIAS": "default",
+    # Seconds between two checks of the shared cache for a newer snapshot version.
+    "CACHE_CHECK_INTERVAL": 1.0,
+    # A release flag's expiry date may be at most this many days after it is set.
+    "RELEASE_EXPIRY_MAX_DAYS": 180,
+    # --- In-process evaluation (flagapp.evaluation, flagapp.context; docs/django.md) ---
+    # request -> evaluation context: None (flagapp.context.default_context), a callable or a
+    # dotted path to one taking the request and returning a mapping.
+    "CONTEXT_BUILDER": None,
+    # META key of a forwarding header to read the client IP from (first hop), e.g.
+    # "HTTP_X_FORWARDED_FOR" behind a trusted proxy; None: REMOTE_ADDR only.
+    "CLIENT_IP_HEADER": None,
+    # Flag types that must carry an expiry date.
+    "EXPIRY_REQUIRED_TYPES": ["release"],
+    # Set True when several processes serve the app and CACHE_ALIAS is a per-process cache
+    # (LocMem) on purpose (e.g. tests): silences check flagapp.W001.
+    "SINGLE_PROCESS": False,
+    # Turning a flag off (kill switch) needs no change request even where approval is
+    # required: it serves the code's own default, the safe direction.
+    "KILL_SWITCH_BYPASSES_APPROVAL": True,
+    # --- SDK and OFREP server surfaces (flagapp.sdk; docs/api.md, docs/deploy.md) ---
+    # How snapshot announcements reach the SSE streams of every process: "local" (in-process,
+    # the embedded default) or "redis" (pub/sub on channel flagapp:snapshots at REDIS_URL).
+    "NOTIFIER": "local",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    # Seconds between two SSE heartbeats (comment lines) on /sdk/v1/stream.
+    "STREAM_HEARTBEAT_SECONDS": 15.0,
+    # Seconds a stream stays open before the server ends it (the client reconnects); 0 = never.
+    "STREAM_MAX_SECONDS": 3600.0,
+    # In-process cache of SDK key lookups (seconds): bounds how long a revocation takes to
+    # reach a process that misses the notifier's broadcast.
+    "SDK_KEY_CACHE_SECONDS": 30.0,
+    # A key's last_used_at is written at most this often (seconds) per process.
+    "SDK_KEY_LAST_USED_INTERVAL": 300.0,
+    # Token buckets per key (or client address without a key): rate per second and burst;
+    # a scope set to None is unlimited.
+    "RATE_LIMITS": {
+        "sdk": {"rate": 10.0, "burst": 60},
+        "ofrep": {"rate": 2000.0, "burst": 4000},
+        "events": {"rate": 20.0, "burst": 100},
+    },
+    # Cache alias holding the rate-limit buckets (None: CACHE_ALIAS).
+    "RATE_LIMIT_CACHE": None,
+    # POST /sdk/v1/events: largest body (bytes, else 413) and most events per batch.
+    "EVENTS_MAX_BODY_BYTES": 1_048_576,
+    "EVENTS_MAX_BATCH": 1000,
+    # Recent evaluation contexts kept per environment for the blast-radius preview.
+    "CONTEXT_SAMPLE_SIZE": 1000,
+    # Share of in-process evaluations whose context is offered to the sample (0..1).
+    "CONTEXT_SAMPLE_RATE": 0.05,
+    # In-process evaluation counts and sampled contexts are written at most this often.
+    "SAMPLING_FLUSH_SECONDS": 10.0,
+}
+
+
+class FlagappSettings:
+    """Attribute access to ``FLAGAPP`` merged over :data:`DEFAULTS`, cached until reloaded."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._merged: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        from django.conf import settings as django_settings
+
+        user = getattr(django_settings, "FLAGAPP", None) or {}
+        merged = dict(DEFAULTS)
+        merged.update(user)
+        return merged
+
+    @property
+    def as_dict(self) -> dict[str, Any]:
+        merged = self._merged
+        if merged is None:
+            with self._lock:
+                if self._merged is None:
+                    self._merged = self._load()
+                merged = self._merged
+        return merged
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self.as_dict[name]
+        except KeyError:
+            raise AttributeError(f"flagapp has no setting {name!r}") from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.as_dict.get(name, default)
+
+    def reload(self) -> None:
+        with self._lock:
+            self._merged = None
+
+
+settings = FlagappSettings()
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting == "FLAGAPP":
+        settings.reload()
+
+
+def connect_signals() -> None:
+    """Called from ``AppConfig.ready`` (kept out of import time so ``import flagapp.conf``
+    works without configured settings)."""
+    from django.test.signals import setting_changed
+
+    setting_changed.connect(_on_setting_changed, dispatch_uid="flagapp.conf.reload")

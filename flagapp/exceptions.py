@@ -1,0 +1,104 @@
+"""Every exception flagapp raises, in one module so callers have one import.
+
+Hierarchy::
+
+    FlagappError
+    ├── FlagValidationError   (also django.core.exceptions.ValidationError) bad input;
+    │                         ``message_dict`` is keyed by field name
+    ├── VersionConflict       the edited version is stale; ``current_version`` says the latest
+    ├── ApprovalRequired      the change needs an approved change request; carries the change
+    ├── ChangeNotPermitted    the actor may not make this change
+    └── KeyReuseError         (also FlagValidationError) a deleted flag's key was reused
+
+The REST API maps them to 400 / 409 / 202-or-409 / 403 / 400; the admin shows them as form
+errors or messages. Engine parse errors stay ``openfeature_provider.engine.ParseError`` and
+are converted to ``FlagValidationError`` by the services.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+__all__ = [
+    "ApprovalRequired",
+    "ChangeNotPermitted",
+    "FlagValidationError",
+    "FlagappError",
+    "KeyReuseError",
+    "VersionConflict",
+]
+
+
+class FlagappError(Exception):
+    """Base of every flagapp error."""
+
+
+class FlagValidationError(FlagappError, ValidationError):
+    """Invalid input. Always built from a dict ``{field: [messages]}`` so forms and the API
+    can attach each message to its field (``"__all__"`` for non-field errors)."""
+
+    def __init__(self, errors: Mapping[str, Any] | str) -> None:
+        if isinstance(errors, str):
+            errors = {"__all__": [errors]}
+        normalised: dict[str, list[str]] = {}
+        for field, msgs in errors.items():
+            if isinstance(msgs, str | ValidationError):
+                msgs = [msgs]
+            out: list[str] = []
+            for m in msgs:
+                if isinstance(m, ValidationError):
+                    out.extend(m.messages)
+                else:
+                    out.append(str(m))
+            normalised[field] = out
+        ValidationError.__init__(self, normalised)
+
+    def __str__(self) -> str:
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in self.message_dict.items())
+
+
+class VersionConflict(FlagappError):
+    """The caller edited ``expected_version`` but the stored one is ``current_version``.
+    Nothing was written; reload and retry."""
+
+    def __init__(self, current_version: int, expected_version: int | None = None) -> None:
+        self.current_version = current_version
+        self.expected_version = expected_version
+        super().__init__(
+            f"stale version {expected_version}: the current version is {current_version}"
+        )
+
+
+class ApprovalRequired(FlagappError):
+    """The change touches a high-risk flag or a protected environment and no approved change
+    request was given. ``change`` describes the proposed change (operation name and its
+    keyword arguments, JSON-friendly) so governance can turn it into a change request."""
+
+    def __init__(self, change: Mapping[str, Any], message: str | None = None) -> None:
+        self.change = dict(change)
+        super().__init__(message or "this change needs an approved change request")
+
+
+class ChangeNotPermitted(FlagappError):
+    """The actor lacks the permission for this change (or the change request does not
+    cover it)."""
+
+
+class KeyReuseError(FlagValidationError):
+    """A flag key that was used before (a tombstone exists) cannot be reused."""
+
+    def __init__(self, key: str, deleted_at: dt.datetime | None = None) -> None:
+        self.key = key
+        self.deleted_at = deleted_at
+        when = f" on {deleted_at:%Y-%m-%d %H:%M} UTC" if deleted_at else ""
+        super().__init__(
+            {
+                "key": [
+                    f"the key {key!r} belonged to a flag deleted{when}; flag keys are never reused"
+                ]
+            }
+        )
