@@ -80,6 +80,27 @@ DEFAULTS: dict[str, Any] = {
     "CONTEXT_SAMPLE_RATE": 0.05,
     # In-process evaluation counts and sampled contexts are written at most this often.
     "SAMPLING_FLUSH_SECONDS": 10.0,
+    # --- Governance and lifecycle (flagapp.governance; docs/governance.md) ---
+    # Expiry reminders: the first mail this many days before the expiry date, one on the
+    # day, then one every REMINDER_OVERDUE_EVERY_DAYS days while overdue.
+    "REMINDER_DAYS_BEFORE": 7,
+    "REMINDER_OVERDUE_EVERY_DAYS": 7,
+    # Sender of reminder and report mails (None: Django's DEFAULT_FROM_EMAIL).
+    "REMINDER_FROM_EMAIL": None,
+    # A flag not evaluated for this many days is stale; a release flag serving one variant
+    # everywhere, unchanged for this many days, is ready to remove.
+    "STALE_DAYS": 30,
+    # Addresses the periodic stale-flag report is mailed to ([]: only logged).
+    "STALE_REPORT_EMAILS": [],
+    # Blast-radius preview: at most this many recent contexts, and this many examples.
+    "BLAST_RADIUS_SAMPLE": 1000,
+    "BLAST_RADIUS_EXAMPLES": 5,
+    # flagapp_code_refs: {name: regex with a (?P<key>...) group} or a list of regexes
+    # (None: flagapp.governance.coderefs.DEFAULT_PATTERNS), file extensions scanned (None:
+    # the defaults) and keys exempt from the dead/unknown checks.
+    "CODE_REF_PATTERNS": None,
+    "CODE_REF_EXTENSIONS": None,
+    "CODE_REF_IGNORE": [],
 }
 
 
