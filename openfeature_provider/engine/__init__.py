@@ -1,0 +1,62 @@
+"""The flag evaluation engine: standard library + mmh3 only.
+
+Parse a format-v1 ruleset once (``parse_ruleset``), then evaluate it as often as needed
+(``evaluate``) — a few microseconds per call. Imports neither Django nor openfeature, so the
+provider, the Django app, the OFREP endpoints and the CLI all share exactly one evaluator.
+See docs/internals.md (contracts) and docs/ruleset-format.md (format and semantics).
+"""
+
+from __future__ import annotations
+
+from .bucketing import bucket, hash32
+from .errors import EngineError, ParseError
+from .evaluate import changed_flag_keys, evaluate, evaluate_all
+from .ruleset import parse_ruleset
+from .schema import SCHEMA_PATH, load_schema
+from .types import (
+    FORMAT_VERSION,
+    KINDS,
+    Condition,
+    Context,
+    ErrorCode,
+    Flag,
+    FlagKind,
+    Prerequisite,
+    Reason,
+    Resolution,
+    Rollout,
+    Rule,
+    Ruleset,
+    Segment,
+    Serve,
+    WeightedVariant,
+)
+
+__all__ = [
+    "FORMAT_VERSION",
+    "KINDS",
+    "SCHEMA_PATH",
+    "Condition",
+    "Context",
+    "EngineError",
+    "ErrorCode",
+    "Flag",
+    "FlagKind",
+    "ParseError",
+    "Prerequisite",
+    "Reason",
+    "Resolution",
+    "Rollout",
+    "Rule",
+    "Ruleset",
+    "Segment",
+    "Serve",
+    "WeightedVariant",
+    "bucket",
+    "changed_flag_keys",
+    "evaluate",
+    "evaluate_all",
+    "hash32",
+    "load_schema",
+    "parse_ruleset",
+]

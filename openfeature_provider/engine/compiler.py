@@ -1,0 +1,353 @@
+"""Compile validated flags into closures: the work done once per snapshot, not per call.
+
+Why closures: an evaluation is on the request path of every view, template tag and provider
+call, so it must cost a few microseconds. Everything that does not depend on the context is
+done here: operator values are pre-converted (operators.py), every outcome that does not
+depend on the context (disabled, prerequisite failed, a fixed variant, each rollout variant)
+is one pre-built ``Resolution`` returned as is, and the per-flag metadata mapping is built
+once. What remains per call is attribute lookups, the compiled tests and one hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from bisect import bisect_right
+from collections.abc import Callable, Mapping
+from itertools import accumulate
+from types import MappingProxyType
+from typing import Any
+
+import mmh3
+
+from .operators import OPERATORS
+from .types import (
+    Condition,
+    Context,
+    ErrorCode,
+    Flag,
+    Reason,
+    Resolution,
+    Rollout,
+    Segment,
+    Serve,
+)
+
+__all__ = ["Predicate", "compile_condition", "compile_flag", "compile_segments", "make_getter"]
+
+logger = logging.getLogger("flagapp.engine")
+
+Predicate = Callable[[Context], bool]
+Compiled = Callable[[Context], Resolution]
+
+
+def make_getter(path: str) -> Callable[[Context], Any]:
+    """Read an attribute; ``company.plan`` walks nested mappings.
+
+    A literal top-level key (``"app.version"``) wins over the nested reading, so contexts
+    that flatten attributes keep working.
+    """
+    if "." not in path:
+
+        def get_simple(ctx: Context) -> Any:
+            return ctx.get(path)
+
+        return get_simple
+    parts = tuple(path.split("."))
+
+    def get_nested(ctx: Context) -> Any:
+        value = ctx.get(path)
+        if value is not None:
+            return value
+        cur: Any = ctx
+        for part in parts:
+            if not isinstance(cur, Mapping):
+                return None
+            cur = cur.get(part)
+            if cur is None:
+                return None
+        return cur
+
+    return get_nested
+
+
+def compile_condition(
+    cond: Condition, segment_tests: Mapping[str, Predicate], where: str = ""
+) -> Predicate:
+    """A predicate for one condition. Missing, null or unusable attribute -> ``False``."""
+    op = OPERATORS[cond.op]
+
+    if not op.uses_attr:
+        tests = tuple(segment_tests[key] for key in cond.values)
+        seg_invert = op.negative != cond.negate
+        if len(tests) == 1:
+            only = tests[0]
+
+            def in_one_segment(ctx: Context) -> bool:
+                return only(ctx) != seg_invert
+
+            return in_one_segment
+
+        def in_segments(ctx: Context) -> bool:
+            return any(t(ctx) for t in tests) != seg_invert
+
+        return in_segments
+
+    assert cond.attr is not None  # guaranteed by the parser
+    attr = cond.attr
+    get = make_getter(attr)
+
+    if op.build is None:  # exists / not_exists: absence is the thing tested
+        want_present = (cond.op == "exists") != cond.negate
+
+        def presence(ctx: Context) -> bool:
+            return (get(ctx) is not None) == want_present
+
+        return presence
+
+    test = op.build(cond.values, cond.case_insensitive)
+    invert = op.negative != cond.negate
+    warned: set[str] = set()
+
+    def unusable(value: Any) -> bool:
+        # Logged once per condition and type: a wrong type is a caller bug worth seeing,
+        # but not once per request.
+        tname = type(value).__name__
+        if tname not in warned:
+            warned.add(tname)
+            logger.warning(
+                "flagapp: %s attribute %r has unusable type %s for operator %r; "
+                "the condition does not match",
+                where or "condition",
+                attr,
+                tname,
+                cond.op,
+            )
+        return False
+
+    if "." not in attr:
+
+        def simple(ctx: Context) -> bool:
+            value = ctx.get(attr)
+            if value is None:
+                return False
+            result = test(value)
+            if result is None:
+                return unusable(value)
+            return result != invert
+
+        return simple
+
+    def nested(ctx: Context) -> bool:
+        value = get(ctx)
+        if value is None:
+            return False
+        result = test(value)
+        if result is None:
+            return unusable(value)
+        return result != invert
+
+    return nested
+
+
+def _all(preds: tuple[Predicate, ...]) -> Predicate:
+    """AND of predicates, specialised for the common short lists."""
+    if not preds:
+        return lambda ctx: True
+    if len(preds) == 1:
+        return preds[0]
+    if len(preds) == 2:
+        a, b = preds
+
+        def both(ctx: Context) -> bool:
+            return a(ctx) and b(ctx)
+
+        return both
+
+    def every(ctx: Context) -> bool:
+        for p in preds:  # noqa: SIM110 -- a plain loop is faster than all(<genexpr>)
+            if not p(ctx):
+                return False
+        return True
+
+    return every
+
+
+def compile_segments(segments: Mapping[str, Segment]) -> dict[str, Predicate]:
+    """A membership predicate per segment (segments may reference acyclic other segments)."""
+    done: dict[str, Predicate] = {}
+
+    def build(key: str) -> Predicate:
+        if key in done:
+            return done[key]
+        seg = segments[key]
+        for cond in seg.when:
+            if not OPERATORS[cond.op].uses_attr:
+                for ref in cond.values:
+                    build(ref)
+        where = f"segment {key!r}"
+        when = _all(tuple(compile_condition(c, done, where) for c in seg.when))
+        include, exclude, has_when = seg.include, seg.exclude, bool(seg.when)
+
+        def member(ctx: Context) -> bool:
+            tk = ctx.get("targetingKey")
+            if type(tk) is str:
+                if tk in exclude:
+                    return False
+                if tk in include:
+                    return True
+            return has_when and when(ctx)
+
+        done[key] = member
+        return member
+
+    for key in segments:
+        build(key)
+    return done
+
+
+def compile_flag(
+    flag: Flag,
+    snapshot_version: int,
+    segment_tests: Mapping[str, Predicate],
+    registry: Mapping[str, Compiled],
+) -> Compiled:
+    """The flag's evaluation closure (no kind check: evaluate() does that first).
+
+    ``registry`` maps flag keys to compiled closures; it is read at call time, so
+    prerequisites may be compiled after the flags that need them.
+    """
+    key = flag.key
+    meta = MappingProxyType({**flag.metadata, "snapshotVersion": snapshot_version})
+
+    def fixed(variant: str, reason: str, rule_id: str | None) -> Resolution:
+        return Resolution(
+            flag_key=key,
+            value=flag.variants[variant],
+            variant=variant,
+            reason=reason,
+            rule_id=rule_id,
+            metadata=meta,
+        )
+
+    disabled = Resolution(key, None, None, Reason.DISABLED, use_default=True, metadata=meta)
+    if not flag.enabled:
+        return lambda ctx: disabled
+
+    no_match_reason = Reason.DEFAULT if flag.rules else Reason.STATIC
+    if flag.fallthrough is None:
+        tail: Resolution | Compiled = Resolution(
+            key, None, None, Reason.DEFAULT, use_default=True, metadata=meta
+        )
+    else:
+        tail = _outcome(flag.fallthrough, None, no_match_reason, fixed, key, meta)
+
+    rules: list[tuple[Predicate, Resolution | Compiled]] = []
+    for rule in flag.rules:
+        where = f"flag {key!r} rule {rule.id!r}"
+        pred = _all(tuple(compile_condition(c, segment_tests, where) for c in rule.when))
+        rules.append(
+            (pred, _outcome(rule.serve, rule.id, Reason.TARGETING_MATCH, fixed, key, meta))
+        )
+    rule_table = tuple(rules)
+
+    prereq_failed = Resolution(
+        key, None, None, Reason.PREREQUISITE_FAILED, use_default=True, metadata=meta
+    )
+    prereqs = tuple((p.flag, frozenset(p.variants)) for p in flag.prerequisites)
+
+    def prerequisites_met(ctx: Context) -> bool:
+        for pre_key, wanted in prereqs:
+            try:
+                res = registry[pre_key](ctx)
+            except Exception:  # cannot be evaluated -> not met
+                logger.exception("flagapp: prerequisite %r of %r failed", pre_key, key)
+                return False
+            if res.use_default or res.variant not in wanted:
+                return False
+        return True
+
+    # Specialised shapes: the common flags avoid the generic loop entirely.
+    if not prereqs and not rule_table:
+        if isinstance(tail, Resolution):
+            static = tail
+            return lambda ctx: static
+        return tail
+
+    def run(ctx: Context) -> Resolution:
+        if prereqs and not prerequisites_met(ctx):
+            return prereq_failed
+        for pred, outcome in rule_table:
+            if pred(ctx):
+                return outcome if type(outcome) is Resolution else outcome(ctx)  # type: ignore[operator]
+        return tail if type(tail) is Resolution else tail(ctx)  # type: ignore[operator]
+
+    return run
+
+
+def _outcome(
+    serve: Serve,
+    rule_id: str | None,
+    fixed_reason: str,
+    fixed: Callable[[str, str, str | None], Resolution],
+    flag_key: str,
+    meta: Mapping[str, Any],
+) -> Resolution | Compiled:
+    if serve.variant is not None:
+        return fixed(serve.variant, fixed_reason, rule_id)
+    assert serve.rollout is not None
+    return _rollout(serve.rollout, rule_id, fixed, flag_key, meta)
+
+
+def _rollout(
+    rollout: Rollout,
+    rule_id: str | None,
+    fixed: Callable[[str, str, str | None], Resolution],
+    flag_key: str,
+    meta: Mapping[str, Any],
+) -> Compiled:
+    """flagd fractional v2; see bucketing.py (kept inline here for speed)."""
+    salt = flag_key if rollout.salt is None else rollout.salt
+    bounds = tuple(accumulate(w.weight for w in rollout.weights))
+    total = bounds[-1]
+    results = tuple(fixed(w.variant, Reason.SPLIT, rule_id) for w in rollout.weights)
+    bucket_by = rollout.bucket_by
+    missing = Resolution(
+        flag_key,
+        None,
+        None,
+        Reason.ERROR,
+        use_default=True,
+        error_code=ErrorCode.TARGETING_KEY_MISSING,
+        error_message=f"the rollout buckets by {bucket_by!r}, which the context lacks "
+        "or is not a string",
+        rule_id=rule_id,
+        metadata=meta,
+    )
+    murmur = mmh3.hash
+    get = make_getter(bucket_by)
+
+    if len(results) == 1:
+        only = results[0]
+
+        def single(ctx: Context) -> Resolution:
+            return only if isinstance(get(ctx), str) else missing
+
+        return single
+
+    if "." not in bucket_by:
+
+        def split(ctx: Context) -> Resolution:
+            value = ctx.get(bucket_by)
+            if type(value) is not str and not isinstance(value, str):
+                return missing
+            return results[bisect_right(bounds, (murmur(salt + value, 0, False) * total) >> 32)]
+
+        return split
+
+    def split_nested(ctx: Context) -> Resolution:
+        value = get(ctx)
+        if not isinstance(value, str):
+            return missing
+        return results[bisect_right(bounds, (murmur(salt + value, 0, False) * total) >> 32)]
+
+    return split_nested

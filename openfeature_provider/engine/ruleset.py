@@ -1,0 +1,477 @@
+"""Parse and validate a format-v1 ruleset document into the frozen types.
+
+A document is rejected whole on the first problem, with a ``ParseError`` whose ``path`` names
+the JSON location (``$.flags["a.b"].rules[0].when[1].op``): a snapshot is either entirely
+servable or not served at all, and whoever produced it (the Django compiler, a person, CI
+running ``flagapp-eval``) can find the mistake. Unknown keys are errors too: a typo such as
+``"value"`` for ``"values"`` would otherwise silently change who sees what.
+
+After validation every flag is compiled into a closure (compiler.py) so evaluation does no
+parsing, lookups of the table, or conversions per call.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any, NoReturn
+
+from .errors import ParseError
+from .operators import OPERATORS, ValueProblem
+from .types import (
+    FORMAT_VERSION,
+    KINDS,
+    Condition,
+    Flag,
+    Prerequisite,
+    Rollout,
+    Rule,
+    Ruleset,
+    Segment,
+    Serve,
+    WeightedVariant,
+)
+
+__all__ = ["parse_ruleset"]
+
+_TOP_KEYS = {"format", "environment", "version", "etag", "flags", "segments"}
+_TOP_REQUIRED = ("format", "environment", "version", "flags")
+_FLAG_KEYS = {
+    "kind",
+    "enabled",
+    "variants",
+    "prerequisites",
+    "rules",
+    "fallthrough",
+    "metadata",
+}
+_FLAG_REQUIRED = ("kind", "enabled", "variants")
+_RULE_KEYS = {"id", "when", "serve"}
+_COND_KEYS = {"attr", "op", "values", "negate", "case_insensitive"}
+_SERVE_KEYS = {"variant", "rollout"}
+_ROLLOUT_KEYS = {"weights", "bucket_by", "salt"}
+_WEIGHT_KEYS = {"variant", "weight"}
+_PREREQ_KEYS = {"flag", "variants"}
+_SEGMENT_KEYS = {"include", "exclude", "when"}
+
+
+def parse_ruleset(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
+    """Validate ``doc`` (a mapping, or JSON text/bytes) and return a compiled ``Ruleset``.
+
+    Raises ``ParseError`` for any problem; never returns a partially valid ruleset.
+    """
+    from .compiler import compile_flag, compile_segments  # late: compiler imports types only
+
+    if isinstance(doc, str | bytes | bytearray):
+        try:
+            doc = json.loads(doc)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ParseError("$", f"invalid JSON: {exc}") from None
+    root = _object(doc, "$")
+    _keys(root, "$", _TOP_KEYS, _TOP_REQUIRED)
+
+    fmt = root["format"]
+    if type(fmt) is not int or fmt != FORMAT_VERSION:
+        raise ParseError(
+            "$.format", f"unsupported format {fmt!r}; this engine reads {FORMAT_VERSION}"
+        )
+    environment = _string(root["environment"], "$.environment")
+    version = _integer(root["version"], "$.version")
+    etag = _string(root.get("etag", ""), "$.etag")
+
+    segments_doc = _object(root.get("segments", {}), "$.segments")
+    flags_doc = _object(root["flags"], "$.flags")
+
+    segments = {
+        key: _segment(key, value, _at("$.segments", key), segments_doc)
+        for key, value in segments_doc.items()
+    }
+    _check_segment_cycles(segments)
+    flags = {
+        key: _flag(key, value, _at("$.flags", key), segments) for key, value in flags_doc.items()
+    }
+    _check_prerequisites(flags)
+
+    segment_tests = compile_segments(segments)
+    compiled: dict[str, Any] = {}
+    final: dict[str, Flag] = {}
+    for key, flag in flags.items():
+        fn = compile_flag(flag, version, segment_tests, compiled)
+        compiled[key] = fn
+        final[key] = replace(flag, compiled=fn)
+    return Ruleset(
+        environment=environment,
+        version=version,
+        etag=etag,
+        flags=MappingProxyType(final),
+        segments=MappingProxyType(segments),
+        format=fmt,
+        raw=root,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# pieces
+
+
+def _flag(key: str, doc: Any, path: str, segments: Mapping[str, Segment]) -> Flag:
+    if not key:
+        raise ParseError(path, "flag key must not be empty")
+    obj = _object(doc, path)
+    _keys(obj, path, _FLAG_KEYS, _FLAG_REQUIRED)
+    kind = obj["kind"]
+    if kind not in KINDS:
+        raise ParseError(
+            f"{path}.kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}"
+        )
+    enabled = obj["enabled"]
+    if type(enabled) is not bool:
+        raise ParseError(f"{path}.enabled", "expected a boolean")
+
+    variants_doc = _object(obj["variants"], f"{path}.variants")
+    if not variants_doc:
+        raise ParseError(f"{path}.variants", "a flag needs at least one variant")
+    variants = {
+        name: _variant_value(kind, value, _at(f"{path}.variants", name))
+        for name, value in variants_doc.items()
+    }
+    for name in variants:
+        if not name:
+            raise ParseError(f"{path}.variants", "variant names must not be empty")
+
+    prerequisites = tuple(
+        _prerequisite(item, f"{path}.prerequisites[{i}]")
+        for i, item in enumerate(_array(obj.get("prerequisites", []), f"{path}.prerequisites"))
+    )
+    rules = tuple(
+        _rule(item, f"{path}.rules[{i}]", variants, segments)
+        for i, item in enumerate(_array(obj.get("rules", []), f"{path}.rules"))
+    )
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        if rule.id in seen:
+            raise ParseError(f"{path}.rules[{i}].id", f"duplicate rule id {rule.id!r}")
+        seen.add(rule.id)
+    fallthrough_doc = obj.get("fallthrough")
+    fallthrough = (
+        None
+        if fallthrough_doc is None
+        else _serve(fallthrough_doc, f"{path}.fallthrough", variants)
+    )
+    metadata_doc = _object(obj.get("metadata", {}), f"{path}.metadata")
+    for mkey, mvalue in metadata_doc.items():
+        if not (isinstance(mvalue, str | bool) or _finite_number(mvalue)):
+            raise ParseError(
+                _at(f"{path}.metadata", mkey),
+                "metadata values must be strings, numbers or booleans",
+            )
+    return Flag(
+        key=key,
+        kind=kind,
+        enabled=enabled,
+        variants=MappingProxyType(variants),
+        prerequisites=prerequisites,
+        rules=rules,
+        fallthrough=fallthrough,
+        metadata=MappingProxyType(dict(metadata_doc)),
+    )
+
+
+def _variant_value(kind: str, value: Any, path: str) -> Any:
+    ok: bool
+    if kind == "boolean":
+        ok = isinstance(value, bool)
+    elif kind == "string":
+        ok = isinstance(value, str)
+    elif kind == "integer":
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind == "float":
+        # Integral JSON numbers are fine for a float flag ("1" is 1.0); they are served as
+        # floats so every surface (OFREP, the SDK) sees the flag's declared type.
+        if _finite_number(value):
+            return float(value)
+        ok = False
+    else:
+        ok = isinstance(value, dict | list)
+    if not ok:
+        raise ParseError(path, f"a {kind} flag cannot have a variant value of type {_jtype(value)}")
+    return value
+
+
+def _prerequisite(doc: Any, path: str) -> Prerequisite:
+    obj = _object(doc, path)
+    _keys(obj, path, _PREREQ_KEYS, ("flag", "variants"))
+    flag = _string(obj["flag"], f"{path}.flag")
+    variants = _array(obj["variants"], f"{path}.variants")
+    if not variants:
+        raise ParseError(f"{path}.variants", "list at least one variant")
+    for i, v in enumerate(variants):
+        _string(v, f"{path}.variants[{i}]")
+    return Prerequisite(flag=flag, variants=tuple(variants))
+
+
+def _rule(
+    doc: Any, path: str, variants: Mapping[str, Any], segments: Mapping[str, Segment]
+) -> Rule:
+    obj = _object(doc, path)
+    _keys(obj, path, _RULE_KEYS, ("id", "when", "serve"))
+    rule_id = _string(obj["id"], f"{path}.id")
+    if not rule_id:
+        raise ParseError(f"{path}.id", "rule id must not be empty")
+    when = _conditions(obj["when"], f"{path}.when", segments)
+    return Rule(id=rule_id, when=when, serve=_serve(obj["serve"], f"{path}.serve", variants))
+
+
+def _conditions(doc: Any, path: str, segments: Mapping[str, Any]) -> tuple[Condition, ...]:
+    return tuple(
+        _condition(item, f"{path}[{i}]", segments) for i, item in enumerate(_array(doc, path))
+    )
+
+
+def _condition(doc: Any, path: str, segments: Mapping[str, Any]) -> Condition:
+    obj = _object(doc, path)
+    _keys(obj, path, _COND_KEYS, ("op",))
+    op_name = obj["op"]
+    op = OPERATORS.get(op_name) if isinstance(op_name, str) else None
+    if op is None:
+        raise ParseError(f"{path}.op", f"unknown operator {op_name!r}")
+    negate = obj.get("negate", False)
+    if type(negate) is not bool:
+        raise ParseError(f"{path}.negate", "expected a boolean")
+    ci = obj.get("case_insensitive", False)
+    if type(ci) is not bool:
+        raise ParseError(f"{path}.case_insensitive", "expected a boolean")
+
+    attr = obj.get("attr")
+    if op.uses_attr:
+        if attr is None:
+            raise ParseError(path, f"operator {op_name!r} needs an 'attr'")
+        attr = _string(attr, f"{path}.attr")
+        if not attr or any(not part for part in attr.split(".")):
+            raise ParseError(f"{path}.attr", f"invalid attribute path {attr!r}")
+    elif attr is not None:
+        raise ParseError(f"{path}.attr", f"operator {op_name!r} takes no 'attr'")
+
+    values = _array(obj.get("values", []), f"{path}.values")
+    if op.needs_values and not values:
+        raise ParseError(f"{path}.values", f"operator {op_name!r} needs at least one value")
+    if not op.needs_values and values:
+        raise ParseError(f"{path}.values", f"operator {op_name!r} takes no values")
+    if not op.uses_attr:
+        for i, seg in enumerate(values):
+            _string(seg, f"{path}.values[{i}]")
+            if seg not in segments:
+                raise ParseError(f"{path}.values[{i}]", f"undefined segment {seg!r}")
+    elif op.build is not None:
+        # Build once here so bad values (regex, semver, dates, networks) fail at parse time
+        # with a precise path; the compiler builds again from the validated values.
+        try:
+            op.build(values, ci)
+        except ValueProblem as exc:
+            where = f"{path}.values" if exc.index is None else f"{path}.values[{exc.index}]"
+            raise ParseError(where, exc.message) from None
+    return Condition(
+        op=op_name, attr=attr, values=tuple(values), negate=negate, case_insensitive=ci
+    )
+
+
+def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
+    obj = _object(doc, path)
+    _keys(obj, path, _SERVE_KEYS, ())
+    has_variant = obj.get("variant") is not None
+    has_rollout = obj.get("rollout") is not None
+    if has_variant == has_rollout:
+        raise ParseError(path, "serve exactly one of 'variant' or 'rollout'")
+    if has_variant:
+        return Serve(variant=_variant_ref(obj["variant"], f"{path}.variant", variants))
+    rpath = f"{path}.rollout"
+    robj = _object(obj["rollout"], rpath)
+    _keys(robj, rpath, _ROLLOUT_KEYS, ("weights",))
+    weights_doc = _array(robj["weights"], f"{rpath}.weights")
+    if not weights_doc:
+        raise ParseError(f"{rpath}.weights", "a rollout needs at least one weighted variant")
+    weights = []
+    seen: set[str] = set()
+    for i, item in enumerate(weights_doc):
+        wpath = f"{rpath}.weights[{i}]"
+        wobj = _object(item, wpath)
+        _keys(wobj, wpath, _WEIGHT_KEYS, ("variant", "weight"))
+        name = _variant_ref(wobj["variant"], f"{wpath}.variant", variants)
+        if name in seen:
+            raise ParseError(f"{wpath}.variant", f"variant {name!r} listed twice")
+        seen.add(name)
+        weight = wobj["weight"]
+        if type(weight) is not int or weight < 0:
+            raise ParseError(f"{wpath}.weight", "weights are non-negative integers")
+        weights.append(WeightedVariant(variant=name, weight=weight))
+    if sum(w.weight for w in weights) <= 0:
+        raise ParseError(f"{rpath}.weights", "weights sum to 0")
+    bucket_by = _string(robj.get("bucket_by", "targetingKey"), f"{rpath}.bucket_by")
+    if not bucket_by or any(not part for part in bucket_by.split(".")):
+        raise ParseError(f"{rpath}.bucket_by", f"invalid attribute path {bucket_by!r}")
+    salt = robj.get("salt")
+    if salt is not None:
+        salt = _string(salt, f"{rpath}.salt")
+    return Serve(rollout=Rollout(weights=tuple(weights), bucket_by=bucket_by, salt=salt))
+
+
+def _variant_ref(doc: Any, path: str, variants: Mapping[str, Any]) -> str:
+    name = _string(doc, path)
+    if name not in variants:
+        raise ParseError(path, f"variant {name!r} is not defined by this flag")
+    return name
+
+
+def _segment(key: str, doc: Any, path: str, all_segments: Mapping[str, Any]) -> Segment:
+    if not key:
+        raise ParseError(path, "segment key must not be empty")
+    obj = _object(doc, path)
+    _keys(obj, path, _SEGMENT_KEYS, ())
+    include = _string_list(obj.get("include", []), f"{path}.include")
+    exclude = _string_list(obj.get("exclude", []), f"{path}.exclude")
+    when = _conditions(obj.get("when", []), f"{path}.when", all_segments)
+    return Segment(key=key, include=frozenset(include), exclude=frozenset(exclude), when=when)
+
+
+# --------------------------------------------------------------------------------------------
+# graph checks
+
+
+def _check_segment_cycles(segments: Mapping[str, Segment]) -> None:
+    def refs(seg: Segment) -> list[str]:
+        return [v for c in seg.when if not OPERATORS[c.op].uses_attr for v in c.values]
+
+    _find_cycle(
+        {k: refs(s) for k, s in segments.items()},
+        lambda key, chain: ParseError(
+            _at("$.segments", key), f"segment cycle: {' -> '.join(chain)}"
+        ),
+    )
+
+
+def _check_prerequisites(flags: Mapping[str, Flag]) -> None:
+    for key, flag in flags.items():
+        for i, pre in enumerate(flag.prerequisites):
+            path = f"{_at('$.flags', key)}.prerequisites[{i}]"
+            target = flags.get(pre.flag)
+            if target is None:
+                raise ParseError(f"{path}.flag", f"undefined prerequisite flag {pre.flag!r}")
+            for j, variant in enumerate(pre.variants):
+                if variant not in target.variants:
+                    raise ParseError(
+                        f"{path}.variants[{j}]",
+                        f"flag {pre.flag!r} has no variant {variant!r}",
+                    )
+    _find_cycle(
+        {k: [p.flag for p in f.prerequisites] for k, f in flags.items()},
+        lambda key, chain: ParseError(
+            f"{_at('$.flags', key)}.prerequisites", f"prerequisite cycle: {' -> '.join(chain)}"
+        ),
+    )
+
+
+def _find_cycle(graph: Mapping[str, Sequence[str]], error: Any) -> None:
+    """Iterative DFS (no recursion limit on long chains); raises ``error(key, chain)``."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    for start in graph:
+        if state.get(start):
+            continue
+        stack: list[tuple[str, int]] = [(start, 0)]
+        chain = [start]
+        state[start] = 1
+        while stack:
+            node, i = stack[-1]
+            edges = graph.get(node, ())
+            if i < len(edges):
+                stack[-1] = (node, i + 1)
+                nxt = edges[i]
+                mark = state.get(nxt)
+                if mark == 1:
+                    cycle = [*chain[chain.index(nxt) :], nxt]
+                    raise error(nxt, cycle)
+                if mark is None and nxt in graph:
+                    state[nxt] = 1
+                    stack.append((nxt, 0))
+                    chain.append(nxt)
+            else:
+                state[node] = 2
+                stack.pop()
+                chain.pop()
+
+
+# --------------------------------------------------------------------------------------------
+# JSON shape helpers
+
+
+def _at(path: str, key: str) -> str:
+    return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def _fail_type(path: str, expected: str, value: Any) -> NoReturn:
+    raise ParseError(path, f"expected {expected}, got {_jtype(value)}")
+
+
+def _object(value: Any, path: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        _fail_type(path, "an object", value)
+    for k in value:
+        if not isinstance(k, str):
+            raise ParseError(path, f"object keys must be strings, got {k!r}")
+    return value
+
+
+def _array(value: Any, path: str) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        _fail_type(path, "an array", value)
+    return list(value)
+
+
+def _string(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        _fail_type(path, "a string", value)
+    return value
+
+
+def _string_list(value: Any, path: str) -> list[str]:
+    items = _array(value, path)
+    for i, item in enumerate(items):
+        _string(item, f"{path}[{i}]")
+    return items
+
+
+def _integer(value: Any, path: str) -> int:
+    if type(value) is not int:
+        _fail_type(path, "an integer", value)
+    return value
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _keys(obj: Mapping[str, Any], path: str, allowed: set[str], required: Sequence[str]) -> None:
+    for key in required:
+        if key not in obj:
+            raise ParseError(path, f"missing key {key!r}")
+    for key in obj:
+        if key not in allowed:
+            raise ParseError(_at(path, key), f"unknown key {key!r}")
+
+
+def _jtype(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, list | tuple):
+        return "array"
+    if isinstance(value, Mapping):
+        return "object"
+    return type(value).__name__
