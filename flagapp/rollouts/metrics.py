@@ -1,0 +1,45 @@
+"""The metric-source interface: where guardrail numbers come from.
+
+Two implementations: ``flagapp.rollouts.events_source.StoredEventsSource`` (the exposures
+and track events providers POST to ``/sdk/v1/events``) and
+``flagapp.rollouts.prometheus.PrometheusSource`` (an existing monitoring stack). A source
+answers one question — "this metric, per variant, over this window" — so the controller,
+the guardrail maths and the charts do not care which one is configured.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from .guardrails import GuardrailSpec, VariantSample
+
+__all__ = ["MetricQuery", "MetricSource", "MetricSourceError"]
+
+
+class MetricSourceError(Exception):
+    """The source could not answer (unreachable, bad query, malformed reply).
+
+    The controller treats this as "no judgement" for the tick: it neither steps nor rolls
+    back on missing data, and it records the error in the plan's last check.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class MetricQuery:
+    flag_key: str
+    environment: str
+    spec: GuardrailSpec
+    since: datetime
+    until: datetime
+    variants: tuple[str, ...]
+
+
+@runtime_checkable
+class MetricSource(Protocol):
+    name: str
+
+    def measure(self, query: MetricQuery) -> dict[str, VariantSample]:
+        """Samples keyed by variant; variants without data may be missing."""
+        ...

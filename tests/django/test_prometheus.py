@@ -1,0 +1,200 @@
+"""PrometheusSource against a local fake Prometheus HTTP API on 127.0.0.1.
+
+The fake implements the wire format of ``/api/v1/query`` (form POST, JSON envelope,
+instant vectors with string sample values, error envelopes); instead of a PromQL engine it
+answers exact query strings registered by the test, and records what it was asked, so the
+tests pin both the PromQL we send and how replies are parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from flagapp.rollouts.guardrails import GuardrailSpec, MetricKind, Status, evaluate_guardrail
+from flagapp.rollouts.metrics import MetricQuery, MetricSource, MetricSourceError
+from flagapp.rollouts.prometheus import PrometheusSource, promql_string
+
+
+class FakePrometheus:
+    def __init__(self) -> None:
+        self.answers: dict[str, list[dict[str, Any]]] = {}
+        self.fail_with: tuple[int, dict[str, Any] | str] | None = None
+        self.received: list[dict[str, str]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+                self._answer(form)
+
+            def do_GET(self) -> None:
+                query = self.path.partition("?")[2]
+                self._answer({k: v[0] for k, v in parse_qs(query).items()})
+
+            def _answer(self, form: dict[str, str]) -> None:
+                if not self.path.startswith("/api/v1/query"):
+                    self.send_error(404)
+                    return
+                fake.received.append(form)
+                if fake.fail_with is not None:
+                    status, body = fake.fail_with
+                    raw = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+                else:
+                    status = 200
+                    result = fake.answers.get(form.get("query", ""), [])
+                    raw = json.dumps(
+                        {"status": "success", "data": {"resultType": "vector", "result": result}}
+                    ).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def vector(self, query: str, values: dict[str, str], ts: float = 1.7e9) -> None:
+        self.answers[query] = [
+            {"metric": {"variant": v}, "value": [ts, value]} for v, value in values.items()
+        ]
+
+
+@pytest.fixture
+def prom() -> Iterator[FakePrometheus]:
+    fake = FakePrometheus()
+    fake.thread.start()
+    try:
+        yield fake
+    finally:
+        fake.server.shutdown()
+        fake.server.server_close()
+
+
+UNTIL = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+def _query(spec: GuardrailSpec, flag: str = "checkout.new-flow") -> MetricQuery:
+    return MetricQuery(flag, "production", spec, UNTIL - timedelta(minutes=5), UNTIL, ("on", "off"))
+
+
+SEL = 'flag="checkout.new-flow",environment="production"'
+
+
+def test_prometheus_source__error_rate__ratio_per_variant_and_exact_promql(
+    prom: FakePrometheus,
+) -> None:
+    events = f'sum by (variant) (increase(flagapp_events_total{{{SEL},event="error"}}[300s]))'
+    exposures = f"sum by (variant) (increase(flagapp_exposures_total{{{SEL}}}[300s]))"
+    prom.vector(events, {"on": "130.4", "off": "40"})
+    prom.vector(exposures, {"on": "4210", "off": "4000.2"})
+    with PrometheusSource(prom.url) as source:
+        assert isinstance(source, MetricSource)
+        samples = source.measure(_query(GuardrailSpec("error_rate", 0.01)))
+    assert samples["on"].n == 4210
+    assert samples["on"].count == 130
+    assert samples["on"].value == pytest.approx(130 / 4210)
+    assert samples["off"].value == pytest.approx(40 / 4000)
+    assert [r["query"] for r in prom.received] == [events, exposures]
+    assert prom.received[0]["time"] == f"{UNTIL.timestamp():.3f}"
+    result = evaluate_guardrail(GuardrailSpec("error_rate", 0.01), samples["on"], samples["off"])
+    assert result.status is Status.BREACH
+    assert result.message == "error_rate 3.1% > 1.0% (n=4,210)"
+
+
+def test_prometheus_source__latency__quantile_and_count(prom: FakePrometheus) -> None:
+    spec = GuardrailSpec(MetricKind.LATENCY, 300.0, event_key="latency_ms", percentile=99)
+    source = PrometheusSource(prom.url)
+    q = source.render(
+        "quantile",
+        {
+            "flag": "checkout.new-flow",
+            "environment": "production",
+            "event": "latency_ms",
+            "window": "300s",
+            "quantile": "0.99",
+        },
+    )
+    assert q.startswith("histogram_quantile(0.99, sum by (le, variant)")
+    prom.vector(q, {"on": "412.5", "off": "NaN"})
+    c = source.render(
+        "count",
+        {
+            "flag": "checkout.new-flow",
+            "environment": "production",
+            "event": "latency_ms",
+            "window": "300s",
+            "quantile": "0.99",
+        },
+    )
+    prom.vector(c, {"on": "1500", "off": "0"})
+    samples = source.measure(_query(spec))
+    source.close()
+    assert samples["on"].value == pytest.approx(412.5)
+    assert samples["on"].n == 1500
+    assert samples["off"].value is None  # NaN from an empty histogram is "no data"
+
+
+def test_prometheus_source__label_with_quote__escaped_in_promql(prom: FakePrometheus) -> None:
+    with PrometheusSource(prom.url) as source:
+        source.measure(_query(GuardrailSpec("error_rate", 0.01), flag='evil"} or vector(1) #'))
+    assert 'flag="evil\\"} or vector(1) #"' in prom.received[0]["query"]
+    assert promql_string('a\\b"c') == 'a\\\\b\\"c'
+
+
+def test_prometheus_source__error_envelope__raises_metric_source_error(
+    prom: FakePrometheus,
+) -> None:
+    prom.fail_with = (400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
+    with (
+        PrometheusSource(prom.url) as source,
+        pytest.raises(MetricSourceError, match="parse error"),
+    ):
+        source.measure(_query(GuardrailSpec("error_rate", 0.01)))
+
+
+def test_prometheus_source__non_json_reply__raises_metric_source_error(
+    prom: FakePrometheus,
+) -> None:
+    prom.fail_with = (502, "<html>bad gateway</html>")
+    with PrometheusSource(prom.url) as source, pytest.raises(MetricSourceError, match="502"):
+        source.measure(_query(GuardrailSpec("error_rate", 0.01)))
+
+
+def test_prometheus_source__unreachable__raises_metric_source_error() -> None:
+    fake = FakePrometheus()  # bound but never serving, then closed: connection refused
+    url = fake.url
+    fake.server.server_close()
+    with (
+        PrometheusSource(url, timeout=1.0) as source,
+        pytest.raises(MetricSourceError, match="unreachable"),
+    ):
+        source.measure(_query(GuardrailSpec("error_rate", 0.01)))
+
+
+def test_prometheus_source__custom_template__used_verbatim(prom: FakePrometheus) -> None:
+    custom = {"exposures": 'sum by (variant) (my_requests{app="$flag"})'}
+    prom.vector('sum by (variant) (my_requests{app="checkout.new-flow"})', {"on": "10"})
+    with PrometheusSource(prom.url, queries=custom) as source:
+        samples = source.measure(_query(GuardrailSpec("error_rate", 0.01)))
+    assert samples["on"].n == 10
+    assert samples["on"].value == 0.0
+
+
+def test_prometheus_source__bad_template__raises_metric_source_error(prom: FakePrometheus) -> None:
+    source = PrometheusSource(prom.url, queries={"events": "rate($nope[5m])"})
+    with source, pytest.raises(MetricSourceError, match="template"):
+        source.measure(_query(GuardrailSpec("error_rate", 0.01)))
