@@ -58,7 +58,8 @@ class ChangeRequest(models.Model):
     environment_key = models.CharField(max_length=100, blank=True, default="")
     #: The services operation to run, e.g. ``update_state`` (see docs/governance.md).
     kind = models.CharField(max_length=64)
-    #: Keyword arguments of that operation, JSON-friendly (without actor/reason).
+    #: The whole change as ``ApprovalRequired.change`` describes it (``operation``,
+    #: ``params``, ``flag``, ``environment``...): what ``services.apply_change`` replays.
     payload = models.JSONField(default=dict)
     #: The version of the edited object the change was proposed against (None: no check).
     base_version = models.PositiveIntegerField(null=True, blank=True)
@@ -105,9 +106,14 @@ class ChangeRequest(models.Model):
         return self.status in (self.STATUS_PENDING, self.STATUS_APPROVED)
 
     @property
+    def is_approved(self) -> bool:
+        """What ``flagapp.policy.change_request_covers`` checks before the services apply."""
+        return self.status == self.STATUS_APPROVED
+
+    @property
     def change(self) -> dict[str, Any]:
         """The change in ``ApprovalRequired.change`` shape."""
-        return {"operation": self.kind, "kwargs": dict(self.payload)}
+        return {"operation": self.kind, **dict(self.payload)}
 
 
 class ReminderLog(models.Model):

@@ -1,0 +1,159 @@
+"""Blast-radius preview: how many recent contexts would be served differently after a change.
+
+The question a reviewer asks before a targeting change goes out is "who does this touch?".
+We answer it with the same engine that serves flags: evaluate the recent evaluation contexts
+of the environment (``flagapp.sampling.recent_contexts``: sampled from in-process
+evaluations and ``POST /sdk/v1/events``) against the ruleset as it is and as it would be,
+and count the contexts whose outcome differs. Because both sides use the real engine,
+prerequisites, segments and sticky bucketing are all accounted for.
+
+``compare`` is pure (ruleset documents + contexts in, :class:`BlastRadius` out); the
+Django-facing ``preview`` helpers in :mod:`flagapp.governance.change_requests` compile the
+"after" document and fetch the sample.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from openfeature_provider.engine import Resolution, Ruleset, evaluate, parse_ruleset
+
+__all__ = ["BlastRadius", "Outcome", "compare", "dependent_flags", "outcome_of"]
+
+#: (served the caller's default?, variant) -- what "a different variant" means. A disabled
+#: flag serves the caller's default, which is different from serving any variant.
+Outcome = tuple[bool, str | None]
+
+
+def outcome_of(resolution: Resolution) -> Outcome:
+    if resolution.use_default:
+        return (True, None)
+    return (False, resolution.variant)
+
+
+def _describe(outcome: Outcome) -> str:
+    return "(default)" if outcome[0] else str(outcome[1])
+
+
+@dataclass(slots=True)
+class BlastRadius:
+    """The preview stored on a change request and returned by API dry runs (``as_dict``)."""
+
+    flag_key: str
+    environment: str
+    sampled: int
+    changed: int
+    #: flags whose outcome was compared: the changed flag plus flags that list it as a
+    #: prerequisite (directly or transitively)
+    flags: list[str] = field(default_factory=list)
+    examples: list[dict[str, Any]] = field(default_factory=list)
+    #: per (before -> after) transition, how many contexts take it
+    transitions: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def share(self) -> float:
+        return self.changed / self.sampled if self.sampled else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "flag": self.flag_key,
+            "environment": self.environment,
+            "sampled": self.sampled,
+            "changed": self.changed,
+            "share": round(self.share, 4),
+            "flags": list(self.flags),
+            "examples": list(self.examples),
+            "transitions": dict(self.transitions),
+        }
+
+    def summary(self) -> str:
+        if not self.sampled:
+            return "no recent evaluation contexts sampled: the blast radius is unknown"
+        return (
+            f"{self.changed} of {self.sampled} recent contexts ({self.share:.1%}) "
+            f"would be served a different variant"
+        )
+
+
+def dependent_flags(ruleset: Ruleset, flag_key: str) -> list[str]:
+    """``flag_key`` and every flag that depends on it through prerequisites, in BFS order."""
+    order = [flag_key]
+    seen = {flag_key}
+    i = 0
+    while i < len(order):
+        current = order[i]
+        i += 1
+        for key, flag in ruleset.flags.items():
+            if key not in seen and any(p.flag == current for p in flag.prerequisites):
+                seen.add(key)
+                order.append(key)
+    return order
+
+
+def _as_ruleset(doc: Ruleset | Mapping[str, Any] | None, environment: str) -> Ruleset:
+    if isinstance(doc, Ruleset):
+        return doc
+    if doc is None:
+        doc = {"format": 1, "environment": environment, "version": 0, "etag": "", "flags": {}}
+    return parse_ruleset(doc)
+
+
+def compare(
+    before: Ruleset | Mapping[str, Any] | None,
+    after: Ruleset | Mapping[str, Any],
+    flag_key: str,
+    contexts: Iterable[Mapping[str, Any]],
+    *,
+    max_examples: int = 5,
+) -> BlastRadius:
+    """Evaluate every context against both rulesets; count the ones whose outcome changed.
+
+    ``before`` may be ``None`` (nothing published yet: every flag is unknown, so every
+    context was served the caller's default). Each context counts once even when several
+    dependent flags change for it; examples show the first flag that changed.
+    """
+    new = _as_ruleset(after, "")
+    old = _as_ruleset(before, new.environment)
+    keys = list(dict.fromkeys(dependent_flags(old, flag_key) + dependent_flags(new, flag_key)))
+    sampled = changed = 0
+    examples: list[dict[str, Any]] = []
+    transitions: dict[str, int] = {}
+    for context in contexts:
+        sampled += 1
+        for key in keys:
+            a = outcome_of(evaluate(old, key, context))
+            b = outcome_of(evaluate(new, key, context))
+            if a != b:
+                changed += 1
+                label = f"{_describe(a)} -> {_describe(b)}"
+                if key != flag_key:
+                    label = f"{key}: {label}"
+                transitions[label] = transitions.get(label, 0) + 1
+                if len(examples) < max_examples:
+                    examples.append(
+                        {
+                            "targetingKey": context.get("targetingKey"),
+                            "flag": key,
+                            "before": _describe(a),
+                            "after": _describe(b),
+                            "context": _trim(context),
+                        }
+                    )
+                break
+    return BlastRadius(
+        flag_key=flag_key,
+        environment=new.environment,
+        sampled=sampled,
+        changed=changed,
+        flags=keys,
+        examples=examples,
+        transitions=dict(sorted(transitions.items(), key=lambda kv: -kv[1])),
+    )
+
+
+def _trim(context: Mapping[str, Any], limit: int = 8) -> dict[str, Any]:
+    """A few attributes of an example context: enough to recognise it, small to store."""
+    items: Sequence[tuple[str, Any]] = list(context.items())[:limit]
+    return {k: v for k, v in items if isinstance(v, str | int | float | bool) or v is None}
