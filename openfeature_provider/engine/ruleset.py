@@ -252,7 +252,7 @@ def _condition(doc: Any, path: str, segments: Mapping[str, Any]) -> Condition:
         attr = _string(attr, f"{path}.attr")
         if not attr or any(not part for part in attr.split(".")):
             raise ParseError(f"{path}.attr", f"invalid attribute path {attr!r}")
-    elif attr is not None:
+    elif "attr" in obj:
         raise ParseError(f"{path}.attr", f"operator {op_name!r} takes no 'attr'")
 
     values = _array(obj.get("values", []), f"{path}.values")
@@ -281,8 +281,8 @@ def _condition(doc: Any, path: str, segments: Mapping[str, Any]) -> Condition:
 def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
     obj = _object(doc, path)
     _keys(obj, path, _SERVE_KEYS, ())
-    has_variant = obj.get("variant") is not None
-    has_rollout = obj.get("rollout") is not None
+    has_variant = "variant" in obj
+    has_rollout = "rollout" in obj
     if has_variant == has_rollout:
         raise ParseError(path, "serve exactly one of 'variant' or 'rollout'")
     if has_variant:

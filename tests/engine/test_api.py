@@ -42,7 +42,7 @@ def test_all__public_module_attributes__are_all_listed() -> None:
 
 def test_import__engine_alone__loads_neither_django_nor_openfeature_sdk() -> None:
     code = (
-        "import sys, openfeature_provider.engine as e;"
+        "import sys, openfeature_provider.engine as e, openfeature_provider.cli;"
         "bad=[m for m in sys.modules if m.split('.')[0] in ('django','openfeature','flagapp')];"
         "print(bad)"
     )

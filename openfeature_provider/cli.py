@@ -1,0 +1,107 @@
+"""``flagapp-eval``: evaluate a ruleset file against JSON-lines contexts.
+
+Why a CLI: a snapshot can be checked in CI or debugged on a laptop with exactly the engine
+production runs, without Django or a server. Usage (see docs/cli.md)::
+
+    flagapp-eval --ruleset snapshot.json [--flag KEY] [--explain] < contexts.jsonl
+
+Each input line is one JSON object (an evaluation context). For each context and each flag
+(or only ``--flag``) one JSON line is written:
+``{"flag", "value", "variant", "reason", "errorCode"}``; ``--explain`` adds ``"rule"`` (the
+id of the deciding rule, null for the fallthrough) and ``"errorMessage"``. ``value`` is null
+whenever the caller's default would be served.
+
+Exit status: 0 all lines evaluated; 1 some input lines were invalid (reported on stderr with
+their line number and skipped); 2 the ruleset could not be read or is invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from openfeature_provider.engine import ParseError, Resolution, evaluate, parse_ruleset
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_BAD_INPUT = 1
+EXIT_BAD_RULESET = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="flagapp-eval",
+        description="Evaluate a flagapp ruleset (format v1) for JSON-lines contexts on stdin.",
+    )
+    parser.add_argument("--ruleset", required=True, metavar="FILE", help="ruleset JSON file")
+    parser.add_argument("--flag", metavar="KEY", help="evaluate only this flag")
+    parser.add_argument(
+        "--explain", action="store_true", help="add the deciding rule id and error message"
+    )
+    return parser
+
+
+def _row(res: Resolution, explain: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "flag": res.flag_key,
+        "value": None if res.use_default else res.value,
+        "variant": res.variant,
+        "reason": res.reason,
+        "errorCode": res.error_code,
+    }
+    if explain:
+        row["rule"] = res.rule_id
+        row["errorMessage"] = res.error_message
+    return row
+
+
+def run(
+    argv: Sequence[str] | None, stdin: TextIO, stdout: TextIO, stderr: TextIO
+) -> int:
+    """The CLI with explicit streams (what tests and ``main`` call)."""
+    args = _parser().parse_args(argv)
+    try:
+        with open(args.ruleset, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        print(f"flagapp-eval: cannot read {args.ruleset}: {exc.strerror or exc}", file=stderr)
+        return EXIT_BAD_RULESET
+    try:
+        ruleset = parse_ruleset(data)
+    except ParseError as exc:
+        print(f"flagapp-eval: invalid ruleset: {exc}", file=stderr)
+        return EXIT_BAD_RULESET
+
+    keys = [args.flag] if args.flag is not None else list(ruleset.flags)
+    status = EXIT_OK
+    for lineno, line in enumerate(stdin, start=1):
+        if not line.strip():
+            continue
+        try:
+            context = json.loads(line)
+        except ValueError as exc:
+            print(f"flagapp-eval: line {lineno}: invalid JSON: {exc}", file=stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        if not isinstance(context, dict):
+            print(f"flagapp-eval: line {lineno}: a context must be a JSON object", file=stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        for key in keys:
+            row = _row(evaluate(ruleset, key, context), args.explain)
+            stdout.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+    stdout.flush()
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry point (``flagapp-eval``)."""
+    return run(argv, sys.stdin, sys.stdout, sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
