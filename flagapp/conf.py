@@ -57,6 +57,11 @@ DEFAULTS: dict[str, Any] = {
     "STREAM_HEARTBEAT_SECONDS": 15.0,
     # Seconds a stream stays open before the server ends it (the client reconnects); 0 = never.
     "STREAM_MAX_SECONDS": 3600.0,
+    # The SSE "retry:" hint (milliseconds) a client waits before reconnecting.
+    "STREAM_RETRY_MS": 2000,
+    # Cache-Control of GET /sdk/v1/ruleset: revalidate every time (304s are cheap); see
+    # docs/deploy.md before letting a CDN cache it.
+    "RULESET_CACHE_CONTROL": "private, no-cache",
     # In-process cache of SDK key lookups (seconds): bounds how long a revocation takes to
     # reach a process that misses the notifier's broadcast.
     "SDK_KEY_CACHE_SECONDS": 30.0,

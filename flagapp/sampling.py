@@ -1,0 +1,256 @@
+"""A bounded, sampled record of recent evaluation contexts, and evaluation counts.
+
+Two producers feed it: in-process evaluations (``flagapp.evaluation`` calls :func:`offer`
+on every evaluation) and SDKs through ``POST /sdk/v1/events`` (:func:`record`). Two readers
+use it: the blast-radius preview (:func:`recent_contexts`) and the stale-flag report
+(``FlagEvaluationStat`` rows: count and last-evaluated time per flag and environment).
+
+Why buffered: :func:`offer` runs inside every flag check, so it only touches memory (a
+counter and, for a sampled share ``CONTEXT_SAMPLE_RATE``, a bounded buffer). The buffer is
+written to the database by :func:`flush`, which :func:`offer` triggers at most every
+``SAMPLING_FLUSH_SECONDS`` (outside an event loop only) and which a periodic task may call.
+Nothing here ever raises into the caller: losing a sample is better than failing a request.
+
+The stored sample is bounded per environment (``CONTEXT_SAMPLE_SIZE``): a flush inserts
+the new rows and deletes the oldest beyond the bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+from flagapp.conf import settings
+
+__all__ = [
+    "Sample",
+    "evaluation_stats",
+    "flush",
+    "fold_counts",
+    "offer",
+    "pending_counts",
+    "recent_contexts",
+    "record",
+    "reset",
+]
+
+logger = logging.getLogger("flagapp.sampling")
+
+# Contexts buffered per process between flushes, at most (the oldest are dropped).
+_BUFFER_MAX = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    environment_key: str
+    flag_key: str
+    variant: str
+    context: Mapping[str, Any]
+    at: datetime
+
+
+_lock = threading.Lock()
+_buffer: deque[Sample] = deque(maxlen=_BUFFER_MAX)
+_counts: dict[tuple[str, str], list[Any]] = {}  # (env, flag) -> [count, last datetime]
+_last_flush = time.monotonic()
+_flushing = threading.Lock()
+
+
+def offer(env_key: str, flag_key: str, context: Mapping[str, Any] | None, variant: Any) -> None:
+    """Note one in-process evaluation. Cheap: memory only, except an occasional flush."""
+    try:
+        now = timezone.now()
+        pair = (env_key, flag_key)
+        slot = _counts.get(pair)
+        if slot is None:
+            with _lock:
+                slot = _counts.setdefault(pair, [0, now])
+        slot[0] += 1  # a lost increment under a thread race is acceptable for a statistic
+        slot[1] = now
+        if context and random.random() < float(settings.CONTEXT_SAMPLE_RATE):
+            _buffer.append(Sample(env_key, flag_key, str(variant or ""), dict(context), now))
+        if time.monotonic() - _last_flush > float(settings.SAMPLING_FLUSH_SECONDS):
+            _maybe_flush_inline()
+    except Exception:  # pragma: no cover - never fail an evaluation for a statistic
+        logger.exception("flagapp.sampling.offer failed")
+
+
+def record(
+    env_key: str,
+    samples: Iterable[tuple[str, str, Mapping[str, Any] | None, datetime]],
+    *,
+    counts: Mapping[str, tuple[int, datetime]] | None = None,
+) -> None:
+    """Store contexts and counts reported by an SDK (already validated) right away.
+
+    ``samples`` are ``(flag_key, variant, context, at)``; ``counts`` maps a flag key to
+    ``(evaluations, last_evaluated_at)``.
+    """
+    rows = [
+        Sample(env_key, flag_key, variant, dict(ctx), at)
+        for flag_key, variant, ctx, at in samples
+        if ctx
+    ]
+    _write(rows, {(env_key, k): [n, at] for k, (n, at) in (counts or {}).items()})
+
+
+def _maybe_flush_inline() -> None:
+    # Inside an event loop a query would block it (and Django forbids it); the loop's next
+    # sync caller or the periodic task will flush.
+    try:
+        asyncio.get_running_loop()
+        return
+    except RuntimeError:
+        pass
+    flush()
+
+
+def _take() -> tuple[list[Sample], dict[tuple[str, str], list[Any]]]:
+    global _last_flush, _counts
+    with _lock:
+        samples = list(_buffer)
+        _buffer.clear()
+        counts, _counts = _counts, {}
+        _last_flush = time.monotonic()
+    return samples, counts
+
+
+def flush() -> int:
+    """Write buffered samples and counts of this process; return how many samples."""
+    if not _flushing.acquire(blocking=False):
+        return 0
+    try:
+        samples, counts = _take()
+        if samples or counts:
+            _write(samples, counts)
+        return len(samples)
+    except Exception:
+        logger.exception("flagapp.sampling.flush failed; dropped one batch")
+        return 0
+    finally:
+        _flushing.release()
+
+
+def _write(samples: list[Sample], counts: Mapping[tuple[str, str], list[Any]]) -> None:
+    from flagapp.models import ContextSample, Environment
+
+    env_keys = {s.environment_key for s in samples} | {env for env, _ in counts}
+    if not env_keys:
+        return
+    env_ids = dict(Environment.objects.filter(key__in=env_keys).values_list("key", "id"))
+    rows = [
+        ContextSample(
+            environment_id=env_ids[s.environment_key],
+            context=dict(s.context),
+            flag_key=s.flag_key[:200],
+            variant=s.variant[:200],
+            recorded_at=s.at,
+        )
+        for s in samples
+        if s.environment_key in env_ids
+    ]
+    if rows:
+        ContextSample.objects.bulk_create(rows)
+        _trim({r.environment_id for r in rows})
+    fold_counts(
+        {
+            (env_ids[env], flag): (int(n), at)
+            for (env, flag), (n, at) in counts.items()
+            if env in env_ids
+        }
+    )
+
+
+def _trim(env_ids: Iterable[int]) -> None:
+    from flagapp.models import ContextSample
+
+    size = int(settings.CONTEXT_SAMPLE_SIZE)
+    for env_id in env_ids:
+        boundary = (
+            ContextSample.objects.filter(environment_id=env_id)
+            .order_by("-id")
+            .values_list("id", flat=True)[size : size + 1]
+        )
+        cutoff = next(iter(boundary), None)
+        if cutoff is not None:
+            ContextSample.objects.filter(environment_id=env_id, id__lte=cutoff).delete()
+
+
+def fold_counts(counts: Mapping[tuple[int, str], tuple[int, datetime]]) -> None:
+    """Add evaluation counts into ``FlagEvaluationStat``: ``{(env_id, flag): (n, last_at)}``.
+
+    One UPDATE per pair, an INSERT for a pair seen the first time. A periodic task may call
+    :func:`flush`, which ends here.
+    """
+    from django.db import IntegrityError, transaction
+    from django.db.models import F
+    from django.db.models.functions import Greatest
+
+    from flagapp.models import FlagEvaluationStat
+
+    for (env_id, flag_key), (n, last_at) in counts.items():
+        if n <= 0:
+            continue
+        updated = FlagEvaluationStat.objects.filter(
+            environment_id=env_id, flag_key=flag_key
+        ).update(count=F("count") + n, last_evaluated_at=Greatest("last_evaluated_at", last_at))
+        if updated:
+            continue
+        try:
+            with transaction.atomic():
+                FlagEvaluationStat.objects.create(
+                    environment_id=env_id, flag_key=flag_key, count=n, last_evaluated_at=last_at
+                )
+        except IntegrityError:  # another process inserted it meanwhile
+            FlagEvaluationStat.objects.filter(environment_id=env_id, flag_key=flag_key).update(
+                count=F("count") + n, last_evaluated_at=Greatest("last_evaluated_at", last_at)
+            )
+
+
+def recent_contexts(env_key: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """The most recent sampled contexts of ``env_key``, newest first (at most ``limit``).
+
+    Flushes this process's buffer first, so a preview sees what this process just evaluated.
+    """
+    from flagapp.models import ContextSample
+
+    flush()
+    rows = (
+        ContextSample.objects.filter(environment__key=env_key)
+        .order_by("-id")
+        .values_list("context", flat=True)[: max(0, int(limit))]
+    )
+    return [dict(c) for c in rows]
+
+
+def evaluation_stats(env_key: str) -> dict[str, tuple[int, datetime | None]]:
+    """``{flag_key: (count, last_evaluated_at)}`` of ``env_key`` as stored (after a flush)."""
+    from flagapp.models import FlagEvaluationStat
+
+    flush()
+    return {
+        flag: (count, last)
+        for flag, count, last in FlagEvaluationStat.objects.filter(
+            environment__key=env_key
+        ).values_list("flag_key", "count", "last_evaluated_at")
+    }
+
+
+def pending_counts() -> dict[tuple[str, str], int]:
+    """This process's counts not yet flushed (for tests and diagnostics)."""
+    return {pair: int(slot[0]) for pair, slot in list(_counts.items())}
+
+
+def reset() -> None:
+    """Drop everything buffered in this process (tests)."""
+    _take()

@@ -1,0 +1,70 @@
+"""One function every SDK/OFREP view starts with: who is calling, and may they, now?
+
+Order matters: the key is resolved first (a dict lookup when warm) so the rate limit can be
+per key; a request without a valid key is limited per client address instead, so a flood of
+bad keys is refused with 429 before it costs anything but a cache read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+
+from flagapp.sdk import ratelimit
+from flagapp.sdk.keys import AuthFailure, KeyInfo, authenticate_token, token_from_headers
+
+__all__ = ["authorize", "json_response"]
+
+
+def json_response(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
+    response = HttpResponse(
+        json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
+        content_type="application/json",
+        status=status,
+    )
+    for name, value in headers.items():
+        response[name.replace("_", "-")] = value
+    return response
+
+
+def _client_address(request: HttpRequest) -> str:
+    try:
+        from flagapp.context import client_ip
+
+        return client_ip(request) or "unknown"
+    except Exception:  # pragma: no cover - context module is part of the core app
+        return str(request.META.get("REMOTE_ADDR") or "unknown")
+
+
+def _refusal(status: int, detail: str, retry_after: int = 0) -> HttpResponse:
+    payload = {"errorCode": "GENERAL", "errorDetails": detail}
+    response = json_response(payload, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="flagapp"'
+    if retry_after:
+        response["Retry-After"] = str(retry_after)
+    return response
+
+
+def authorize(request: HttpRequest, scope: str) -> KeyInfo | HttpResponse:
+    """The caller's key, or the response refusing it (401, 403 or 429).
+
+    An explicit ``?environment=`` that is not the key's environment is refused with 403: a
+    client configured for one environment must never be served another's flags.
+    """
+    try:
+        info = authenticate_token(token_from_headers(request.headers))
+    except AuthFailure as failure:
+        decision = ratelimit.check(scope, "ip:" + _client_address(request))
+        if not decision.allowed:
+            return _refusal(429, "rate limit exceeded", decision.retry_after)
+        return _refusal(failure.status, failure.detail)
+    decision = ratelimit.check(scope, f"key:{info.key_id}")
+    if not decision.allowed:
+        return _refusal(429, "rate limit exceeded", decision.retry_after)
+    wanted = request.GET.get("environment")
+    if wanted and wanted != info.environment_key:
+        return _refusal(403, "this SDK key belongs to another environment")
+    return info

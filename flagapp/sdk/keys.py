@@ -1,0 +1,238 @@
+"""SDK key creation, revocation and the cached token -> environment lookup.
+
+A token looks like ``fa_production_Ab3dE6gH<32 more base62 chars>``: a fixed prefix (so
+secret scanners can find leaked keys), the environment key (so a human can tell keys apart),
+then 8 characters of public id and 32 of secret. Only the sha256 of the whole token is
+stored. The environment in the token is informational: the stored row decides.
+
+Every OFREP evaluation authenticates, so the lookup is cached in-process: a warm request
+hashes the token (about a microsecond) and reads a dict. Entries expire after
+``FLAGAPP["SDK_KEY_CACHE_SECONDS"]``; revoking clears the entry in this process at once and
+in other processes through the change notifier (or, without Redis, at expiry). Unknown
+tokens are cached too (negatively), so a flood of bad keys does not become a flood of
+queries. ``last_used_at`` is written at most once per ``SDK_KEY_LAST_USED_INTERVAL`` seconds
+per key and process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+import string
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from flagapp.conf import settings
+
+if TYPE_CHECKING:
+    from flagapp.models import SdkKey
+
+__all__ = [
+    "TOKEN_PREFIX",
+    "AuthFailure",
+    "KeyInfo",
+    "authenticate_token",
+    "clear_cache",
+    "create_sdk_key",
+    "forget_public_id",
+    "hash_token",
+    "revoke_sdk_key",
+    "token_from_headers",
+]
+
+logger = logging.getLogger("flagapp.sdk")
+
+TOKEN_PREFIX = "fa_"
+_ALPHABET = string.ascii_letters + string.digits
+_PUBLIC_ID_LEN = 8
+_SECRET_LEN = 32
+_MAX_CACHE_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What an authenticated request knows about its key. Never holds the secret."""
+
+    key_id: int
+    public_id: str
+    environment_key: str
+
+
+class AuthFailure(Exception):
+    """The request may not use the SDK API. ``status`` is 401 (no or bad key) or 403."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(slots=True)
+class _Entry:
+    info: KeyInfo | None  # None: unknown or revoked token (negative entry)
+    revoked: bool
+    loaded_at: float
+    touched_at: float
+
+
+_cache: dict[str, _Entry] = {}
+_lock = threading.Lock()
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _random(n: int) -> str:
+    return "".join(secrets.choice(_ALPHABET) for _ in range(n))
+
+
+def create_sdk_key(environment: Any, name: str = "", actor: Any = None) -> tuple[SdkKey, str]:
+    """Create a key for ``environment`` (an Environment or its key); return it and the token.
+
+    The token is returned once and never stored: show it to the caller and forget it.
+    """
+    from flagapp.models import Environment, SdkKey
+
+    env = environment
+    if not isinstance(env, Environment):
+        env = Environment.objects.get(key=str(environment))
+    while True:
+        public_id = _random(_PUBLIC_ID_LEN)
+        if not SdkKey.objects.filter(public_id=public_id).exists():
+            break
+    token = f"{TOKEN_PREFIX}{env.key}_{public_id}{_random(_SECRET_LEN)}"
+    user = actor if getattr(actor, "pk", None) is not None else None
+    key = SdkKey.objects.create(
+        environment=env,
+        name=name,
+        public_id=public_id,
+        secret_hash=hash_token(token),
+        created_by=user,
+    )
+    logger.info("created SDK key %s for environment %s", public_id, env.key)
+    return key, token
+
+
+def revoke_sdk_key(key: Any, actor: Any = None) -> SdkKey:
+    """Revoke ``key`` (an SdkKey, its pk, or its public id). Idempotent.
+
+    Takes effect at once in this process, in others through the notifier (Redis) or at
+    the latest after ``SDK_KEY_CACHE_SECONDS``.
+    """
+    from flagapp.models import SdkKey
+
+    if isinstance(key, SdkKey):
+        obj = key
+    elif isinstance(key, int):
+        obj = SdkKey.objects.get(pk=key)
+    else:
+        obj = SdkKey.objects.get(public_id=str(key))
+    if obj.revoked_at is None:
+        obj.revoked_at = timezone.now()
+        obj.save(update_fields=["revoked_at"])
+        logger.info(
+            "revoked SDK key %s by %s", obj.public_id, getattr(actor, "username", None) or actor
+        )
+    forget_public_id(obj.public_id)
+    try:
+        from flagapp.sdk import notifier
+
+        notifier.broadcast_key_revoked(obj.public_id)
+    except Exception:  # pragma: no cover - a notifier fault must not undo a revocation
+        logger.exception("could not broadcast the revocation of SDK key %s", obj.public_id)
+    return obj
+
+
+def forget_public_id(public_id: str) -> None:
+    """Drop cached entries of one key (called on revocation, locally and from the notifier)."""
+    with _lock:
+        for digest, entry in list(_cache.items()):
+            if entry.info is not None and entry.info.public_id == public_id:
+                del _cache[digest]
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+def _parse(token: str) -> str | None:
+    """The public id inside ``token``, or None when it is not shaped like one of ours."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    _, sep, tail = token.rpartition("_")
+    if not sep or len(tail) != _PUBLIC_ID_LEN + _SECRET_LEN:
+        return None
+    return tail[:_PUBLIC_ID_LEN]
+
+
+def _load(token: str, digest: str, now: float) -> _Entry:
+    from flagapp.models import SdkKey
+
+    public_id = _parse(token)
+    row = None
+    if public_id is not None:
+        row = (
+            SdkKey.objects.select_related("environment")
+            .filter(public_id=public_id)
+            .only("id", "public_id", "secret_hash", "revoked_at", "environment__key")
+            .first()
+        )
+    if row is None or not hmac.compare_digest(row.secret_hash, digest):
+        return _Entry(info=None, revoked=False, loaded_at=now, touched_at=now)
+    info = KeyInfo(key_id=row.pk, public_id=row.public_id, environment_key=row.environment.key)
+    if row.revoked_at is not None:
+        return _Entry(info=info, revoked=True, loaded_at=now, touched_at=now)
+    # A fresh load counts as use, so a cold process records it once at start-up.
+    SdkKey.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+    return _Entry(info=info, revoked=False, loaded_at=now, touched_at=now)
+
+
+def authenticate_token(token: str | None) -> KeyInfo:
+    """Resolve a presented token to its key; raise :class:`AuthFailure` when it may not pass.
+
+    Warm calls make no query. Never logs the token.
+    """
+    if not token:
+        raise AuthFailure(401, "an SDK key is required (Authorization: Bearer or X-API-Key)")
+    digest = hash_token(token)
+    now = time.monotonic()
+    entry = _cache.get(digest)
+    ttl = float(settings.SDK_KEY_CACHE_SECONDS)
+    if entry is None or now - entry.loaded_at > ttl:
+        entry = _load(token, digest, now)
+        with _lock:
+            if len(_cache) >= _MAX_CACHE_ENTRIES:
+                _cache.clear()
+            _cache[digest] = entry
+    if entry.info is None:
+        raise AuthFailure(401, "unknown SDK key")
+    if entry.revoked:
+        raise AuthFailure(401, "this SDK key was revoked")
+    interval = float(settings.SDK_KEY_LAST_USED_INTERVAL)
+    if now - entry.touched_at > interval:
+        entry.touched_at = now
+        from flagapp.models import SdkKey
+
+        SdkKey.objects.filter(pk=entry.info.key_id).update(last_used_at=timezone.now())
+    return entry.info
+
+
+def token_from_headers(headers: Any) -> str | None:
+    """The token of a request: ``Authorization: Bearer <t>`` or ``X-API-Key: <t>``."""
+    auth = headers.get("Authorization") or ""
+    if auth[:7].lower() == "bearer ":
+        token = auth[7:].strip()
+        if token:
+            return str(token)
+    api_key = headers.get("X-API-Key")
+    if api_key:
+        return str(api_key).strip() or None
+    return None

@@ -1,0 +1,245 @@
+"""Announces new snapshot versions to the SSE streams of every server process.
+
+Flow: ``flagapp.snapshot.publish`` sends ``snapshot_published`` (after commit) in whatever
+process made the change (a web request, the admin, a Celery worker, a management
+command). :func:`on_snapshot_published` delivers the announcement to the streams of this
+process at once and, with ``FLAGAPP["NOTIFIER"] = "redis"``, publishes it on the Redis
+channel ``flagapp:snapshots``; every other process runs one listener thread that fans
+messages out to its own streams. The embedded default (``"local"``) needs no Redis: one
+process, in-process fan-out only.
+
+Streams subscribe from an asyncio event loop (the ASGI server's); announcements arrive from
+other threads, so delivery goes through ``loop.call_soon_threadsafe``. Messages carry the
+id of the process that sent them, so a process skips the Redis echo of its own message.
+Streams also re-check the current version at each heartbeat, so a lost message costs at
+most one heartbeat interval, never a stale client.
+
+The same channel carries SDK key revocations (``{"type": "sdk_key_revoked"}``) so every
+process drops its cached lookup at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from flagapp.conf import settings
+
+__all__ = [
+    "CHANNEL",
+    "Announcement",
+    "Subscription",
+    "broadcast_key_revoked",
+    "ensure_listener",
+    "on_snapshot_published",
+    "publish",
+    "stop_listener",
+    "subscribe",
+    "subscriber_count",
+    "unsubscribe",
+]
+
+logger = logging.getLogger("flagapp.sdk")
+
+CHANNEL = "flagapp:snapshots"
+_ORIGIN = uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    environment: str
+    version: int
+    etag: str
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One stream's inbox. ``queue`` belongs to ``loop``; only that loop reads it."""
+
+    environment: str
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[Announcement] = field(default_factory=asyncio.Queue)
+
+
+_subs: set[Subscription] = set()
+_subs_lock = threading.Lock()
+
+
+def subscribe(environment: str) -> Subscription:
+    """Register a stream of ``environment``; call from the stream's event loop."""
+    sub = Subscription(environment=environment, loop=asyncio.get_running_loop())
+    with _subs_lock:
+        _subs.add(sub)
+    ensure_listener()
+    return sub
+
+
+def unsubscribe(sub: Subscription) -> None:
+    with _subs_lock:
+        _subs.discard(sub)
+
+
+def subscriber_count() -> int:
+    return len(_subs)
+
+
+def _deliver(ann: Announcement) -> None:
+    with _subs_lock:
+        targets = [s for s in _subs if s.environment == ann.environment]
+    for sub in targets:
+        try:
+            sub.loop.call_soon_threadsafe(sub.queue.put_nowait, ann)
+        except RuntimeError:  # the loop is closed: that stream is gone
+            unsubscribe(sub)
+
+
+def publish(ann: Announcement) -> None:
+    """Announce a snapshot here and, in redis mode, to every other process."""
+    _deliver(ann)
+    if settings.NOTIFIER == "redis":
+        _redis_publish(
+            {
+                "type": "snapshot",
+                "origin": _ORIGIN,
+                "environment": ann.environment,
+                "version": ann.version,
+                "etag": ann.etag,
+            }
+        )
+
+
+def broadcast_key_revoked(public_id: str) -> None:
+    if settings.NOTIFIER == "redis":
+        _redis_publish({"type": "sdk_key_revoked", "origin": _ORIGIN, "public_id": public_id})
+
+
+def on_snapshot_published(sender: Any = None, **kwargs: Any) -> None:
+    """Receiver of ``flagapp.signals.snapshot_published``."""
+    snap = kwargs.get("snapshot")
+    env_key = kwargs.get("environment_key") or getattr(snap, "environment_key", None)
+    if env_key is None and snap is not None:
+        env_key = getattr(getattr(snap, "environment", None), "key", None)
+    if snap is None or env_key is None:
+        return
+    try:
+        publish(
+            Announcement(
+                environment=str(env_key),
+                version=int(snap.version),
+                etag=str(snap.etag),
+            )
+        )
+    except Exception:  # a notification fault must never break the write that caused it
+        logger.exception("could not announce snapshot %s of %s", snap.version, env_key)
+
+
+# --- Redis -----------------------------------------------------------------------------
+
+_redis_client: Any = None
+_listener: threading.Thread | None = None
+_listener_stop = threading.Event()
+_listener_lock = threading.Lock()
+
+
+def _client() -> Any:
+    global _redis_client
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5
+        )
+    return _redis_client
+
+
+def _redis_publish(message: dict[str, Any]) -> None:
+    try:
+        _client().publish(CHANNEL, json.dumps(message))
+    except Exception:
+        # Streams elsewhere still catch up at their next heartbeat check.
+        logger.warning("could not publish on Redis channel %s", CHANNEL, exc_info=True)
+
+
+def _handle(raw: bytes | str) -> None:
+    msg = json.loads(raw)
+    if not isinstance(msg, dict) or msg.get("origin") == _ORIGIN:
+        return
+    if msg.get("type") == "snapshot":
+        _deliver(
+            Announcement(
+                environment=str(msg["environment"]),
+                version=int(msg["version"]),
+                etag=str(msg.get("etag", "")),
+            )
+        )
+    elif msg.get("type") == "sdk_key_revoked":
+        from flagapp.sdk.keys import forget_public_id
+
+        forget_public_id(str(msg["public_id"]))
+
+
+def _listen(url: str) -> None:
+    import redis
+
+    backoff = 0.5
+    while not _listener_stop.is_set():
+        pubsub = None
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=2)
+            pubsub = client.pubsub(ignore_subscribe_messages=True)
+            pubsub.subscribe(CHANNEL)
+            backoff = 0.5
+            while not _listener_stop.is_set():
+                message = pubsub.get_message(timeout=1.0)
+                if message and message.get("type") == "message":
+                    try:
+                        _handle(message["data"])
+                    except Exception:
+                        logger.warning("bad message on %s ignored", CHANNEL, exc_info=True)
+        except Exception:
+            logger.warning("Redis listener lost its connection; retrying", exc_info=True)
+            _listener_stop.wait(backoff)
+            backoff = min(backoff * 2, 10.0)
+        finally:
+            if pubsub is not None:
+                with contextlib.suppress(Exception):
+                    pubsub.close()
+
+
+def ensure_listener() -> None:
+    """Start this process's Redis listener thread once (redis mode only)."""
+    global _listener
+    if settings.NOTIFIER != "redis":
+        return
+    if _listener is not None and _listener.is_alive():
+        return
+    with _listener_lock:
+        if _listener is not None and _listener.is_alive():
+            return
+        _listener_stop.clear()
+        _listener = threading.Thread(
+            target=_listen, args=(settings.REDIS_URL,), name="flagapp-notifier", daemon=True
+        )
+        _listener.start()
+
+
+def stop_listener(timeout: float = 3.0) -> None:
+    global _listener, _redis_client
+    _listener_stop.set()
+    if _listener is not None:
+        _listener.join(timeout)
+    _listener = None
+    _redis_client = None
+
+
+def connect() -> None:
+    """Connect the receiver; called from ``AppConfig.ready`` (idempotent)."""
+    from flagapp.signals import snapshot_published
+
+    snapshot_published.connect(on_snapshot_published, dispatch_uid="flagapp.sdk.notifier")

@@ -1,0 +1,185 @@
+"""OFREP: ``POST /ofrep/v1/evaluate/flags/{key}`` and bulk ``POST /ofrep/v1/evaluate/flags``.
+
+Implements open-feature/protocol ``service/openapi.yaml`` for strict clients (DESIGN.md):
+
+* success ``{"key", "value", "reason", "variant", "metadata"}``; only standard reason names
+  (PREREQUISITE_FAILED goes out as DISABLED with ``metadata.flagappReason``);
+* "serve the caller's default" (disabled, prerequisite failed, null fallthrough) omits
+  ``value`` — the published Python client (openfeature-provider-ofrep) then returns the
+  caller's default — but still carries ``variant`` (null), which that client requires;
+* float flags are serialised as floats (``1.0``, never ``1``), integer flags as integers;
+* errors: 404 ``FLAG_NOT_FOUND`` and 400 (``TARGETING_KEY_MISSING``, ``INVALID_CONTEXT``,
+  ``PARSE_ERROR``, ``GENERAL``) always with ``key``, ``errorCode`` and ``errorDetails``;
+* a context without ``targetingKey`` is accepted (only a rollout needs it);
+* 401/403 for keys, 429 with ``Retry-After`` (seconds) for rate limits;
+* bulk answers carry an ``ETag`` over (snapshot, context) and honour ``If-None-Match``.
+
+The hot path (warm) is: cached key lookup, a token-bucket cache read, the per-process
+ruleset, one engine call. No database query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from flagapp.sdk.auth import authorize, json_response
+from flagapp.sdk.views import etag_matches
+from openfeature_provider.engine import ErrorCode, Reason, Resolution, Ruleset
+from openfeature_provider.engine import evaluate as engine_evaluate
+
+__all__ = ["evaluate_bulk", "evaluate_flag", "resolution_payload"]
+
+_STANDARD_REASONS = frozenset(
+    {"STATIC", "DEFAULT", "TARGETING_MATCH", "SPLIT", "CACHED", "DISABLED", "UNKNOWN", "ERROR"}
+)
+_ERROR_CODES = frozenset(
+    {"PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL", "TYPE_MISMATCH"}
+)
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+def _context(request: HttpRequest) -> dict[str, Any]:
+    """The request's ``context`` object ({} when the body or the field is absent)."""
+    raw = request.body
+    if not raw or not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _BadRequest(ErrorCode.PARSE_ERROR, f"request body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise _BadRequest(ErrorCode.PARSE_ERROR, "request body must be a JSON object")
+    context = body.get("context")
+    if context is None:
+        return {}
+    if not isinstance(context, dict):
+        raise _BadRequest(ErrorCode.INVALID_CONTEXT, "context must be a JSON object")
+    return context
+
+
+def _scalar_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """OFREP metadata values are booleans, strings or numbers; drop anything else."""
+    out: dict[str, Any] = {}
+    for name, value in metadata.items():
+        if isinstance(value, bool | int | float | str):
+            out[str(name)] = value
+    return out
+
+
+def _typed(value: Any, kind: str | None) -> Any:
+    if kind == "float" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind == "integer" and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def resolution_payload(res: Resolution, ruleset: Ruleset | None) -> tuple[int, dict[str, Any]]:
+    """The HTTP status and OFREP body of one resolution."""
+    if res.error_code is not None:
+        status = 404 if res.error_code == ErrorCode.FLAG_NOT_FOUND else 400
+        code = res.error_code if res.error_code in _ERROR_CODES else ErrorCode.GENERAL
+        if res.error_code == ErrorCode.FLAG_NOT_FOUND:
+            code = ErrorCode.FLAG_NOT_FOUND
+        detail = res.error_message or code.replace("_", " ").lower()
+        return status, {"key": res.flag_key, "errorCode": code, "errorDetails": detail}
+    metadata = _scalar_metadata(res.metadata)
+    reason = res.reason
+    if reason not in _STANDARD_REASONS:
+        metadata["flagappReason"] = reason
+        reason = Reason.DISABLED if reason == Reason.PREREQUISITE_FAILED else "UNKNOWN"
+    payload: dict[str, Any] = {"key": res.flag_key, "reason": reason, "variant": res.variant}
+    if not res.use_default:
+        flag = ruleset.flags.get(res.flag_key) if ruleset is not None else None
+        payload["value"] = _typed(res.value, flag.kind if flag is not None else None)
+    else:
+        payload["variant"] = None
+    payload["metadata"] = metadata
+    return 200, payload
+
+
+def _get_ruleset(env_key: str) -> Ruleset | None:
+    from flagapp.evaluation import get_ruleset
+
+    return get_ruleset(env_key)
+
+
+@csrf_exempt
+@require_POST
+def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
+    info = authorize(request, "ofrep")
+    if isinstance(info, HttpResponse):
+        return info
+    try:
+        context = _context(request)
+    except _BadRequest as exc:
+        return json_response({"key": key, "errorCode": exc.code, "errorDetails": exc.detail}, 400)
+    rs = _get_ruleset(info.environment_key)
+    if rs is None:
+        return json_response(
+            {
+                "key": key,
+                "errorCode": ErrorCode.FLAG_NOT_FOUND,
+                "errorDetails": f"no snapshot published for {info.environment_key!r} yet",
+            },
+            404,
+        )
+    res = engine_evaluate(rs, key, context)
+    _offer(info.environment_key, res, context)
+    status, payload = resolution_payload(res, rs)
+    return json_response(payload, status)
+
+
+def _offer(env_key: str, res: Resolution, context: Mapping[str, Any]) -> None:
+    from flagapp import sampling
+
+    sampling.offer(env_key, res.flag_key, context, res.variant)
+
+
+def _bulk_etag(rs: Ruleset, context: Mapping[str, Any]) -> str:
+    canonical = json.dumps(context, sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(f"{rs.etag}\n{canonical}".encode()).hexdigest()[:32]
+    return f"{rs.version}-{digest}"
+
+
+@csrf_exempt
+@require_POST
+def evaluate_bulk(request: HttpRequest) -> HttpResponse:
+    info = authorize(request, "ofrep")
+    if isinstance(info, HttpResponse):
+        return info
+    try:
+        context = _context(request)
+    except _BadRequest as exc:
+        return json_response({"errorCode": exc.code, "errorDetails": exc.detail}, 400)
+    rs = _get_ruleset(info.environment_key)
+    if rs is None:
+        return json_response({"flags": []})
+    etag = _bulk_etag(rs, context)
+    quoted = f'"{etag}"'
+    if etag_matches(request.headers.get("If-None-Match"), etag):
+        response = HttpResponse(status=304)
+        response["ETag"] = quoted
+        return response
+    flags = []
+    for flag_key in rs.flags:
+        res = engine_evaluate(rs, flag_key, context)
+        _status, payload = resolution_payload(res, rs)
+        flags.append(payload)
+    response = json_response({"flags": flags})
+    response["ETag"] = quoted
+    response["Cache-Control"] = "private, no-cache"
+    return response

@@ -1,0 +1,225 @@
+"""The SDK API: ``GET /sdk/v1/ruleset``, ``GET /sdk/v1/stream``, ``POST /sdk/v1/events``.
+
+The wire contract is docs/protocol.md; this module implements it. Warm requests make no
+database query: the key lookup is cached (``keys``), the ruleset comes from the per-process
+snapshot cache (``flagapp.evaluation.get_ruleset``), and its serialized (and gzipped) body is
+built once per snapshot version and reused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from flagapp.conf import settings
+from flagapp.sdk import notifier
+from flagapp.sdk.auth import authorize, json_response
+from flagapp.sdk.keys import KeyInfo
+
+__all__ = ["etag_matches", "events", "ruleset", "stream"]
+
+logger = logging.getLogger("flagapp.sdk")
+
+
+def _get_ruleset(env_key: str) -> Any:
+    from flagapp.evaluation import get_ruleset
+
+    return get_ruleset(env_key)
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """Whether an ``If-None-Match`` header names ``etag`` (weak or strong, a list, or ``*``)."""
+    if not header:
+        return False
+    for part in header.split(","):
+        candidate = part.strip()
+        if candidate == "*":
+            return True
+        if candidate.startswith("W/"):
+            candidate = candidate[2:]
+        if candidate.strip('"') == etag:
+            return True
+    return False
+
+
+class _Body:
+    __slots__ = ("etag", "gzipped", "plain", "version")
+
+    def __init__(self, version: int, etag: str, plain: bytes) -> None:
+        self.version = version
+        self.etag = etag
+        self.plain = plain
+        self.gzipped = gzip.compress(plain, compresslevel=6, mtime=0)
+
+
+_bodies: dict[str, _Body] = {}
+_bodies_lock = threading.Lock()
+
+
+def _body_for(env_key: str, rs: Any) -> _Body:
+    body = _bodies.get(env_key)
+    if body is not None and body.version == rs.version and body.etag == rs.etag:
+        return body
+    document = dict(rs.raw) if rs.raw else {}
+    if not document:  # a ruleset built in code (tests): describe what the engine holds
+        document = {"format": rs.format, "environment": rs.environment, "flags": {}}
+    document["version"] = rs.version
+    document["etag"] = rs.etag
+    plain = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = _Body(rs.version, rs.etag, plain)
+    with _bodies_lock:
+        _bodies[env_key] = body
+    return body
+
+
+def _quoted(etag: str) -> str:
+    return '"' + etag.replace('"', "") + '"'
+
+
+@require_GET
+def ruleset(request: HttpRequest) -> HttpResponse:
+    """The environment's current snapshot (format v1), with ETag/304 and gzip."""
+    info = authorize(request, "sdk")
+    if isinstance(info, HttpResponse):
+        return info
+    notifier.ensure_listener()
+    rs = _get_ruleset(info.environment_key)
+    if rs is None:
+        return json_response(
+            {"errorCode": "FLAG_NOT_FOUND", "errorDetails": "no snapshot published yet"},
+            status=503,
+            Retry_After="5",
+        )
+    body = _body_for(info.environment_key, rs)
+    etag = _quoted(body.etag)
+    headers = {
+        "ETag": etag,
+        "Cache-Control": settings.RULESET_CACHE_CONTROL,
+        "Vary": "Authorization, X-API-Key, Accept-Encoding",
+        "X-Flagapp-Version": str(body.version),
+    }
+    if etag_matches(request.headers.get("If-None-Match"), body.etag):
+        response = HttpResponse(status=304)
+    else:
+        accepts_gzip = "gzip" in (request.headers.get("Accept-Encoding") or "").lower()
+        response = HttpResponse(
+            body.gzipped if accepts_gzip else body.plain, content_type="application/json"
+        )
+        if accepts_gzip:
+            response["Content-Encoding"] = "gzip"
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+# --- stream ----------------------------------------------------------------------------
+
+
+def _sse(version: int, etag: str, environment: str) -> str:
+    data = json.dumps(
+        {"environment": environment, "version": version, "etag": etag}, separators=(",", ":")
+    )
+    return f"id: {version}\nevent: snapshot\ndata: {data}\n\n"
+
+
+async def _events(info: KeyInfo, request: HttpRequest) -> AsyncIterator[str]:
+    env = info.environment_key
+    sub = notifier.subscribe(env)
+    heartbeat = max(0.05, float(settings.STREAM_HEARTBEAT_SECONDS))
+    max_seconds = float(settings.STREAM_MAX_SECONDS)
+    deadline = time.monotonic() + max_seconds if max_seconds > 0 else None
+    last = -1
+    try:
+        yield f"retry: {int(settings.STREAM_RETRY_MS)}\n\n"
+        rs = await sync_to_async(_get_ruleset)(env)
+        if rs is not None:
+            last = int(rs.version)
+            yield _sse(last, rs.etag, env)
+        else:
+            yield ": no snapshot published yet\n\n"
+        while deadline is None or time.monotonic() < deadline:
+            timeout = heartbeat
+            if deadline is not None:
+                timeout = max(0.01, min(heartbeat, deadline - time.monotonic()))
+            try:
+                ann = await asyncio.wait_for(sub.queue.get(), timeout=timeout)
+            except TimeoutError:
+                # No announcement: say we are alive, and check the version ourselves in case
+                # an announcement was lost (no Redis, a dropped connection).
+                rs = await sync_to_async(_get_ruleset)(env)
+                if rs is not None and int(rs.version) > last:
+                    last = int(rs.version)
+                    yield _sse(last, rs.etag, env)
+                else:
+                    yield ": heartbeat\n\n"
+                continue
+            if ann.version > last:
+                last = ann.version
+                yield _sse(ann.version, ann.etag, env)
+    finally:
+        notifier.unsubscribe(sub)
+
+
+async def stream(request: HttpRequest) -> HttpResponseBase:
+    """Server-sent events announcing each new snapshot version of the key's environment.
+
+    Needs an ASGI server (uvicorn): under WSGI a stream would hold a worker thread per client.
+    """
+    if request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET"})
+    info = await sync_to_async(authorize)(request, "sdk")
+    if isinstance(info, HttpResponse):
+        return info
+    response = StreamingHttpResponse(_events(info, request), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache, no-store"
+    response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
+    return response
+
+
+# --- events ----------------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+def events(request: HttpRequest) -> HttpResponse:
+    """Batched tracking, exposure and evaluation events (validated, bounded, stored)."""
+    info = authorize(request, "events")
+    if isinstance(info, HttpResponse):
+        return info
+    from flagapp.sdk import events as events_module
+
+    limit = int(settings.EVENTS_MAX_BODY_BYTES)
+    length = request.headers.get("Content-Length")
+    try:
+        declared = int(length) if length else None
+    except ValueError:
+        declared = None
+    if declared is not None and declared > limit:
+        return json_response(
+            {"errorCode": "GENERAL", "errorDetails": f"body larger than {limit} bytes"}, 413
+        )
+    body = request.read(limit + 1)
+    if len(body) > limit:
+        return json_response(
+            {"errorCode": "GENERAL", "errorDetails": f"body larger than {limit} bytes"}, 413
+        )
+    try:
+        batch = events_module.parse_batch(body, max_events=int(settings.EVENTS_MAX_BATCH))
+    except events_module.TooMany as exc:
+        return json_response({"errorCode": "GENERAL", "errorDetails": str(exc)}, 413)
+    except events_module.Invalid as exc:
+        return json_response({"errorCode": "PARSE_ERROR", "errorDetails": str(exc)}, 400)
+    accepted = events_module.store(info.environment_key, batch)
+    return json_response({"accepted": accepted, "rejected": len(batch.rejected)}, status=202)
