@@ -1,0 +1,100 @@
+"""Shared fixtures and builders for the in-process evaluation tests (not a test module).
+
+Import the fixtures into a test module with
+``from .eval_helpers import FIXTURES, ...  # noqa: F401`` style names:
+``clean_flag_cache_fixture`` (autouse) and ``install_flags_fixture``.
+
+Rulesets are built as format-v1 documents and installed straight into the evaluation cache
+where a test is about evaluation itself; tests of the whole path (services -> snapshot ->
+cache -> engine) publish through ``flagapp.snapshot`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+
+from flagapp import evaluation
+from openfeature_provider.engine import Ruleset, parse_ruleset
+
+
+def flag_doc(
+    kind: str = "boolean",
+    variants: Mapping[str, Any] | None = None,
+    *,
+    enabled: bool = True,
+    fallthrough: Any = "on",
+    rules: list[dict[str, Any]] | None = None,
+    prerequisites: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One flag of a ruleset document (fallthrough: a variant key, a serve dict, or None)."""
+    if variants is None:
+        variants = {"on": True, "off": False}
+    if isinstance(fallthrough, str):
+        fallthrough = {"variant": fallthrough}
+    doc: dict[str, Any] = {
+        "kind": kind,
+        "enabled": enabled,
+        "variants": dict(variants),
+        "fallthrough": fallthrough,
+        "metadata": {"owner": "tests", "type": "release", "version": 1},
+    }
+    if rules:
+        doc["rules"] = rules
+    if prerequisites:
+        doc["prerequisites"] = prerequisites
+    return doc
+
+
+def ruleset_doc(
+    flags: Mapping[str, Any],
+    *,
+    segments: Mapping[str, Any] | None = None,
+    environment: str = "production",
+    version: int = 1,
+) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "environment": environment,
+        "version": version,
+        "etag": f"sha256:test-{environment}-{version}",
+        "flags": dict(flags),
+        "segments": dict(segments or {}),
+    }
+
+
+Installer = Callable[..., Ruleset]
+
+
+@pytest.fixture(autouse=True, name="clean_flag_cache")
+def clean_flag_cache_fixture() -> Iterator[None]:
+    """Every test starts cold: no in-process ruleset, an empty shared cache, no overrides."""
+    evaluation.clear_cache()
+    caches["default"].clear()
+    yield
+    evaluation.clear_cache()
+    caches["default"].clear()
+    evaluation._overrides.clear()
+
+
+@pytest.fixture(name="install_flags")
+def install_flags_fixture() -> Installer:
+    """``install_flags({"a.b": flag_doc()}, version=1, environment="production")``."""
+
+    def install(
+        flags: Mapping[str, Any],
+        *,
+        segments: Mapping[str, Any] | None = None,
+        environment: str = "production",
+        version: int = 1,
+    ) -> Ruleset:
+        ruleset = parse_ruleset(
+            ruleset_doc(flags, segments=segments, environment=environment, version=version)
+        )
+        evaluation.install(environment, ruleset)
+        return ruleset
+
+    return install
