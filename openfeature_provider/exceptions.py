@@ -1,0 +1,81 @@
+"""Errors raised by snapshot sources and reported to the provider.
+
+A source never lets an exception escape its thread: it reports it to its listener with
+``listener.on_error(exc, fatal=...)``. The provider decides what the OpenFeature world sees
+from the *class* of the error, so the classes below are the whole vocabulary:
+
+    SourceError                  anything a source reports
+    ├── SourceUnavailable        transient: refused, timed out, 5xx, 429, stream dropped
+    │   └── RateLimited          429 with the server's Retry-After
+    ├── AuthenticationError      401/403: the SDK key is missing, unknown or revoked (fatal)
+    ├── InvalidSnapshot          the body is not JSON or fails ruleset validation (rejected whole)
+    └── UnexpectedResponse       any other status (404 from a wrong URL, 400, ...)
+
+Transient errors lead to PROVIDER_STALE once the staleness window has passed; the others to
+PROVIDER_ERROR with a message (an AuthenticationError with error code PROVIDER_FATAL).
+The provider itself only ever lets OpenFeature errors out; these never reach a caller of the
+OpenFeature client.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationError",
+    "FlagappProviderError",
+    "InvalidSnapshot",
+    "RateLimited",
+    "SourceError",
+    "SourceUnavailable",
+    "UnexpectedResponse",
+]
+
+
+class FlagappProviderError(Exception):
+    """Base of every error this package defines."""
+
+
+class SourceError(FlagappProviderError):
+    """A snapshot source could not deliver a usable snapshot.
+
+    ``transient`` says whether retrying unchanged can succeed; ``fatal`` whether the source
+    has given up (it stops its thread after reporting a fatal error).
+    """
+
+    transient: bool = False
+    fatal: bool = False
+
+
+class SourceUnavailable(SourceError):
+    """The server could not be reached or answered with a server-side failure."""
+
+    transient = True
+
+
+class RateLimited(SourceUnavailable):
+    """429 Too Many Requests; ``retry_after`` is the server's wish in seconds (or None)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AuthenticationError(SourceError):
+    """401/403: the SDK key was rejected. Retrying with the same key cannot help."""
+
+    fatal = True
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class InvalidSnapshot(SourceError):
+    """The document is not JSON, not format v1, or fails validation; it is rejected whole."""
+
+
+class UnexpectedResponse(SourceError):
+    """A status code the protocol does not allow for this endpoint (e.g. 404 from a wrong URL)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status

@@ -1,0 +1,581 @@
+"""The OpenFeature provider: wires a snapshot source to the engine, and nothing more.
+
+Design points (each one is a requirement of the provider issue):
+
+- **Evaluation takes no lock.** The current snapshot is one attribute holding an immutable
+  ``Ruleset``; a new snapshot replaces it with a single assignment, so a reader sees the old or
+  the new one, never a mix. Everything on the resolve path is pre-built: the flag metadata
+  mapping comes from the engine, result objects for the engine's pre-built resolutions are
+  cached per snapshot, and exposure sampling is one ``random()`` comparison.
+- **Nothing but OpenFeature errors leaves it.** Resolvers return error details (never raise);
+  ``initialize`` raises only ``ProviderNotReadyError`` / ``ProviderFatalError``.
+- **Events** (the SDK emits READY itself after ``initialize``; we never send a second one
+  except as the recovery signal after STALE or ERROR):
+  PROVIDER_CONFIGURATION_CHANGED with the exact changed flag keys on each new snapshot;
+  PROVIDER_STALE once the source has been failing and the served snapshot was last confirmed
+  more than ``stale_after`` seconds ago (also when an old last-known-good file is served);
+  PROVIDER_ERROR with a message for a rejected snapshot or an unexpected response, and with
+  error code PROVIDER_FATAL for a rejected SDK key; PROVIDER_READY on recovery.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final, TypeVar
+
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.event import ProviderEvent, ProviderEventDetails
+from openfeature.exception import (
+    ErrorCode,
+    ProviderFatalError,
+    ProviderNotReadyError,
+)
+from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
+from openfeature.hook import Hook
+from openfeature.provider import AbstractProvider, Metadata
+from openfeature.track import TrackingEventDetails
+
+from openfeature_provider.engine import Resolution, Ruleset, changed_flag_keys, evaluate
+from openfeature_provider.exceptions import InvalidSnapshot, SourceError
+from openfeature_provider.lkg import LastKnownGood
+from openfeature_provider.remote import PollingSource, StreamingSource
+from openfeature_provider.sources import SnapshotSource
+from openfeature_provider.tracking import EventBuffer, EventSender
+
+__all__ = ["PROVIDER_NAME", "FlagappProvider"]
+
+PROVIDER_NAME: Final = "flagapp"
+logger = logging.getLogger("flagapp.provider")
+
+T = TypeVar("T")
+_EMPTY_CONTEXT: Final[Mapping[str, Any]] = MappingProxyType({})
+_NO_HOOKS: Final[list[Hook]] = []
+_random = random.random
+_ERROR_CODES: Final[dict[str, ErrorCode]] = {code.value: code for code in ErrorCode}
+#: Cached result objects per snapshot; bounded so an engine that builds resolutions per call
+#: (errors do) cannot grow it. The engine pre-builds every non-error resolution.
+_DETAILS_CACHE_MAX: Final = 50_000
+
+# health states (the SDK keeps the authoritative status; this is what we last told it)
+_OK, _STALE, _ERROR, _FATAL = "ok", "stale", "error", "fatal"
+
+
+class _Listener:
+    """The SnapshotListener handed to the source; forwards to the provider until detached."""
+
+    __slots__ = ("provider",)
+
+    def __init__(self, provider: FlagappProvider) -> None:
+        self.provider: FlagappProvider | None = provider
+
+    def on_snapshot(self, ruleset: Ruleset) -> None:
+        provider = self.provider
+        if provider is not None:
+            provider._on_snapshot(ruleset)
+
+    def on_error(self, exc: BaseException, fatal: bool = False) -> None:
+        provider = self.provider
+        if provider is not None:
+            provider._on_error(exc, fatal)
+
+
+class FlagappProvider(AbstractProvider):
+    """OpenFeature provider evaluating flagapp rulesets locally.
+
+    Either give ``url`` and ``sdk_key`` (HTTP polling, or SSE streaming with ``stream=True``)
+    or a ready ``source`` (``InMemorySource``, ``FileSource``, the Django app's
+    ``DjangoSource``, your own). Every option is described in docs/provider.md.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        sdk_key: str | None = None,
+        *,
+        source: SnapshotSource | None = None,
+        cache_path: str | os.PathLike[str] | None = None,
+        stream: bool = False,
+        poll_interval: float = 30.0,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 5.0,
+        init_timeout: float = 5.0,
+        stale_after: float = 120.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        stream_read_timeout: float = 60.0,
+        stream_fallback_after: int = 3,
+        stream_retry_interval: float = 300.0,
+        send_events: bool = True,
+        event_sink: Callable[[bytes], int] | None = None,
+        exposure_sample_rate: float = 0.0,
+        event_capacity: int = 10_000,
+        event_batch_size: int = 500,
+        event_flush_interval: float = 5.0,
+        name: str = PROVIDER_NAME,
+    ) -> None:
+        super().__init__()
+        if not 0.0 <= exposure_sample_rate <= 1.0:
+            raise ValueError("exposure_sample_rate must be between 0 and 1")
+        if init_timeout < 0 or stale_after < 0:
+            raise ValueError("timeouts must not be negative")
+        remote: PollingSource | StreamingSource | None = None
+        if source is None:
+            if not url or not sdk_key:
+                raise ValueError("give url and sdk_key, or a source")
+            common: dict[str, Any] = {
+                "poll_interval": poll_interval,
+                "connect_timeout": connect_timeout,
+                "read_timeout": read_timeout,
+                "backoff_base": backoff_base,
+                "backoff_max": backoff_max,
+            }
+            if stream:
+                remote = StreamingSource(
+                    url,
+                    sdk_key,
+                    stream_read_timeout=stream_read_timeout,
+                    fallback_after=stream_fallback_after,
+                    stream_retry_interval=stream_retry_interval,
+                    **common,
+                )
+            else:
+                remote = PollingSource(url, sdk_key, **common)
+            source = remote
+        self.source: SnapshotSource = source
+        self.init_timeout = init_timeout
+        self.stale_after = stale_after
+        self.lkg: LastKnownGood | None = LastKnownGood(cache_path) if cache_path else None
+        self._metadata = Metadata(name=name)
+
+        # tracking: to the flag server when we talk to one, else to event_sink if given
+        post = event_sink
+        if post is None and send_events and url and sdk_key:
+            post = remote.client.post_events if remote is not None else _lazy_poster(url, sdk_key)
+        self.events: EventBuffer | None = EventBuffer(event_capacity) if post else None
+        self._sender: EventSender | None = (
+            EventSender(
+                self.events,
+                post,
+                batch_size=event_batch_size,
+                flush_interval=event_flush_interval,
+            )
+            if post and self.events is not None
+            else None
+        )
+        self._sample_rate = exposure_sample_rate if self.events is not None else 0.0
+
+        # the hot path reads only these two
+        self._snapshot: Ruleset | None = None
+        self._details: dict[int, tuple[Resolution, FlagResolutionDetails[Any]]] = {}
+
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._listener: _Listener | None = None
+        self._health = _OK
+        self._initializing = False
+        self._initialized = False
+        self._closed = False
+        self._failures = 0
+        self._last_error: BaseException | None = None
+        self._fatal: BaseException | None = None
+        self._last_confirmed = 0.0  # wall clock: comparable with a saved_at from disk
+        self._lkg_etag: str | None = None
+        self._stale_timer: threading.Timer | None = None
+        #: Where the served snapshot came from: "source", "last-known-good" or None.
+        self.served_from: str | None = None
+
+    # -- OpenFeature plumbing ---------------------------------------------------------------
+    def get_metadata(self) -> Metadata:
+        return self._metadata
+
+    def get_provider_hooks(self) -> list[Hook]:
+        return _NO_HOOKS
+
+    @property
+    def snapshot(self) -> Ruleset | None:
+        """The ruleset being served (None before the first one)."""
+        return self._snapshot
+
+    @property
+    def health(self) -> str:
+        """What the provider last signalled: "ok", "stale", "error" or "fatal"."""
+        return self._health
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def initialize(self, evaluation_context: EvaluationContext) -> None:
+        """Wait up to ``init_timeout`` for a first snapshot, else use the last-known-good file.
+
+        Raises ProviderFatalError for a rejected SDK key and ProviderNotReadyError when there is
+        neither a snapshot nor a usable last-known-good file (the source keeps trying; a later
+        snapshot moves the provider to READY).
+        """
+        with self._lock:
+            if self._closed:
+                raise ProviderNotReadyError("flagapp provider was shut down")
+            if self._initialized:
+                return
+            self._initializing = True
+            listener = self._listener = _Listener(self)
+        deadline = time.monotonic() + self.init_timeout
+        try:
+            self.source.start(listener)
+        except Exception as exc:
+            self._on_error(exc, getattr(exc, "fatal", False))
+        tried_lkg = False
+        try:
+            while True:
+                with self._lock:
+                    snapshot, fatal, failed = self._snapshot, self._fatal, self._failures > 0
+                if snapshot is not None:
+                    break
+                if fatal is not None:
+                    self._stop_source()
+                    raise ProviderFatalError(f"flagapp: {fatal}")
+                if failed and not tried_lkg:
+                    tried_lkg = True
+                    if self._serve_last_known_good():
+                        break
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._wake.wait(remaining)
+                self._wake.clear()
+            if self._snapshot is None and not tried_lkg:
+                self._serve_last_known_good()
+            if self._snapshot is None:
+                with self._lock:
+                    self._health = _ERROR
+                reason = self._last_error or f"no snapshot within {self.init_timeout:g}s"
+                raise ProviderNotReadyError(
+                    f"flagapp: no snapshot and no last-known-good file ({reason})"
+                )
+        finally:
+            with self._lock:
+                self._initializing = False
+                self._initialized = True
+        if self._sender is not None:
+            self._sender.start()
+        if self.served_from == "last-known-good":
+            # STALE must follow the SDK's READY, which it emits right after we return.
+            timer = threading.Timer(0.05, self._check_stale)
+            timer.daemon = True
+            self._stale_timer = timer
+            timer.start()
+
+    def shutdown(self) -> None:
+        """Stop the source and the event thread and flush events; safe to call repeatedly."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            timer, self._stale_timer = self._stale_timer, None
+        if timer is not None:
+            timer.cancel()
+        self._stop_source()
+        if self._sender is not None:
+            self._sender.close()
+
+    def _stop_source(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.provider = None
+        try:
+            self.source.stop()
+        except Exception:
+            logger.exception("flagapp: stopping the snapshot source failed")
+
+    def _serve_last_known_good(self) -> bool:
+        if self.lkg is None:
+            return False
+        loaded = self.lkg.load()
+        if loaded is None:
+            return False
+        with self._lock:
+            if self._snapshot is not None:  # the source won the race
+                return True
+            self._details = {}
+            self._snapshot = loaded.ruleset
+            self._lkg_etag = loaded.etag
+            self._last_confirmed = loaded.saved_at
+            self.served_from = "last-known-good"
+        logger.warning(
+            "flagapp: serving last-known-good snapshot %s v%s saved %.0fs ago (%s)",
+            loaded.ruleset.environment,
+            loaded.ruleset.version,
+            loaded.age,
+            self._last_error or "server not reachable in time",
+        )
+        return True
+
+    # -- source callbacks -------------------------------------------------------------------
+    def _on_snapshot(self, ruleset: Ruleset) -> None:
+        emit: list[tuple[ProviderEvent, ProviderEventDetails]] = []
+        save = False
+        with self._lock:
+            if self._closed:
+                return
+            old = self._snapshot
+            self._last_confirmed = time.time()
+            self._failures = 0
+            self._last_error = None
+            if old is None or old.etag != ruleset.etag:
+                self._details = {}
+                self._snapshot = ruleset  # the atomic swap readers rely on
+                self.served_from = "source"
+                save = self.lkg is not None and ruleset.etag != self._lkg_etag
+                if old is not None and not self._initializing:
+                    changed = changed_flag_keys(old, ruleset)
+                    if changed:
+                        emit.append(
+                            (
+                                ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
+                                ProviderEventDetails(flags_changed=sorted(changed)),
+                            )
+                        )
+            if self._health != _OK and self._initialized and not self._initializing:
+                emit.append(
+                    (
+                        ProviderEvent.PROVIDER_READY,
+                        ProviderEventDetails(message="flagapp: snapshots flowing again"),
+                    )
+                )
+            if self._health != _FATAL:
+                self._health = _OK
+        self._wake.set()
+        if save:
+            self._save(ruleset)
+        for event, details in emit:
+            self.emit(event, details)
+
+    def _save(self, ruleset: Ruleset) -> None:
+        assert self.lkg is not None
+        try:
+            self.lkg.save(ruleset)
+            self._lkg_etag = ruleset.etag
+        except Exception as exc:  # caching must never break serving
+            logger.warning("flagapp: cannot write last-known-good file %s: %s", self.lkg.path, exc)
+
+    def _on_error(self, exc: BaseException, fatal: bool = False) -> None:
+        emit: tuple[ProviderEvent, ProviderEventDetails] | None = None
+        with self._lock:
+            if self._closed:
+                return
+            self._last_error = exc
+            if fatal or getattr(exc, "fatal", False):
+                logger.error("flagapp: snapshot source stopped: %s", exc)
+                self._fatal = exc
+                if self._initialized and self._health != _FATAL:
+                    self._health = _FATAL
+                    emit = (
+                        ProviderEvent.PROVIDER_ERROR,
+                        ProviderEventDetails(
+                            message=f"flagapp: {exc}", error_code=ErrorCode.PROVIDER_FATAL
+                        ),
+                    )
+            else:
+                self._failures += 1
+                logger.warning("flagapp: snapshot source error: %s", exc)
+                if self._initialized and self._health != _FATAL:
+                    if not getattr(exc, "transient", False) or not isinstance(exc, SourceError):
+                        if self._health != _ERROR:
+                            self._health = _ERROR
+                            code = (
+                                ErrorCode.PARSE_ERROR
+                                if isinstance(exc, InvalidSnapshot)
+                                else ErrorCode.GENERAL
+                            )
+                            emit = (
+                                ProviderEvent.PROVIDER_ERROR,
+                                ProviderEventDetails(message=f"flagapp: {exc}", error_code=code),
+                            )
+                    else:
+                        emit = self._stale_event()
+        self._wake.set()
+        if emit is not None:
+            self.emit(*emit)
+
+    def _stale_event(self) -> tuple[ProviderEvent, ProviderEventDetails] | None:
+        """STALE if failing and last confirmed longer ago than the window (lock held)."""
+        if self._health in (_STALE, _FATAL) or self._snapshot is None or self._failures == 0:
+            return None
+        age = time.time() - self._last_confirmed
+        if age < self.stale_after:
+            return None
+        self._health = _STALE
+        source = "last-known-good file" if self.served_from == "last-known-good" else "snapshot"
+        return (
+            ProviderEvent.PROVIDER_STALE,
+            ProviderEventDetails(
+                message=(
+                    f"flagapp: serving a {source} last confirmed {age:.0f}s ago "
+                    f"({self._last_error or 'source failing'})"
+                )
+            ),
+        )
+
+    def _check_stale(self) -> None:
+        with self._lock:
+            emit = None if self._closed else self._stale_event()
+        if emit is not None:
+            self.emit(*emit)
+
+    # -- evaluation (hot path: no lock, nothing built that is not returned) -----------------
+    def _resolve(
+        self,
+        flag_key: str,
+        default_value: T,
+        evaluation_context: EvaluationContext | None,
+        kind: str,
+    ) -> FlagResolutionDetails[T]:
+        ruleset = self._snapshot
+        if ruleset is None:
+            return FlagResolutionDetails(
+                default_value,
+                ErrorCode.PROVIDER_NOT_READY,
+                "flagapp: no snapshot loaded",
+                Reason.ERROR,
+            )
+        try:
+            if evaluation_context is None:
+                ctx: Mapping[str, Any] = _EMPTY_CONTEXT
+            else:
+                tk = evaluation_context.targeting_key
+                ctx = evaluation_context.attributes
+                if tk is not None:
+                    ctx = {**ctx, "targetingKey": tk}
+            res = evaluate(ruleset, flag_key, ctx, kind)
+            if res.use_default:
+                code = res.error_code
+                if code is None:
+                    return FlagResolutionDetails(
+                        default_value, None, None, res.reason, None, res.metadata
+                    )
+                return FlagResolutionDetails(
+                    default_value,
+                    _ERROR_CODES.get(code, ErrorCode.GENERAL),
+                    res.error_message,
+                    Reason.ERROR,
+                    None,
+                    res.metadata,
+                )
+            if self._sample_rate and _random() < self._sample_rate:
+                self._expose(res, ctx)
+            if kind == "object":  # never hand out the snapshot's own (shared) containers
+                return FlagResolutionDetails(
+                    copy.deepcopy(res.value), None, None, res.reason, res.variant, res.metadata
+                )
+            details = self._details
+            hit = details.get(id(res))
+            if hit is not None and hit[0] is res:
+                return hit[1]
+            value = res.value
+            if kind == "float" and type(value) is int:
+                value = float(value)
+            elif kind == "integer" and type(value) is not int:
+                return FlagResolutionDetails(
+                    default_value,
+                    ErrorCode.TYPE_MISMATCH,
+                    f"flag {flag_key!r} served a non-integer value",
+                    Reason.ERROR,
+                )
+            result: FlagResolutionDetails[Any] = FlagResolutionDetails(
+                value, None, None, res.reason, res.variant, res.metadata
+            )
+            if len(details) < _DETAILS_CACHE_MAX:
+                details[id(res)] = (res, result)
+            return result
+        except Exception as exc:  # nothing but OpenFeature results leave the provider
+            logger.exception("flagapp: resolving %r failed", flag_key)
+            return FlagResolutionDetails(
+                default_value, ErrorCode.GENERAL, f"{type(exc).__name__}: {exc}", Reason.ERROR
+            )
+
+    def _expose(self, res: Resolution, ctx: Mapping[str, Any]) -> None:
+        events = self.events
+        if events is not None:
+            details = {"reason": res.reason, "ruleId": res.rule_id}
+            version = res.metadata.get("snapshotVersion")
+            if version is not None:
+                details["snapshotVersion"] = version
+            events.add(
+                ("exposure", res.flag_key, res.variant, res.value, ctx, details, time.time())
+            )
+
+    def resolve_boolean_details(
+        self,
+        flag_key: str,
+        default_value: bool,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[bool]:
+        return self._resolve(flag_key, default_value, evaluation_context, "boolean")
+
+    def resolve_string_details(
+        self,
+        flag_key: str,
+        default_value: str,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[str]:
+        return self._resolve(flag_key, default_value, evaluation_context, "string")
+
+    def resolve_integer_details(
+        self,
+        flag_key: str,
+        default_value: int,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[int]:
+        return self._resolve(flag_key, default_value, evaluation_context, "integer")
+
+    def resolve_float_details(
+        self,
+        flag_key: str,
+        default_value: float,
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[float]:
+        return self._resolve(flag_key, default_value, evaluation_context, "float")
+
+    def resolve_object_details(
+        self,
+        flag_key: str,
+        default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
+        evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
+        return self._resolve(flag_key, default_value, evaluation_context, "object")
+
+    # -- tracking ---------------------------------------------------------------------------
+    def track(
+        self,
+        tracking_event_name: str,
+        evaluation_context: EvaluationContext | None = None,
+        tracking_event_details: TrackingEventDetails | None = None,
+    ) -> None:
+        """Buffer a tracking event; never blocks (a full buffer drops its oldest event)."""
+        events = self.events
+        if events is None or self._closed:
+            return
+        try:
+            if evaluation_context is None:
+                ctx: Mapping[str, Any] = {}
+            else:
+                ctx = dict(evaluation_context.attributes)
+                if evaluation_context.targeting_key is not None:
+                    ctx["targetingKey"] = evaluation_context.targeting_key
+            value = tracking_event_details.value if tracking_event_details else None
+            attrs = dict(tracking_event_details.attributes) if tracking_event_details else None
+            events.add(("track", tracking_event_name, None, value, ctx, attrs, time.time()))
+        except Exception:
+            logger.exception("flagapp: track(%r) failed", tracking_event_name)
+
+
+def _lazy_poster(url: str, sdk_key: str) -> Callable[[bytes], int]:
+    """An event poster for a custom source that still reports to a flag server."""
+    from openfeature_provider.transport import RulesetClient
+
+    client = RulesetClient(url, sdk_key)
+    return client.post_events
