@@ -89,3 +89,46 @@ def test_scan__missing_path__file_not_found(tmp_path: Path) -> None:
 def test_scan__explicit_file_with_other_extension__scanned(tmp_path: Path) -> None:
     path = _write(tmp_path, "notes.cfg", "evaluate('cfg.flag-a')\n")
     assert [r.key for r in coderefs.scan_paths([path])] == ["cfg.flag-a"]
+
+
+@pytest.mark.django_db
+def test_command__dead_and_unknown_flags__listed_exit_one(tmp_path: Path) -> None:
+    import json
+    from io import StringIO
+
+    from django.contrib.auth.models import Group
+    from django.core.management import CommandError, call_command
+
+    from . import governance_helpers as h
+
+    team = Group.objects.create(name="checkout")
+    h.flag("checkout.used.flag", team)
+    h.flag("checkout.dead.flag", team)
+    h.flag("checkout.archived.flag", team, archived=True)
+    _write(
+        tmp_path,
+        "app.py",
+        "evaluate('checkout.used.flag')\nevaluate('checkout.typo.flag')\n"
+        "evaluate('checkout.archived.flag')\n",
+    )
+    out = StringIO()
+    with pytest.raises(CommandError) as info:
+        call_command("flagapp_code_refs", str(tmp_path), "--json", stdout=out)
+    assert info.value.returncode == 1
+    doc = json.loads(out.getvalue())
+    assert doc["unreferenced"] == ["checkout.dead.flag"]
+    assert sorted(doc["unknown"]) == ["checkout.archived.flag", "checkout.typo.flag"]
+    assert doc["unknown"]["checkout.typo.flag"][0]["line"] == 2
+
+    out = StringIO()
+    call_command(
+        "flagapp_code_refs",
+        str(tmp_path),
+        "--ignore",
+        "checkout.typo.flag",
+        "--ignore",
+        "checkout.dead.flag",
+        "--include-archived",
+        stdout=out,
+    )
+    assert "3 reference(s) found" in out.getvalue()

@@ -1,0 +1,78 @@
+"""flagapp's Celery tasks: a plain module of ``@shared_task`` functions.
+
+Each task is a thin wrapper over a function that also runs without Celery: the embedded
+default (no broker) runs the same work with ``manage.py flagapp_run_tasks``, and
+:data:`PERIODIC_TASKS` is the list that command and the example beat schedule
+(``example_project/celery.py``) share. Tasks return JSON-friendly dicts so a result
+back-end can carry them and tests can check them.
+
+Retries are safe by construction: reminders are deduplicated by ``ReminderLog``'s unique
+constraint, folding counts is additive per flushed batch, and the report is read-only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from celery import shared_task
+
+__all__ = [
+    "PERIODIC_TASKS",
+    "fold_evaluation_counts",
+    "send_expiry_reminders",
+    "stale_flag_report",
+]
+
+
+@shared_task(
+    name="flagapp.tasks.send_expiry_reminders",
+    autoretry_for=(OSError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def send_expiry_reminders(today: str | None = None) -> dict[str, Any]:
+    """Mail the owners of flags whose expiry is near or past (``today``: ISO date, tests)."""
+    import datetime as dt
+
+    from flagapp.governance.reminders import send_expiry_reminders as run
+
+    day = dt.date.fromisoformat(today) if today else None
+    return run(day).as_dict()
+
+
+@shared_task(name="flagapp.tasks.stale_flag_report")
+def stale_flag_report(days: int | None = None) -> dict[str, Any]:
+    """Compute the stale-flag report, log it, and mail it to ``STALE_REPORT_EMAILS``."""
+    import logging
+
+    from flagapp.governance.stale import mail_stale_report, stale_report
+
+    report = stale_report(days=days)
+    mailed = mail_stale_report(report)
+    logging.getLogger("flagapp.governance").info(
+        "stale report: %d not evaluated, %d ready to remove",
+        len(report.not_evaluated),
+        len(report.ready_to_remove),
+    )
+    return {**report.as_dict(), "mailed_to": mailed}
+
+
+@shared_task(name="flagapp.tasks.fold_evaluation_counts")
+def fold_evaluation_counts() -> dict[str, Any]:
+    """Fold this process's buffered evaluation counts and context samples into the
+    database (``FlagEvaluationStat.last_evaluated_at`` per flag and environment)."""
+    from flagapp import sampling
+
+    pending = sampling.pending_counts()
+    samples = sampling.flush()
+    return {"pairs": len(pending), "evaluations": sum(pending.values()), "samples": samples}
+
+
+#: name -> (task, the beat interval in seconds). ``flagapp_run_tasks`` runs them in this
+#: order; other parts of flagapp add their periodic tasks here.
+PERIODIC_TASKS: dict[str, tuple[Callable[..., Any], float]] = {
+    "fold_evaluation_counts": (fold_evaluation_counts, 60.0),
+    "send_expiry_reminders": (send_expiry_reminders, 3600.0),
+    "stale_flag_report": (stale_flag_report, 86400.0),
+}
