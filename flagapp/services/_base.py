@@ -1,0 +1,241 @@
+"""Shared machinery of the services: reason and actor handling, permissions, history
+attribution, engine validation with field-mapped errors, governance, publish on commit."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from django.db import connections, transaction
+from django.db.models import Model
+
+from ..exceptions import ApprovalRequired, ChangeNotPermitted, FlagValidationError
+from ..policy import change_request_covers
+
+if TYPE_CHECKING:
+    from ..models import Environment, Flag, Segment
+
+
+class _Unset:
+    """Marks an argument the caller did not pass (None is a real value: a null
+    fallthrough, no expiry date)."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Final = _Unset()
+
+#: Environments whose snapshot must be published at commit, per database alias.
+_PENDING_ATTR = "_flagapp_pending_publish"
+
+
+def clean_reason(reason: Any) -> str:
+    """Every change needs a reason: who, when and *why* is the audit trail."""
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        raise FlagValidationError({"reason": ["A reason for the change is required."]})
+    return text
+
+
+def history_user(actor: Any) -> Any:
+    """A user instance for simple-history, or None (system actors, anonymous users)."""
+    if actor is None or not getattr(actor, "is_authenticated", False):
+        return None
+    return actor
+
+
+def check_permission(actor: Any, *perms: str) -> None:
+    """``actor`` None is the system (management commands, migrations, Celery): allowed.
+    A user must hold every permission (superusers hold all)."""
+    if actor is None:
+        return
+    if not getattr(actor, "is_authenticated", False) or not getattr(actor, "is_active", True):
+        raise ChangeNotPermitted("an authenticated, active user is required")
+    missing = [p for p in perms if not actor.has_perm(p)]
+    if missing:
+        raise ChangeNotPermitted(f"{actor} lacks the permission(s): {', '.join(missing)}")
+
+
+def attribute(instance: Model, actor: Any, reason: str) -> Model:
+    """Attach the history user and change reason simple-history records on the next save or
+    delete of ``instance``."""
+    instance._history_user = history_user(actor)  # type: ignore[attr-defined]
+    instance._change_reason = reason  # type: ignore[attr-defined]
+    return instance
+
+
+def save(instance: Model, actor: Any, reason: str, **kwargs: Any) -> None:
+    attribute(instance, actor, reason).save(**kwargs)
+
+
+def delete(instance: Model, actor: Any, reason: str) -> None:
+    attribute(instance, actor, reason).delete()
+
+
+def require_approval(
+    needed: bool,
+    change_request: Any,
+    flag: Flag | None,
+    environment: Environment | None,
+    change: Mapping[str, Any],
+) -> None:
+    """Raise ApprovalRequired when the policy asks for approval and ``change_request`` does
+    not cover this change."""
+    if needed and not change_request_covers(change_request, flag, environment):
+        raise ApprovalRequired(change)
+
+
+def describe_change(
+    operation: str,
+    *,
+    flag: Flag | None = None,
+    environment: Environment | None = None,
+    segment: Segment | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A JSON-friendly description of a proposed change that
+    :func:`flagapp.services.apply_change` can replay once approved."""
+    change: dict[str, Any] = {"operation": operation, "params": _jsonable(dict(params or {}))}
+    if flag is not None:
+        change["flag"] = flag.key
+    if environment is not None:
+        change["environment"] = environment.key
+    if segment is not None:
+        change["segment"] = segment.key
+    return change
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, _Unset):
+        return None
+    if isinstance(value, Model):
+        return getattr(value, "key", None) or getattr(value, "name", None) or value.pk
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items() if not isinstance(v, _Unset)}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+# ---------------------------------------------------------------------------------------
+# publishing
+
+
+def publish_on_commit(environment_ids: Iterable[int], using: str = "default") -> None:
+    """Publish the snapshots of these environments once the current transaction commits.
+
+    Many writes in one transaction (an import, a variant change touching every environment)
+    publish each environment once: the ids collect in a set on the connection, every write
+    queues a callback, and the first callback to run drains the set (the others find it
+    empty). After a rollback the set may keep ids whose change was undone; publishing them
+    later is harmless (an unchanged environment keeps its snapshot: same ETag).
+    """
+    connection = connections[using]
+    pending: set[int] | None = getattr(connection, _PENDING_ATTR, None)
+    if pending is None:
+        pending = set()
+        setattr(connection, _PENDING_ATTR, pending)
+    pending.update(environment_ids)
+
+    def _run() -> None:
+        ids = sorted(pending)
+        pending.clear()
+        if getattr(connection, _PENDING_ATTR, None) is pending:
+            setattr(connection, _PENDING_ATTR, None)
+        if ids:
+            _publish_ids(ids)
+
+    transaction.on_commit(_run, using=using)
+
+
+def _publish_ids(ids: list[int]) -> None:
+    from ..models import Environment
+    from ..snapshot import publish
+
+    for env in Environment.objects.filter(pk__in=ids):
+        publish(env)
+
+
+def on_commit(func: Callable[[], Any]) -> None:
+    transaction.on_commit(func)
+
+
+# ---------------------------------------------------------------------------------------
+# engine validation
+
+
+def parse_or_raise(
+    document: Mapping[str, Any],
+    *,
+    flag_key: str | None = None,
+    segment_key: str | None = None,
+    field_map: Mapping[str, str] | None = None,
+    context: str = "",
+) -> None:
+    """Validate ``document`` with the engine's parser; turn a ParseError into a
+    FlagValidationError keyed by the form/API field the JSON path points into.
+
+    ``field_map`` renames document keys to field names (``when`` -> ``conditions``).
+    """
+    from openfeature_provider.engine import ParseError
+
+    from ..snapshot import parse
+
+    try:
+        parse(document)
+    except ParseError as exc:
+        raise FlagValidationError(
+            {
+                _field_for(exc.path, flag_key, segment_key, field_map or {}): [
+                    _message(exc, flag_key, segment_key, context)
+                ]
+            }
+        ) from None
+
+
+def _prefix(kind: str, key: str) -> str:
+    return f"$.{kind}[{json.dumps(key, ensure_ascii=False)}]"
+
+
+def _field_for(
+    path: str, flag_key: str | None, segment_key: str | None, field_map: Mapping[str, str]
+) -> str:
+    for kind, key in (("flags", flag_key), ("segments", segment_key)):
+        if key is None:
+            continue
+        prefix = _prefix(kind, key)
+        if path.startswith(prefix):
+            m = re.match(r"\.(\w+)", path[len(prefix) :])
+            if m:
+                return field_map.get(m.group(1), m.group(1))
+            return "__all__"
+    if path.startswith("$.flags[") and flag_key is not None:
+        return "prerequisites"  # another flag, present only as a prerequisite
+    if path.startswith("$.segments["):
+        return field_map.get("segments", "__all__")
+    return "__all__"
+
+
+def _message(exc: Any, flag_key: str | None, segment_key: str | None, context: str) -> str:
+    path: str = exc.path
+    for kind, key in (("flags", flag_key), ("segments", segment_key)):
+        if key is not None and path.startswith(_prefix(kind, key)):
+            path = path[len(_prefix(kind, key)) :].lstrip(".")
+            break
+    where = f"{context}: " if context else ""
+    return f"{where}{path}: {exc.message}" if path else f"{where}{exc.message}"

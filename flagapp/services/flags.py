@@ -1,0 +1,571 @@
+"""Flag services: create, update, archive, delete (tombstone), variants."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from ..conf import settings
+from ..exceptions import FlagValidationError, KeyReuseError
+from ..models import (
+    Environment,
+    Flag,
+    FlagKeyTombstone,
+    FlagKind,
+    FlagState,
+    FlagType,
+    Risk,
+    Variant,
+)
+from ..policy import requires_approval
+from ..signals import flag_changed
+from ._base import (
+    UNSET,
+    check_permission,
+    clean_reason,
+    delete,
+    describe_change,
+    on_commit,
+    publish_on_commit,
+    require_approval,
+    save,
+)
+from ._validation import dependents_of, normalize_variants, validate_flag_in_environment
+
+__all__ = [
+    "archive_flag",
+    "create_flag",
+    "default_fallthrough",
+    "delete_flag",
+    "set_variants",
+    "unarchive_flag",
+    "update_flag",
+]
+
+_TAG_RE = re.compile(r"^[\w.:/-]{1,50}$")
+
+
+def _send_changed(flag: Flag, env_keys: Sequence[str], actor: Any, reason: str, op: str) -> None:
+    keys = list(env_keys)
+    on_commit(
+        lambda: flag_changed.send(
+            sender=Flag,
+            flag=flag,
+            environment_keys=keys,
+            actor=actor,
+            reason=reason,
+            operation=op,
+        )
+    )
+
+
+def _resolve_owner(owner: Any, errors: dict[str, list[str]]) -> Group | None:
+    if isinstance(owner, Group):
+        return owner
+    if isinstance(owner, str) and owner:
+        group = Group.objects.filter(name=owner).first()
+        if group is None:
+            errors.setdefault("owner", []).append(f"no group named {owner!r}")
+        return group
+    if isinstance(owner, int) and not isinstance(owner, bool):
+        group = Group.objects.filter(pk=owner).first()
+        if group is None:
+            errors.setdefault("owner", []).append(f"no group with id {owner}")
+        return group
+    errors.setdefault("owner", []).append("every flag needs an owner group")
+    return None
+
+
+def _parse_date(value: Any, errors: dict[str, list[str]]) -> dt.date | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    errors.setdefault("expires_on", []).append("expected a date (YYYY-MM-DD)")
+    return None
+
+
+def _check_expiry(
+    flag_type: str, expires_on: dt.date | None, changed: bool, errors: dict[str, list[str]]
+) -> None:
+    if flag_type in settings.EXPIRY_REQUIRED_TYPES and expires_on is None:
+        errors.setdefault("expires_on", []).append(f"{flag_type} flags need an expiry date")
+        return
+    if expires_on is None or not changed:
+        return
+    today = timezone.localdate()
+    if expires_on < today:
+        errors.setdefault("expires_on", []).append("the expiry date is in the past")
+    max_days = settings.RELEASE_EXPIRY_MAX_DAYS
+    if flag_type == FlagType.RELEASE and expires_on > today + dt.timedelta(days=max_days):
+        errors.setdefault("expires_on", []).append(f"release flags expire within {max_days} days")
+
+
+def _check_tags(tags: Any, errors: dict[str, list[str]]) -> list[str]:
+    if tags is None:
+        return []
+    if not isinstance(tags, list | tuple) or not all(isinstance(t, str) for t in tags):
+        errors.setdefault("tags", []).append("expected a list of strings")
+        return []
+    out: list[str] = []
+    for t in tags:
+        t = t.strip()
+        if not _TAG_RE.match(t):
+            errors.setdefault("tags", []).append(
+                f"{t!r}: tags are 1-50 letters, digits or . _ : / -"
+            )
+        elif t not in out:
+            out.append(t)
+    return out
+
+
+def _check_choice(value: Any, choices: Any, field: str, errors: dict[str, list[str]]) -> None:
+    if value not in choices.values:
+        errors.setdefault(field, []).append(f"{value!r} is not one of {', '.join(choices.values)}")
+
+
+def _check_name(name: Any, errors: dict[str, list[str]]) -> str:
+    if not isinstance(name, str) or not name.strip():
+        errors.setdefault("name", []).append("a name is required")
+        return ""
+    if len(name.strip()) > 200:
+        errors.setdefault("name", []).append("at most 200 characters")
+    return name.strip()
+
+
+def check_new_key(key: Any) -> None:
+    """Pattern, uniqueness and never-reused (tombstone) checks of a new flag key."""
+    pattern = settings.FLAG_KEY_PATTERN
+    if not isinstance(key, str) or not re.fullmatch(pattern, key) or len(key) > 200:
+        raise FlagValidationError(
+            {
+                "key": [
+                    f"{key!r} does not match the flag key pattern {pattern} "
+                    "(team.domain.purpose style, e.g. checkout.new-flow)"
+                ]
+            }
+        )
+    tomb = FlagKeyTombstone.objects.filter(key=key).first()
+    if tomb is not None:
+        raise KeyReuseError(key, tomb.deleted_at)
+    if Flag.objects.filter(key=key).exists():
+        raise FlagValidationError({"key": [f"a flag with the key {key!r} already exists"]})
+
+
+def _coerce_value(kind: str, value: Any) -> Any:
+    # Float flags store floats, so the stored value has the flag's type on every surface.
+    if kind == FlagKind.FLOAT and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def default_fallthrough(variant_keys: Sequence[str]) -> dict[str, Any] | None:
+    """A new state serves the ``off`` variant when there is one (enabling a new boolean flag
+    turns targeting on without changing what anyone gets), else nothing (the caller's
+    default)."""
+    return {"variant": "off"} if "off" in variant_keys else None
+
+
+def create_flag(
+    *,
+    key: str,
+    name: str,
+    owner: Group | str | int,
+    actor: Any,
+    reason: str,
+    kind: str = FlagKind.BOOLEAN,
+    flag_type: str = FlagType.RELEASE,
+    description: str = "",
+    risk: str = Risk.LOW,
+    expires_on: dt.date | str | None = None,
+    tags: Sequence[str] | None = None,
+    variants: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
+) -> Flag:
+    """Create a flag with its variants and a disabled state in every environment.
+
+    Boolean flags get ``on``/``off`` variants unless ``variants`` is given; other kinds
+    need explicit variants. Creating changes nothing anyone is served (the flag is off
+    everywhere), so it needs no approval.
+    """
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.add_flag")
+    check_new_key(key)
+    errors: dict[str, list[str]] = {}
+    name = _check_name(name, errors)
+    _check_choice(kind, FlagKind, "kind", errors)
+    _check_choice(flag_type, FlagType, "flag_type", errors)
+    _check_choice(risk, Risk, "risk", errors)
+    group = _resolve_owner(owner, errors)
+    date = _parse_date(expires_on, errors)
+    if "expires_on" not in errors:
+        _check_expiry(flag_type, date, True, errors)
+    clean_tags = _check_tags(tags, errors)
+    if not isinstance(description, str):
+        errors.setdefault("description", []).append("expected text")
+    if variants is None:
+        if kind == FlagKind.BOOLEAN:
+            variants = {"on": True, "off": False}
+        else:
+            errors.setdefault("variants", []).append(f"a {kind} flag needs variants")
+    variant_items: list[dict[str, Any]] = []
+    if variants is not None:
+        try:
+            variant_items = normalize_variants(variants)
+        except FlagValidationError as exc:
+            for f, msgs in exc.message_dict.items():
+                errors.setdefault(f, []).extend(msgs)
+    if errors:
+        raise FlagValidationError(errors)
+    for item in variant_items:
+        item["value"] = _coerce_value(kind, item["value"])
+
+    environments = list(Environment.objects.all())
+    keys = [v["key"] for v in variant_items]
+    fallthrough = default_fallthrough(keys)
+    # The engine validates the variants (values of the flag's kind) before anything is written.
+    if environments:
+        validate_flag_in_environment(
+            flag_key=key,
+            kind=kind,
+            variants=[(v["key"], v["value"]) for v in variant_items],
+            environment=environments[0],
+            enabled=False,
+            fallthrough=fallthrough,
+            prerequisites=[],
+            rules=[],
+        )
+    else:
+        from ..snapshot import FORMAT_VERSION, flag_entry
+        from ._base import parse_or_raise
+
+        parse_or_raise(
+            {
+                "format": FORMAT_VERSION,
+                "environment": "-",
+                "version": 0,
+                "flags": {
+                    key: flag_entry(
+                        kind=kind,
+                        enabled=False,
+                        variants=[(v["key"], v["value"]) for v in variant_items],
+                        prerequisites=[],
+                        rules=[],
+                        fallthrough=fallthrough,
+                        metadata={},
+                    )
+                },
+            },
+            flag_key=key,
+        )
+
+    with transaction.atomic():
+        flag = Flag(
+            key=key,
+            name=name,
+            description=description,
+            kind=kind,
+            flag_type=flag_type,
+            owner=group,
+            risk=risk,
+            expires_on=date,
+            tags=clean_tags,
+        )
+        save(flag, actor, reason)
+        for item in variant_items:
+            save(Variant(flag=flag, **item), actor, reason)
+        for env in environments:
+            save(
+                FlagState(flag=flag, environment=env, enabled=False, fallthrough=fallthrough),
+                actor,
+                reason,
+            )
+        publish_on_commit([e.pk for e in environments])
+        _send_changed(flag, [e.key for e in environments], actor, reason, "create_flag")
+    return flag
+
+
+def update_flag(
+    flag: Flag,
+    *,
+    actor: Any,
+    reason: str,
+    name: Any = UNSET,
+    description: Any = UNSET,
+    flag_type: Any = UNSET,
+    owner: Any = UNSET,
+    risk: Any = UNSET,
+    expires_on: Any = UNSET,
+    tags: Any = UNSET,
+    key: Any = UNSET,
+    kind: Any = UNSET,
+    change_request: Any = None,
+) -> Flag:
+    """Change a flag's descriptive fields. ``key`` and ``kind`` are accepted only to refuse
+    a change (they are immutable). Lowering the risk of a high-risk flag needs approval."""
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.change_flag")
+    errors: dict[str, list[str]] = {}
+    if key is not UNSET and key != flag.key:
+        errors["key"] = ["a flag key cannot be changed (create a new flag)"]
+    if kind is not UNSET and kind != flag.kind:
+        errors["kind"] = ["a flag's kind cannot be changed (create a new flag)"]
+    changes: dict[str, Any] = {}
+    if name is not UNSET:
+        changes["name"] = _check_name(name, errors)
+    if description is not UNSET:
+        if not isinstance(description, str):
+            errors.setdefault("description", []).append("expected text")
+        changes["description"] = description
+    if flag_type is not UNSET:
+        _check_choice(flag_type, FlagType, "flag_type", errors)
+        changes["flag_type"] = flag_type
+    if owner is not UNSET:
+        changes["owner"] = _resolve_owner(owner, errors)
+    if risk is not UNSET:
+        _check_choice(risk, Risk, "risk", errors)
+        changes["risk"] = risk
+    if expires_on is not UNSET:
+        changes["expires_on"] = _parse_date(expires_on, errors)
+    if tags is not UNSET:
+        changes["tags"] = _check_tags(tags, errors)
+    if "expires_on" not in errors and ("expires_on" in changes or "flag_type" in changes):
+        new_type = changes.get("flag_type", flag.flag_type)
+        new_date = changes.get("expires_on", flag.expires_on)
+        _check_expiry(new_type, new_date, new_date != flag.expires_on, errors)
+    if errors:
+        raise FlagValidationError(errors)
+    changes = {k: v for k, v in changes.items() if getattr(flag, k) != v}
+    if not changes:
+        return flag
+    if "risk" in changes:
+        require_approval(
+            requires_approval(flag),
+            change_request,
+            flag,
+            None,
+            describe_change("update_flag", flag=flag, params=changes),
+        )
+    with transaction.atomic():
+        locked = Flag.objects.select_for_update().get(pk=flag.pk)
+        for k, v in changes.items():
+            setattr(locked, k, v)
+        save(locked, actor, reason)
+        env_ids = list(Environment.objects.values_list("pk", flat=True))
+        publish_on_commit(env_ids)
+        _send_changed(locked, [], actor, reason, "update_flag")
+    for k, v in changes.items():
+        setattr(flag, k, v)
+    flag.updated_at = locked.updated_at
+    return locked
+
+
+def _enabled_in_protected(flag: Flag) -> bool:
+    return FlagState.objects.filter(flag=flag, enabled=True, environment__protected=True).exists()
+
+
+def _set_archived(
+    flag: Flag, archived: bool, actor: Any, reason: str, change_request: Any, op: str
+) -> Flag:
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.change_flag")
+    if flag.archived == archived:
+        return flag
+    if archived:
+        dependents = dependents_of(flag)
+        if dependents:
+            raise FlagValidationError(
+                {"archived": [f"other flags require this flag: {', '.join(dependents)}"]}
+            )
+    else:
+        # Its prerequisites may have gone while it was archived: it must compile again.
+        pairs = list(flag.variants.order_by("order", "key").values_list("key", "value"))
+        for state in FlagState.objects.filter(flag=flag).select_related("environment"):
+            validate_flag_in_environment(
+                flag_key=flag.key,
+                kind=flag.kind,
+                variants=pairs,
+                environment=state.environment,
+                enabled=state.enabled,
+                fallthrough=state.fallthrough,
+                prerequisites=state.prerequisites,
+                rules=[
+                    {"id": r.rule_id, "when": r.conditions, "serve": r.serve}
+                    for r in state.rules.all()
+                ],
+                context=f"in {state.environment.key}",
+            )
+    require_approval(
+        requires_approval(flag) or _enabled_in_protected(flag),
+        change_request,
+        flag,
+        None,
+        describe_change(op, flag=flag),
+    )
+    with transaction.atomic():
+        locked = Flag.objects.select_for_update().get(pk=flag.pk)
+        locked.archived = archived
+        save(locked, actor, reason)
+        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+        _send_changed(locked, [], actor, reason, op)
+    flag.archived = archived
+    return locked
+
+
+def archive_flag(flag: Flag, *, actor: Any, reason: str, change_request: Any = None) -> Flag:
+    """Archive: the flag leaves every snapshot (callers get FLAG_NOT_FOUND, i.e. their
+    default). Refused while other flags name it as a prerequisite."""
+    return _set_archived(flag, True, actor, reason, change_request, "archive_flag")
+
+
+def unarchive_flag(flag: Flag, *, actor: Any, reason: str, change_request: Any = None) -> Flag:
+    return _set_archived(flag, False, actor, reason, change_request, "unarchive_flag")
+
+
+def delete_flag(
+    flag: Flag, *, actor: Any, reason: str, change_request: Any = None
+) -> FlagKeyTombstone:
+    """Delete a flag, its variants, states and rules (each deletion in the history with the
+    reason) and leave a tombstone so the key is never reused."""
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.delete_flag")
+    dependents = dependents_of(flag)
+    if dependents:
+        raise FlagValidationError(
+            {"__all__": [f"other flags require this flag: {', '.join(dependents)}"]}
+        )
+    require_approval(
+        requires_approval(flag) or _enabled_in_protected(flag),
+        change_request,
+        flag,
+        None,
+        describe_change("delete_flag", flag=flag),
+    )
+    with transaction.atomic():
+        locked = Flag.objects.select_for_update().get(pk=flag.pk)
+        for state in FlagState.objects.filter(flag=locked).prefetch_related("rules"):
+            for rule in state.rules.all():
+                delete(rule, actor, reason)
+            delete(state, actor, reason)
+        for variant in Variant.objects.filter(flag=locked):
+            delete(variant, actor, reason)
+        key = locked.key
+        delete(locked, actor, reason)
+        tomb = FlagKeyTombstone(
+            key=key,
+            deleted_by=actor if getattr(actor, "is_authenticated", False) else None,
+            reason=reason,
+        )
+        save(tomb, actor, reason)
+        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+    return tomb
+
+
+def set_variants(
+    flag: Flag,
+    variants: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    *,
+    actor: Any,
+    reason: str,
+    change_request: Any = None,
+) -> list[Variant]:
+    """Replace a flag's variants (keys matched: changed values are updates, missing keys
+    deletions). Validated in every environment against that environment's rules and
+    fallthrough, and against other flags' prerequisites. Every state's version moves (what
+    it serves changed). Approval as for the flag (high risk, or enabled in a protected
+    environment)."""
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.change_flag")
+    items = normalize_variants(variants)
+    for item in items:
+        item["value"] = _coerce_value(flag.kind, item["value"])
+    current = list(flag.variants.order_by("order", "key"))
+    unchanged = [(v.key, v.value, v.description, v.order) for v in current] == [
+        (i["key"], i["value"], i["description"], i["order"]) for i in items
+    ]
+    if unchanged:
+        return current
+    new_keys = {i["key"] for i in items}
+    pairs = [(i["key"], i["value"]) for i in items]
+    states = list(
+        FlagState.objects.filter(flag=flag).select_related("environment").prefetch_related("rules")
+    )
+    for state in states:
+        validate_flag_in_environment(
+            flag_key=flag.key,
+            kind=flag.kind,
+            variants=pairs,
+            environment=state.environment,
+            enabled=state.enabled,
+            fallthrough=state.fallthrough,
+            prerequisites=state.prerequisites,
+            rules=[
+                {"id": r.rule_id, "when": r.conditions, "serve": r.serve} for r in state.rules.all()
+            ],
+            context=f"in {state.environment.key}",
+        )
+    for other in (
+        FlagState.objects.exclude(prerequisites=[])
+        .exclude(flag=flag)
+        .select_related("flag", "environment")
+    ):
+        for p in other.prerequisites:
+            if isinstance(p, Mapping) and p.get("flag") == flag.key:
+                missing = [v for v in p.get("variants", []) if v not in new_keys]
+                if missing:
+                    raise FlagValidationError(
+                        {
+                            "variants": [
+                                f"{other.flag.key}@{other.environment.key} requires variant(s) "
+                                f"{', '.join(missing)} of this flag"
+                            ]
+                        }
+                    )
+    require_approval(
+        requires_approval(flag) or _enabled_in_protected(flag),
+        change_request,
+        flag,
+        None,
+        describe_change("set_variants", flag=flag, params={"variants": items}),
+    )
+    with transaction.atomic():
+        Flag.objects.select_for_update().get(pk=flag.pk)
+        by_key = {v.key: v for v in Variant.objects.filter(flag=flag)}
+        for key, variant in by_key.items():
+            if key not in new_keys:
+                delete(variant, actor, reason)
+        result = []
+        for item in items:
+            existing = by_key.get(item["key"])
+            if existing is None:
+                existing = Variant(flag=flag, key=item["key"])
+            elif (existing.value, existing.description, existing.order) == (
+                item["value"],
+                item["description"],
+                item["order"],
+            ):
+                result.append(existing)
+                continue
+            existing.value = item["value"]
+            existing.description = item["description"]
+            existing.order = item["order"]
+            save(existing, actor, reason)
+            result.append(existing)
+        for state in FlagState.objects.select_for_update().filter(flag=flag):
+            state.version += 1
+            save(state, actor, reason)
+        publish_on_commit([s.environment_id for s in states])
+        _send_changed(flag, [s.environment.key for s in states], actor, reason, "set_variants")
+    return result

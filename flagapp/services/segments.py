@@ -1,0 +1,221 @@
+"""Segment services. Segments are global: every environment's snapshot carries them, so a
+change publishes every environment."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from django.db import transaction
+
+from ..exceptions import FlagValidationError
+from ..models import Environment, Segment, TargetingRule
+from ..snapshot import FORMAT_VERSION, segment_entry
+from ._base import (
+    UNSET,
+    check_permission,
+    clean_reason,
+    delete,
+    describe_change,
+    parse_or_raise,
+    publish_on_commit,
+    require_approval,
+    save,
+)
+
+__all__ = ["create_segment", "delete_segment", "segment_users", "update_segment"]
+
+_SEGMENT_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,99})$")
+_FIELD_MAP = {"when": "conditions"}
+
+
+def _segment_refs(conditions: Any) -> set[str]:
+    from openfeature_provider.engine.operators import OPERATORS
+
+    refs: set[str] = set()
+    for cond in conditions or []:
+        if not isinstance(cond, Mapping):
+            continue
+        op = OPERATORS.get(cond.get("op")) if isinstance(cond.get("op"), str) else None
+        if op is not None and not op.uses_attr:
+            refs.update(v for v in cond.get("values", []) if isinstance(v, str))
+    return refs
+
+
+def segment_users(key: str) -> dict[str, list[str]]:
+    """Who refers to segment ``key``: ``{"rules": ["flag@env#rule"], "segments": [...]}``
+    plus ``"protected_or_high_risk"`` (rules whose change needs approval)."""
+    rules: list[str] = []
+    guarded: list[str] = []
+    # Archived flags count too: unarchiving them must not meet a missing segment.
+    for rule in TargetingRule.objects.select_related("state__flag", "state__environment"):
+        if key in _segment_refs(rule.conditions):
+            label = f"{rule.state.flag.key}@{rule.state.environment.key}#{rule.rule_id}"
+            rules.append(label)
+            if rule.state.environment.protected or rule.state.flag.risk == "high":
+                guarded.append(label)
+    segments = [
+        s.key for s in Segment.objects.exclude(key=key) if key in _segment_refs(s.conditions)
+    ]
+    return {
+        "rules": sorted(rules),
+        "segments": sorted(segments),
+        "protected_or_high_risk": sorted(guarded),
+    }
+
+
+def _clean(
+    errors: dict[str, list[str]], field: str, value: Any, *, strings: bool = True
+) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list | tuple):
+        errors.setdefault(field, []).append("expected a list")
+        return []
+    if strings and not all(isinstance(v, str) for v in value):
+        errors.setdefault(field, []).append("expected a list of strings (context keys)")
+    return list(value)
+
+
+def _validate(segment_key: str, entry: dict[str, Any]) -> None:
+    others = {s.key: segment_entry(s) for s in Segment.objects.exclude(key=segment_key)}
+    others[segment_key] = entry
+    parse_or_raise(
+        {
+            "format": FORMAT_VERSION,
+            "environment": "-",
+            "version": 0,
+            "flags": {},
+            "segments": others,
+        },
+        segment_key=segment_key,
+        field_map=_FIELD_MAP,
+    )
+
+
+def create_segment(
+    *,
+    key: str,
+    name: str,
+    actor: Any,
+    reason: str,
+    description: str = "",
+    include: Any = None,
+    exclude: Any = None,
+    conditions: Any = None,
+) -> Segment:
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.add_segment")
+    errors: dict[str, list[str]] = {}
+    if not isinstance(key, str) or not _SEGMENT_KEY.match(key):
+        errors["key"] = ["1-100 lowercase letters, digits, '.', '-' or '_'"]
+    elif Segment.objects.filter(key=key).exists():
+        errors["key"] = [f"a segment {key!r} already exists"]
+    if not isinstance(name, str) or not name.strip():
+        errors["name"] = ["a name is required"]
+    inc = _clean(errors, "include", include)
+    exc = _clean(errors, "exclude", exclude)
+    cond = _clean(errors, "conditions", conditions, strings=False)
+    if errors:
+        raise FlagValidationError(errors)
+    _validate(key, {"include": inc, "exclude": exc, "when": cond})
+    with transaction.atomic():
+        segment = Segment(
+            key=key,
+            name=name.strip(),
+            description=description or "",
+            include=inc,
+            exclude=exc,
+            conditions=cond,
+        )
+        save(segment, actor, reason)
+        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+    return segment
+
+
+def update_segment(
+    segment: Segment,
+    *,
+    actor: Any,
+    reason: str,
+    name: Any = UNSET,
+    description: Any = UNSET,
+    include: Any = UNSET,
+    exclude: Any = UNSET,
+    conditions: Any = UNSET,
+    key: Any = UNSET,
+    change_request: Any = None,
+) -> Segment:
+    """Change a segment. Needs approval when a rule of a high-risk flag or in a protected
+    environment uses it (its audience changes with it)."""
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.change_segment")
+    errors: dict[str, list[str]] = {}
+    changes: dict[str, Any] = {}
+    if key is not UNSET and key != segment.key:
+        errors["key"] = ["a segment key cannot be changed"]
+    if name is not UNSET:
+        if not isinstance(name, str) or not name.strip():
+            errors["name"] = ["a name is required"]
+        else:
+            changes["name"] = name.strip()
+    if description is not UNSET:
+        changes["description"] = description or ""
+    if include is not UNSET:
+        changes["include"] = _clean(errors, "include", include)
+    if exclude is not UNSET:
+        changes["exclude"] = _clean(errors, "exclude", exclude)
+    if conditions is not UNSET:
+        changes["conditions"] = _clean(errors, "conditions", conditions, strings=False)
+    if errors:
+        raise FlagValidationError(errors)
+    changes = {k: v for k, v in changes.items() if getattr(segment, k) != v}
+    if not changes:
+        return segment
+    _validate(
+        segment.key,
+        {
+            "include": changes.get("include", segment.include),
+            "exclude": changes.get("exclude", segment.exclude),
+            "when": changes.get("conditions", segment.conditions),
+        },
+    )
+    if {"include", "exclude", "conditions"} & set(changes):
+        guarded = segment_users(segment.key)["protected_or_high_risk"]
+        require_approval(
+            bool(guarded),
+            change_request,
+            None,
+            None,
+            describe_change("update_segment", segment=segment, params=changes),
+        )
+    with transaction.atomic():
+        locked = Segment.objects.select_for_update().get(pk=segment.pk)
+        for k, v in changes.items():
+            setattr(locked, k, v)
+        save(locked, actor, reason)
+        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+    for k, v in changes.items():
+        setattr(segment, k, v)
+    return locked
+
+
+def delete_segment(segment: Segment, *, actor: Any, reason: str) -> None:
+    """Delete a segment no rule or segment uses (a reference would make every snapshot
+    invalid)."""
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.delete_segment")
+    users = segment_users(segment.key)
+    if users["rules"] or users["segments"]:
+        raise FlagValidationError(
+            {
+                "__all__": [
+                    f"segment {segment.key!r} is in use: "
+                    + ", ".join(users["rules"] + users["segments"])
+                ]
+            }
+        )
+    with transaction.atomic():
+        delete(segment, actor, reason)
+        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))

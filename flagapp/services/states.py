@@ -1,0 +1,191 @@
+"""Per-environment flag state: enabled (kill switch), fallthrough, prerequisites, rules.
+
+Optimistic concurrency: the caller names the ``expected_version`` it edited; the state row
+is locked (``select_for_update``) and compared, so a stale edit is refused with
+``VersionConflict`` and nothing is overwritten.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+
+from ..exceptions import FlagValidationError, VersionConflict
+from ..models import Environment, Flag, FlagState, TargetingRule
+from ..policy import kill_switch_bypasses_approval, requires_approval
+from ._base import (
+    UNSET,
+    check_permission,
+    clean_reason,
+    delete,
+    describe_change,
+    publish_on_commit,
+    require_approval,
+    save,
+)
+from ._validation import normalize_rules, validate_flag_in_environment
+from .flags import _send_changed
+
+__all__ = ["set_flag_enabled", "update_flag_state"]
+
+
+def _rules_of(state: FlagState) -> list[dict[str, Any]]:
+    return [
+        {"id": r.rule_id, "description": r.description, "when": r.conditions, "serve": r.serve}
+        for r in state.rules.order_by("order", "id")
+    ]
+
+
+def update_flag_state(
+    flag: Flag,
+    environment: Environment,
+    *,
+    actor: Any,
+    reason: str,
+    expected_version: int | None = None,
+    enabled: Any = UNSET,
+    fallthrough: Any = UNSET,
+    prerequisites: Any = UNSET,
+    rules: Any = UNSET,
+    change_request: Any = None,
+) -> FlagState:
+    """Change a flag's state in one environment; unspecified parts stay as they are.
+
+    ``rules`` replaces the whole ordered list (``[{"id"?, "description"?, "when", "serve"}]``;
+    rules keep their identity by id, missing ids are generated). ``expected_version`` None
+    skips the version check (commands that own the whole configuration); the admin and the
+    API always pass it. A change identical to the stored state writes nothing.
+    Approval is needed for high-risk flags and protected environments, except for turning
+    the flag off (the kill switch, see ``FLAGAPP["KILL_SWITCH_BYPASSES_APPROVAL"]``).
+    """
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.change_flagstate")
+    if flag.archived:
+        raise FlagValidationError({"__all__": ["archived flags cannot be changed; unarchive"]})
+    if enabled is not UNSET and not isinstance(enabled, bool):
+        raise FlagValidationError({"enabled": ["expected true or false"]})
+    new_rules = normalize_rules(rules) if rules is not UNSET else None
+
+    with transaction.atomic():
+        state = (
+            FlagState.objects.select_for_update().filter(flag=flag, environment=environment).first()
+        )
+        if state is None:
+            from .flags import default_fallthrough
+
+            state = FlagState(
+                flag=flag,
+                environment=environment,
+                enabled=False,
+                fallthrough=default_fallthrough(list(flag.variants.values_list("key", flat=True))),
+                version=0,
+            )
+        if expected_version is not None and state.version != expected_version:
+            raise VersionConflict(state.version, expected_version)
+
+        old_rules = _rules_of(state) if state.pk else []
+        target = {
+            "enabled": state.enabled if enabled is UNSET else enabled,
+            "fallthrough": state.fallthrough if fallthrough is UNSET else fallthrough,
+            "prerequisites": state.prerequisites if prerequisites is UNSET else prerequisites,
+            "rules": old_rules if new_rules is None else new_rules,
+        }
+        current = {
+            "enabled": state.enabled,
+            "fallthrough": state.fallthrough,
+            "prerequisites": state.prerequisites,
+            "rules": old_rules,
+        }
+        if state.pk and target == current:
+            return state
+
+        validate_flag_in_environment(
+            flag_key=flag.key,
+            kind=flag.kind,
+            variants=list(flag.variants.order_by("order", "key").values_list("key", "value")),
+            environment=environment,
+            enabled=target["enabled"],
+            fallthrough=target["fallthrough"],
+            prerequisites=target["prerequisites"],
+            rules=target["rules"],
+        )
+
+        only_kill = (
+            state.enabled
+            and target["enabled"] is False
+            and {k for k in target if target[k] != current[k]} == {"enabled"}
+        )
+        params = {k: v for k, v in target.items() if v != current[k]}
+        require_approval(
+            requires_approval(flag, environment)
+            and not (only_kill and kill_switch_bypasses_approval()),
+            change_request,
+            flag,
+            environment,
+            describe_change(
+                "update_flag_state",
+                flag=flag,
+                environment=environment,
+                params={**params, "expected_version": state.version},
+            ),
+        )
+
+        state.enabled = target["enabled"]
+        state.fallthrough = target["fallthrough"]
+        state.prerequisites = list(target["prerequisites"] or [])
+        state.version += 1
+        save(state, actor, reason)
+        if new_rules is not None and new_rules != old_rules:
+            _replace_rules(state, new_rules, actor, reason)
+        publish_on_commit([environment.pk])
+        _send_changed(flag, [environment.key], actor, reason, "update_flag_state")
+    return state
+
+
+def _replace_rules(state: FlagState, rules: list[dict[str, Any]], actor: Any, reason: str) -> None:
+    existing = {r.rule_id: r for r in TargetingRule.objects.filter(state=state)}
+    wanted = {r["id"] for r in rules}
+    for rule_id, row in existing.items():
+        if rule_id not in wanted:
+            delete(row, actor, reason)
+    for order, rule in enumerate(rules):
+        row = existing.get(rule["id"])
+        if row is None:
+            row = TargetingRule(state=state, rule_id=rule["id"])
+        elif (row.order, row.description, row.conditions, row.serve) == (
+            order,
+            rule["description"],
+            rule["when"],
+            rule["serve"],
+        ):
+            continue
+        row.order = order
+        row.description = rule["description"]
+        row.conditions = rule["when"]
+        row.serve = rule["serve"]
+        save(row, actor, reason)
+
+
+def set_flag_enabled(
+    flag: Flag,
+    environment: Environment,
+    enabled: bool,
+    *,
+    actor: Any,
+    reason: str,
+    expected_version: int | None = None,
+    change_request: Any = None,
+) -> FlagState:
+    """The kill switch (``enabled=False``: every caller gets its own default) and its
+    reverse. Turning off needs no approval by default; turning on does where the policy
+    asks for it."""
+    return update_flag_state(
+        flag,
+        environment,
+        actor=actor,
+        reason=reason,
+        expected_version=expected_version,
+        enabled=enabled,
+        change_request=change_request,
+    )
