@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..exceptions import FlagValidationError
+from flagapp.exceptions import FlagValidationError
+
 from ._base import UNSET
 from .environments import copy_environment, create_environment, update_environment
 from .flags import (
@@ -76,7 +77,7 @@ def apply_change(
     (``{"operation", "flag"?, "environment"?, "segment"?, "params"}``), typically once its
     change request is approved. ``expected_version`` in the params makes a stale request
     fail with VersionConflict rather than overwrite newer edits."""
-    from ..models import Environment, Flag, Segment
+    from flagapp.models import Environment, Flag, Segment
 
     op = change.get("operation")
     if op not in _REPLAYABLE:

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any, Final
 from django.db import connections, transaction
 from django.db.models import Model
 
-from ..exceptions import ApprovalRequired, ChangeNotPermitted, FlagValidationError
-from ..policy import change_request_covers
+from flagapp.exceptions import ApprovalRequired, ChangeNotPermitted, FlagValidationError
+from flagapp.policy import change_request_covers
 
 if TYPE_CHECKING:
-    from ..models import Environment, Flag, Segment
+    from flagapp.models import Environment, Flag, Segment
 
 
 class _Unset:
@@ -164,8 +164,8 @@ def publish_on_commit(environment_ids: Iterable[int], using: str = "default") ->
 
 
 def _publish_ids(ids: list[int]) -> None:
-    from ..models import Environment
-    from ..snapshot import publish
+    from flagapp.models import Environment
+    from flagapp.snapshot import publish
 
     for env in Environment.objects.filter(pk__in=ids):
         publish(env)
@@ -192,9 +192,8 @@ def parse_or_raise(
 
     ``field_map`` renames document keys to field names (``when`` -> ``conditions``).
     """
+    from flagapp.snapshot import parse
     from openfeature_provider.engine import ParseError
-
-    from ..snapshot import parse
 
     try:
         parse(document)

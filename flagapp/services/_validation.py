@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..exceptions import FlagValidationError
-from ..snapshot import FORMAT_VERSION, flag_entry, segment_entry
+from flagapp.exceptions import FlagValidationError
+from flagapp.snapshot import FORMAT_VERSION, flag_entry, segment_entry
+
 from ._base import parse_or_raise
 
 if TYPE_CHECKING:
-    from ..models import Environment, Flag
+    from flagapp.models import Environment, Flag
 
 __all__ = ["normalize_rules", "normalize_variants", "validate_flag_in_environment"]
 
@@ -112,7 +113,7 @@ def _prerequisite_closure(
     """Entries for every flag reachable through prerequisites from ``start`` (with their
     own state in ``environment``), so the parser sees undefined flags, unknown variants
     and cycles."""
-    from ..models import Flag
+    from flagapp.models import Flag
 
     entries: dict[str, dict[str, Any]] = {}
     frontier = {p.get("flag") for p in start if isinstance(p, Mapping)}
@@ -165,7 +166,7 @@ def validate_flag_in_environment(
 ) -> None:
     """Raise FlagValidationError (fields: variants, fallthrough, prerequisites, rules,
     enabled) when the engine would reject this flag configuration in ``environment``."""
-    from ..models import Segment
+    from flagapp.models import Segment
 
     if prerequisites is None:
         prerequisites = []
@@ -200,7 +201,7 @@ def validate_flag_in_environment(
 def dependents_of(flag: Flag) -> list[str]:
     """``"<flag>@<env>"`` for every non-archived flag state naming ``flag`` as a
     prerequisite (they would fail to compile without it)."""
-    from ..models import FlagState
+    from flagapp.models import FlagState
 
     out = []
     for state in (

@@ -8,9 +8,10 @@ from typing import Any
 
 from django.db import transaction
 
-from ..exceptions import FlagValidationError
-from ..models import Environment, Flag, FlagState
-from ..policy import requires_approval
+from flagapp.exceptions import FlagValidationError
+from flagapp.models import Environment, Flag, FlagState
+from flagapp.policy import requires_approval
+
 from ._base import (
     UNSET,
     check_permission,

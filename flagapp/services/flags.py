@@ -11,9 +11,9 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from ..conf import settings
-from ..exceptions import FlagValidationError, KeyReuseError
-from ..models import (
+from flagapp.conf import settings
+from flagapp.exceptions import FlagValidationError, KeyReuseError
+from flagapp.models import (
     Environment,
     Flag,
     FlagKeyTombstone,
@@ -23,8 +23,9 @@ from ..models import (
     Risk,
     Variant,
 )
-from ..policy import requires_approval
-from ..signals import flag_changed
+from flagapp.policy import requires_approval
+from flagapp.signals import flag_changed
+
 from ._base import (
     UNSET,
     check_permission,
@@ -248,7 +249,8 @@ def create_flag(
             rules=[],
         )
     else:
-        from ..snapshot import FORMAT_VERSION, flag_entry
+        from flagapp.snapshot import FORMAT_VERSION, flag_entry
+
         from ._base import parse_or_raise
 
         parse_or_raise(

@@ -9,9 +9,10 @@ from typing import Any
 
 from django.db import transaction
 
-from ..exceptions import FlagValidationError
-from ..models import Environment, Segment, TargetingRule
-from ..snapshot import FORMAT_VERSION, segment_entry
+from flagapp.exceptions import FlagValidationError
+from flagapp.models import Environment, Segment, TargetingRule
+from flagapp.snapshot import FORMAT_VERSION, segment_entry
+
 from ._base import (
     UNSET,
     check_permission,

@@ -11,9 +11,10 @@ from typing import Any
 
 from django.db import transaction
 
-from ..exceptions import FlagValidationError, VersionConflict
-from ..models import Environment, Flag, FlagState, TargetingRule
-from ..policy import kill_switch_bypasses_approval, requires_approval
+from flagapp.exceptions import FlagValidationError, VersionConflict
+from flagapp.models import Environment, Flag, FlagState, TargetingRule
+from flagapp.policy import kill_switch_bypasses_approval, requires_approval
+
 from ._base import (
     UNSET,
     check_permission,
