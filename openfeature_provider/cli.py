@@ -59,9 +59,7 @@ def _row(res: Resolution, explain: bool) -> dict[str, Any]:
     return row
 
 
-def run(
-    argv: Sequence[str] | None, stdin: TextIO, stdout: TextIO, stderr: TextIO
-) -> int:
+def run(argv: Sequence[str] | None, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """The CLI with explicit streams (what tests and ``main`` call)."""
     args = _parser().parse_args(argv)
     try:
