@@ -42,6 +42,7 @@ __all__ = [
     "create_sdk_key",
     "forget_public_id",
     "hash_token",
+    "public_id_of",
     "revoke_sdk_key",
     "token_from_headers",
 ]
@@ -163,7 +164,7 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def _parse(token: str) -> str | None:
+def public_id_of(token: str) -> str | None:
     """The public id inside ``token``, or None when it is not shaped like one of ours."""
     if not token.startswith(TOKEN_PREFIX):
         return None
@@ -176,7 +177,7 @@ def _parse(token: str) -> str | None:
 def _load(token: str, digest: str, now: float) -> _Entry:
     from flagapp.models import SdkKey
 
-    public_id = _parse(token)
+    public_id = public_id_of(token)
     row = None
     if public_id is not None:
         row = (

@@ -1,0 +1,59 @@
+"""``manage.py flagapp_sdk_key create --environment KEY [--name NAME]`` and ``revoke``/``list``.
+
+``create`` prints the new token once, alone on stdout, so a script can capture it
+(``KEY=$(manage.py flagapp_sdk_key create --environment production)``); everything else
+goes to stderr. The token is never stored or shown again: lose it and create another.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Create, revoke or list SDK keys (read-only keys for the SDK and OFREP APIs)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="create a key and print its token once")
+        create.add_argument("--environment", required=True, help="environment key")
+        create.add_argument("--name", default="", help="a label (which service uses it)")
+        revoke = sub.add_parser("revoke", help="revoke a key by its public id or token")
+        revoke.add_argument("key", help="the public id (see list) or the whole token")
+        lst = sub.add_parser("list", help="list keys (public ids only, never secrets)")
+        lst.add_argument("--environment", default=None)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        from flagapp.models import Environment, SdkKey
+        from flagapp.sdk.keys import create_sdk_key, public_id_of, revoke_sdk_key
+
+        action = options["action"]
+        if action == "create":
+            try:
+                env = Environment.objects.get(key=options["environment"])
+            except Environment.DoesNotExist:
+                raise CommandError(f"no environment {options['environment']!r}")
+            key, token = create_sdk_key(env, name=options["name"], actor=None)
+            self.stdout.write(token)
+            self.stderr.write(
+                f"created SDK key {key.public_id} for {env.key}; the token above is shown once"
+            )
+        elif action == "revoke":
+            ident = public_id_of(options["key"]) or options["key"]
+            try:
+                key = revoke_sdk_key(ident, actor=None)
+            except SdkKey.DoesNotExist:
+                raise CommandError("no such SDK key")
+            self.stderr.write(f"revoked SDK key {key.public_id} of {key.environment.key}")
+        else:
+            qs = SdkKey.objects.select_related("environment").order_by("environment__key", "id")
+            if options["environment"]:
+                qs = qs.filter(environment__key=options["environment"])
+            for key in qs:
+                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+                used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+                self.stdout.write(
+                    f"{key.public_id}  {key.environment.key}  {state}  last used {used}  {key.name}"
+                )
