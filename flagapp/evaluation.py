@@ -119,6 +119,11 @@ _monotonic = time.monotonic
 #: (a dict lookup is atomic); written under ``_lock``.
 _overrides: dict[str, Any] = {}
 
+#: id(Resolution) -> (that Resolution, its EvaluationDetails); the Resolution is held so its
+#: id cannot be reused while the entry exists. Cleared when a ruleset is swapped in.
+_details_memo: dict[int, tuple[Any, EvaluationDetails]] = {}
+_DETAILS_MEMO_MAX = 4096
+
 #: Memo of settings read on the hot path; reset on ``setting_changed``.
 _default_env: str | None = None
 
@@ -231,6 +236,7 @@ def _refresh(env: str) -> Ruleset | None:
             _entries[env] = _Entry(None, 0, now + interval)
             return None
         _entries[env] = _Entry(ruleset, version, now + interval)
+        _details_memo.clear()
         _warned_missing.discard(env)
         installed = ruleset
     _notify(env, installed)
@@ -279,6 +285,7 @@ def install(env_key: str, ruleset: Ruleset, version: int | None = None) -> None:
         _entries[env_key] = _Entry(
             ruleset, ruleset.version if version is None else version, _monotonic() + interval
         )
+        _details_memo.clear()
         _warned_missing.discard(env_key)
     _notify(env_key, ruleset)
 
@@ -391,18 +398,97 @@ _connect_signals()
 
 # --------------------------------------------------------------------------- evaluation
 
-_sampler: Any = None  # None: not resolved yet; False: no sampling module
+# Usage statistics (evaluation counts, last-evaluated, a sample of contexts) for the
+# stale-flag report and the blast-radius preview (``flagapp.sampling``). The hot path only
+# touches memory: a counter per (environment, flag) and, for about one evaluation in
+# 1/CONTEXT_SAMPLE_RATE, a copy of the context. The batch is handed to
+# ``flagapp.sampling.record`` after a response is sent (``request_finished``), at most every
+# SAMPLING_FLUSH_SECONDS, or by ``flush_usage()`` — never inside ``evaluate``, so a warm
+# evaluation makes no query.
+
+_usage_counts: dict[tuple[str, str], int] = {}
+_usage_samples: list[tuple[str, str, str | None, dict[str, Any]]] = []
+_USAGE_SAMPLES_MAX = 1000
+_sample_countdown = 1
+_last_usage_flush = 0.0
 
 
-def _resolve_sampler() -> Any:
-    global _sampler
+def _note_usage(env: str, key: str, ctx: Mapping[str, Any], variant: str | None) -> None:
+    global _sample_countdown
+    pair = (env, key)
+    _usage_counts[pair] = _usage_counts.get(pair, 0) + 1
+    _sample_countdown -= 1
+    if _sample_countdown <= 0:
+        _sample_countdown = _next_sample_gap()
+        if ctx and len(_usage_samples) < _USAGE_SAMPLES_MAX:
+            _usage_samples.append((env, key, variant, dict(ctx)))
+
+
+def _next_sample_gap() -> int:
+    import random
+
     try:
-        from flagapp import sampling  # type: ignore[attr-defined,unused-ignore]
-
-        _sampler = getattr(sampling, "offer", None) or False
+        rate = float(_conf().CONTEXT_SAMPLE_RATE)
     except Exception:
-        _sampler = False
-    return _sampler
+        rate = 0.05
+    if rate <= 0:
+        return 1 << 62
+    if rate >= 1:
+        return 1
+    # Uniform gap with mean 1/rate: cheap, and no fixed stride to alias with page layouts.
+    return random.randint(1, max(1, round(2 / rate) - 1))
+
+
+def flush_usage() -> int:
+    """Hand buffered counts and sampled contexts to ``flagapp.sampling``; return how many
+    flags were counted. Called after each response (throttled); call it from long-running
+    non-request code (a worker loop) if that code evaluates flags."""
+    global _usage_counts, _usage_samples, _last_usage_flush
+    _last_usage_flush = _monotonic()
+    if not _usage_counts and not _usage_samples:
+        return 0
+    with _lock:
+        counts, _usage_counts = _usage_counts, {}
+        samples, _usage_samples = _usage_samples, []
+    try:
+        from flagapp import sampling
+    except Exception:
+        return 0
+    from django.utils import timezone
+
+    now = timezone.now()
+    by_env: dict[str, tuple[list[Any], dict[str, Any]]] = {}
+    for (env, key), n in counts.items():
+        by_env.setdefault(env, ([], {}))[1][key] = (n, now)
+    for env, key, variant, ctx in samples:
+        by_env.setdefault(env, ([], {}))[0].append((key, variant or "", ctx, now))
+    for env, (env_samples, env_counts) in by_env.items():
+        try:
+            sampling.record(env, env_samples, counts=env_counts)
+        except Exception:
+            logger.warning("flagapp: could not record evaluation usage", exc_info=True)
+    return len(counts)
+
+
+def _on_request_finished(**kwargs: Any) -> None:
+    try:
+        interval = float(_conf().SAMPLING_FLUSH_SECONDS)
+    except Exception:
+        interval = 10.0
+    if _monotonic() - _last_usage_flush >= interval:
+        flush_usage()
+
+
+def _connect_usage() -> None:
+    from django.core.signals import request_finished
+
+    request_finished.connect(_on_request_finished, dispatch_uid="flagapp.evaluation.usage")
+
+
+_connect_usage()
+
+#: Called as ``_sampler(env, key, context, variant)`` after each evaluation (tests swap it).
+_sampler: Any = _note_usage
 
 
 def _to_context(request_or_context: Any) -> Mapping[str, Any] | None:
@@ -494,21 +580,33 @@ def evaluate(
                     f"cannot build a context from {type(request_or_context).__name__}",
                 )
         res = engine_evaluate(ruleset, key, ctx, kind)
-        sampler = _sampler
-        if sampler is None:
-            sampler = _resolve_sampler()
-        if sampler:
-            with contextlib.suppress(Exception):  # sampling must never cost a page
-                sampler(env, key, ctx, res.variant)
+        with contextlib.suppress(Exception):  # statistics must never cost a page
+            _sampler(env, key, ctx, res.variant)
         if res.use_default:
-            value = default
-        else:
-            value = res.value
-            if kind == "float" and value.__class__ is int:
-                value = float(value)
-        return EvaluationDetails(
+            return EvaluationDetails(
+                key,
+                default,
+                res.variant,
+                res.reason,
+                res.error_code,
+                res.error_message,
+                res.metadata,
+            )
+        # The engine hands out one precomputed Resolution per (flag, outcome); the details
+        # of a served value depend on nothing else, so build them once per Resolution.
+        memo = _details_memo.get(id(res))
+        if memo is not None and memo[0] is res:
+            return memo[1]
+        value = res.value
+        if kind == "float" and value.__class__ is int:
+            value = float(value)
+        details = EvaluationDetails(
             key, value, res.variant, res.reason, res.error_code, res.error_message, res.metadata
         )
+        if len(_details_memo) >= _DETAILS_MEMO_MAX:
+            _details_memo.clear()
+        _details_memo[id(res)] = (res, details)
+        return details
     except Exception as exc:
         logger.exception("flagapp: evaluating %r failed", key)
         return EvaluationDetails(key, default, None, Reason.ERROR, ErrorCode.GENERAL, str(exc))

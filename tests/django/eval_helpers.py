@@ -74,6 +74,8 @@ def clean_flag_cache_fixture() -> Iterator[None]:
     """Every test starts cold: no in-process ruleset, an empty shared cache, no overrides."""
     evaluation.clear_cache()
     caches["default"].clear()
+    evaluation._usage_counts.clear()
+    evaluation._usage_samples.clear()
     yield
     evaluation.clear_cache()
     caches["default"].clear()
@@ -98,3 +100,48 @@ def install_flags_fixture() -> Installer:
         return ruleset
 
     return install
+
+
+def make_environment(key: str = "production", **kwargs: Any) -> Any:
+    from flagapp.models import Environment
+
+    env, _ = Environment.objects.get_or_create(key=key, defaults={"name": key.title(), **kwargs})
+    return env
+
+
+def make_flag(
+    key: str,
+    kind: str = "boolean",
+    variants: Mapping[str, Any] | None = None,
+    *,
+    states: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Any:
+    """A flag written straight to the ORM (the write path's own rules are the services'
+    tests' business; these tests are about what evaluation does with a published snapshot).
+
+    ``states`` maps an environment key to FlagState fields (``enabled``, ``fallthrough``...).
+    """
+    from django.contrib.auth.models import Group
+
+    from flagapp.models import Flag, FlagState, Variant
+
+    owner, _ = Group.objects.get_or_create(name="tests")
+    flag = Flag.objects.create(key=key, name=key, kind=kind, flag_type="ops", owner=owner)
+    for order, (vkey, value) in enumerate((variants or {"on": True, "off": False}).items()):
+        Variant.objects.create(flag=flag, key=vkey, value=value, order=order)
+    for env_key, fields in (
+        states or {"production": {"enabled": True, "fallthrough": {"variant": "on"}}}
+    ).items():
+        FlagState.objects.create(flag=flag, environment=make_environment(env_key), **fields)
+    return flag
+
+
+def publish(env_key: str = "production") -> Any:
+    """Publish and run the on_commit announcement (cache keys + signal) right away."""
+    from django.test import TestCase
+
+    from flagapp import snapshot
+
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        snap = snapshot.publish(make_environment(env_key))
+    return snap
