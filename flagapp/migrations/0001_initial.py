@@ -30,6 +30,7 @@ class Migration(migrations.Migration):
             ],
             options={
                 'ordering': ['order', 'key'],
+                'permissions': [('change_protected_environment', 'Can change protected environments')],
             },
         ),
         migrations.CreateModel(

@@ -96,6 +96,11 @@ class Environment(models.Model):
 
     class Meta:
         ordering: ClassVar = ["order", "key"]
+        # Who may change protected environments at all (their flag states and rules, the
+        # environment itself); approval of each change is a separate, second requirement.
+        permissions: ClassVar = [
+            ("change_protected_environment", "Can change protected environments"),
+        ]
 
     def __str__(self) -> str:
         return self.key

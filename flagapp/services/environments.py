@@ -88,6 +88,8 @@ def update_environment(
     otherwise be a way around it)."""
     reason = clean_reason(reason)
     check_permission(actor, "flagapp.change_environment")
+    if environment.protected:
+        check_permission(actor, "flagapp.change_protected_environment")
     errors: dict[str, list[str]] = {}
     changes: dict[str, Any] = {}
     if key is not UNSET and key != environment.key:

@@ -62,6 +62,9 @@ def update_flag_state(
     """
     reason = clean_reason(reason)
     check_permission(actor, "flagapp.change_flagstate")
+    if environment.protected:
+        # Only some users may change protected (production) environments at all.
+        check_permission(actor, "flagapp.change_protected_environment")
     if flag.archived:
         raise FlagValidationError({"__all__": ["archived flags cannot be changed; unarchive"]})
     if enabled is not UNSET and not isinstance(enabled, bool):
