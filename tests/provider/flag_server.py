@@ -8,6 +8,7 @@ stream handlers wake at least every ``heartbeat`` seconds and exit when the serv
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import queue
@@ -95,10 +96,8 @@ class FlagServer:
         with self._lock:
             sockets, self._sockets = list(self._sockets), set()
         for sock in sockets:  # keep-alive connections die with the server
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
@@ -178,10 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with self.server_state._lock:
             self.server_state._sockets.discard(self.connection)
-        try:
+        with contextlib.suppress(OSError):
             super().finish()
-        except OSError:
-            pass
 
     def _key(self) -> str | None:
         auth = self.headers.get("Authorization", "")

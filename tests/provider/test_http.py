@@ -270,9 +270,7 @@ def test_init__slow_server_with_lkg__lkg_served_then_server_snapshot(
     assert api.get_client().get_string_value("ui.theme", "x") == "dark"
 
 
-def test_midrun__429__retry_after_honoured(
-    flag_server: FlagServer, provider_name: str
-) -> None:
+def test_midrun__429__retry_after_honoured(flag_server: FlagServer, provider_name: str) -> None:
     api.set_provider_and_wait(_provider(flag_server, provider_name))
     flag_server.script.append(Scripted(status=429, headers={"Retry-After": "1"}))
     assert wait_until(lambda: not flag_server.script)

@@ -1,0 +1,146 @@
+"""SSE streaming against the local server: announcements, drops, fall-back to polling."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from openfeature import api
+from openfeature.event import ProviderEvent
+
+from openfeature_provider import FlagappProvider
+from openfeature_provider.remote import StreamingSource
+from tests.provider.conftest import EventRecorder, make_doc, wait_until
+from tests.provider.flag_server import VALID_KEY, FlagServer
+
+
+def _provider(server: FlagServer, name: str, **kwargs: object) -> FlagappProvider:
+    options: dict[str, object] = {
+        "stream": True,
+        "poll_interval": 60.0,  # so any prompt update must have come through the stream
+        "init_timeout": 2.0,
+        "read_timeout": 0.5,
+        "connect_timeout": 0.5,
+        "backoff_base": 0.05,
+        "backoff_max": 0.2,
+        "stream_read_timeout": 1.0,
+        "name": name,
+    }
+    options.update(kwargs)
+    return FlagappProvider(url=server.url, sdk_key=VALID_KEY, **options)  # type: ignore[arg-type]
+
+
+def _theme_doc(version: int, theme: str) -> dict[str, object]:
+    doc = make_doc(version)
+    doc["flags"]["ui.theme"]["fallthrough"] = {"variant": theme}
+    return doc
+
+
+def test_stream__announcement__fetches_and_emits_changed_keys(
+    flag_server: FlagServer, provider_name: str, recorder: EventRecorder
+) -> None:
+    provider = _provider(flag_server, provider_name)
+    api.set_provider_and_wait(provider)
+    assert wait_until(lambda: flag_server.open_streams == 1)
+    stream_req = next(r for r in flag_server.requests if r.path == "/sdk/v1/stream")
+    assert stream_req.headers["Accept"] == "text/event-stream"
+    assert stream_req.headers["Authorization"] == f"Bearer {VALID_KEY}"
+    flag_server.set_ruleset(_theme_doc(2, "light"))
+    changed = recorder.wait_count(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, 1)
+    assert [c.flags_changed for c in changed] == [["ui.theme"]]
+    assert api.get_client().get_string_value("ui.theme", "x") == "light"
+    # one fetch at connect (with no etag yet) and one per announcement of a new version
+    assert flag_server.count("/sdk/v1/ruleset") == 2
+    assert recorder.kinds().count("READY") == 1
+
+
+def test_stream__heartbeats__keep_provider_fresh(
+    flag_server: FlagServer, provider_name: str, recorder: EventRecorder
+) -> None:
+    provider = _provider(flag_server, provider_name, stale_after=0.3)
+    api.set_provider_and_wait(provider)
+    time.sleep(0.8)  # several heartbeats (every 0.2s), no new version
+    assert recorder.kinds() == ["READY"]
+    assert flag_server.count("/sdk/v1/ruleset") == 1
+
+
+def test_stream__dropped_and_resumed__change_while_away_is_applied(
+    flag_server: FlagServer, provider_name: str, recorder: EventRecorder
+) -> None:
+    provider = _provider(flag_server, provider_name)
+    api.set_provider_and_wait(provider)
+    source = provider.source
+    assert isinstance(source, StreamingSource)
+    assert wait_until(lambda: flag_server.open_streams == 1)
+    flag_server.set_ruleset(_theme_doc(2, "light"), announce=False)  # nobody hears this
+    flag_server.drop_streams()
+    changed = recorder.wait_count(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, 1)
+    assert [c.flags_changed for c in changed] == [["ui.theme"]]
+    assert source.connections >= 2
+    reconnect = [r for r in flag_server.requests if r.path == "/sdk/v1/stream"][-1]
+    assert reconnect.headers.get("Last-Event-ID") == "1"
+    assert recorder.of(ProviderEvent.PROVIDER_ERROR) == []
+    assert recorder.of(ProviderEvent.PROVIDER_STALE) == []
+
+
+def test_stream__server_dies__stale_then_ready_after_restart(
+    flag_server: FlagServer, provider_name: str, recorder: EventRecorder
+) -> None:
+    provider = _provider(flag_server, provider_name, stale_after=0.3, stream_fallback_after=100)
+    api.set_provider_and_wait(provider)
+    flag_server.stop()
+    assert len(recorder.wait_count(ProviderEvent.PROVIDER_STALE, 1)) == 1
+    flag_server.set_ruleset(_theme_doc(3, "light"), announce=False)
+    flag_server.start()
+    assert len(recorder.wait_count(ProviderEvent.PROVIDER_READY, 2)) == 2
+    changed = recorder.wait_count(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, 1)
+    assert [c.flags_changed for c in changed] == [["ui.theme"]]
+
+
+def test_stream__no_stream_endpoint__falls_back_to_polling(
+    flag_server: FlagServer, provider_name: str, recorder: EventRecorder
+) -> None:
+    flag_server.stream_status = 404
+    provider = _provider(flag_server, provider_name, poll_interval=0.1)
+    api.set_provider_and_wait(provider)
+    source = provider.source
+    assert isinstance(source, StreamingSource)
+    assert wait_until(lambda: source.mode == "poll")
+    flag_server.set_ruleset(_theme_doc(2, "light"))
+    changed = recorder.wait_count(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, 1)
+    assert [c.flags_changed for c in changed] == [["ui.theme"]]
+    assert flag_server.count("/sdk/v1/stream") == 1  # not retried within stream_retry_interval
+
+
+def test_stream__repeated_500s__falls_back_then_returns_to_stream(
+    flag_server: FlagServer, provider_name: str
+) -> None:
+    flag_server.stream_status = 500
+    provider = _provider(
+        flag_server,
+        provider_name,
+        poll_interval=0.05,
+        stream_fallback_after=2,
+        stream_retry_interval=0.5,
+    )
+    api.set_provider_and_wait(provider)
+    source = provider.source
+    assert isinstance(source, StreamingSource)
+    assert wait_until(lambda: source.mode == "poll")
+    assert flag_server.count("/sdk/v1/stream") == 2
+    flag_server.stream_status = None
+    assert wait_until(lambda: flag_server.open_streams == 1, timeout=5)
+    assert source.mode == "stream"
+
+
+def test_stream__shutdown__stops_thread_promptly(
+    flag_server: FlagServer, provider_name: str
+) -> None:
+    provider = _provider(flag_server, provider_name, stream_read_timeout=30.0)
+    api.set_provider_and_wait(provider)
+    assert wait_until(lambda: flag_server.open_streams == 1)
+    started = time.monotonic()
+    provider.shutdown()
+    provider.shutdown()  # idempotent
+    assert time.monotonic() - started < 5  # the blocked read was woken, not timed out
+    assert not [t for t in threading.enumerate() if t.name.startswith("flagapp-stream")]
