@@ -67,6 +67,16 @@ class RolloutPlan(models.Model):
     )
     metric_source = models.CharField(max_length=16, choices=SOURCE_CHOICES, default="events")
     notify_owners = models.BooleanField(default=True, help_text="Email owners on rollback.")
+    #: Where the policy needs approval, the approved change request that authorised the
+    #: whole plan (its steps and its rollback); ``approved`` survives the request's deletion.
+    change_request = models.ForeignKey(
+        "flagapp.ChangeRequest",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="rollouts",
+    )
+    approved = models.BooleanField(default=False)
 
     step_index = models.IntegerField(default=-1, help_text="-1 before the first step.")
     current_bps = models.PositiveIntegerField(default=0)

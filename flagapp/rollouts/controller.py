@@ -1,0 +1,696 @@
+"""The rollout controller: the only code that moves a plan through its state machine.
+
+Every step is an ordinary governed change: ``flagapp.services.update_flag_state`` with the
+step's ``fallthrough`` (validated by the engine, audited with a reason, published on
+commit). A rollout in an environment that needs approval is approved once, as a whole: the
+approved change request given to :func:`start` authorises its steps and its rollback.
+
+The clock is injectable (``now=``) everywhere so tests and the simulation can advance time
+without sleeping. :func:`tick` is what the Celery beat task runs every
+``FLAGAPP["ROLLOUT_CHECK_INTERVAL"]`` seconds: a breach found by a tick is rolled back in
+that same tick, so a rollback happens within one task interval of the data showing it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from flagapp.exceptions import FlagValidationError
+
+from .guardrails import GuardrailResult, Status, evaluate_guardrail, overall_status
+from .metrics import MetricQuery, MetricSource, MetricSourceError
+from .schedule import (
+    TOTAL_WEIGHT,
+    ScheduleKind,
+    build_steps,
+    format_bps,
+    rollout_serve,
+    validate_steps,
+)
+from .states import Action, State, next_state
+
+__all__ = [
+    "CheckOutcome",
+    "PlanAuthorization",
+    "create_plan",
+    "metric_source_for",
+    "pause",
+    "resume",
+    "rollback",
+    "run_check",
+    "start",
+    "tick",
+]
+
+logger = logging.getLogger("flagapp.rollouts")
+
+
+@dataclass(frozen=True, slots=True)
+class PlanAuthorization:
+    """What the services see as "an approved change request" for a plan's own steps.
+
+    The plan was approved as a whole (``RolloutPlan.change_request``); this carries that
+    approval to each step and to the rollback, restricted to the plan's flag and
+    environment (``flagapp.policy.change_request_covers`` checks both ids)."""
+
+    flag_id: int
+    environment_id: int
+    is_approved: bool = True
+
+
+@dataclass
+class CheckOutcome:
+    plan_id: int
+    action: str  # "advanced" | "completed" | "rolled_back" | "waiting" | "paused" | "error"
+    status: str
+    message: str
+    bps: int
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "plan": self.plan_id,
+            "action": self.action,
+            "status": self.status,
+            "message": self.message,
+            "bps": self.bps,
+            "results": self.results,
+        }
+
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def _now(now: datetime | None) -> datetime:
+    return now if now is not None else timezone.now()
+
+
+def _state_row(plan: Any) -> Any:
+    from flagapp.models import FlagState
+
+    return FlagState.objects.filter(
+        flag_id=plan.flag_id, environment_id=plan.environment_id
+    ).first()
+
+
+def _rules_of(state: Any) -> list[dict[str, Any]]:
+    return [
+        {"id": r.rule_id, "description": r.description, "when": r.conditions, "serve": r.serve}
+        for r in state.rules.order_by("order", "id")
+    ]
+
+
+def _authorization(plan: Any) -> PlanAuthorization | None:
+    from flagapp.policy import requires_approval
+
+    if not requires_approval(plan.flag, plan.environment):
+        return None
+    if not plan.approved:
+        return None
+    return PlanAuthorization(plan.flag_id, plan.environment_id)
+
+
+def _record(
+    plan: Any,
+    action: Action,
+    *,
+    at: datetime,
+    reason: str,
+    actor: Any,
+    automatic: bool,
+    from_state: str,
+    from_bps: int,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    from flagapp.models import RolloutTransition
+
+    RolloutTransition.objects.create(
+        plan=plan,
+        at=at,
+        action=action.value,
+        from_state=from_state,
+        to_state=plan.state,
+        from_bps=from_bps,
+        to_bps=plan.current_bps,
+        reason=reason,
+        automatic=automatic,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        details=dict(details or {}),
+    )
+
+
+def _clean_reason(reason: str) -> str:
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        raise FlagValidationError({"reason": ["A reason is required."]})
+    return text
+
+
+def _apply_step(plan: Any, bps: int, *, actor: Any, reason: str) -> None:
+    from flagapp import services
+
+    services.update_flag_state(
+        plan.flag,
+        plan.environment,
+        actor=actor,
+        reason=reason,
+        fallthrough=rollout_serve(
+            plan.treatment_variant, plan.control_variant, bps, plan.effective_salt
+        ),
+        change_request=_authorization(plan),
+    )
+
+
+def _lock(plan: Any) -> Any:
+    from flagapp.models import RolloutPlan
+
+    return (
+        RolloutPlan.objects.select_for_update()
+        .select_related("flag", "environment", "flag__owner")
+        .get(pk=plan.pk)
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# creating and moving plans
+
+
+def create_plan(
+    flag: Any,
+    environment: Any,
+    *,
+    treatment: str,
+    control: str,
+    actor: Any = None,
+    steps: Sequence[int] | None = None,
+    schedule: str = ScheduleKind.STEPS,
+    step_count: int = 5,
+    first_step: int = 100,
+    min_step_seconds: int = 3600,
+    guardrails: Iterable[Mapping[str, Any]] = (),
+    metric_source: str = "events",
+    salt: str = "",
+    notify_owners: bool = True,
+) -> Any:
+    """A draft plan with its guardrails; nothing is served until :func:`start`."""
+    from flagapp.models import RolloutGuardrail, RolloutPlan
+
+    errors: dict[str, list[str]] = {}
+    variants = set(flag.variants.values_list("key", flat=True))
+    if treatment not in variants:
+        errors["treatment_variant"] = [f"{treatment!r} is not a variant of {flag.key}"]
+    if control not in variants:
+        errors["control_variant"] = [f"{control!r} is not a variant of {flag.key}"]
+    if treatment == control:
+        errors["treatment_variant"] = ["treatment and control must differ"]
+    try:
+        step_list = list(build_steps(schedule, steps=steps, count=step_count, first=first_step))
+    except ValueError as exc:
+        errors["schedule"] = [str(exc)]
+        step_list = []
+    if step_list:
+        step_errors = validate_steps(step_list)
+        if step_errors:
+            errors["steps"] = step_errors
+    if min_step_seconds < 0:
+        errors["min_step_seconds"] = ["must be >= 0"]
+    if metric_source not in ("events", "prometheus"):
+        errors["metric_source"] = ["must be 'events' or 'prometheus'"]
+    guardrail_rows = [_guardrail_row(g, errors) for g in guardrails]
+    if errors:
+        raise FlagValidationError(errors)
+    with transaction.atomic():
+        plan = RolloutPlan.objects.create(
+            flag=flag,
+            environment=environment,
+            treatment_variant=treatment,
+            control_variant=control,
+            schedule=schedule,
+            steps=step_list,
+            min_step_seconds=min_step_seconds,
+            metric_source=metric_source,
+            salt=salt,
+            notify_owners=notify_owners,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        for row in guardrail_rows:
+            RolloutGuardrail.objects.create(plan=plan, **row)
+    return plan
+
+
+def _guardrail_row(g: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    from .guardrails import Comparison, MetricKind
+
+    allowed = {"metric", "threshold", "event_key", "percentile", "comparison", "min_sample"}
+    unknown = set(g) - allowed
+    msgs: list[str] = []
+    if unknown:
+        msgs.append(f"unknown guardrail fields: {', '.join(sorted(unknown))}")
+    if g.get("metric") not in {m.value for m in MetricKind}:
+        msgs.append(f"metric must be one of {', '.join(m.value for m in MetricKind)}")
+    comparison = g.get("comparison", Comparison.ABSOLUTE.value)
+    if comparison not in {c.value for c in Comparison}:
+        msgs.append(f"comparison must be one of {', '.join(c.value for c in Comparison)}")
+    threshold = g.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        msgs.append("threshold must be a number")
+    min_sample = g.get("min_sample", 1000)
+    if isinstance(min_sample, bool) or not isinstance(min_sample, int) or min_sample < 1:
+        msgs.append("min_sample must be a positive integer")
+    percentile = g.get("percentile", 95.0)
+    if not isinstance(percentile, int | float) or not 0 < percentile <= 100:
+        msgs.append("percentile must be in (0, 100]")
+    if msgs:
+        errors.setdefault("guardrails", []).extend(msgs)
+        return {}
+    default_event = "error" if g["metric"] == MetricKind.ERROR_RATE else ""
+    event_key = g.get("event_key", default_event)
+    if not event_key:
+        errors.setdefault("guardrails", []).append(f"{g['metric']} needs an event_key")
+    return {
+        "metric": g["metric"],
+        "threshold": float(threshold),  # type: ignore[arg-type]
+        "event_key": event_key,
+        "percentile": float(percentile),
+        "comparison": comparison,
+        "min_sample": min_sample,
+    }
+
+
+def start(
+    plan: Any,
+    *,
+    actor: Any,
+    reason: str,
+    change_request: Any = None,
+    now: datetime | None = None,
+) -> Any:
+    """draft -> running: remember the last safe state, then serve the first step.
+
+    Where the policy needs approval (high-risk flag, protected environment), an approved
+    change request covering this flag and environment must be given: it authorises the
+    whole plan (every step and the rollback)."""
+    from flagapp.policy import change_request_covers, requires_approval
+
+    reason = _clean_reason(reason)
+    at = _now(now)
+    with transaction.atomic():
+        plan = _lock(plan)
+        to_state = next_state(plan.state, Action.START)
+        if requires_approval(plan.flag, plan.environment):
+            if not change_request_covers(change_request, plan.flag, plan.environment):
+                from flagapp.exceptions import ApprovalRequired
+
+                raise ApprovalRequired(
+                    {
+                        "operation": "start_rollout",
+                        "flag": plan.flag.key,
+                        "environment": plan.environment.key,
+                        "params": {"plan": plan.pk, "steps": plan.steps},
+                    },
+                    "this rollout needs an approved change request for its flag and "
+                    "environment (it authorises every step and the rollback)",
+                )
+            from flagapp.models import ChangeRequest
+
+            if isinstance(change_request, ChangeRequest):
+                plan.change_request = change_request
+            plan.approved = True
+        state = _state_row(plan)
+        if state is None or not state.enabled:
+            raise FlagValidationError(
+                {
+                    "__all__": [
+                        f"{plan.flag.key} is off in {plan.environment.key}: turn it on "
+                        "(serving the control variant) before starting a rollout"
+                    ]
+                }
+            )
+        plan.safe_state = {
+            "enabled": state.enabled,
+            "fallthrough": state.fallthrough,
+            "prerequisites": state.prerequisites,
+            "rules": _rules_of(state),
+            "version": state.version,
+        }
+        first = int(plan.steps[0])
+        plan.state = to_state.value
+        plan.step_index = 0
+        plan.current_bps = first
+        plan.started_at = at
+        plan.step_started_at = at
+        plan.save()
+        step_reason = (
+            f"rollout #{plan.pk}: start at {format_bps(first)} of {plan.treatment_variant} "
+            f"- {reason}"
+        )
+        _apply_step(plan, first, actor=actor, reason=step_reason)
+        if first == TOTAL_WEIGHT:
+            plan.state = State.COMPLETED.value
+            plan.finished_at = at
+            plan.save()
+        _record(
+            plan,
+            Action.START,
+            at=at,
+            reason=reason,
+            actor=actor,
+            automatic=False,
+            from_state=State.DRAFT.value,
+            from_bps=0,
+        )
+    return plan
+
+
+def pause(
+    plan: Any, *, actor: Any, reason: str, now: datetime | None = None, automatic: bool = False
+) -> Any:
+    """running -> paused: the percentage stays where it is; guardrails are still checked
+    (a breach while paused still rolls back), but no step is taken."""
+    reason = _clean_reason(reason)
+    at = _now(now)
+    with transaction.atomic():
+        plan = _lock(plan)
+        plan.state = next_state(plan.state, Action.PAUSE).value
+        plan.save()
+        _record(
+            plan,
+            Action.PAUSE,
+            at=at,
+            reason=reason,
+            actor=actor,
+            automatic=automatic,
+            from_state=State.RUNNING.value,
+            from_bps=plan.current_bps,
+        )
+    return plan
+
+
+def resume(plan: Any, *, actor: Any, reason: str, now: datetime | None = None) -> Any:
+    """paused -> running: the step clock restarts, so the current step gets its full
+    minimum time (and its minimum sample) again."""
+    reason = _clean_reason(reason)
+    at = _now(now)
+    with transaction.atomic():
+        plan = _lock(plan)
+        plan.state = next_state(plan.state, Action.RESUME).value
+        plan.step_started_at = at
+        plan.save()
+        # Re-assert the current step in case someone edited the fallthrough meanwhile.
+        _apply_step(
+            plan,
+            plan.current_bps,
+            actor=actor,
+            reason=f"rollout #{plan.pk}: resume at {format_bps(plan.current_bps)} - {reason}",
+        )
+        _record(
+            plan,
+            Action.RESUME,
+            at=at,
+            reason=reason,
+            actor=actor,
+            automatic=False,
+            from_state=State.PAUSED.value,
+            from_bps=plan.current_bps,
+        )
+    return plan
+
+
+def rollback(
+    plan: Any,
+    *,
+    actor: Any,
+    reason: str,
+    automatic: bool = False,
+    details: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Any:
+    """running|paused -> rolled_back: restore the last safe state (enabled, fallthrough,
+    prerequisites, rules as they were before the first step) through the services, then
+    email the owners."""
+    from flagapp import services
+
+    reason = _clean_reason(reason)
+    at = _now(now)
+    with transaction.atomic():
+        plan = _lock(plan)
+        from_state = plan.state
+        to_state = next_state(plan.state, Action.ROLLBACK)
+        safe = plan.safe_state or {}
+        from_bps = plan.current_bps
+        services.update_flag_state(
+            plan.flag,
+            plan.environment,
+            actor=actor,
+            reason=f"rollout #{plan.pk}: {reason}",
+            enabled=safe.get("enabled", True),
+            fallthrough=safe.get("fallthrough"),
+            prerequisites=safe.get("prerequisites", []),
+            rules=safe.get("rules", []),
+            change_request=_authorization(plan),
+        )
+        plan.state = to_state.value
+        plan.current_bps = 0
+        plan.finished_at = at
+        plan.save()
+        _record(
+            plan,
+            Action.ROLLBACK,
+            at=at,
+            reason=reason,
+            actor=actor,
+            automatic=automatic,
+            from_state=from_state,
+            from_bps=from_bps,
+            details=details,
+        )
+        if plan.notify_owners:
+            transaction.on_commit(lambda: _notify_owners(plan, reason, automatic))
+    return plan
+
+
+def _notify_owners(plan: Any, reason: str, automatic: bool) -> None:
+    from django.conf import settings as django_settings
+    from django.core.mail import send_mail
+
+    owner = plan.flag.owner
+    recipients = sorted(
+        {e for e in owner.user_set.filter(is_active=True).values_list("email", flat=True) if e}
+    )
+    if not recipients:
+        logger.warning("rollout %s rolled back but owner group %s has no email", plan.pk, owner)
+        return
+    how = "automatically rolled back" if automatic else "rolled back"
+    subject = f"[flagapp] {plan.flag.key} rollout {how} in {plan.environment.key}"
+    body = (
+        f"The rollout of {plan.flag.key} ({plan.treatment_variant} replacing "
+        f"{plan.control_variant}) in {plan.environment.key} was {how}.\n\n"
+        f"Reason: {reason}\n\n"
+        f"The flag is back to its state before the rollout started.\n"
+    )
+    try:
+        send_mail(subject, body, getattr(django_settings, "DEFAULT_FROM_EMAIL", None), recipients)
+    except OSError:
+        logger.exception("could not email the owners of %s", plan.flag.key)
+
+
+def _advance(plan: Any, *, at: datetime, results: list[GuardrailResult]) -> str:
+    from_bps = plan.current_bps
+    next_index = plan.step_index + 1
+    bps = int(plan.steps[next_index])
+    evidence = "; ".join(r.message for r in results) or "no guardrails"
+    plan.step_index = next_index
+    plan.current_bps = bps
+    plan.step_started_at = at
+    action = Action.ADVANCE
+    if bps == TOTAL_WEIGHT:
+        action = Action.COMPLETE
+        plan.finished_at = at
+    plan.state = next_state(plan.state, action).value
+    plan.save()
+    step_reason = (
+        f"rollout #{plan.pk}: step {next_index + 1}/{len(plan.steps)} "
+        f"{format_bps(from_bps)} -> {format_bps(bps)} ({evidence})"
+    )
+    _apply_step(plan, bps, actor=None, reason=step_reason)
+    reason = f"{format_bps(from_bps)} -> {format_bps(bps)}: {evidence}"
+    _record(
+        plan,
+        action,
+        at=at,
+        reason=reason,
+        actor=None,
+        automatic=True,
+        from_state=State.RUNNING.value,
+        from_bps=from_bps,
+        details={"results": [r.as_dict() for r in results]},
+    )
+    return "completed" if action == Action.COMPLETE else "advanced"
+
+
+# ---------------------------------------------------------------------------------------
+# checking
+
+
+def metric_source_for(plan: Any) -> MetricSource:
+    """The configured source for a plan (``FLAGAPP["ROLLOUT_PROMETHEUS"]`` for Prometheus)."""
+    if plan.metric_source == "prometheus":
+        from flagapp.conf import settings
+
+        from .prometheus import PrometheusSource
+
+        cfg = dict(settings.get("ROLLOUT_PROMETHEUS") or {})
+        if not cfg.get("url"):
+            raise MetricSourceError("FLAGAPP['ROLLOUT_PROMETHEUS']['url'] is not set")
+        return PrometheusSource(
+            cfg["url"],
+            queries=cfg.get("queries"),
+            timeout=float(cfg.get("timeout", 5.0)),
+            headers=cfg.get("headers"),
+        )
+    from .events_source import StoredEventsSource
+
+    return StoredEventsSource()
+
+
+def measure(
+    plan: Any, *, now: datetime, source: MetricSource | None = None
+) -> list[GuardrailResult]:
+    """Evaluate every guardrail over the current step (``step_started_at`` .. ``now``)."""
+    guardrails = list(plan.guardrails.all())
+    if not guardrails:
+        return []
+    src = source or metric_source_for(plan)
+    since = plan.step_started_at or plan.started_at or now
+    results = []
+    for g in guardrails:
+        spec = g.spec
+        samples = src.measure(
+            MetricQuery(
+                flag_key=plan.flag.key,
+                environment=plan.environment.key,
+                spec=spec,
+                since=since,
+                until=now,
+                variants=(plan.treatment_variant, plan.control_variant),
+            )
+        )
+        results.append(
+            evaluate_guardrail(
+                spec, samples.get(plan.treatment_variant), samples.get(plan.control_variant)
+            )
+        )
+    return results
+
+
+def run_check(
+    plan: Any, *, now: datetime | None = None, source: MetricSource | None = None
+) -> CheckOutcome:
+    """One controller decision for one live plan: rollback on a breach, else step when the
+    minimum time has passed and every guardrail has its minimum sample and passes."""
+    from flagapp.models import RolloutCheck
+
+    at = _now(now)
+    with transaction.atomic():
+        plan = _lock(plan)
+        if plan.state not in (State.RUNNING, State.PAUSED):
+            return CheckOutcome(
+                plan.pk, "skipped", plan.state, f"plan is {plan.state}", plan.current_bps
+            )
+        # Someone changed the fallthrough behind the plan's back: stop stepping.
+        state = _state_row(plan)
+        expected = rollout_serve(
+            plan.treatment_variant, plan.control_variant, plan.current_bps, plan.effective_salt
+        )
+        if plan.state == State.RUNNING and (state is None or state.fallthrough != expected):
+            msg = "the flag's fallthrough was changed outside the rollout; paused"
+            plan.state = next_state(plan.state, Action.PAUSE).value
+            plan.last_check_at, plan.last_check = at, {"status": "paused", "message": msg}
+            plan.save()
+            _record(
+                plan,
+                Action.PAUSE,
+                at=at,
+                reason=msg,
+                actor=None,
+                automatic=True,
+                from_state=State.RUNNING.value,
+                from_bps=plan.current_bps,
+            )
+            return CheckOutcome(plan.pk, "paused", "paused", msg, plan.current_bps)
+        try:
+            results = measure(plan, now=at, source=source)
+        except MetricSourceError as exc:
+            msg = f"metric source error: {exc}"
+            plan.last_check_at, plan.last_check = at, {"status": "error", "message": msg}
+            plan.save(update_fields=["last_check_at", "last_check", "updated_at"])
+            RolloutCheck.objects.create(
+                plan=plan, at=at, bps=plan.current_bps, status="error", results=[{"message": msg}]
+            )
+            return CheckOutcome(plan.pk, "error", "error", msg, plan.current_bps)
+        status = overall_status(results)
+        dicts = [r.as_dict() for r in results]
+        RolloutCheck.objects.create(
+            plan=plan, at=at, bps=plan.current_bps, status=status.value, results=dicts
+        )
+        plan.last_check_at = at
+        if status is Status.BREACH:
+            breach = "; ".join(r.message for r in results if r.status is Status.BREACH)
+            reason = f"automatic rollback: {breach}"
+            plan.last_check = {"status": "breach", "message": reason, "results": dicts}
+            plan.save(update_fields=["last_check_at", "last_check", "updated_at"])
+            rollback(
+                plan, actor=None, reason=reason, automatic=True, details={"results": dicts}, now=at
+            )
+            return CheckOutcome(plan.pk, "rolled_back", status.value, reason, 0, dicts)
+        elapsed = (at - (plan.step_started_at or at)).total_seconds()
+        due = elapsed >= plan.min_step_seconds
+        if plan.state == State.PAUSED:
+            action, msg = "waiting", "paused"
+        elif not due:
+            left = timedelta(seconds=int(plan.min_step_seconds - elapsed))
+            action, msg = "waiting", f"minimum step time: {left} left"
+        elif status is Status.INSUFFICIENT:
+            waiting = "; ".join(r.message for r in results if r.status is Status.INSUFFICIENT)
+            action, msg = "waiting", f"waiting for the minimum sample: {waiting}"
+        else:
+            plan.last_check = {"status": status.value, "message": "step taken", "results": dicts}
+            action = _advance(plan, at=at, results=results)
+            return CheckOutcome(
+                plan.pk,
+                action,
+                status.value,
+                f"now at {format_bps(plan.current_bps)}",
+                plan.current_bps,
+                dicts,
+            )
+        plan.last_check = {"status": status.value, "message": msg, "results": dicts}
+        plan.save(update_fields=["last_check_at", "last_check", "updated_at"])
+        return CheckOutcome(plan.pk, action, status.value, msg, plan.current_bps, dicts)
+
+
+def tick(*, now: datetime | None = None, source: MetricSource | None = None) -> list[CheckOutcome]:
+    """Check every live plan once (the beat task). One plan's failure does not stop the
+    others; it is logged and reported as an ``error`` outcome."""
+    from flagapp.models import RolloutPlan
+
+    outcomes = []
+    ids = RolloutPlan.objects.filter(
+        state__in=[State.RUNNING.value, State.PAUSED.value]
+    ).values_list("pk", flat=True)
+    for pk in list(ids):
+        plan = RolloutPlan.objects.get(pk=pk)
+        try:
+            outcomes.append(run_check(plan, now=now, source=source))
+        except Exception as exc:
+            logger.exception("rollout %s check failed", pk)
+            outcomes.append(CheckOutcome(pk, "error", "error", str(exc), plan.current_bps))
+    return outcomes

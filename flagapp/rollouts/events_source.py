@@ -1,0 +1,107 @@
+"""Guardrail metrics from the events providers POST to ``/sdk/v1/events``.
+
+Exposure events carry the variant a user was served; tracking events (``client.track``)
+carry only the user's targeting key. A tracking event is therefore attributed to the variant
+of that user's most recent exposure to the flag at or before the event (the standard
+exposure join): a user who moved from control to treatment when the percentage grew is
+counted in the variant they were actually on when the event happened.
+
+Rates divide by exposure events, so providers must send every exposure of a guarded flag
+(``exposure_sample_rate=1.0``); with sampling the rates are overstated by 1/rate.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from django.db.models import Count
+
+from .guardrails import MetricKind, VariantSample
+from .metrics import MetricQuery, MetricSourceError
+from .stats import percentile
+
+__all__ = ["ExposureIndex", "StoredEventsSource"]
+
+
+class ExposureIndex:
+    """Per user, the time-ordered exposures: ``variant_at(user, t)`` answers "which variant
+    was this user on at ``t``" in O(log k)."""
+
+    def __init__(self, exposures: Iterable[tuple[str, datetime, str]]) -> None:
+        times: dict[str, list[datetime]] = defaultdict(list)
+        variants: dict[str, list[str]] = defaultdict(list)
+        for user, at, variant in sorted(exposures, key=lambda e: (e[0], e[1])):
+            times[user].append(at)
+            variants[user].append(variant)
+        self._times = dict(times)
+        self._variants = dict(variants)
+
+    def variant_at(self, user: str, at: datetime) -> str | None:
+        times = self._times.get(user)
+        if not times:
+            return None
+        i = bisect.bisect_right(times, at) - 1
+        return self._variants[user][i] if i >= 0 else None
+
+    def first_variant(self, user: str) -> str | None:
+        variants = self._variants.get(user)
+        return variants[0] if variants else None
+
+    def first_time(self, user: str) -> datetime | None:
+        times = self._times.get(user)
+        return times[0] if times else None
+
+    def users(self) -> Iterable[str]:
+        return self._times.keys()
+
+
+class StoredEventsSource:
+    """``MetricSource`` over ``flagapp.models.SdkEvent``."""
+
+    name = "events"
+
+    def measure(self, query: MetricQuery) -> dict[str, VariantSample]:
+        from flagapp.models import Environment, SdkEvent
+
+        env_id = Environment.objects.filter(key=query.environment).values_list("pk", flat=True)
+        env_pk = next(iter(env_id), None)
+        if env_pk is None:
+            raise MetricSourceError(f"unknown environment {query.environment!r}")
+        window = {"timestamp__gte": query.since, "timestamp__lte": query.until}
+        exposures = SdkEvent.objects.filter(
+            environment_id=env_pk, kind=SdkEvent.KIND_EXPOSURE, flag_key=query.flag_key, **window
+        ).exclude(variant="")
+        index = ExposureIndex(exposures.values_list("targeting_key", "timestamp", "variant"))
+        tracked = SdkEvent.objects.filter(
+            environment_id=env_pk, kind=SdkEvent.KIND_TRACKING, key=query.spec.event_key, **window
+        ).exclude(targeting_key="")
+        spec = query.spec
+        if spec.metric in (MetricKind.ERROR_RATE, MetricKind.EVENT_RATE):
+            n_by_variant = {
+                row["variant"]: row["n"]
+                for row in exposures.values("variant").annotate(n=Count("id")).order_by()
+            }
+            counts: dict[str, int] = defaultdict(int)
+            for user, at in tracked.values_list("targeting_key", "timestamp").iterator():
+                variant = index.variant_at(user, at)
+                if variant is not None:
+                    counts[variant] += 1
+            return {
+                v: VariantSample(v, n, counts[v] / n if n else None, counts[v])
+                for v, n in n_by_variant.items()
+            }
+        if spec.metric == MetricKind.LATENCY:
+            values: dict[str, list[float]] = defaultdict(list)
+            rows = tracked.exclude(value=None).values_list("targeting_key", "timestamp", "value")
+            for user, at, value in rows.iterator():
+                variant = index.variant_at(user, at)
+                if variant is not None and value is not None:
+                    values[variant].append(value)
+            return {
+                v: VariantSample(v, len(vals), percentile(vals, spec.percentile))
+                for v, vals in values.items()
+            }
+        raise MetricSourceError(f"unsupported metric {spec.metric!r}")

@@ -1,0 +1,425 @@
+"""The rollout controller against the real services, snapshots, engine and stored events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.core import mail
+
+from flagapp import services
+from flagapp.exceptions import ApprovalRequired, FlagValidationError
+from flagapp.models import RolloutPlan, SdkEvent
+from flagapp.rollouts import controller
+from flagapp.rollouts.guardrails import VariantSample
+from flagapp.rollouts.metrics import MetricQuery, MetricSourceError
+from flagapp.rollouts.states import InvalidTransition
+from openfeature_provider.engine import evaluate, parse_ruleset
+
+T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+ERROR_GUARD = {"metric": "error_rate", "threshold": 0.01, "min_sample": 1000}
+
+
+@pytest.fixture
+def flag(make_flag: Callable[..., Any], envs: dict[str, Any], owner_group: Any) -> Any:
+    f = make_flag("checkout.new-flow")
+    services.update_flag_state(
+        f, envs["production"], enabled=True, actor=None, reason="serve off to everyone"
+    )
+    User.objects.create(username="owner", email="owner@example.com").groups.add(owner_group)
+    return f
+
+
+def _plan(flag: Any, env: Any, **kw: Any) -> Any:
+    kw.setdefault("guardrails", [ERROR_GUARD])
+    kw.setdefault("min_step_seconds", 600)
+    return controller.create_plan(flag, env, treatment="on", control="off", **kw)
+
+
+def _traffic(
+    env: Any, variant: str, users: int, errors: int, at: dt.datetime, prefix: str = "u"
+) -> None:
+    """``users`` exposures to ``variant`` and ``errors`` error events among those users."""
+    rows = [
+        SdkEvent(
+            environment=env,
+            kind=SdkEvent.KIND_EXPOSURE,
+            key="checkout.new-flow",
+            flag_key="checkout.new-flow",
+            variant=variant,
+            targeting_key=f"{prefix}{variant}{i}",
+            timestamp=at,
+        )
+        for i in range(users)
+    ]
+    rows += [
+        SdkEvent(
+            environment=env,
+            kind=SdkEvent.KIND_TRACKING,
+            key="error",
+            targeting_key=f"{prefix}{variant}{i}",
+            timestamp=at + dt.timedelta(seconds=1),
+        )
+        for i in range(errors)
+    ]
+    SdkEvent.objects.bulk_create(rows)
+
+
+def _state(flag: Any, env: Any) -> Any:
+    return flag.states.get(environment=env)
+
+
+def test_create_plan__bad_variants_and_steps__field_errors(flag: Any, envs: dict[str, Any]) -> None:
+    with pytest.raises(FlagValidationError) as info:
+        controller.create_plan(
+            flag,
+            envs["production"],
+            treatment="nope",
+            control="off",
+            steps=[100, 50],
+            guardrails=[{"metric": "cpu", "threshold": 1}],
+        )
+    errors = info.value.message_dict
+    assert set(errors) == {"treatment_variant", "steps", "guardrails"}
+
+
+def test_start__enabled_flag__safe_state_stored_first_step_served_and_recorded(
+    flag: Any, envs: dict[str, Any], committed: Callable[[], AbstractContextManager[Any]]
+) -> None:
+    env = envs["production"]
+    plan = _plan(flag, env)
+    with committed():
+        plan = controller.start(plan, actor=None, reason="ship it", now=T0)
+    assert plan.state == "running" and plan.current_bps == 100 and plan.step_index == 0
+    assert plan.safe_state["fallthrough"] == {"variant": "off"}
+    state = _state(flag, env)
+    assert state.fallthrough["rollout"]["weights"] == [
+        {"variant": "on", "weight": 100},
+        {"variant": "off", "weight": 9900},
+    ]
+    history = state.history.first()
+    assert "rollout #" in history.history_change_reason and "1%" in history.history_change_reason
+    t = plan.transitions.get()
+    assert (t.action, t.from_state, t.to_state, t.to_bps, t.reason) == (
+        "start",
+        "draft",
+        "running",
+        100,
+        "ship it",
+    )
+    from flagapp import snapshot
+
+    published = snapshot.latest("production")
+    assert published is not None
+    ruleset = parse_ruleset(
+        published.document if hasattr(published, "document") else published.data
+    )
+    served = [
+        evaluate(ruleset, "checkout.new-flow", {"targetingKey": f"u{i}"}) for i in range(2000)
+    ]
+    share = sum(r.variant == "on" for r in served) / len(served)
+    assert 0.002 < share < 0.03
+    assert {r.reason for r in served} == {"SPLIT"}
+
+
+def test_start__flag_off__refused(make_flag: Callable[..., Any], envs: dict[str, Any]) -> None:
+    f = make_flag("checkout.off-flow")
+    plan = _plan(f, envs["production"])
+    with pytest.raises(FlagValidationError, match="turn it on"):
+        controller.start(plan, actor=None, reason="go", now=T0)
+    plan.refresh_from_db()
+    assert plan.state == "draft" and not plan.transitions.exists()
+
+
+def _cr(flag: Any, env: Any) -> Any:
+    from flagapp.models import ChangeRequest
+
+    author = User.objects.create(username=f"author-{env.key}")
+    return ChangeRequest.objects.create(
+        flag=flag,
+        flag_key=flag.key,
+        environment=env,
+        environment_key=env.key,
+        kind="start_rollout",
+        author=author,
+        reason="rollout",
+        status="approved",
+    )
+
+
+def test_start__protected_env_without_approval__approval_required_then_cr_authorises_steps(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    services.update_environment(env, protected=True, actor=None, reason="prod is protected")
+    env.refresh_from_db()
+    plan = _plan(flag, env, min_step_seconds=0, guardrails=[])
+    with pytest.raises(ApprovalRequired):
+        controller.start(plan, actor=None, reason="go", now=T0)
+    with pytest.raises(ApprovalRequired):  # a request for another environment does not cover it
+        controller.start(
+            plan, actor=None, reason="go", now=T0, change_request=_cr(flag, envs["staging"])
+        )
+    plan = controller.start(plan, actor=None, reason="go", now=T0, change_request=_cr(flag, env))
+    assert plan.approved
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(seconds=1))
+    assert outcome.action == "advanced"  # the plan's approval covers its own steps
+    plan = controller.rollback(plan, actor=None, reason="manual", now=T0 + dt.timedelta(seconds=2))
+    assert _state(flag, env).fallthrough == {"variant": "off"}
+
+
+def test_run_check__before_min_step_time__waits_without_step(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    _traffic(env, "on", 2000, 0, T0 + dt.timedelta(seconds=10))
+    _traffic(env, "off", 2000, 0, T0 + dt.timedelta(seconds=10))
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(seconds=599))
+    assert outcome.action == "waiting" and "minimum step time" in outcome.message
+    plan.refresh_from_db()
+    assert plan.current_bps == 100
+
+
+def test_run_check__due_but_below_min_sample__no_step_taken(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    _traffic(env, "on", 999, 0, T0 + dt.timedelta(seconds=10))
+    for minutes in (11, 60, 600):  # however long it waits
+        outcome = controller.run_check(plan, now=T0 + dt.timedelta(minutes=minutes))
+        assert outcome.action == "waiting"
+        assert "n=999 < minimum sample 1,000" in outcome.message
+    plan.refresh_from_db()
+    assert plan.current_bps == 100 and plan.transitions.count() == 1
+    assert plan.checks.count() == 3
+
+
+def test_run_check__due_and_healthy__advances_through_services_with_evidence(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    _traffic(env, "on", 1200, 3, T0 + dt.timedelta(seconds=10))
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(minutes=10))
+    assert outcome.action == "advanced"
+    plan.refresh_from_db()
+    assert (plan.state, plan.current_bps, plan.step_index) == ("running", 1000, 1)
+    assert plan.step_started_at == T0 + dt.timedelta(minutes=10)
+    t = plan.transitions.last()
+    assert t.action == "advance" and t.automatic
+    assert t.reason == "1% -> 10%: error_rate 0.2% <= 1.0% (n=1,200)"
+    assert _state(flag, env).fallthrough["rollout"]["weights"][0] == {
+        "variant": "on",
+        "weight": 1000,
+    }
+    # The next step needs its own minimum sample: old traffic does not count.
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(minutes=21))
+    assert outcome.action == "waiting" and "n=0" in outcome.message
+
+
+def test_run_check__breach__rolled_back_in_same_tick_with_reason_and_email(
+    flag: Any, envs: dict[str, Any], committed: Callable[[], AbstractContextManager[Any]]
+) -> None:
+    env = envs["production"]
+    services.update_flag_state(
+        flag,
+        env,
+        rules=[
+            {
+                "id": "beta",
+                "when": [{"attr": "plan", "op": "eq", "values": ["beta"]}],
+                "serve": {"variant": "on"},
+            }
+        ],
+        actor=None,
+        reason="beta users first",
+    )
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    _traffic(env, "on", 4210, 130, T0 + dt.timedelta(seconds=30))
+    _traffic(env, "off", 5000, 20, T0 + dt.timedelta(seconds=30))
+    with committed():
+        outcome = controller.run_check(plan, now=T0 + dt.timedelta(minutes=1))
+    assert outcome.action == "rolled_back"
+    plan.refresh_from_db()
+    assert plan.state == "rolled_back" and plan.current_bps == 0
+    t = plan.transitions.last()
+    assert t.reason == "automatic rollback: error_rate 3.1% > 1.0% (n=4,210)"
+    assert t.automatic and t.from_state == "running" and t.to_state == "rolled_back"
+    state = _state(flag, env)
+    assert state.fallthrough == {"variant": "off"}
+    assert [r.rule_id for r in state.rules.all()] == ["beta"]  # rules restored as they were
+    assert "automatic rollback: error_rate 3.1%" in state.history.first().history_change_reason
+    assert len(mail.outbox) == 1
+    assert mail.outbox[0].to == ["owner@example.com"]
+    assert "automatically rolled back" in mail.outbox[0].subject
+    assert "error_rate 3.1% > 1.0% (n=4,210)" in mail.outbox[0].body
+
+
+def test_tick__error_spike_between_ticks__rolled_back_within_one_interval(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    interval = dt.timedelta(seconds=60)
+    plan = controller.start(
+        _plan(flag, env, min_step_seconds=3600), actor=None, reason="go", now=T0
+    )
+    _traffic(env, "on", 1500, 2, T0 + dt.timedelta(seconds=5))
+    first = controller.tick(now=T0 + interval)
+    assert [o.action for o in first] == ["waiting"]
+    spike_at = T0 + interval + dt.timedelta(seconds=10)
+    _traffic(env, "on", 500, 200, spike_at, prefix="spike")
+    second = controller.tick(now=T0 + 2 * interval)
+    assert [o.action for o in second] == ["rolled_back"]
+    t = plan.transitions.last()
+    assert t.at - spike_at <= interval
+
+
+def test_pause__due_and_healthy__no_step_but_breach_still_rolls_back(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    plan = controller.pause(plan, actor=None, reason="holiday freeze", now=T0)
+    _traffic(env, "on", 1500, 0, T0 + dt.timedelta(seconds=5))
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(hours=5))
+    assert outcome.action == "waiting" and outcome.message == "paused"
+    _traffic(env, "on", 1500, 300, T0 + dt.timedelta(hours=5, seconds=5), prefix="x")
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(hours=5, minutes=1))
+    assert outcome.action == "rolled_back"
+    plan.refresh_from_db()
+    assert [t.action for t in plan.transitions.all()] == ["start", "pause", "rollback"]
+    assert plan.transitions.last().from_state == "paused"
+
+
+def test_resume__paused__running_and_step_clock_restarts(flag: Any, envs: dict[str, Any]) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env, guardrails=[]), actor=None, reason="go", now=T0)
+    plan = controller.pause(plan, actor=None, reason="wait", now=T0 + dt.timedelta(minutes=5))
+    later = T0 + dt.timedelta(hours=1)
+    plan = controller.resume(plan, actor=None, reason="go on", now=later)
+    assert plan.state == "running" and plan.step_started_at == later
+    assert controller.run_check(plan, now=later + dt.timedelta(minutes=9)).action == "waiting"
+    assert controller.run_check(plan, now=later + dt.timedelta(minutes=10)).action == "advanced"
+
+
+def test_full_run__healthy__completes_at_100_percent_plain_variant(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env, guardrails=[]), actor=None, reason="go", now=T0)
+    actions = [
+        controller.run_check(plan, now=T0 + dt.timedelta(minutes=10 * i)).action
+        for i in range(1, 4)
+    ]
+    assert actions == ["advanced", "advanced", "completed"]
+    plan.refresh_from_db()
+    assert plan.state == "completed" and plan.current_bps == 10000
+    assert _state(flag, env).fallthrough == {"variant": "on"}
+    assert [t.action for t in plan.transitions.all()] == ["start", "advance", "advance", "complete"]
+    with pytest.raises(InvalidTransition):
+        controller.pause(plan, actor=None, reason="too late")
+    assert controller.run_check(plan, now=T0 + dt.timedelta(hours=9)).action == "skipped"
+
+
+def test_manual_rollback__running__safe_state_restored_and_terminal(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    plan = controller.rollback(plan, actor=None, reason="support tickets", now=T0)
+    assert plan.state == "rolled_back"
+    assert _state(flag, env).fallthrough == {"variant": "off"}
+    t = plan.transitions.last()
+    assert (t.reason, t.automatic) == ("support tickets", False)
+    for action in (controller.pause, controller.resume, controller.rollback):
+        with pytest.raises(InvalidTransition):
+            action(plan, actor=None, reason="again")
+
+
+def test_rollback__draft__invalid_transition(flag: Any, envs: dict[str, Any]) -> None:
+    with pytest.raises(InvalidTransition):
+        controller.rollback(_plan(flag, envs["production"]), actor=None, reason="x")
+
+
+def test_start__second_live_plan_same_flag_env__refused(flag: Any, envs: dict[str, Any]) -> None:
+    from django.db import IntegrityError, transaction
+
+    env = envs["production"]
+    controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    other = _plan(flag, env)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        controller.start(other, actor=None, reason="go", now=T0)
+
+
+def test_run_check__fallthrough_edited_outside__plan_paused(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    services.update_flag_state(
+        flag, env, fallthrough={"variant": "on"}, actor=None, reason="someone went to 100% by hand"
+    )
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(hours=1))
+    assert outcome.action == "paused"
+    plan.refresh_from_db()
+    assert plan.state == "paused" and plan.transitions.last().automatic
+
+
+class _BrokenSource:
+    name = "broken"
+
+    def measure(self, query: MetricQuery) -> dict[str, VariantSample]:
+        raise MetricSourceError("connection refused")
+
+
+def test_run_check__metric_source_error__no_judgement_recorded(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(hours=1), source=_BrokenSource())
+    assert outcome.action == "error" and "connection refused" in outcome.message
+    plan.refresh_from_db()
+    assert plan.state == "running" and plan.current_bps == 100
+    assert plan.last_check["status"] == "error"
+
+
+def test_monotonic__growing_percentage__users_already_in_keep_variant(
+    flag: Any, envs: dict[str, Any], committed: Callable[[], AbstractContextManager[Any]]
+) -> None:
+    from flagapp import snapshot
+
+    env = envs["production"]
+    plan = _plan(flag, env, guardrails=[], steps=[1, 100, 1000, 5000, 10000])
+    users = [{"targetingKey": f"user-{i}"} for i in range(5000)]
+    served_on: list[set[str]] = []
+    with committed():
+        plan = controller.start(plan, actor=None, reason="go", now=T0)
+    for i in range(5):
+        if i:
+            with committed():
+                controller.run_check(plan, now=T0 + dt.timedelta(minutes=10 * i))
+        published = snapshot.latest("production")
+        assert published is not None
+        ruleset = parse_ruleset(
+            published.document if hasattr(published, "document") else published.data
+        )
+        served_on.append(
+            {
+                u["targetingKey"]
+                for u in users
+                if evaluate(ruleset, "checkout.new-flow", u).variant == "on"
+            }
+        )
+    for before, after in itertools.pairwise(served_on):
+        assert before <= after
+    assert len(served_on[-1]) == len(users)
+    assert 0 < len(served_on[2]) < len(served_on[3]) < len(users)
+    assert RolloutPlan.objects.get(pk=plan.pk).state == "completed"
