@@ -19,6 +19,7 @@ from celery import shared_task
 
 __all__ = [
     "PERIODIC_TASKS",
+    "advance_rollouts",
     "fold_evaluation_counts",
     "send_expiry_reminders",
     "stale_flag_report",
@@ -69,10 +70,14 @@ def fold_evaluation_counts() -> dict[str, Any]:
     return {"pairs": len(pending), "evaluations": sum(pending.values()), "samples": samples}
 
 
+from flagapp.rollouts.tasks import advance_rollouts  # noqa: E402 - rollout helper's task
+
 #: name -> (task, the beat interval in seconds). ``flagapp_run_tasks`` runs them in this
 #: order; other parts of flagapp add their periodic tasks here.
 PERIODIC_TASKS: dict[str, tuple[Callable[..., Any], float]] = {
     "fold_evaluation_counts": (fold_evaluation_counts, 60.0),
     "send_expiry_reminders": (send_expiry_reminders, 3600.0),
     "stale_flag_report": (stale_flag_report, 86400.0),
+    # Rollout steps, guardrail checks, automatic rollback (FLAGAPP["ROLLOUT_CHECK_INTERVAL"]).
+    "advance_rollouts": (advance_rollouts, 60.0),
 }
