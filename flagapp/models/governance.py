@@ -90,7 +90,8 @@ class ChangeRequest(models.Model):
     reviewed_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(null=True, blank=True)
 
-    history = HistoricalRecords()
+    # A TextField reason, as for the flag models: reasons and review comments are sentences.
+    history = HistoricalRecords(history_change_reason_field=models.TextField(null=True))
 
     class Meta:
         ordering = ["-created_at", "-id"]

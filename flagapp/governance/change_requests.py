@@ -1,0 +1,435 @@
+"""Change requests: the two-person rule for high-risk flags and protected environments.
+
+Lifecycle::
+
+    propose ──► pending ──approve──► approved ──apply──► applied
+                   │                    │
+                   └──reject──► rejected └──(stale base version)──► conflicted
+
+* ``propose`` stores the change exactly as ``ApprovalRequired.change`` describes it (the
+  services' own input shape), the version it was made against, the author's reason and
+  the blast radius. The change is validated by a dry run first, so a request that could
+  never be applied is refused at once, not after a review.
+* ``approve`` needs ``flagapp.approve_changerequest`` and a reviewer who is not the author;
+  it records the approval and applies the change right away (one click for the reviewer,
+  no approved-but-forgotten requests). Applying goes through ``services.apply_change`` with
+  the approved request, so validation, the version check and the history are the normal
+  ones; the history names the author as the user and the request and reviewer in the reason.
+* If the edited object moved on since the request was made, the services refuse the stale
+  version: the request becomes ``conflicted`` with the message, nothing is overwritten and
+  the proposed change stays readable on the request, to be proposed again.
+* Any other failure while applying (the author lost the permission, the flag was archived)
+  leaves the request ``approved`` with ``detail`` set; ``apply`` retries it.
+
+Every step is a history row of the request (simple-history: user + reason).
+
+The kill switch needs no request: ``services`` let anyone with the change permission turn a
+flag *off* directly (with a reason) even where approval is required, because serving the
+code's own default is the safe direction and an emergency cannot wait for a second person
+(``FLAGAPP["KILL_SWITCH_BYPASSES_APPROVAL"]``, default true). Turning it back on, and every
+targeting change, needs approval.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from flagapp.exceptions import (
+    ApprovalRequired,
+    ChangeNotPermitted,
+    FlagappError,
+    FlagValidationError,
+    VersionConflict,
+)
+
+if TYPE_CHECKING:
+    from flagapp.governance.blast_radius import BlastRadius
+    from flagapp.models import ChangeRequest, Environment, Flag
+
+__all__ = [
+    "APPROVE_PERMISSION",
+    "apply",
+    "approve",
+    "can_review",
+    "diff",
+    "pending",
+    "preview",
+    "propose",
+    "propose_from",
+    "reject",
+]
+
+APPROVE_PERMISSION = "flagapp.approve_changerequest"
+
+#: The permission an author needs to propose each operation: what a direct edit needs.
+_OPERATION_PERMISSIONS: Mapping[str, str] = {
+    "update_flag_state": "flagapp.change_flagstate",
+    "set_flag_enabled": "flagapp.change_flagstate",
+    "update_flag": "flagapp.change_flag",
+    "archive_flag": "flagapp.change_flag",
+    "unarchive_flag": "flagapp.change_flag",
+    "set_variants": "flagapp.change_flag",
+    "delete_flag": "flagapp.delete_flag",
+    "update_environment": "flagapp.change_environment",
+    "update_segment": "flagapp.change_segment",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# preview (dry run + blast radius)
+
+
+@dataclass(frozen=True, slots=True)
+class _DryRunApproval:
+    """Stands in for an approved request during a dry run (never saved)."""
+
+    is_approved: bool = True
+    flag_id: int | None = None
+    environment_id: int | None = None
+
+
+class _Rollback(Exception):
+    """Raised to roll a dry run back."""
+
+
+def _objects(change: Mapping[str, Any]) -> tuple[Flag | None, Environment | None]:
+    from flagapp.models import Environment, Flag
+
+    flag = Flag.objects.filter(key=change.get("flag")).first() if change.get("flag") else None
+    env_key = change.get("environment")
+    environment = Environment.objects.filter(key=env_key).first() if env_key else None
+    if change.get("flag") and flag is None:
+        raise FlagValidationError({"flag": [f"no flag {change.get('flag')!r}"]})
+    if env_key and environment is None:
+        raise FlagValidationError({"environment": [f"no environment {env_key!r}"]})
+    return flag, environment
+
+
+def preview(change: Mapping[str, Any], *, contexts: Any = None) -> BlastRadius | None:
+    """Dry-run ``change`` and return its blast radius (None when it touches no flag).
+
+    The change is applied through the services inside a transaction that is then rolled
+    back, and the environment is compiled in between: the "after" ruleset is exactly what
+    the services would publish, for every kind of operation, and a change the services
+    would refuse raises the same ``FlagValidationError`` / ``VersionConflict`` here. The
+    rollback also discards the publish-on-commit callbacks. ``contexts`` overrides the
+    sample (``flagapp.sampling.recent_contexts``) -- a flag-level change (no environment)
+    is previewed in every environment and the counts are added up.
+    """
+    from flagapp import services
+    from flagapp.conf import settings
+    from flagapp.governance.blast_radius import BlastRadius, compare
+    from flagapp.models import Environment
+    from flagapp.sampling import recent_contexts
+    from flagapp.snapshot import compile_environment
+
+    flag, environment = _objects(change)
+    if flag is None:
+        return None
+    environments = [environment] if environment else list(Environment.objects.all())
+    before = {env.pk: compile_environment(env) for env in environments}
+    after: dict[int, dict[str, Any]] = {}
+    try:
+        with transaction.atomic():
+            services.apply_change(
+                change, actor=None, reason="blast-radius preview", change_request=_DryRunApproval()
+            )
+            after = {env.pk: compile_environment(env) for env in environments}
+            raise _Rollback
+    except _Rollback:
+        pass
+    limit = int(settings.BLAST_RADIUS_SAMPLE)
+    examples = int(settings.BLAST_RADIUS_EXAMPLES)
+    results = []
+    for env in environments:
+        sample = contexts if contexts is not None else recent_contexts(env.key, limit)
+        results.append(
+            compare(before[env.pk], after[env.pk], flag.key, sample, max_examples=examples)
+        )
+    if len(results) == 1:
+        return results[0]
+    total = BlastRadius(flag_key=flag.key, environment="*", sampled=0, changed=0)
+    for env, radius in zip(environments, results, strict=True):
+        total.sampled += radius.sampled
+        total.changed += radius.changed
+        for label, n in radius.transitions.items():
+            key = f"{env.key}: {label}"
+            total.transitions[key] = total.transitions.get(key, 0) + n
+        for example in radius.examples:
+            if len(total.examples) < examples:
+                total.examples.append({**example, "environment": env.key})
+        total.flags = list(dict.fromkeys(total.flags + radius.flags))
+    return total
+
+
+# ---------------------------------------------------------------------------------------
+# the lifecycle
+
+
+def _history(cr: ChangeRequest, user: Any, reason: str) -> None:
+    cr._history_user = user  # type: ignore[attr-defined]
+    cr._change_reason = reason  # type: ignore[attr-defined]
+
+
+def _require_user(user: Any) -> None:
+    if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
+        raise ChangeNotPermitted("an authenticated, active user is required")
+
+
+def can_review(cr: ChangeRequest, user: Any) -> bool:
+    """Whether ``user`` may approve or reject ``cr`` (never the author: two persons)."""
+    return bool(
+        user is not None
+        and getattr(user, "is_authenticated", False)
+        and user.is_active
+        and user.pk != cr.author_id
+        and user.has_perm(APPROVE_PERMISSION)
+    )
+
+
+def _check_reviewer(cr: ChangeRequest, reviewer: Any) -> None:
+    _require_user(reviewer)
+    if reviewer.pk == cr.author_id:
+        raise ChangeNotPermitted("the author of a change request cannot review it")
+    if not reviewer.has_perm(APPROVE_PERMISSION):
+        raise ChangeNotPermitted(f"{reviewer} lacks the permission {APPROVE_PERMISSION}")
+
+
+def propose(
+    change: Mapping[str, Any],
+    *,
+    author: Any,
+    reason: str,
+    blast_radius: BlastRadius | None = None,
+    compute_blast_radius: bool = True,
+) -> ChangeRequest:
+    """Store ``change`` (``ApprovalRequired.change`` shape) as a pending request.
+
+    Refused at once when the author could not make the change directly (permission), or
+    when the services would refuse it (validated by the dry run that also measures the
+    blast radius).
+    """
+    from flagapp.models import ChangeRequest
+
+    _require_user(author)
+    text = reason.strip() if isinstance(reason, str) else ""
+    if not text:
+        raise FlagValidationError({"reason": ["A reason for the change is required."]})
+    operation = change.get("operation")
+    perm = _OPERATION_PERMISSIONS.get(str(operation))
+    if perm is None:
+        raise FlagValidationError({"operation": [f"cannot propose operation {operation!r}"]})
+    flag, environment = _objects(change)
+    perms = [perm]
+    if environment is not None and environment.protected and perm.endswith("_flagstate"):
+        perms.append("flagapp.change_protected_environment")
+    for needed in perms:
+        if not author.has_perm(needed):
+            raise ChangeNotPermitted(f"{author} lacks the permission {needed}")
+    if compute_blast_radius and blast_radius is None:
+        blast_radius = preview(change)
+    payload = copy.deepcopy({k: v for k, v in change.items() if k != "operation"})
+    params = payload.get("params") or {}
+    base_version = params.get("expected_version")
+    cr = ChangeRequest(
+        flag=flag,
+        flag_key=str(change.get("flag") or ""),
+        environment=environment,
+        environment_key=str(change.get("environment") or ""),
+        kind=str(operation),
+        payload=payload,
+        base_version=base_version if isinstance(base_version, int) else None,
+        author=author,
+        reason=text,
+        blast_radius=blast_radius.as_dict() if blast_radius is not None else None,
+    )
+    _history(cr, author, f"proposed: {text}")
+    cr.save()
+    return cr
+
+
+def propose_from(
+    exc: ApprovalRequired, *, author: Any, reason: str, **kwargs: Any
+) -> ChangeRequest:
+    """The usual call site: ``except ApprovalRequired as exc: propose_from(exc, ...)``."""
+    return propose(exc.change, author=author, reason=reason, **kwargs)
+
+
+def _locked(cr: ChangeRequest) -> ChangeRequest:
+    from flagapp.models import ChangeRequest
+
+    return (
+        ChangeRequest.objects.select_for_update().select_related("author", "reviewer").get(pk=cr.pk)
+    )
+
+
+def approve(cr: ChangeRequest, *, reviewer: Any, comment: str = "") -> ChangeRequest:
+    """Approve a pending request and apply it. Returns the request, now ``applied``,
+    ``conflicted`` (stale base version) or still ``approved`` (``detail`` says why the
+    apply failed)."""
+    from flagapp.models import ChangeRequest
+
+    with transaction.atomic():
+        cr = _locked(cr)
+        _check_reviewer(cr, reviewer)
+        if cr.status != ChangeRequest.STATUS_PENDING:
+            raise ChangeNotPermitted(f"change request #{cr.pk} is {cr.status}, not pending")
+        cr.status = ChangeRequest.STATUS_APPROVED
+        cr.reviewer = reviewer
+        cr.reviewed_at = timezone.now()
+        cr.review_comment = (comment or "").strip()
+        _history(
+            cr, reviewer, f"approved: {cr.review_comment}" if cr.review_comment else "approved"
+        )
+        cr.save()
+    return apply(cr, actor=reviewer)
+
+
+def reject(cr: ChangeRequest, *, reviewer: Any, comment: str) -> ChangeRequest:
+    """Reject a pending request; a comment (why) is required."""
+    from flagapp.models import ChangeRequest
+
+    text = (comment or "").strip()
+    if not text:
+        raise FlagValidationError({"comment": ["Say why the change is rejected."]})
+    with transaction.atomic():
+        cr = _locked(cr)
+        _check_reviewer(cr, reviewer)
+        if cr.status != ChangeRequest.STATUS_PENDING:
+            raise ChangeNotPermitted(f"change request #{cr.pk} is {cr.status}, not pending")
+        cr.status = ChangeRequest.STATUS_REJECTED
+        cr.reviewer = reviewer
+        cr.reviewed_at = timezone.now()
+        cr.review_comment = text
+        _history(cr, reviewer, f"rejected: {text}")
+        cr.save()
+    return cr
+
+
+def apply(cr: ChangeRequest, *, actor: Any) -> ChangeRequest:
+    """Apply an approved request (again). ``actor`` must be its reviewer, its author or
+    another user with the approve permission. The write is attributed to the author."""
+    from flagapp import services
+    from flagapp.models import ChangeRequest
+
+    _require_user(actor)
+    with transaction.atomic():
+        cr = _locked(cr)
+        if cr.status != ChangeRequest.STATUS_APPROVED:
+            raise ChangeNotPermitted(f"change request #{cr.pk} is {cr.status}, not approved")
+        if actor.pk not in (cr.author_id, cr.reviewer_id) and not actor.has_perm(
+            APPROVE_PERMISSION
+        ):
+            raise ChangeNotPermitted(f"{actor} may not apply change request #{cr.pk}")
+        reviewer = cr.reviewer.get_username() if cr.reviewer else "?"
+        reason = f"{cr.reason} [change request #{cr.pk}, approved by {reviewer}]"
+        try:
+            with transaction.atomic():
+                services.apply_change(cr.change, actor=cr.author, reason=reason, change_request=cr)
+        except VersionConflict as exc:
+            cr.status = ChangeRequest.STATUS_CONFLICTED
+            cr.detail = (
+                f"{exc}. The change was made against version {cr.base_version}; "
+                "nothing was applied -- propose it again on the current version."
+            )
+            _history(cr, actor, f"conflict: {exc}")
+        except FlagappError as exc:
+            cr.detail = f"could not apply: {exc}"
+            _history(cr, actor, f"apply failed: {exc}")
+        else:
+            cr.status = ChangeRequest.STATUS_APPLIED
+            cr.applied_at = timezone.now()
+            cr.detail = ""
+            _history(cr, actor, "applied")
+        cr.save()
+    return cr
+
+
+def pending() -> Any:
+    """Pending requests, oldest first (what reviewers work through)."""
+    from flagapp.models import ChangeRequest
+
+    return (
+        ChangeRequest.objects.filter(status=ChangeRequest.STATUS_PENDING)
+        .select_related("author", "flag", "environment")
+        .order_by("created_at", "id")
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# diff
+
+
+def _current_values(cr: ChangeRequest) -> tuple[dict[str, Any], int | None]:
+    """The stored values of the fields the request changes, and the current version."""
+    from flagapp.models import FlagState
+
+    values: dict[str, Any] = {}
+    if cr.flag is None:
+        return values, None
+    if cr.kind in ("update_flag_state", "set_flag_enabled") and cr.environment is not None:
+        state = (
+            FlagState.objects.filter(flag=cr.flag, environment=cr.environment)
+            .prefetch_related("rules")
+            .first()
+        )
+        if state is None:
+            return values, None
+        values = {
+            "enabled": state.enabled,
+            "fallthrough": state.fallthrough,
+            "prerequisites": state.prerequisites,
+            "rules": [
+                {
+                    "id": r.rule_id,
+                    "description": r.description,
+                    "when": r.conditions,
+                    "serve": r.serve,
+                }
+                for r in sorted(state.rules.all(), key=lambda r: (r.order, r.pk))
+            ],
+        }
+        return values, state.version
+    if cr.kind == "set_variants":
+        return {"variants": list(cr.flag.variants.values("key", "value", "description"))}, None
+    if cr.kind in ("archive_flag", "unarchive_flag", "delete_flag"):
+        return {"archived": cr.flag.archived}, None
+    for name in cr.payload.get("params") or {}:
+        if hasattr(cr.flag, name):
+            value = getattr(cr.flag, name)
+            values[name] = (
+                value.isoformat()
+                if hasattr(value, "isoformat")
+                else (value.name if hasattr(value, "user_set") else value)
+            )
+    return values, None
+
+
+def diff(cr: ChangeRequest) -> dict[str, Any]:
+    """``{"fields": [{"field", "before", "after"}], "base_version", "current_version",
+    "stale"}``: what the request would change, compared with what is stored *now*."""
+    params = dict(cr.payload.get("params") or {})
+    params.pop("expected_version", None)
+    current, version = _current_values(cr)
+    if cr.kind == "set_flag_enabled" and "enabled" not in params:
+        params["enabled"] = cr.payload.get("enabled")
+    if cr.kind in ("archive_flag", "unarchive_flag", "delete_flag"):
+        params = {"archived": cr.kind != "unarchive_flag"}
+    fields = [
+        {"field": name, "before": current.get(name), "after": value}
+        for name, value in params.items()
+    ]
+    stale = cr.base_version is not None and version is not None and version != cr.base_version
+    return {
+        "operation": cr.kind,
+        "fields": fields,
+        "base_version": cr.base_version,
+        "current_version": version,
+        "stale": stale,
+    }
