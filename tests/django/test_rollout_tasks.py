@@ -26,8 +26,12 @@ def test_advance_rollouts__due_plan__stepped_and_counted(
     services.update_flag_state(flag, env, enabled=True, actor=None, reason="on")
     plan = controller.create_plan(flag, env, treatment="on", control="off", min_step_seconds=60)
     controller.start(plan, actor=None, reason="go", now=T0)
-    result = advance_rollouts.delay(now=(T0 + dt.timedelta(seconds=30)).isoformat()).get()
+    result = advance_rollouts.apply(
+        kwargs={"now": (T0 + dt.timedelta(seconds=30)).isoformat()}
+    ).get()
     assert result["checked"] == 1 and result["waiting"] == 1
-    result = advance_rollouts.delay(now=(T0 + dt.timedelta(seconds=61)).isoformat()).get()
+    result = advance_rollouts.apply(
+        kwargs={"now": (T0 + dt.timedelta(seconds=61)).isoformat()}
+    ).get()
     assert result["advanced"] == 1
     assert result["outcomes"][0]["bps"] == 1000
