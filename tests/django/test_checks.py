@@ -1,0 +1,90 @@
+"""System checks flagapp.E0xx / W0xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import override_settings
+
+from flagapp import services
+from flagapp.checks import check_database, check_settings
+
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REDIS = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": "redis://127.0.0.1:6379",
+    }
+}
+
+
+def ids(**overrides: Any) -> list[str]:
+    with override_settings(**overrides):
+        return [m.id for m in check_settings()]  # type: ignore[misc]
+
+
+def test_check_settings__test_settings__clean() -> None:
+    assert ids() == []
+
+
+def test_check_settings__missing_app__E001() -> None:
+    from django.conf import settings
+
+    apps = [a for a in settings.INSTALLED_APPS if a != "simple_history"]
+    with override_settings(INSTALLED_APPS=apps):
+        assert "flagapp.E001" in [m.id for m in check_settings()]
+
+
+def test_check_settings__unknown_key__E002() -> None:
+    assert ids(FLAGAPP={"ENVIRONMNET": "x", "SINGLE_PROCESS": True}) == ["flagapp.E002"]
+
+
+def test_check_settings__not_a_dict__E002() -> None:
+    assert ids(FLAGAPP=["x"]) == ["flagapp.E002"]
+
+
+def test_check_settings__bad_pattern__E003() -> None:
+    assert ids(FLAGAPP={"FLAG_KEY_PATTERN": "(", "SINGLE_PROCESS": True}) == ["flagapp.E003"]
+
+
+def test_check_settings__unknown_cache_alias__E004() -> None:
+    assert ids(FLAGAPP={"CACHE_ALIAS": "flags"}) == ["flagapp.E004"]
+
+
+@pytest.mark.parametrize("value", [0, -1, "1", True])
+def test_check_settings__bad_interval__E005(value: Any) -> None:
+    assert ids(FLAGAPP={"CACHE_CHECK_INTERVAL": value, "SINGLE_PROCESS": True}) == ["flagapp.E005"]
+
+
+def test_check_settings__bad_expiry_days__E006() -> None:
+    assert ids(FLAGAPP={"RELEASE_EXPIRY_MAX_DAYS": 0, "SINGLE_PROCESS": True}) == ["flagapp.E006"]
+
+
+def test_check_settings__per_process_cache_in_production__W001() -> None:
+    assert ids(FLAGAPP={}, CACHES=LOCMEM, DEBUG=False) == ["flagapp.W001"]
+    assert ids(FLAGAPP={}, CACHES=LOCMEM, DEBUG=True) == []
+    assert ids(FLAGAPP={}, CACHES=REDIS, DEBUG=False) == []
+
+
+def test_check_settings__no_history_middleware__W002() -> None:
+    from django.conf import settings
+
+    mw = [m for m in settings.MIDDLEWARE if "simple_history" not in m]
+    assert ids(MIDDLEWARE=mw) == ["flagapp.W002"]
+
+
+@pytest.mark.django_db
+def test_check_database__environment_setting_unknown__W003() -> None:
+    assert check_database(databases=["default"]) == []  # no environments yet: nothing to say
+    services.create_environment(key="staging", name="Staging", actor=None, reason="x")
+    assert [m.id for m in check_database(databases=["default"])] == ["flagapp.W003"]
+    services.create_environment(key="production", name="Production", actor=None, reason="x")
+    assert check_database(databases=["default"]) == []
+    assert check_database(databases=None) == []
+
+
+def test_check_command__flagapp_checks_registered() -> None:
+    from django.core.checks.registry import registry
+
+    assert check_settings in registry.get_checks()
