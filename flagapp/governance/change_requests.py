@@ -57,6 +57,7 @@ __all__ = [
     "apply",
     "approve",
     "can_review",
+    "check_can_propose",
     "diff",
     "pending",
     "preview",
@@ -201,6 +202,27 @@ def _check_reviewer(cr: ChangeRequest, reviewer: Any) -> None:
         raise ChangeNotPermitted(f"{reviewer} lacks the permission {APPROVE_PERMISSION}")
 
 
+def check_can_propose(
+    user: Any, change: Mapping[str, Any]
+) -> tuple[Flag | None, Environment | None]:
+    """Raise unless ``user`` could make ``change`` directly but for the approval: the same
+    permissions as the direct edit (plus the protected-environment one where it applies).
+    Returns the flag and environment the change names."""
+    _require_user(user)
+    operation = change.get("operation")
+    perm = _OPERATION_PERMISSIONS.get(str(operation))
+    if perm is None:
+        raise FlagValidationError({"operation": [f"cannot propose operation {operation!r}"]})
+    flag, environment = _objects(change)
+    perms = [perm]
+    if environment is not None and environment.protected and perm.endswith("_flagstate"):
+        perms.append("flagapp.change_protected_environment")
+    for needed in perms:
+        if not user.has_perm(needed):
+            raise ChangeNotPermitted(f"{user} lacks the permission {needed}")
+    return flag, environment
+
+
 def propose(
     change: Mapping[str, Any],
     *,
@@ -217,21 +239,11 @@ def propose(
     """
     from flagapp.models import ChangeRequest
 
-    _require_user(author)
     text = reason.strip() if isinstance(reason, str) else ""
     if not text:
         raise FlagValidationError({"reason": ["A reason for the change is required."]})
+    flag, environment = check_can_propose(author, change)
     operation = change.get("operation")
-    perm = _OPERATION_PERMISSIONS.get(str(operation))
-    if perm is None:
-        raise FlagValidationError({"operation": [f"cannot propose operation {operation!r}"]})
-    flag, environment = _objects(change)
-    perms = [perm]
-    if environment is not None and environment.protected and perm.endswith("_flagstate"):
-        perms.append("flagapp.change_protected_environment")
-    for needed in perms:
-        if not author.has_perm(needed):
-            raise ChangeNotPermitted(f"{author} lacks the permission {needed}")
     if compute_blast_radius and blast_radius is None:
         blast_radius = preview(change)
     payload = copy.deepcopy({k: v for k, v in change.items() if k != "operation"})
