@@ -278,9 +278,9 @@ class FlagappProvider(AbstractProvider):
             timer, self._stale_timer = self._stale_timer, None
         if timer is not None:
             timer.cancel()
-        self._stop_source()
-        if self._sender is not None:
+        if self._sender is not None:  # first: it may share the source's HTTP client
             self._sender.close()
+        self._stop_source()
 
     def _stop_source(self) -> None:
         listener, self._listener = self._listener, None

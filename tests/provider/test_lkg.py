@@ -1,0 +1,104 @@
+"""The last-known-good file: atomic writes, multi-process safety, defect tolerance."""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from openfeature_provider.engine import parse_ruleset
+from openfeature_provider.lkg import LastKnownGood
+from tests.provider.conftest import make_doc
+
+
+def test_save_then_load__round_trip_with_etag_and_time(tmp_path: Path) -> None:
+    lkg = LastKnownGood(tmp_path / "sub" / "flags.json")
+    assert lkg.load() is None  # absent: no warning needed, just nothing
+    assert lkg.save(parse_ruleset(make_doc(3)))
+    loaded = lkg.load()
+    assert loaded is not None
+    assert (loaded.ruleset.version, loaded.etag) == (3, "sha256:v3")
+    assert loaded.ruleset.flags.keys() == parse_ruleset(make_doc(3)).flags.keys()
+    assert 0 <= loaded.age < 60
+    assert [p.name for p in (tmp_path / "sub").iterdir() if p.suffix == ".tmp"] == []
+
+
+def test_save__older_version_than_file__skipped(tmp_path: Path) -> None:
+    lkg = LastKnownGood(tmp_path / "flags.json")
+    lkg.save(parse_ruleset(make_doc(5)))
+    assert lkg.save(parse_ruleset(make_doc(4))) is False
+    loaded = lkg.load()
+    assert loaded is not None and loaded.ruleset.version == 5
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b'{"lkg_format": 1, "etag": "x", "saved_at": 1, "ruleset": {"format": 1, "envi',
+        b"not json at all",
+        b'{"format": 1, "environment": "p", "version": 1, "etag": "e", "flags": {}}',
+        b'{"lkg_format": 99, "etag": "x", "saved_at": 1, "ruleset": {}}',
+        b'{"lkg_format": 1, "etag": "x", "saved_at": "yesterday", "ruleset": {}}',
+        b'{"lkg_format": 1, "etag": "x", "saved_at": 1, "ruleset": {"format": 2}}',
+        b"[1, 2, 3]",
+    ],
+    ids=[
+        "empty",
+        "truncated",
+        "not-json",
+        "bare-ruleset",
+        "other-format",
+        "bad-time",
+        "invalid-ruleset",
+        "array",
+    ],
+)
+def test_load__defective_file__ignored_with_warning(
+    tmp_path: Path, content: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "flags.json"
+    path.write_bytes(content)
+    with caplog.at_level(logging.WARNING, logger="flagapp.provider"):
+        assert LastKnownGood(path).load() is None
+    assert any("ignoring last-known-good" in r.getMessage() for r in caplog.records)
+
+
+def test_save__unwritable_directory__raises_oserror(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError):
+        LastKnownGood(blocker / "flags.json").save(parse_ruleset(make_doc()))
+
+
+def _writer(path: str, versions: list[int]) -> None:
+    lkg = LastKnownGood(path)
+    for v in versions:
+        lkg.save(parse_ruleset(make_doc(v)))
+
+
+def test_save__several_processes_share_path__file_always_whole_and_newest(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "flags.json"
+    ctx = multiprocessing.get_context("fork")
+    procs = [
+        ctx.Process(target=_writer, args=(str(path), list(range(start, 40, 4))))
+        for start in range(1, 5)
+    ]
+    for p in procs:
+        p.start()
+    seen = set()
+    while any(p.is_alive() for p in procs):
+        if path.exists():
+            doc = json.loads(path.read_bytes())  # never a partial file
+            seen.add(doc["version"])
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0
+    loaded = LastKnownGood(path).load()
+    assert loaded is not None and loaded.ruleset.version == 39
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

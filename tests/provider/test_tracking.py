@@ -1,0 +1,174 @@
+"""Tracking and exposures: bounded buffer, batched POSTs to /sdk/v1/events, flush on shutdown."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+from openfeature import api
+from openfeature.evaluation_context import EvaluationContext
+from openfeature.track import TrackingEventDetails
+
+from openfeature_provider import FlagappProvider, InMemorySource
+from openfeature_provider.exceptions import SourceUnavailable, UnexpectedResponse
+from openfeature_provider.tracking import EventBuffer, EventSender, encode_events
+from tests.provider.conftest import make_doc, wait_until
+from tests.provider.flag_server import VALID_KEY, FlagServer
+
+
+def _event(i: int) -> tuple:  # type: ignore[type-arg]
+    return ("track", f"e{i}", None, None, {}, None, 1_700_000_000.0 + i)
+
+
+def test_buffer__full__drops_oldest_and_counts() -> None:
+    buf = EventBuffer(capacity=3)
+    for i in range(5):
+        buf.add(_event(i))
+    assert buf.dropped == 2 and buf.recorded == 5
+    assert [e[1] for e in buf.take(10)] == ["e2", "e3", "e4"]
+
+
+def test_buffer__put_back_over_capacity__excess_dropped_and_counted() -> None:
+    buf = EventBuffer(capacity=3)
+    buf.add(_event(9))
+    buf.add(_event(10))
+    buf.put_back([_event(1), _event(2)])
+    assert [e[1] for e in buf.take(10)] == ["e2", "e9", "e10"]
+    assert buf.dropped == 1
+
+
+def test_encode__protocol_shape() -> None:
+    when = ts = 1_700_000_000.25
+    body = json.loads(
+        encode_events(
+            [
+                ("exposure", "f.k", "on", True, {"targetingKey": "u1"}, {"reason": "SPLIT"}, when),
+                (
+                    "track",
+                    "checkout",
+                    None,
+                    9.5,
+                    {"at": datetime(2024, 1, 1, tzinfo=UTC)},
+                    None,
+                    when,
+                ),
+            ]
+        )
+    )
+    exposure, track = body["events"]
+    assert exposure == {
+        "kind": "exposure",
+        "flag": "f.k",
+        "variant": "on",
+        "value": True,
+        "context": {"targetingKey": "u1"},
+        "timestamp": "2023-11-14T22:13:20.250+00:00",
+        "details": {"reason": "SPLIT"},
+    }
+    assert track["kind"] == "track" and track["name"] == "checkout" and track["value"] == 9.5
+    assert track["context"] == {"at": "2024-01-01T00:00:00+00:00"}
+
+
+def test_sender__batches_of_batch_size__all_delivered() -> None:
+    posted: list[int] = []
+
+    def post(body: bytes) -> int:
+        n = len(json.loads(body)["events"])
+        posted.append(n)
+        return n
+
+    buf = EventBuffer(capacity=100)
+    sender = EventSender(buf, post, batch_size=4, flush_interval=10)
+    sender.start()
+    for i in range(10):
+        buf.add(_event(i))
+    assert wait_until(lambda: sum(posted) >= 8)  # two full batches go without waiting
+    sender.close()  # flushes the rest
+    assert posted == [4, 4, 2] and sender.sent == 10
+
+
+def test_sender__server_rejects_413__batch_dropped_and_counted() -> None:
+    def post(body: bytes) -> int:
+        raise UnexpectedResponse("events: unexpected status 413", 413)
+
+    buf = EventBuffer(capacity=10)
+    sender = EventSender(buf, post, batch_size=5)
+    buf.add(_event(1))
+    sender.close()
+    assert sender.rejected == 1 and len(buf) == 0
+
+
+def test_sender__server_down__events_kept_for_retry() -> None:
+    def post(body: bytes) -> int:
+        raise SourceUnavailable("refused")
+
+    buf = EventBuffer(capacity=10)
+    sender = EventSender(buf, post, batch_size=5, flush_timeout=0.2)
+    buf.add(_event(1))
+    sender.close()
+    assert sender.failed_batches >= 1 and len(buf) == 1
+
+
+def test_provider__track_and_exposures__posted_to_server_and_flushed_on_shutdown(
+    flag_server: FlagServer,
+) -> None:
+    provider = FlagappProvider(
+        url=flag_server.url,
+        sdk_key=VALID_KEY,
+        exposure_sample_rate=1.0,
+        event_flush_interval=30,  # only shutdown's flush can deliver them
+    )
+    api.set_provider_and_wait(provider)
+    client = api.get_client()
+    ctx = EvaluationContext("user-42", {"plan": "pro"})
+    client.get_boolean_value("checkout.new-flow", False, ctx)
+    client.get_boolean_value("nope", False, ctx)  # errors are not exposures
+    client.track("checkout.completed", ctx, TrackingEventDetails(42.5, {"items": 3}))
+    assert flag_server.events == []
+    api.clear_providers()  # shuts the provider down
+    kinds = [(e["kind"], e.get("flag") or e.get("name")) for e in flag_server.events]
+    assert kinds == [("exposure", "checkout.new-flow"), ("track", "checkout.completed")]
+    exposure, track = flag_server.events
+    assert exposure["variant"] == "on" and exposure["value"] is True
+    assert exposure["context"] == {"plan": "pro", "targetingKey": "user-42"}
+    assert exposure["details"]["reason"] == "TARGETING_MATCH"
+    assert track["value"] == 42.5 and track["details"] == {"items": 3}
+    post = next(r for r in flag_server.requests if r.method == "POST")
+    assert post.headers["Authorization"] == f"Bearer {VALID_KEY}"
+
+
+def test_provider__sample_rate_zero__no_exposures() -> None:
+    bodies: list[bytes] = []
+    provider = FlagappProvider(
+        source=InMemorySource(make_doc()), event_sink=lambda b: bodies.append(b) or 0
+    )
+    api.set_provider_and_wait(provider)
+    for _ in range(50):
+        api.get_client().get_string_value("ui.theme", "x")
+    assert provider.events is not None and provider.events.recorded == 0
+
+
+def test_provider__sample_rate_half__roughly_half_recorded() -> None:
+    provider = FlagappProvider(
+        source=InMemorySource(make_doc()), event_sink=lambda b: 0, exposure_sample_rate=0.5
+    )
+    api.set_provider_and_wait(provider)
+    for _ in range(2000):
+        api.get_client().get_string_value("ui.theme", "x")
+    assert provider.events is not None
+    assert 800 < provider.events.recorded < 1200  # binomial: 10 sigma either side
+
+
+def test_provider__track_with_server_down__never_blocks_or_raises() -> None:
+    server = FlagServer(make_doc()).start()
+    provider = FlagappProvider(
+        url=server.url, sdk_key=VALID_KEY, event_capacity=5, event_flush_interval=0.05
+    )
+    api.set_provider_and_wait(provider)
+    server.stop()
+    for i in range(20):
+        api.get_client().track(f"e{i}")
+    assert provider.events is not None
+    assert provider.events.recorded == 20 and len(provider.events) <= 5
+    time.sleep(0.1)
