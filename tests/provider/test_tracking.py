@@ -39,7 +39,7 @@ def test_buffer__put_back_over_capacity__excess_dropped_and_counted() -> None:
 
 
 def test_encode__protocol_shape() -> None:
-    when = ts = 1_700_000_000.25
+    when = 1_700_000_000.25
     body = json.loads(
         encode_events(
             [
