@@ -20,11 +20,13 @@ applies here too: overridden flags are replaced in the delivered ruleset.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 from openfeature_provider.engine import parse_ruleset
+from openfeature_provider.exceptions import SourceUnavailable
 
 from . import evaluation
 
@@ -60,13 +62,16 @@ class DjangoSource:
         return self.environment or evaluation._environment()
 
     def start(self, listener: _Listener) -> None:
-        self._listener = listener
+        with self._lock:
+            self._listener = listener
+            self._delivered_key = None
+            self._delivered = None
         self._stop.clear()
         evaluation.subscribe(self._on_change)
         ruleset = evaluation.get_ruleset(self.env_key)
         if ruleset is None and not evaluation.overrides():
             listener.on_error(
-                LookupError(f"no snapshot is published for environment {self.env_key!r}"),
+                SourceUnavailable(f"no snapshot is published for environment {self.env_key!r}"),
                 False,
             )
         else:
@@ -95,7 +100,9 @@ class DjangoSource:
         the version changed (the swap then reaches us through ``_on_change``)."""
         while not self._stop.wait(self._interval()):
             try:
-                evaluation.get_ruleset(self.env_key)
+                # A swap reaches the listener through _on_change; otherwise confirm the
+                # current snapshot ("still current"), as a 304 would.
+                self._deliver(evaluation.get_ruleset(self.env_key), confirm=True)
             except Exception as exc:  # get_ruleset logs and never raises; belt and braces
                 listener = self._listener
                 if listener is not None:
@@ -112,10 +119,9 @@ class DjangoSource:
         except Exception:
             return 1.0
 
-    def _deliver(self, base: Ruleset | None) -> None:
-        listener = self._listener
-        if listener is None:
-            return
+    def _deliver(self, base: Ruleset | None, *, confirm: bool = False) -> None:
+        """Hand the listener ``base`` with the test overrides applied. Serialised by a lock:
+        the provider expects one callback at a time from a source."""
         active = evaluation.overrides()
         key = (
             base.etag if base is not None else "",
@@ -123,7 +129,12 @@ class DjangoSource:
             tuple(sorted((k, repr(v)) for k, v in active.items())),
         )
         with self._lock:
+            listener = self._listener
+            if listener is None:
+                return
             if key == self._delivered_key:
+                if confirm and self._delivered is not None:
+                    listener.on_snapshot(self._delivered)
                 return
             try:
                 ruleset = with_overrides(base, active, self.env_key) if active else base
@@ -134,7 +145,7 @@ class DjangoSource:
                 return
             self._delivered_key = key
             self._delivered = ruleset
-        listener.on_snapshot(ruleset)
+            listener.on_snapshot(ruleset)
 
 
 def with_overrides(base: Ruleset | None, active: dict[str, Any], env_key: str) -> Ruleset:
@@ -161,6 +172,9 @@ def with_overrides(base: Ruleset | None, active: dict[str, Any], env_key: str) -
             "metadata": {"override": True},
         }
     doc["flags"] = flags
+    # A distinct ETag: the provider swaps only when the ETag changes.
+    digest = hashlib.sha256(repr(sorted((k, repr(v)) for k, v in active.items())).encode())
+    doc["etag"] = f"{doc.get('etag') or ''}+override:{digest.hexdigest()[:16]}"
     # Prerequisites on an overridden flag now point at the override, which is what a test
     # forcing the flag means.
     return parse_ruleset(doc)
