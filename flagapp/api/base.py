@@ -1,0 +1,93 @@
+"""What every management-API view shares: authentication, permissions, pagination,
+filtering, error mapping and the schema generator.
+
+Configured on the views rather than in ``REST_FRAMEWORK`` so the API behaves the same in any
+host project, whatever its global DRF defaults are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.db import transaction
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.openapi import AutoSchema
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.filters import OrderingFilter, SearchFilter
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+
+from flagapp.exceptions import ApprovalRequired
+
+from .errors import ChangeProposed, exception_handler
+from .permissions import ModelPermissions
+from .preconditions import change_reason, expected_version
+
+__all__ = ["FlagappAPIMixin", "Pagination", "change_request_info"]
+
+T = TypeVar("T")
+
+
+def change_request_info(cr: Any) -> dict[str, Any]:
+    """What a 202 says about the change request that now holds the change."""
+    author = getattr(cr, "author", None)
+    created = getattr(cr, "created_at", None)
+    return {
+        "id": cr.pk,
+        "status": getattr(cr, "status", None),
+        "kind": getattr(cr, "kind", None),
+        "flag": getattr(cr, "flag_key", None) or None,
+        "environment": getattr(cr, "environment_key", None) or None,
+        "base_version": getattr(cr, "base_version", None),
+        "author": getattr(author, "username", None),
+        "created_at": created.isoformat() if created is not None else None,
+        "blast_radius": getattr(cr, "blast_radius", None),
+    }
+
+
+class Pagination(PageNumberPagination):
+    """``?page=N&page_size=M`` (at most 500 a page), with ``count``/``next``/``previous``."""
+
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class FlagappAPIMixin:
+    """Mixed into every view of the management API (before the DRF base class)."""
+
+    # Token first: its WWW-Authenticate header turns "no credentials" into a 401, which a
+    # client can act on, where SessionAuthentication alone would answer 403.
+    authentication_classes = [TokenAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, ModelPermissions]
+    pagination_class = Pagination
+    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    schema = AutoSchema()
+    #: Per-method permission overrides read by :class:`ModelPermissions`.
+    required_permissions: dict[str, list[str]] = {}
+
+    request: Request
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Any]:
+        return exception_handler
+
+    def change_reason(self) -> str:
+        return change_reason(self.request)
+
+    def expected_version(self) -> int:
+        return expected_version(self.request)
+
+    def governed(self, reason: str, write: Callable[[], T]) -> T:
+        """Run ``write`` in one transaction; when the services say it needs approval,
+        nothing is written and a change request is proposed with the same reason
+        (answered 202 by the exception handler)."""
+        try:
+            with transaction.atomic():
+                return write()
+        except ApprovalRequired as exc:
+            from flagapp.governance import change_requests
+
+            cr = change_requests.propose_from(exc, author=self.request.user, reason=reason)
+            raise ChangeProposed(exc, change_request_info(cr)) from exc
