@@ -1,0 +1,199 @@
+"""Admin for change requests: the pending list, the diff, the blast radius, approve/reject.
+
+Change requests are never added or edited as rows: they are created when a change to a
+high-risk flag or a protected environment is submitted (admin or API), and they move only
+through ``flagapp.governance.change_requests`` (approve, reject, apply), so the two-person
+rule and the history hold whatever screen is used. This admin is therefore read-only plus
+three buttons, each a POST to its own URL.
+
+Imported by ``flagapp/admin.py`` (which registers everything on ``admin.site``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html
+
+from flagapp.exceptions import FlagappError
+from flagapp.governance import change_requests as crs
+from flagapp.models import ChangeRequest
+
+__all__ = ["ChangeRequestAdmin"]
+
+
+class PendingFirstFilter(admin.SimpleListFilter):
+    """Status filter whose default view is the reviewers' queue: pending requests."""
+
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [*ChangeRequest.STATUS_CHOICES, ("all", "all")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value() or ChangeRequest.STATUS_PENDING
+        return queryset if value == "all" else queryset.filter(status=value)
+
+    def choices(self, changelist: Any) -> Any:
+        current = self.value() or ChangeRequest.STATUS_PENDING
+        for value, label in self.lookup_choices:
+            yield {
+                "selected": current == value,
+                "query_string": changelist.get_query_string({self.parameter_name: value}),
+                "display": label,
+            }
+
+
+@admin.register(ChangeRequest)
+class ChangeRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "flag_key",
+        "environment_key",
+        "kind",
+        "status",
+        "author",
+        "created_at",
+        "radius",
+    ]
+    list_display_links = ["id", "flag_key"]
+    list_filter = [PendingFirstFilter, "environment_key", "kind"]
+    search_fields = ["flag_key", "reason", "author__username"]
+    ordering = ["-created_at"]
+    change_form_template = "admin/flagapp/changerequest/change_form.html"
+    readonly_fields = (
+        "flag_key",
+        "environment_key",
+        "kind",
+        "base_version",
+        "author",
+        "reason",
+        "status",
+        "reviewer",
+        "review_comment",
+        "detail",
+        "created_at",
+        "reviewed_at",
+        "applied_at",
+    )
+    fields = readonly_fields
+
+    @admin.display(description="blast radius")
+    def radius(self, obj: ChangeRequest) -> str:
+        data = obj.blast_radius
+        if not data:
+            return "-"
+        if not data.get("sampled"):
+            return "unknown (no sample)"
+        return f"{data['changed']}/{data['sampled']} ({data['share']:.1%})"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user: Any = request.user
+        return bool(
+            super().has_view_permission(request, obj) or user.has_perm(crs.APPROVE_PERMISSION)
+        )
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:pk>/approve/", view(self.approve_view), name="flagapp_changerequest_approve"
+            ),
+            path("<int:pk>/reject/", view(self.reject_view), name="flagapp_changerequest_reject"),
+            path("<int:pk>/apply/", view(self.apply_view), name="flagapp_changerequest_apply"),
+            *super().get_urls(),
+        ]
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        cr = get_object_or_404(ChangeRequest, pk=object_id)
+        diff = crs.diff(cr)
+        for row in diff["fields"]:
+            row["before_json"] = _pretty(row["before"])
+            row["after_json"] = _pretty(row["after"])
+        context = {
+            **(extra_context or {}),
+            "cr": cr,
+            "diff": diff,
+            "radius": cr.blast_radius,
+            "can_review": cr.status == ChangeRequest.STATUS_PENDING
+            and crs.can_review(cr, request.user),
+            "is_author": request.user.pk == cr.author_id,
+            "can_apply": cr.status == ChangeRequest.STATUS_APPROVED,
+            "history": cr.history.select_related("history_user").order_by("history_id"),
+            "show_save": False,
+            "show_save_and_continue": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context=context)
+
+    def _act(self, request: HttpRequest, pk: int, verb: str) -> HttpResponse:
+        if request.method != "POST":
+            raise PermissionDenied("POST only")
+        cr = get_object_or_404(ChangeRequest, pk=pk)
+        comment = str(request.POST.get("comment", ""))
+        try:
+            if verb == "approve":
+                cr = crs.approve(cr, reviewer=request.user, comment=comment)
+            elif verb == "reject":
+                cr = crs.reject(cr, reviewer=request.user, comment=comment)
+            else:
+                cr = crs.apply(cr, actor=request.user)
+        except FlagappError as exc:
+            messages.error(request, str(exc))
+        else:
+            if cr.status == ChangeRequest.STATUS_APPLIED:
+                messages.success(request, f"Change request #{cr.pk} approved and applied.")
+            elif cr.status == ChangeRequest.STATUS_REJECTED:
+                messages.success(request, f"Change request #{cr.pk} rejected.")
+            elif cr.status == ChangeRequest.STATUS_CONFLICTED:
+                messages.error(request, f"Change request #{cr.pk} conflicted: {cr.detail}")
+            else:
+                messages.warning(request, f"Change request #{cr.pk}: {cr.detail}")
+        return HttpResponseRedirect(reverse("admin:flagapp_changerequest_change", args=[cr.pk]))
+
+    def approve_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._act(request, pk, "approve")
+
+    def reject_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._act(request, pk, "reject")
+
+    def apply_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._act(request, pk, "apply")
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def blast_radius_html(radius: dict[str, Any] | None) -> str:
+    """A one-line summary for list pages and messages."""
+    if not radius:
+        return "-"
+    return format_html(
+        "{} of {} recent contexts ({}) would change",
+        radius.get("changed", 0),
+        radius.get("sampled", 0),
+        f"{radius.get('share', 0.0):.1%}",
+    )

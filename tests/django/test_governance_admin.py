@@ -1,0 +1,142 @@
+"""The change-request admin: pending list, diff + blast radius, approve / reject buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+import flagapp.admin_governance  # noqa: F401 - registers the admin (flagapp/admin.py does too)
+from flagapp import sampling, services
+from flagapp.governance import change_requests as crs
+from flagapp.models import ChangeRequest, ContextSample, Environment, Flag, FlagState
+
+from . import governance_helpers as h
+
+PRO_RULE = {
+    "id": "pro",
+    "when": [{"attr": "plan", "op": "eq", "values": ["pro"]}],
+    "serve": {"variant": "on"},
+}
+LIST = "/admin/flagapp/changerequest/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh() -> None:
+    sampling.reset()
+
+
+@pytest.fixture
+def users(db: Any) -> dict[str, User]:
+    return {
+        "alice": h.user(
+            "alice",
+            perms=(
+                "flagapp.change_flagstate",
+                "flagapp.change_protected_environment",
+                "flagapp.view_changerequest",
+            ),
+        ),
+        "bob": h.user("bob", perms=("flagapp.approve_changerequest",)),
+    }
+
+
+@pytest.fixture
+def cr(
+    make_flag: Callable[..., Flag], envs: dict[str, Environment], users: dict[str, User]
+) -> ChangeRequest:
+    prod = envs["production"]
+    services.update_environment(prod, protected=True, actor=None, reason="lock production")
+    flag = make_flag("checkout.new-flow")
+    services.update_flag_state(
+        flag,
+        prod,
+        actor=None,
+        reason="baseline",
+        enabled=True,
+        fallthrough={"variant": "off"},
+        change_request=crs._DryRunApproval(),
+    )
+    ContextSample.objects.bulk_create(
+        ContextSample(
+            environment=prod,
+            context={"targetingKey": f"u{i}", "plan": "pro"},
+            recorded_at=timezone.now(),
+        )
+        for i in range(4)
+    )
+    version = FlagState.objects.get(flag=flag, environment=prod).version
+    change = {
+        "operation": "update_flag_state",
+        "flag": flag.key,
+        "environment": "production",
+        "params": {"rules": [PRO_RULE], "expected_version": version},
+    }
+    return crs.propose(change, author=users["alice"], reason="launch to pro")
+
+
+def _login(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_changelist__default__pending_only_with_radius(
+    cr: ChangeRequest, users: dict[str, User]
+) -> None:
+    crs.reject(
+        crs.propose(cr.change, author=users["alice"], reason="second"),
+        reviewer=users["bob"],
+        comment="dup",
+    )
+    page = _login(users["bob"]).get(LIST)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert html.count('class="field-kind"') == 1  # the rejected one is filtered out
+    assert "4/4 (100.0%)" in html
+
+
+def test_change_view__reviewer__diff_radius_and_buttons(
+    cr: ChangeRequest, users: dict[str, User]
+) -> None:
+    html = _login(users["bob"]).get(f"{LIST}{cr.pk}/change/").content.decode()
+    assert 'id="cr-approve"' in html and 'id="cr-reject"' in html
+    assert "4</span> of 4" in html
+    assert "off -&gt; on" in html
+    assert "&quot;plan&quot;" in html or '"plan"' in html  # the proposed rule in the diff
+
+
+def test_change_view__author__no_buttons_and_explanation(
+    cr: ChangeRequest, users: dict[str, User]
+) -> None:
+    html = _login(users["alice"]).get(f"{LIST}{cr.pk}/change/").content.decode()
+    assert 'id="cr-approve"' not in html
+    assert "another person with the approve" in html
+
+
+def test_approve_button__reviewer__applied_with_message(
+    cr: ChangeRequest, users: dict[str, User]
+) -> None:
+    response = _login(users["bob"]).post(f"{LIST}{cr.pk}/approve/", {"comment": "ok"}, follow=True)
+    assert response.status_code == 200
+    cr.refresh_from_db()
+    assert cr.status == "applied"
+    assert "approved and applied" in response.content.decode()
+
+
+def test_approve_button__author__refused_with_message(
+    cr: ChangeRequest, users: dict[str, User]
+) -> None:
+    alice = users["alice"]
+    response = _login(alice).post(f"{LIST}{cr.pk}/approve/", {}, follow=True)
+    cr.refresh_from_db()
+    assert cr.status == "pending"
+    assert "cannot review" in response.content.decode()
+
+
+def test_reject_button__get__refused(cr: ChangeRequest, users: dict[str, User]) -> None:
+    assert _login(users["bob"]).get(f"{LIST}{cr.pk}/reject/").status_code == 403
