@@ -8,9 +8,10 @@ batches of up to ``batch_size`` to ``/sdk/v1/events`` (docs/protocol.md) every
 ``flush_interval`` seconds, or sooner when a batch is full. ``close()`` flushes what is left,
 bounded by ``flush_timeout``.
 
-Delivery is at most once: a batch the server refuses as malformed (400) or too large (413)
-is dropped and counted; a batch that fails for a transient reason (refused, 5xx, 429) is put
-back at the front of the buffer and retried with backoff — still bounded by ``capacity``.
+Delivery is at most once: a batch the server refuses as malformed (400) is dropped and
+counted; one over the server's limits (413) is split in halves and resent; a batch that fails
+for a transient reason (refused, 5xx, 429) is put back at the front of the buffer and retried
+with backoff — still bounded by ``capacity``.
 """
 
 from __future__ import annotations
@@ -154,21 +155,38 @@ class EventSender:
         while len(self.buffer):
             if deadline is not None and time.monotonic() > deadline:
                 return False
-            batch = self.buffer.take(self.batch_size)
-            try:
-                self.sent += self._post(encode_events(batch))
-            except UnexpectedResponse as exc:  # 400/413: retrying the same batch cannot help
-                self.rejected += len(batch)
-                logger.warning("flagapp: %d events rejected by the server: %s", len(batch), exc)
-            except SourceError as exc:
+            unsent = self._send(self.buffer.take(self.batch_size))
+            if unsent:
                 self.failed_batches += 1
-                self.buffer.put_back(batch)
-                logger.info("flagapp: sending events failed, will retry: %s", exc)
+                self.buffer.put_back(unsent)
                 return False
-            except Exception:
-                self.rejected += len(batch)
-                logger.exception("flagapp: could not send %d events", len(batch))
         return True
+
+    def _send(self, batch: list[Event]) -> list[Event]:
+        """POST ``batch``; returns what is left to retry after a transient failure.
+
+        A 413 (batch or body over the server's limits) splits the batch in halves and sends
+        each; a 400 or a single event still over a limit is dropped and counted in
+        ``rejected`` (retrying the same bytes cannot succeed).
+        """
+        try:
+            self.sent += self._post(encode_events(batch))
+            return []
+        except UnexpectedResponse as exc:
+            if exc.status == 413 and len(batch) > 1:
+                mid = len(batch) // 2
+                rest = self._send(batch[:mid])
+                return rest + batch[mid:] if rest else self._send(batch[mid:])
+            self.rejected += len(batch)
+            logger.warning("flagapp: %d events rejected by the server: %s", len(batch), exc)
+            return []
+        except SourceError as exc:
+            logger.info("flagapp: sending events failed, will retry: %s", exc)
+            return batch
+        except Exception:
+            self.rejected += len(batch)
+            logger.exception("flagapp: could not send %d events", len(batch))
+            return []
 
     def close(self) -> None:
         """Stop the thread and flush what is buffered (bounded by ``flush_timeout``)."""

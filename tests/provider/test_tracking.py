@@ -172,3 +172,22 @@ def test_provider__track_with_server_down__never_blocks_or_raises() -> None:
     assert provider.events is not None
     assert provider.events.recorded == 20 and len(provider.events) <= 5
     time.sleep(0.1)
+
+
+def test_sender__413_for_big_batches__split_until_accepted() -> None:
+    sizes: list[int] = []
+
+    def post(body: bytes) -> int:
+        n = len(json.loads(body)["events"])
+        sizes.append(n)
+        if n > 2:
+            raise UnexpectedResponse("events: unexpected status 413", 413)
+        return n
+
+    buf = EventBuffer(capacity=10)
+    sender = EventSender(buf, post, batch_size=8)
+    for i in range(7):
+        buf.add(_event(i))
+    sender.close()
+    assert sender.sent == 7 and sender.rejected == 0
+    assert sizes == [7, 3, 1, 2, 4, 2, 2]
