@@ -84,3 +84,18 @@ def test_run_tasks_command__list__names_and_intervals() -> None:
     out = StringIO()
     call_command("flagapp_run_tasks", "--list", stdout=out)
     assert "send_expiry_reminders" in out.getvalue()
+
+
+def test_example_beat_schedule__every_periodic_task__scheduled_by_registered_name() -> None:
+    from example_project.celery import app as example_app
+
+    try:
+        schedule = example_app.conf.beat_schedule
+        assert {entry["task"] for entry in schedule.values()} == {
+            task.name for task, _ in tasks.PERIODIC_TASKS.values()
+        }
+        registered = set(example_app.tasks.keys())
+        assert {entry["task"] for entry in schedule.values()} <= registered
+        assert schedule["flagapp.send_expiry_reminders"]["schedule"] == 3600.0
+    finally:
+        celery_app.set_current()
