@@ -37,6 +37,8 @@ __all__ = ["Predicate", "compile_condition", "compile_flag", "compile_segments",
 logger = logging.getLogger("flagapp.engine")
 
 Predicate = Callable[[Context], bool]
+
+_EQUALITY_OPS = frozenset({"eq", "neq", "in", "not_in"})
 Compiled = Callable[[Context], Resolution]
 
 
@@ -123,6 +125,29 @@ def compile_condition(
                 cond.op,
             )
         return False
+
+    if (
+        cond.op in _EQUALITY_OPS
+        and "." not in attr
+        and not cond.case_insensitive
+        and all(type(v) is str for v in cond.values)
+    ):
+        # The most common condition (plan in [...], country eq "US"): string membership with
+        # no intermediate call; other types fall back to the general test.
+        strs = frozenset(cond.values)
+
+        def string_set(ctx: Context) -> bool:
+            value = ctx.get(attr)
+            if type(value) is str:
+                return (value in strs) != invert
+            if value is None:
+                return False
+            result = test(value)
+            if result is None:
+                return unusable(value)
+            return result != invert
+
+        return string_set
 
     if "." not in attr:
 
@@ -273,15 +298,33 @@ def compile_flag(
             return lambda ctx: static
         return tail
 
-    def run(ctx: Context) -> Resolution:
-        if prereqs and not prerequisites_met(ctx):
-            return prereq_failed
-        for pred, outcome in rule_table:
-            if pred(ctx):
-                return outcome if type(outcome) is Resolution else outcome(ctx)  # type: ignore[operator]
-        return tail if type(tail) is Resolution else tail(ctx)  # type: ignore[operator]
+    # Rules split by outcome shape so the loop does no type test per rule.
+    fixed_rules = tuple(
+        (
+            pred,
+            out if isinstance(out, Resolution) else None,
+            None if isinstance(out, Resolution) else out,
+        )
+        for pred, out in rule_table
+    )
+    tail_static = tail if isinstance(tail, Resolution) else None
+    tail_fn = None if isinstance(tail, Resolution) else tail
 
-    return run
+    def run(ctx: Context) -> Resolution:
+        for pred, static, dynamic in fixed_rules:
+            if pred(ctx):
+                return static if static is not None else dynamic(ctx)  # type: ignore[misc]
+        return tail_static if tail_static is not None else tail_fn(ctx)  # type: ignore[misc]
+
+    if not prereqs:
+        return run
+
+    def run_with_prerequisites(ctx: Context) -> Resolution:
+        if not prerequisites_met(ctx):
+            return prereq_failed
+        return run(ctx)
+
+    return run_with_prerequisites
 
 
 def _outcome(
@@ -309,6 +352,9 @@ def _rollout(
     salt = flag_key if rollout.salt is None else rollout.salt
     bounds = tuple(accumulate(w.weight for w in rollout.weights))
     total = bounds[-1]
+    # bucket = (h * total) >> 32 < bound  <=>  h < ceil(bound * 2**32 / total), so compare the
+    # hash with precomputed thresholds: same result as bucketing.choose(), one step fewer.
+    thresholds = tuple(-(-(b << 32) // total) for b in bounds)
     results = tuple(fixed(w.variant, Reason.SPLIT, rule_id) for w in rollout.weights)
     bucket_by = rollout.bucket_by
     missing = Resolution(
@@ -334,13 +380,25 @@ def _rollout(
 
         return single
 
+    if len(results) == 2 and "." not in bucket_by:
+        first, second = results
+        limit = thresholds[0]
+
+        def split_two(ctx: Context) -> Resolution:
+            value = ctx.get(bucket_by)
+            if type(value) is not str and not isinstance(value, str):
+                return missing
+            return first if murmur(salt + value, 0, False) < limit else second
+
+        return split_two
+
     if "." not in bucket_by:
 
         def split(ctx: Context) -> Resolution:
             value = ctx.get(bucket_by)
             if type(value) is not str and not isinstance(value, str):
                 return missing
-            return results[bisect_right(bounds, (murmur(salt + value, 0, False) * total) >> 32)]
+            return results[bisect_right(thresholds, murmur(salt + value, 0, False))]
 
         return split
 
@@ -348,6 +406,6 @@ def _rollout(
         value = get(ctx)
         if not isinstance(value, str):
             return missing
-        return results[bisect_right(bounds, (murmur(salt + value, 0, False) * total) >> 32)]
+        return results[bisect_right(thresholds, murmur(salt + value, 0, False))]
 
     return split_nested

@@ -48,3 +48,23 @@ def test_import__engine_alone__loads_neither_django_nor_openfeature_sdk() -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_engine_test_modules__imports__never_django_nor_openfeature_sdk() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    offenders = []
+    for directory in ("engine", "conformance"):
+        for path in (root / directory).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                for name in names:
+                    if name.split(".")[0] in ("django", "openfeature", "flagapp"):
+                        offenders.append(f"{path.name}: {name}")
+    assert offenders == []
