@@ -15,3 +15,8 @@ class FlagappConfig(AppConfig):
 
         conf.connect_signals()
         checks.register()
+        # Snapshot announcements for the SSE streams (and Redis pub/sub across processes):
+        # connected in every process, since a change may be published by any of them.
+        from .sdk import notifier
+
+        notifier.connect()
