@@ -22,11 +22,11 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from flagapp.exceptions import FlagappError
+from flagapp.exceptions import ApprovalRequired, FlagappError
 from flagapp.governance import change_requests as crs
 from flagapp.models import ChangeRequest
 
-__all__ = ["ChangeRequestAdmin"]
+__all__ = ["ChangeRequestAdmin", "propose_from_admin"]
 
 
 class PendingFirstFilter(admin.SimpleListFilter):
@@ -183,6 +183,41 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         return self._act(request, pk, "apply")
 
 
+def propose_from_admin(request: HttpRequest, exc: ApprovalRequired, form: Any) -> Any:
+    """Turn a refused admin save into a change request; the hook ``flagapp/admin.py`` calls.
+
+    Called when the services raised ``ApprovalRequired`` for a form the user submitted
+    (nothing was saved). Creates the request from ``exc.change`` with the form's reason,
+    and tells the user where it is: a non-field error on the form (the form is shown
+    again, unsaved) linking to the request page with its blast radius. A proposal the
+    governance layer refuses (permission, invalid change) becomes that error instead.
+    Returns the request, or None.
+    """
+    reason = str((getattr(form, "cleaned_data", None) or {}).get("reason") or "")
+    try:
+        cr = crs.propose_from(exc, author=request.user, reason=reason)
+    except FlagappError as err:
+        form.add_error(None, f"This change needs an approved change request: {err}")
+        return None
+    url = reverse("admin:flagapp_changerequest_change", args=[cr.pk])
+    radius = blast_radius_html(cr.blast_radius)
+    form.add_error(
+        None,
+        format_html(
+            'This change needs approval. Nothing was saved: <a href="{}" id="cr-created">'
+            "change request #{}</a> was created for review ({}).",
+            url,
+            cr.pk,
+            radius,
+        ),
+    )
+    messages.info(
+        request,
+        format_html('Change request <a href="{}">#{}</a> created: {}.', url, cr.pk, radius),
+    )
+    return cr
+
+
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
 
@@ -190,7 +225,9 @@ def _pretty(value: Any) -> str:
 def blast_radius_html(radius: dict[str, Any] | None) -> str:
     """A one-line summary for list pages and messages."""
     if not radius:
-        return "-"
+        return "blast radius not computed"
+    if not radius.get("sampled"):
+        return "blast radius unknown: no recent contexts sampled"
     return format_html(
         "{} of {} recent contexts ({}) would change",
         radius.get("changed", 0),
