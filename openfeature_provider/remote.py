@@ -244,8 +244,9 @@ class StreamingSource(_RemoteSource):
                 if self._stop.is_set():
                     return
                 failures += 1
-                self._report(exc)
                 no_endpoint = isinstance(exc, UnexpectedResponse) and exc.status in (404, 405, 501)
+                if not no_endpoint:  # a server without streaming is normal, not a failure
+                    self._report(exc)
                 if no_endpoint or failures >= self.fallback_after:
                     logger.warning(
                         "flagapp: stream unavailable (%s); polling every %.0fs for %.0fs",

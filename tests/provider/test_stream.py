@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from openfeature import api
 from openfeature.event import ProviderEvent
 
 from openfeature_provider import FlagappProvider
+from openfeature_provider.engine import parse_ruleset
+from openfeature_provider.lkg import LastKnownGood
 from openfeature_provider.remote import StreamingSource
 from tests.provider.conftest import EventRecorder, make_doc, wait_until
 from tests.provider.flag_server import VALID_KEY, FlagServer
@@ -110,6 +113,18 @@ def test_stream__no_stream_endpoint__falls_back_to_polling(
     changed = recorder.wait_count(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, 1)
     assert [c.flags_changed for c in changed] == [["ui.theme"]]
     assert flag_server.count("/sdk/v1/stream") == 1  # not retried within stream_retry_interval
+    assert recorder.kinds() == ["READY", "CONFIGURATION_CHANGED"]  # no error for a 404
+
+
+def test_stream__no_stream_endpoint_at_start__polls_instead_of_lkg(
+    flag_server: FlagServer, provider_name: str, tmp_path: Path
+) -> None:
+    cache = tmp_path / "lkg.json"
+    LastKnownGood(cache).save(parse_ruleset({**make_doc(1), "etag": "older"}))
+    flag_server.stream_status = 404
+    provider = _provider(flag_server, provider_name, poll_interval=0.1, cache_path=cache)
+    api.set_provider_and_wait(provider)
+    assert provider.served_from == "source"
 
 
 def test_stream__repeated_500s__falls_back_then_returns_to_stream(
