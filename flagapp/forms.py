@@ -1,0 +1,516 @@
+"""Forms of the admin, and the small text syntaxes that let people edit targeting without
+writing JSON.
+
+Why text syntaxes: rules, rollouts and prerequisites are lists of small structures; a form
+field per structure would need nested formsets the admin does not have. One line per item
+reads like the rule itself, and every field still round-trips to the ruleset-format JSON
+(what is stored and validated by the engine's parser). The syntaxes (docs/admin.md):
+
+- serve (rule or fallthrough): ``on`` (a variant) or ``on:10 off:90`` (a rollout: integer
+  weights, in order) optionally followed by ``by=<attribute>`` and ``salt=<text>``;
+  empty fallthrough = serve the caller's default.
+- conditions, one per line: ``[not] <attribute> <operator>[/i] <value>, <value>...``,
+  ``<attribute> exists``, ``in_segment <segment>, ...``; values that look like numbers or
+  true/false are numbers/booleans, quote them (``"42"``) to keep a string; a line starting
+  with ``{`` is one condition in JSON.
+- prerequisites, one per line: ``<flag key>: <variant>, <variant>``.
+- include/exclude keys: one per line (or separated by commas).
+- variant values: text for string flags, ``true``/``false``, numbers, JSON for objects.
+
+Syntax mistakes are field errors here; everything else (unknown variants, bad regexes,
+cycles) is the engine's parser, reached through the services, mapped back to the field.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from flagapp.models import Environment, Flag, FlagState, Segment, TargetingRule, Variant
+
+__all__ = [
+    "EnvironmentForm",
+    "FlagForm",
+    "FlagStateForm",
+    "FlagStateInlineForm",
+    "ReasonForm",
+    "RuleForm",
+    "SegmentForm",
+    "VariantForm",
+    "format_conditions",
+    "format_prerequisites",
+    "format_serve",
+    "format_value",
+    "parse_conditions",
+    "parse_keys",
+    "parse_prerequisites",
+    "parse_serve",
+    "parse_value",
+]
+
+REASON_HELP = "Why? Recorded in the history with your name (required)."
+_LITERAL = re.compile(r"^(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null)$")
+
+
+def reason_field() -> forms.CharField:
+    return forms.CharField(
+        label="Reason for the change",
+        help_text=REASON_HELP,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
+        max_length=2000,
+    )
+
+
+# --- serve -----------------------------------------------------------------------------------
+
+
+def parse_serve(text: str, *, allow_empty: bool) -> dict[str, Any] | None:
+    text = (text or "").strip()
+    if not text:
+        if allow_empty:
+            return None
+        raise ValidationError("Say what to serve: a variant (on) or weights (on:10 off:90).")
+    weights: list[dict[str, Any]] = []
+    options: dict[str, str] = {}
+    plain: list[str] = []
+    for token in re.split(r"[\s,]+", text):
+        if not token:
+            continue
+        if "=" in token:
+            name, _, value = token.partition("=")
+            if name not in ("by", "salt") or not value:
+                raise ValidationError(f"{token!r}: options are by=<attribute> and salt=<text>")
+            options[name] = value
+        elif ":" in token:
+            variant, _, weight = token.rpartition(":")
+            if not variant or not re.fullmatch(r"\d+", weight):
+                raise ValidationError(f"{token!r}: a weight is <variant>:<whole number>")
+            weights.append({"variant": variant, "weight": int(weight)})
+        else:
+            plain.append(token)
+    if plain and (weights or options or len(plain) > 1):
+        raise ValidationError(
+            "Either one variant (on) or a list of weights (on:10 off:90), not both."
+        )
+    if plain:
+        return {"variant": plain[0]}
+    if not weights:
+        raise ValidationError("A rollout needs weights (on:10 off:90).")
+    rollout: dict[str, Any] = {"weights": weights}
+    if "by" in options:
+        rollout["bucket_by"] = options["by"]
+    if "salt" in options:
+        rollout["salt"] = options["salt"]
+    return {"rollout": rollout}
+
+
+def format_serve(serve: Mapping[str, Any] | None) -> str:
+    if not serve:
+        return ""
+    if serve.get("variant") is not None:
+        return str(serve["variant"])
+    rollout = serve.get("rollout") or {}
+    parts = [f"{w.get('variant')}:{w.get('weight')}" for w in rollout.get("weights", [])]
+    if rollout.get("bucket_by") not in (None, "targetingKey"):
+        parts.append(f"by={rollout['bucket_by']}")
+    if rollout.get("salt") is not None:
+        parts.append(f"salt={rollout['salt']}")
+    return " ".join(parts)
+
+
+# --- conditions ------------------------------------------------------------------------------
+
+
+def _operators() -> Mapping[str, Any]:
+    from openfeature_provider.engine.operators import OPERATORS
+
+    return OPERATORS
+
+
+def _split_values(text: str) -> list[str]:
+    """Split on commas outside double quotes."""
+    out: list[str] = []
+    buf: list[str] = []
+    quoted = False
+    escaped = False
+    for ch in text:
+        if escaped:
+            buf.append(ch)
+            escaped = False
+        elif ch == "\\" and quoted:
+            buf.append(ch)
+            escaped = True
+        elif ch == '"':
+            buf.append(ch)
+            quoted = not quoted
+        elif ch == "," and not quoted:
+            out.append("".join(buf).strip())
+            buf = []
+        else:
+            buf.append(ch)
+    if quoted:
+        raise ValidationError("an opening double quote is not closed")
+    out.append("".join(buf).strip())
+    return [v for v in out if v != ""]
+
+
+def _parse_scalar(token: str) -> Any:
+    if token.startswith('"'):
+        try:
+            return json.loads(token)
+        except ValueError:
+            raise ValidationError(f"{token}: not a valid quoted string") from None
+    if _LITERAL.match(token):
+        return json.loads(token)
+    return token
+
+
+def _format_scalar(value: Any) -> str:
+    if isinstance(value, str):
+        needs_quotes = (
+            value == ""
+            or value != value.strip()
+            or "," in value
+            or value.startswith('"')
+            or bool(_LITERAL.match(value))
+        )
+        return json.dumps(value, ensure_ascii=False) if needs_quotes else value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def parse_conditions(text: str) -> list[dict[str, Any]]:
+    ops = _operators()
+    out: list[dict[str, Any]] = []
+    for n, raw in enumerate((text or "").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("{"):
+            try:
+                cond = json.loads(line)
+            except ValueError as exc:
+                raise ValidationError(f"line {n}: invalid JSON ({exc})") from None
+            out.append(cond)
+            continue
+        negate = False
+        if line.startswith("not "):
+            negate = True
+            line = line[4:].strip()
+        head, _, rest = line.partition(" ")
+        cond: dict[str, Any]
+        if head in ops and not ops[head].uses_attr:
+            cond = {"op": head, "values": [_parse_scalar(v) for v in _split_values(rest)]}
+        else:
+            attr = head
+            op_token, _, rest = rest.strip().partition(" ")
+            if not op_token:
+                raise ValidationError(
+                    f"line {n}: expected '<attribute> <operator> <values>' (e.g. plan in pro)"
+                )
+            ci = op_token.endswith("/i")
+            op = op_token[:-2] if ci else op_token
+            if op not in ops:
+                raise ValidationError(
+                    f"line {n}: unknown operator {op!r}; one of {', '.join(sorted(ops))}"
+                )
+            cond = {"attr": attr, "op": op}
+            values = [_parse_scalar(v) for v in _split_values(rest)]
+            if values:
+                cond["values"] = values
+            if ci:
+                cond["case_insensitive"] = True
+        if negate:
+            cond["negate"] = True
+        out.append(cond)
+    return out
+
+
+def format_conditions(conditions: Sequence[Mapping[str, Any]] | None) -> str:
+    ops = _operators()
+    lines = []
+    for cond in conditions or []:
+        op = cond.get("op")
+        known = {"attr", "op", "values", "negate", "case_insensitive"}
+        simple = (
+            isinstance(op, str)
+            and op in ops
+            and set(cond) <= known
+            and isinstance(cond.get("values", []), list)
+            and all(isinstance(v, str | int | float | bool) for v in cond.get("values", []))
+        )
+        if not simple:
+            lines.append(json.dumps(cond, ensure_ascii=False, sort_keys=True))
+            continue
+        values = ", ".join(_format_scalar(v) for v in cond.get("values", []))
+        if ops[op].uses_attr:
+            suffix = "/i" if cond.get("case_insensitive") else ""
+            line = f"{cond.get('attr')} {op}{suffix}"
+        else:
+            line = op
+        if values:
+            line = f"{line} {values}"
+        if cond.get("negate"):
+            line = f"not {line}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# --- prerequisites, keys, values ---------------------------------------------------------------
+
+
+def parse_prerequisites(text: str) -> list[dict[str, Any]]:
+    out = []
+    for n, raw in enumerate((text or "").splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        flag, sep, variants = line.partition(":")
+        names = [v.strip() for v in variants.split(",") if v.strip()]
+        if not sep or not flag.strip() or not names:
+            raise ValidationError(f"line {n}: expected '<flag key>: <variant>, <variant>'")
+        out.append({"flag": flag.strip(), "variants": names})
+    return out
+
+
+def format_prerequisites(prerequisites: Sequence[Mapping[str, Any]] | None) -> str:
+    return "\n".join(
+        f"{p.get('flag')}: {', '.join(str(v) for v in p.get('variants', []))}"
+        for p in prerequisites or []
+    )
+
+
+def parse_keys(text: str) -> list[str]:
+    seen: list[str] = []
+    for token in re.split(r"[\n,]+", text or ""):
+        token = token.strip()
+        if token and token not in seen:
+            seen.append(token)
+    return seen
+
+
+def parse_value(kind: str, text: str) -> Any:
+    """A variant value typed in a form, read according to the flag's kind."""
+    text = text if isinstance(text, str) else str(text)
+    if kind == "string":
+        return text
+    stripped = text.strip()
+    if kind == "boolean":
+        if stripped.lower() in ("true", "false"):
+            return stripped.lower() == "true"
+        raise ValidationError("a boolean flag's values are true or false")
+    if kind == "integer":
+        if re.fullmatch(r"-?\d+", stripped):
+            return int(stripped)
+        raise ValidationError("an integer flag's values are whole numbers")
+    if kind == "float":
+        try:
+            value = float(stripped)
+        except ValueError:
+            raise ValidationError("a float flag's values are numbers") from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationError("a float flag's values are finite numbers")
+        return value
+    try:
+        value = json.loads(stripped)
+    except ValueError as exc:
+        raise ValidationError(f"an object flag's values are JSON ({exc})") from None
+    if not isinstance(value, dict | list):
+        raise ValidationError("an object flag's values are JSON objects or arrays")
+    return value
+
+
+def format_value(kind: str, value: Any) -> str:
+    if kind == "string" and isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+# --- forms -------------------------------------------------------------------------------------
+
+
+class ReasonForm(forms.Form):
+    """Intermediate page of admin actions (kill switch, archive)."""
+
+    reason = reason_field()
+
+
+class FlagForm(forms.ModelForm):
+    tags = forms.CharField(required=False, help_text="Comma-separated.")
+    reason = reason_field()
+
+    class Meta:
+        model = Flag
+        fields = [
+            "key",
+            "name",
+            "description",
+            "kind",
+            "flag_type",
+            "owner",
+            "risk",
+            "expires_on",
+            "tags",
+            "archived",
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "tags" in self.fields and self.instance.pk:
+            self.initial["tags"] = ", ".join(self.instance.tags or [])
+
+    def clean_tags(self) -> list[str]:
+        return parse_keys(self.cleaned_data.get("tags") or "")
+
+    def validate_unique(self) -> None:
+        """Key uniqueness and reuse are the services' (with the tombstone check)."""
+
+
+class VariantForm(forms.ModelForm):
+    value = forms.CharField(
+        help_text="Text for string flags; true/false; a number; JSON for object flags.",
+        widget=forms.TextInput(attrs={"size": 30}),
+    )
+
+    class Meta:
+        model = Variant
+        fields = ["key", "value", "description", "order"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["value"] = format_value(self.instance.flag.kind, self.instance.value)
+
+    def validate_unique(self) -> None:
+        """The formset checks duplicates among the rows; the services do the rest."""
+
+
+class _StateFieldsMixin(forms.ModelForm):
+    fallthrough = forms.CharField(
+        required=False,
+        help_text="When no rule matches: a variant (off), weights (on:10 off:90 [by=attr]), "
+        "or empty for the caller's own default.",
+    )
+    prerequisites = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        help_text="One per line: <flag key>: <variant>, <variant>",
+    )
+    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["fallthrough"] = format_serve(self.instance.fallthrough)
+            self.initial["prerequisites"] = format_prerequisites(self.instance.prerequisites)
+            self.initial["version"] = self.instance.version
+
+    def clean_fallthrough(self) -> dict[str, Any] | None:
+        return parse_serve(self.cleaned_data.get("fallthrough") or "", allow_empty=True)
+
+    def clean_prerequisites(self) -> list[dict[str, Any]]:
+        return parse_prerequisites(self.cleaned_data.get("prerequisites") or "")
+
+
+class FlagStateInlineForm(_StateFieldsMixin):
+    class Meta:
+        model = FlagState
+        fields = ["enabled", "fallthrough", "prerequisites", "version"]
+
+
+class FlagStateForm(_StateFieldsMixin):
+    reason = reason_field()
+
+    class Meta:
+        model = FlagState
+        fields = ["enabled", "fallthrough", "prerequisites", "version"]
+
+
+class RuleForm(forms.ModelForm):
+    rule_id = forms.CharField(
+        required=False, max_length=64, label="Id", help_text="Generated when empty."
+    )
+    conditions = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 50}),
+        help_text="One per line, all must hold: plan in pro, enterprise / country eq US / "
+        "not email ends_with/i @example.com / in_segment beta. Empty: everyone.",
+    )
+    serve = forms.CharField(help_text="A variant (on) or weights (on:10 off:90 [by=attr]).")
+
+    class Meta:
+        model = TargetingRule
+        fields = ["order", "rule_id", "description", "conditions", "serve"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["conditions"] = format_conditions(self.instance.conditions)
+            self.initial["serve"] = format_serve(self.instance.serve)
+
+    def clean_conditions(self) -> list[dict[str, Any]]:
+        return parse_conditions(self.cleaned_data.get("conditions") or "")
+
+    def clean_serve(self) -> dict[str, Any] | None:
+        return parse_serve(self.cleaned_data.get("serve") or "", allow_empty=False)
+
+    def validate_unique(self) -> None:
+        """Rule ids are checked by the engine (duplicate ids) through the services."""
+
+
+class SegmentForm(forms.ModelForm):
+    include = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
+        help_text="Context keys that always match, one per line.",
+    )
+    exclude = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
+        help_text="Context keys that never match, one per line.",
+    )
+    conditions = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Everyone else matches when all hold (one per line, as in rules). "
+        "Empty: only the include list.",
+    )
+    reason = reason_field()
+
+    class Meta:
+        model = Segment
+        fields = ["key", "name", "description", "include", "exclude", "conditions"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["include"] = "\n".join(self.instance.include or [])
+            self.initial["exclude"] = "\n".join(self.instance.exclude or [])
+            self.initial["conditions"] = format_conditions(self.instance.conditions)
+
+    def clean_include(self) -> list[str]:
+        return parse_keys(self.cleaned_data.get("include") or "")
+
+    def clean_exclude(self) -> list[str]:
+        return parse_keys(self.cleaned_data.get("exclude") or "")
+
+    def clean_conditions(self) -> list[dict[str, Any]]:
+        return parse_conditions(self.cleaned_data.get("conditions") or "")
+
+    def validate_unique(self) -> None:
+        """The services check segment keys."""
+
+
+class EnvironmentForm(forms.ModelForm):
+    reason = reason_field()
+
+    class Meta:
+        model = Environment
+        fields = ["key", "name", "protected", "order"]
+
+    def validate_unique(self) -> None:
+        """The services check environment keys."""
