@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import SimpleRouter
 
+from .rollouts import urlpatterns as rollout_urls
 from .views import (
     EnvironmentViewSet,
     FlagStateViewSet,
@@ -36,4 +37,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("history/", HistoryView.as_view(), name="history"),
     *router.urls,
+    *rollout_urls,
 ]

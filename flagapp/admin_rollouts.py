@@ -1,0 +1,306 @@
+"""Admin for rollouts and experiments (registered from ``flagapp.admin``).
+
+Plans are created here as drafts (with their guardrails inline); start, pause, resume and
+rollback are admin actions that ask for a reason and go through
+:mod:`flagapp.rollouts.controller` — the same code path as the API and the beat task. The
+change page shows the timeline chart and the full transition history; the experiment page
+shows the results table, the sample-ratio check and the confidence-interval chart. Charts
+are inline SVG rendered on the server (no script, no CDN).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
+
+from flagapp.exceptions import FlagappError
+from flagapp.models import Experiment, RolloutGuardrail, RolloutPlan, RolloutTransition
+from flagapp.rollouts import controller
+from flagapp.rollouts.schedule import build_steps, format_bps, validate_steps
+from flagapp.rollouts.states import InvalidTransition
+
+__all__ = ["ExperimentAdmin", "RolloutPlanAdmin"]
+
+
+class _ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Recorded in the rollout history and in the flag's change history.",
+    )
+
+
+class RolloutPlanForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = RolloutPlan
+        fields = [
+            "flag",
+            "environment",
+            "treatment_variant",
+            "control_variant",
+            "schedule",
+            "steps",
+            "min_step_seconds",
+            "salt",
+            "metric_source",
+            "notify_owners",
+        ]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        flag = data.get("flag")
+        if flag is not None:
+            keys = set(flag.variants.values_list("key", flat=True))
+            for name in ("treatment_variant", "control_variant"):
+                if data.get(name) and data[name] not in keys:
+                    self.add_error(name, f"not a variant of {flag.key}: {', '.join(sorted(keys))}")
+        if data.get("treatment_variant") and data.get("treatment_variant") == data.get(
+            "control_variant"
+        ):
+            self.add_error("control_variant", "treatment and control must differ")
+        schedule = data.get("schedule")
+        if schedule and schedule != "steps":
+            data["steps"] = list(build_steps(schedule))
+        steps = data.get("steps")
+        if isinstance(steps, list):
+            for error in validate_steps(steps):
+                self.add_error("steps", error)
+        elif steps is not None:
+            self.add_error("steps", "a list of basis points, e.g. [100, 1000, 5000, 10000]")
+        return data
+
+
+class GuardrailInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = RolloutGuardrail
+    extra = 0
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(obj is None or obj.state == "draft") and super().has_change_permission(
+            request, obj
+        )
+
+    has_add_permission = has_change_permission  # type: ignore[assignment]
+    has_delete_permission = has_change_permission
+
+
+class TransitionInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = RolloutTransition
+    extra = 0
+    can_delete = False
+    fields = ["at", "action", "from_state", "to_state", "served", "reason", "automatic", "actor"]
+    readonly_fields = fields
+    verbose_name_plural = "history"
+
+    @admin.display(description="served")
+    def served(self, obj: RolloutTransition) -> str:
+        return f"{format_bps(obj.from_bps)} -> {format_bps(obj.to_bps)}"
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _transition_action(name: str, label: str) -> Any:
+    def run(
+        modeladmin: RolloutPlanAdmin, request: HttpRequest, queryset: QuerySet[RolloutPlan]
+    ) -> HttpResponse | None:
+        form = _ReasonForm(request.POST if "apply" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(
+                request,
+                "admin/flagapp/reason_action.html",
+                {
+                    **modeladmin.admin_site.each_context(request),
+                    "opts": modeladmin.model._meta,
+                    "title": f"{label}: why?",
+                    "explanation": f"{label} these rollouts. The reason goes into the history.",
+                    "queryset": queryset,
+                    "form": form,
+                    "action": f"rollout_{name}",
+                    "submit_label": label,
+                },
+            )
+        reason = form.cleaned_data["reason"]
+        for plan in queryset:
+            try:
+                func = {
+                    "start": controller.start,
+                    "pause": controller.pause,
+                    "resume": controller.resume,
+                    "rollback": controller.rollback,
+                }[name]
+                func(plan, actor=request.user, reason=reason)
+                modeladmin.message_user(request, f"{plan}: {name} done", messages.SUCCESS)
+            except (InvalidTransition, FlagappError) as exc:
+                modeladmin.message_user(request, f"{plan}: {exc}", messages.ERROR)
+        return None
+
+    run.__name__ = f"rollout_{name}"
+    return admin.action(description=f"{label} (asks for a reason)")(run)
+
+
+@admin.register(RolloutPlan)
+class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    form = RolloutPlanForm
+    list_display = [
+        "id",
+        "flag",
+        "environment",
+        "state",
+        "served",
+        "treatment_variant",
+        "started_at",
+        "last_status",
+    ]
+    list_filter = ["state", "environment"]
+    search_fields = ["flag__key"]
+    inlines = [GuardrailInline, TransitionInline]
+    actions = [
+        _transition_action("start", "Start"),
+        _transition_action("pause", "Pause"),
+        _transition_action("resume", "Resume"),
+        _transition_action("rollback", "Roll back"),
+    ]
+    runtime_fields = [
+        "state",
+        "timeline",
+        "served",
+        "step_index",
+        "step_started_at",
+        "started_at",
+        "finished_at",
+        "last_check_at",
+        "last_check_text",
+        "safe_state",
+        "approved",
+        "change_request",
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        if obj is None:
+            return []
+        if obj.state != "draft":
+            return [*RolloutPlanForm.Meta.fields, *self.runtime_fields]
+        return self.runtime_fields
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return [(None, {"fields": RolloutPlanForm.Meta.fields})]
+        return [
+            ("Progress", {"fields": self.runtime_fields}),
+            ("Plan", {"fields": RolloutPlanForm.Meta.fields}),
+        ]
+
+    def save_model(self, request: HttpRequest, obj: RolloutPlan, form: Any, change: bool) -> None:
+        if not change and request.user.is_authenticated:
+            obj.created_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="served")
+    def served(self, obj: RolloutPlan) -> str:
+        return format_bps(obj.current_bps)
+
+    @admin.display(description="last check")
+    def last_status(self, obj: RolloutPlan) -> str:
+        return str((obj.last_check or {}).get("status", "-"))
+
+    @admin.display(description="last check")
+    def last_check_text(self, obj: RolloutPlan) -> str:
+        check = obj.last_check or {}
+        return f"{check.get('status', '-')}: {check.get('message', '')}"
+
+    @admin.display(description="timeline")
+    def timeline(self, obj: RolloutPlan) -> SafeString:
+        from flagapp.rollouts.views import plan_timeline_svg
+
+        # The SVG is built by our own code with every text escaped (charts.py).
+        return mark_safe(plan_timeline_svg(obj))
+
+
+@admin.register(Experiment)
+class ExperimentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "name",
+        "flag",
+        "environment",
+        "control_variant",
+        "conversion_event",
+        "started_at",
+        "ended_at",
+    ]
+    list_filter = ["environment"]
+    search_fields = ["name", "flag__key"]
+    readonly_fields = ["results"]
+
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if "flag" in form.base_fields:
+            form.base_fields["flag"].queryset = form.base_fields["flag"].queryset.filter(
+                flag_type="experiment"
+            )
+        return form
+
+    @admin.display(description="results")
+    def results(self, obj: Experiment) -> SafeString:
+        if obj.pk is None:
+            return mark_safe("<p>Results appear once the experiment is saved.</p>")
+        from flagapp.rollouts.experiments import analyse
+        from flagapp.rollouts.views import experiment_results_svg
+
+        r = analyse(obj)
+        srm = ""
+        if r.srm is not None:
+            srm = format_html(
+                '<p style="color:{}"><strong>{}</strong> (chi-square {}, df {}, p = {})</p>',
+                "#dc2626" if r.srm.mismatch else "#15803d",
+                "Sample-ratio mismatch: assignment looks broken, do not trust these results"
+                if r.srm.mismatch
+                else "Sample ratio as intended",
+                f"{r.srm.statistic:.2f}",
+                r.srm.df,
+                f"{r.srm.p_value:.4g}",
+            )
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    v.variant + (" (control)" if v.control else ""),
+                    f"{v.users:,}",
+                    f"{v.conversions:,}",
+                    f"{v.rate:.2%}",
+                    f"{v.test.diff * 100:+.2f}pp [{v.test.ci_low * 100:+.2f}, "
+                    f"{v.test.ci_high * 100:+.2f}]"
+                    if v.test
+                    else "-",
+                    f"{v.test.p_value:.4g}" if v.test else "-",
+                )
+                for v in r.variants
+            ),
+        )
+        size = (
+            format_html(
+                "<p>Sample size needed per variant: {}</p>", f"{r.sample_size_per_variant:,}"
+            )
+            if r.sample_size_per_variant
+            else ""
+        )
+        table = format_html(
+            "<table><thead><tr><th>variant</th><th>users</th><th>conversions</th><th>rate</th>"
+            "<th>difference vs control ({} CI)</th><th>p-value</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            f"{r.confidence:.0%}",
+            rows,
+        )
+        chart = mark_safe(experiment_results_svg(r))
+        return format_html("{}{}{}{}", srm, table, size, chart)

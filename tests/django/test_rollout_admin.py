@@ -1,0 +1,125 @@
+"""Rollout and experiment admin: charts inline, transitions through actions with a reason."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+
+from flagapp import services
+from flagapp.models import Experiment
+from flagapp.rollouts import controller
+
+
+@pytest.fixture
+def admin_client_(db: Any) -> Client:
+    client = Client()
+    client.force_login(User.objects.create_superuser("root", "r@example.com", "pw"))
+    return client
+
+
+def test_rollout_admin__actions_with_reason__start_then_rollback_and_chart_shown(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    flag = make_flag("checkout.admin-flow")
+    services.update_flag_state(flag, envs["staging"], enabled=True, actor=None, reason="on")
+    plan = controller.create_plan(
+        flag,
+        envs["staging"],
+        treatment="on",
+        control="off",
+        guardrails=[{"metric": "error_rate", "threshold": 0.01}],
+    )
+    url = "/admin/flagapp/rolloutplan/"
+    # First POST shows the reason form; nothing changes yet.
+    r = admin_client_.post(url, {"action": "rollout_start", "_selected_action": [plan.pk]})
+    assert r.status_code == 200 and b"why?" in r.content
+    plan.refresh_from_db()
+    assert plan.state == "draft"
+    r = admin_client_.post(
+        url,
+        {
+            "action": "rollout_start",
+            "_selected_action": [plan.pk],
+            "apply": "1",
+            "reason": "admin start",
+        },
+    )
+    assert r.status_code == 302
+    plan.refresh_from_db()
+    assert plan.state == "running"
+    assert plan.transitions.get().actor.username == "root"
+    r = admin_client_.post(
+        url,
+        {
+            "action": "rollout_resume",
+            "_selected_action": [plan.pk],
+            "apply": "1",
+            "reason": "not paused",
+        },
+        follow=True,
+    )
+    assert b"cannot resume" in r.content
+    admin_client_.post(
+        url,
+        {
+            "action": "rollout_rollback",
+            "_selected_action": [plan.pk],
+            "apply": "1",
+            "reason": "admin rollback",
+        },
+    )
+    plan.refresh_from_db()
+    assert plan.state == "rolled_back"
+    page = admin_client_.get(f"{url}{plan.pk}/change/")
+    assert page.status_code == 200
+    assert b"<svg" in page.content and b"admin rollback" in page.content
+    assert b"<script" not in page.content.split(b"<svg")[1].split(b"</svg>")[0]
+    assert admin_client_.get(url).status_code == 200
+
+
+def test_rollout_admin__add_form_bad_steps__error_shown(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    flag = make_flag("checkout.admin-add")
+    r = admin_client_.post(
+        "/admin/flagapp/rolloutplan/add/",
+        {
+            "flag": flag.pk,
+            "environment": envs["staging"].pk,
+            "treatment_variant": "on",
+            "control_variant": "off",
+            "schedule": "steps",
+            "steps": "[100, 50]",
+            "min_step_seconds": 60,
+            "metric_source": "events",
+            "guardrails-TOTAL_FORMS": 0,
+            "guardrails-INITIAL_FORMS": 0,
+            "transitions-TOTAL_FORMS": 0,
+            "transitions-INITIAL_FORMS": 0,
+        },
+    )
+    assert r.status_code == 200 and b"strictly increase" in r.content
+
+
+def test_experiment_admin__change_page__results_table_srm_and_chart(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    import datetime as dt
+
+    flag = make_flag("shop.admin-exp", flag_type="experiment", expires_on=None)
+    exp = Experiment.objects.create(
+        flag=flag,
+        environment=envs["production"],
+        name="e",
+        control_variant="off",
+        conversion_event="buy",
+        started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        expected_weights={"on": 1, "off": 1},
+    )
+    page = admin_client_.get(f"/admin/flagapp/experiment/{exp.pk}/change/")
+    assert page.status_code == 200
+    assert b"Sample ratio as intended" in page.content and b"<svg" in page.content
