@@ -21,6 +21,8 @@ __all__ = ["Batch", "Invalid", "TooMany", "parse_batch", "store"]
 _MAX_KEY = 200
 _MAX_DATA_BYTES = 8192
 _KINDS = ("tracking", "exposure", "evaluation")
+#: Spellings the published Python provider uses (docs/protocol.md), mapped to ours.
+_KIND_ALIASES = {"track": "tracking"}
 
 
 class Invalid(Exception):
@@ -52,18 +54,21 @@ def _timestamp(value: Any) -> datetime:
     raise ValueError("timestamp must be ISO-8601 with an offset or epoch milliseconds")
 
 
-def _string(event: dict[str, Any], name: str, *, required: bool = False) -> str:
+def _string(event: dict[str, Any], *names: str, required: bool = False) -> str:
+    """The first of ``names`` present (alternative spellings of one field)."""
+    name = next((n for n in names if event.get(n) is not None), names[0])
     value = event.get(name)
     if value is None:
         if required:
-            raise ValueError(f"{name} is required")
+            raise ValueError(f"{names[0]} is required")
         return ""
     if not isinstance(value, str) or len(value) > _MAX_KEY:
         raise ValueError(f"{name} must be a string of at most {_MAX_KEY} characters")
     return value
 
 
-def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
+def _object(event: dict[str, Any], *names: str) -> dict[str, Any]:
+    name = next((n for n in names if event.get(n) is not None), names[0])
     value = event.get(name)
     if value is None:
         return {}
@@ -83,6 +88,7 @@ def _one(event: Any) -> tuple[str, dict[str, Any]]:
     if not isinstance(event, dict):
         raise ValueError("an event must be an object")
     kind = event.get("kind")
+    kind = _KIND_ALIASES.get(kind, kind) if isinstance(kind, str) else kind
     if kind not in _KINDS:
         raise ValueError(f"kind must be one of {', '.join(_KINDS)}")
     context = _object(event, "context")
@@ -96,14 +102,14 @@ def _one(event: Any) -> tuple[str, dict[str, Any]]:
         ):
             raise ValueError("value must be a finite number")
         return kind, {
-            "key": _string(event, "key", required=True),
+            "key": _string(event, "name", "key", required=True),
             "value": None if value is None else float(value),
-            "data": _object(event, "data"),
+            "data": _object(event, "details", "data"),
             "targeting_key": _targeting_key(event, context),
             "timestamp": at,
             "context": context,
         }
-    flag_key = _string(event, "flagKey", required=True)
+    flag_key = _string(event, "flag", "flagKey", required=True)
     variant = event.get("variant")
     if variant is not None and not isinstance(variant, str):
         raise ValueError("variant must be a string or null")

@@ -156,3 +156,57 @@ def staging_token(environments: dict[str, Any]) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+
+class AsgiServer:
+    """uvicorn serving this project's ASGI application on 127.0.0.1 in a thread."""
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        import uvicorn
+        from django.core.asgi import get_asgi_application
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            get_asgi_application(),
+            lifespan="off",
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+        )
+        self.server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True
+        )
+
+    def start(self) -> AsgiServer:
+        import time
+
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(5)
+        self._sock.close()
+
+
+@pytest.fixture
+def asgi_server(transactional_db: Any) -> Iterator[AsgiServer]:
+    """A real ASGI server (uvicorn) for the stream; data must be committed to be seen."""
+    server = AsgiServer().start()
+    yield server
+    server.stop()
+
+
+__all__ += ["asgi_server"]

@@ -327,3 +327,48 @@ def test_events__sample_bound__oldest_contexts_dropped(client: Client, sdk_token
         contexts = sampling.recent_contexts("production", 100)
     assert ContextSample.objects.count() == 5
     assert [c["targetingKey"] for c in contexts] == ["u11", "u10", "u9", "u8", "u7"]
+
+
+def test_events__batch_encoded_by_the_python_provider__accepted_and_stored(
+    client: Client, sdk_token: str
+) -> None:
+    from openfeature_provider.tracking import encode_events
+
+    body = encode_events(
+        [
+            (
+                "track",
+                "checkout.completed",
+                None,
+                19.5,
+                {"targetingKey": "u9"},
+                {"sku": "a"},
+                1.7e9,
+            ),
+            (
+                "exposure",
+                "demo.bool",
+                "on",
+                True,
+                {"targetingKey": "u9", "plan": "pro"},
+                None,
+                1.7e9,
+            ),
+        ]
+    )
+    response = client.post(EVENTS, data=body, content_type="application/json", **bearer(sdk_token))
+    assert response.status_code == 202
+    assert response.json()["accepted"] == 2
+    tracking = SdkEvent.objects.get(kind="tracking")
+    assert (tracking.key, tracking.value, tracking.data) == (
+        "checkout.completed",
+        19.5,
+        {"sku": "a"},
+    )
+    exposure = SdkEvent.objects.get(kind="exposure")
+    assert (exposure.flag_key, exposure.variant, exposure.targeting_key) == (
+        "demo.bool",
+        "on",
+        "u9",
+    )
+    assert exposure.timestamp.year == 2023
