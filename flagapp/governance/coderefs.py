@@ -30,21 +30,28 @@ __all__ = [
     "scan_text",
 ]
 
-_Q = r"""(?P<q>["'`])(?P<key>[A-Za-z0-9][A-Za-z0-9_.:/-]*)(?P=q)"""
+#: A quoted key; a leading "!" (the negation of ``@flag_required("!k")``) is not part of it.
+_Q = r"""(?P<q>["'`])!?(?P<key>[A-Za-z0-9][A-Za-z0-9_.:/-]*)(?P=q)"""
+#: One positional argument before the key (``flag_is_active(request, "k")``).
+_ARG = r"""[^,()'"]+(?:\([^()]*\))?\s*,\s*"""
 
 #: name -> regular expression with a ``key`` group. The names appear in the report so a
 #: reader knows which kind of reference was found.
 DEFAULT_PATTERNS: Mapping[str, str] = {
-    # flagapp.evaluate("k", ...), evaluate("k"), flag_enabled("k"), is_enabled("k"),
-    # @flag_required("k"), FlagPermission("k"), get_variant("k") -- keyword or positional.
+    # flagapp.evaluate("k", ...), aevaluate("k", ...), @flag_required("k"), @flag_required("!k"),
+    # FlagPermission.for_flag("k") -- the key first, positional or as a keyword.
     "python": (
-        r"\b(?:evaluate|evaluate_details|is_enabled|flag_enabled|flag_required|flag_value|"
-        r"get_variant|FlagPermission|require_flag|flag_is_active)\s*\(\s*(?:(?:key|flag_key)\s*=\s*)?"
-        + _Q
+        r"\b(?:a?evaluate|flag_required|for_flag)\s*\(\s*(?:(?:key|flag_key|spec)\s*=\s*)?" + _Q
     ),
-    # {% flag "k" %}, {% ifflag "k" %}, {% flag_value "k" as x %}, {{ "k"|flag }}
-    "template": r"\{%-?\s*(?:if)?flag(?:_\w+)?\s+" + _Q,
-    "template_filter": _Q + r"\s*\|\s*flag\w*",
+    # flag_is_active(request, "k"), get_value(request, "k", default) and their async twins:
+    # the key second, or as key=.
+    "python_request_first": (
+        r"\b(?:a?flag_is_active|a?get_value)\s*\(\s*(?:" + _ARG + r"|.*?\bkey\s*=\s*)" + _Q
+    ),
+    # class MyView(FlagRequiredMixin, ...): required_flag = "k"
+    "python_attribute": r"\brequired_flag\s*=\s*" + _Q,
+    # {% flag "k" %}, {% flag "!k" %}, {% flag_value "k" default as x %}
+    "template": r"\{%-?\s*flag(?:_value)?\s+" + _Q,
     # OpenFeature clients: client.get_boolean_value("k", ...), get_string_details(flag_key="k")
     # and the camelCase SDKs (getBooleanValue('k'), getNumberDetails("k") ...).
     "openfeature": (

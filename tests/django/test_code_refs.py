@@ -46,6 +46,36 @@ def test_scan__python_template_and_openfeature_calls__every_key_found_with_line(
     }
 
 
+def test_scan__request_first_helpers_negation_and_mixin__keys_found(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "views.py",
+        "if flag_is_active(request, 'search.fuzzy'):\n"
+        "    x = await aget_value(self.request, 'search.limit', 10)\n"
+        "y = get_value(ctx, default=3, key='search.depth')\n"
+        "@flag_required('!legacy.ui.off')\n"
+        "class V(FlagRequiredMixin, View):\n"
+        '    required_flag = "beta.page"\n'
+        "perm = FlagPermission.for_flag('api.v2')\n",
+    )
+    _write(
+        tmp_path,
+        "t.html",
+        '{% flag "!ui.old" %}{% endflag %}{% flag_value "ui.color" "red" as c %}',
+    )
+    keys = {(r.key, r.pattern) for r in coderefs.scan_paths([tmp_path])}
+    assert keys == {
+        ("search.fuzzy", "python_request_first"),
+        ("search.limit", "python_request_first"),
+        ("search.depth", "python_request_first"),
+        ("legacy.ui.off", "python"),
+        ("beta.page", "python_attribute"),
+        ("api.v2", "python"),
+        ("ui.old", "template"),
+        ("ui.color", "template"),
+    }
+
+
 def test_scan__dependency_and_cache_dirs__skipped(tmp_path: Path) -> None:
     _write(tmp_path, ".venv/lib/x.py", "evaluate('vendor.flag')\n")
     _write(tmp_path, "node_modules/p/index.js", "getBooleanValue('vendor.js-flag')\n")
