@@ -15,11 +15,12 @@ from django.http import HttpResponse
 from django.templatetags.static import static
 from django.utils.html import escape
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 
 from .base import FlagappAPIMixin
 
-__all__ = ["SCHEMA_SETTINGS", "SchemaView", "SwaggerView"]
+__all__ = ["SCHEMA_SETTINGS", "SchemaView", "SwaggerView", "only_management_api"]
 
 SCHEMA_SETTINGS: dict[str, Any] = {
     "TITLE": "flagapp management API",
@@ -31,18 +32,25 @@ SCHEMA_SETTINGS: dict[str, Any] = {
     "VERSION": "1",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
-    "SERVE_INCLUDE_SCHEMA": False,
+    "PREPROCESSING_HOOKS": ["flagapp.api.schema.only_management_api"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
 
 
+def only_management_api(endpoints: list[tuple[str, Any, Any, Any]]) -> list[Any]:
+    """drf-spectacular preprocessing hook: the schema describes ``/api/v1/`` only (the SDK
+    and OFREP surfaces follow their own protocol documents)."""
+    return [e for e in endpoints if e[0].startswith("/api/v1/")]
+
+
 class SchemaView(SpectacularAPIView):
-    """The schema of the management API (readable by any authenticated user)."""
+    """The schema of the management API (for any authenticated user)."""
 
     custom_settings = SCHEMA_SETTINGS
     authentication_classes = FlagappAPIMixin.authentication_classes
+    permission_classes = [IsAuthenticated]
 
 
 def _sidecar_installed() -> bool:
@@ -53,6 +61,7 @@ class SwaggerView(SpectacularSwaggerView):
     """Swagger UI served from local static files only."""
 
     authentication_classes = FlagappAPIMixin.authentication_classes
+    permission_classes = [IsAuthenticated]
 
     @staticmethod
     def _swagger_ui_resource(filename: str) -> str:

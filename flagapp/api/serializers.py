@@ -233,10 +233,12 @@ class HistoryEntrySerializer(serializers.Serializer[Any]):
 class SdkKeySerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
     public_id = serializers.CharField(read_only=True)
-    environment = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    environment = serializers.CharField(source="environment.key", read_only=True)
     name = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, allow_null=True, default=None
+    )
     revoked_at = serializers.DateTimeField(read_only=True)
     last_used_at = serializers.DateTimeField(read_only=True)
     active = serializers.BooleanField(source="is_active", read_only=True)
