@@ -339,7 +339,7 @@ class FlagappProvider(AbstractProvider):
                                 ProviderEventDetails(flags_changed=sorted(changed)),
                             )
                         )
-            if self._health != _OK and self._initialized and not self._initializing:
+            if self._health in (_STALE, _ERROR) and self._initialized and not self._initializing:
                 emit.append(
                     (
                         ProviderEvent.PROVIDER_READY,
@@ -348,14 +348,17 @@ class FlagappProvider(AbstractProvider):
                 )
             if self._health != _FATAL:
                 self._health = _OK
+            # Emitted under the lock so a concurrent STALE (the timer) cannot overtake READY.
+            for event, details in emit:
+                self.emit(event, details)
         self._wake.set()
         if save:
             self._save(ruleset)
-        for event, details in emit:
-            self.emit(event, details)
 
     def _save(self, ruleset: Ruleset) -> None:
         assert self.lkg is not None
+        if not ruleset.raw:  # built in code, not from a document: nothing to write back
+            return
         try:
             self.lkg.save(ruleset)
             self._lkg_etag = ruleset.etag
@@ -397,9 +400,9 @@ class FlagappProvider(AbstractProvider):
                             )
                     else:
                         emit = self._stale_event()
+            if emit is not None:
+                self.emit(*emit)
         self._wake.set()
-        if emit is not None:
-            self.emit(*emit)
 
     def _stale_event(self) -> tuple[ProviderEvent, ProviderEventDetails] | None:
         """STALE if failing and last confirmed longer ago than the window (lock held)."""
@@ -423,8 +426,8 @@ class FlagappProvider(AbstractProvider):
     def _check_stale(self) -> None:
         with self._lock:
             emit = None if self._closed else self._stale_event()
-        if emit is not None:
-            self.emit(*emit)
+            if emit is not None:
+                self.emit(*emit)
 
     # -- evaluation (hot path: no lock, nothing built that is not returned) -----------------
     def _resolve(
@@ -505,7 +508,7 @@ class FlagappProvider(AbstractProvider):
             if version is not None:
                 details["snapshotVersion"] = version
             events.add(
-                ("exposure", res.flag_key, res.variant, res.value, ctx, details, time.time())
+                ("exposure", res.flag_key, res.variant, res.value, dict(ctx), details, time.time())
             )
 
     def resolve_boolean_details(
