@@ -115,6 +115,7 @@ def _one(event: Any) -> tuple[str, dict[str, Any]]:
         raise ValueError("variant must be a string or null")
     out = {
         "flag_key": flag_key,
+        "data": _object(event, "details", "data"),
         "variant": (variant or "")[:_MAX_KEY],
         "targeting_key": _targeting_key(event, context),
         "timestamp": at,
@@ -137,7 +138,9 @@ def parse_batch(body: bytes, *, max_events: int) -> Batch:
         raise Invalid('body must be an object with an "events" list')
     items = doc["events"]
     if len(items) > max_events:
-        raise TooMany(f"{len(items)} events in one batch; at most {max_events}")
+        raise TooMany(
+            f"{len(items)} events in one batch; EVENTS_MAX_BATCH allows at most {max_events}"
+        )
     batch = Batch()
     for index, item in enumerate(items):
         try:
@@ -176,6 +179,7 @@ def store(env_key: str, batch: Batch) -> int:
             key=e["flag_key"],
             flag_key=e["flag_key"],
             variant=e["variant"],
+            data=e["data"],
             targeting_key=e["targeting_key"],
             timestamp=e["timestamp"],
         )

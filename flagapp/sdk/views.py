@@ -201,25 +201,23 @@ def events(request: HttpRequest) -> HttpResponse:
     from flagapp.sdk import events as events_module
 
     limit = int(settings.EVENTS_MAX_BODY_BYTES)
+    too_big = {"errors": [f"body larger than EVENTS_MAX_BODY_BYTES ({limit} bytes)"]}
     length = request.headers.get("Content-Length")
     try:
         declared = int(length) if length else None
     except ValueError:
         declared = None
     if declared is not None and declared > limit:
-        return json_response(
-            {"errorCode": "GENERAL", "errorDetails": f"body larger than {limit} bytes"}, 413
-        )
+        return json_response(too_big, 413)
     body = request.read(limit + 1)
     if len(body) > limit:
-        return json_response(
-            {"errorCode": "GENERAL", "errorDetails": f"body larger than {limit} bytes"}, 413
-        )
+        return json_response(too_big, 413)
     try:
         batch = events_module.parse_batch(body, max_events=int(settings.EVENTS_MAX_BATCH))
     except events_module.TooMany as exc:
-        return json_response({"errorCode": "GENERAL", "errorDetails": str(exc)}, 413)
+        return json_response({"errors": [str(exc)]}, 413)
     except events_module.Invalid as exc:
-        return json_response({"errorCode": "PARSE_ERROR", "errorDetails": str(exc)}, 400)
+        return json_response({"errors": [str(exc)]}, 400)
     accepted = events_module.store(info.environment_key, batch)
-    return json_response({"accepted": accepted, "rejected": len(batch.rejected)}, status=202)
+    rejected = [{"index": index, "error": error} for index, error in batch.rejected]
+    return json_response({"accepted": accepted, "rejected": rejected}, status=202)

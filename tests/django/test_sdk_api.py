@@ -255,7 +255,7 @@ def test_events__valid_batch__stored_counted_and_sampled(client: Client, sdk_tok
         ],
     )
     assert response.status_code == 202
-    assert response.json() == {"accepted": 3, "rejected": 0}
+    assert response.json() == {"accepted": 3, "rejected": []}
     tracking = SdkEvent.objects.get(kind="tracking")
     assert (tracking.key, tracking.value, tracking.targeting_key) == (
         "checkout.completed",
@@ -288,7 +288,10 @@ def test_events__some_invalid__good_ones_kept_bad_ones_counted(
         ],
     )
     assert response.status_code == 202
-    assert response.json() == {"accepted": 1, "rejected": 4}
+    body = response.json()
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == [1, 2, 3, 4]
+    assert all(r["error"] for r in body["rejected"])
     assert SdkEvent.objects.count() == 1
 
 
@@ -296,13 +299,14 @@ def test_events__some_invalid__good_ones_kept_bad_ones_counted(
 def test_events__not_a_batch__400(client: Client, sdk_token: str, body: bytes) -> None:
     response = client.post(EVENTS, data=body, content_type="application/json", **bearer(sdk_token))
     assert response.status_code == 400
-    assert response.json()["errorDetails"]
+    assert response.json()["errors"]
 
 
 def test_events__too_many__413(client: Client, sdk_token: str) -> None:
     with override_settings(FLAGAPP={"EVENTS_MAX_BATCH": 5}):
         response = _post_events(client, sdk_token, [{"kind": "tracking", "key": "k"}] * 6)
     assert response.status_code == 413
+    assert "EVENTS_MAX_BATCH" in response.json()["errors"][0]
     assert SdkEvent.objects.count() == 0
 
 
@@ -312,6 +316,8 @@ def test_events__body_over_limit__413(client: Client, sdk_token: str) -> None:
             client, sdk_token, [{"kind": "tracking", "key": "k", "data": {"p": "x" * 2000}}]
         )
     assert response.status_code == 413
+    assert "EVENTS_MAX_BODY_BYTES" in response.json()["errors"][0]
+    assert SdkEvent.objects.count() == 0
 
 
 def test_events__sample_bound__oldest_contexts_dropped(client: Client, sdk_token: str) -> None:
