@@ -36,7 +36,7 @@ class _ReasonForm(forms.Form):
     )
 
 
-class RolloutPlanForm(forms.ModelForm):  # type: ignore[type-arg]
+class RolloutPlanForm(forms.ModelForm):
     class Meta:
         model = RolloutPlan
         fields = [
@@ -76,7 +76,7 @@ class RolloutPlanForm(forms.ModelForm):  # type: ignore[type-arg]
         return data
 
 
-class GuardrailInline(admin.TabularInline):  # type: ignore[type-arg]
+class GuardrailInline(admin.TabularInline):
     model = RolloutGuardrail
     extra = 0
 
@@ -85,16 +85,25 @@ class GuardrailInline(admin.TabularInline):  # type: ignore[type-arg]
             request, obj
         )
 
-    has_add_permission = has_change_permission  # type: ignore[assignment]
+    has_add_permission = has_change_permission
     has_delete_permission = has_change_permission
 
 
-class TransitionInline(admin.TabularInline):  # type: ignore[type-arg]
+class TransitionInline(admin.TabularInline):
     model = RolloutTransition
     extra = 0
     can_delete = False
     fields = ["at", "action", "from_state", "to_state", "served", "reason", "automatic", "actor"]
-    readonly_fields = fields
+    readonly_fields = [
+        "at",
+        "action",
+        "from_state",
+        "to_state",
+        "served",
+        "reason",
+        "automatic",
+        "actor",
+    ]
     verbose_name_plural = "history"
 
     @admin.display(description="served")
@@ -131,7 +140,7 @@ def _transition_action(name: str, label: str) -> Any:
         reason = form.cleaned_data["reason"]
         for plan in queryset:
             try:
-                func = {
+                func: Any = {
                     "start": controller.start,
                     "pause": controller.pause,
                     "resume": controller.resume,
@@ -148,7 +157,7 @@ def _transition_action(name: str, label: str) -> Any:
 
 
 @admin.register(RolloutPlan)
-class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class RolloutPlanAdmin(admin.ModelAdmin):
     form = RolloutPlanForm
     list_display = [
         "id",
@@ -201,7 +210,7 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def save_model(self, request: HttpRequest, obj: RolloutPlan, form: Any, change: bool) -> None:
         if not change and request.user.is_authenticated:
-            obj.created_by = request.user  # type: ignore[assignment]
+            obj.created_by = request.user
         super().save_model(request, obj, form, change)
 
     @admin.display(description="served")
@@ -226,7 +235,7 @@ class RolloutPlanAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ExperimentAdmin(admin.ModelAdmin):
     list_display = [
         "name",
         "flag",
@@ -244,10 +253,9 @@ class ExperimentAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
         form = super().get_form(request, obj, change=change, **kwargs)
-        if "flag" in form.base_fields:
-            form.base_fields["flag"].queryset = form.base_fields["flag"].queryset.filter(
-                flag_type="experiment"
-            )
+        field: Any = form.base_fields.get("flag")
+        if field is not None:
+            field.queryset = field.queryset.filter(flag_type="experiment")
         return form
 
     @admin.display(description="results")

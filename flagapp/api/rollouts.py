@@ -50,19 +50,16 @@ __all__ = ["ExperimentViewSet", "RolloutViewSet", "router", "urlpatterns"]
 
 
 class GuardrailSerializer(serializers.ModelSerializer[RolloutGuardrail]):
-    label = serializers.CharField(source="spec.label", read_only=True)
+    """A guardrail, plus its ``label`` as history reasons name it (``error_rate``...)."""
 
     class Meta:
         model = RolloutGuardrail
-        fields = [
-            "metric",
-            "event_key",
-            "percentile",
-            "comparison",
-            "threshold",
-            "min_sample",
-            "label",
-        ]
+        fields = ["metric", "event_key", "percentile", "comparison", "threshold", "min_sample"]
+
+    def to_representation(self, instance: RolloutGuardrail) -> dict[str, Any]:
+        data = dict(super().to_representation(instance))
+        data["label"] = instance.spec.label
+        return data
 
 
 class TransitionSerializer(serializers.ModelSerializer[RolloutTransition]):
