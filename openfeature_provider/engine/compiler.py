@@ -215,7 +215,7 @@ def compile_segments(segments: Mapping[str, Segment]) -> dict[str, Predicate]:
 
         def member(ctx: Context) -> bool:
             tk = ctx.get("targetingKey")
-            if type(tk) is str:
+            if isinstance(tk, str):
                 if tk in exclude:
                     return False
                 if tk in include:

@@ -15,6 +15,7 @@ neither value, and never holds for a missing attribute.
 from __future__ import annotations
 
 import ipaddress
+import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -233,21 +234,17 @@ def _build_matches(values: Sequence[Any], ci: bool) -> Test:
 
 
 def _build_numeric(op: str) -> Callable[[Sequence[Any], bool], Test]:
+    compare = {"lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge}[op]
+
     def build(values: Sequence[Any], ci: bool) -> Test:
         nums = _numbers(values)
         bound = max(nums) if op in ("lt", "lte") else min(nums)
 
         def test(v: Any) -> bool | None:
             t = type(v)
-            if not (t is int or t is float or _is_number(v)):
-                return None
-            if op == "lt":
-                return bool(v < bound)
-            if op == "lte":
-                return bool(v <= bound)
-            if op == "gt":
-                return bool(v > bound)
-            return bool(v >= bound)
+            if t is int or t is float or _is_number(v):
+                return bool(compare(v, bound))
+            return None
 
         return test
 

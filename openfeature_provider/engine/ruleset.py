@@ -192,7 +192,10 @@ def _variant_value(kind: str, value: Any, path: str) -> Any:
         # Integral JSON numbers are fine for a float flag ("1" is 1.0); they are served as
         # floats so every surface (OFREP, the SDK) sees the flag's declared type.
         if _finite_number(value):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ParseError(path, "number too large for a float flag") from None
         ok = False
     else:
         ok = isinstance(value, dict | list)
@@ -449,7 +452,12 @@ def _integer(value: Any, path: str) -> int:
 
 
 def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """A JSON number that is not NaN/Infinity (which Python's json module accepts)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True  # math.isfinite() would overflow on huge ints
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _keys(obj: Mapping[str, Any], path: str, allowed: set[str], required: Sequence[str]) -> None:
