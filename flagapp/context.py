@@ -110,7 +110,7 @@ def get_context_builder() -> ContextBuilder:
     if configured is None:
         return default_context
     if callable(configured):
-        return configured  # type: ignore[no-any-return]
+        return configured  # type: ignore[no-any-return,unused-ignore]
     builder = _builder_cache.get(configured)
     if builder is None:
         builder = import_string(str(configured))
@@ -121,7 +121,7 @@ def get_context_builder() -> ContextBuilder:
 def context_for_request(request: Any) -> Mapping[str, Any]:
     """The request's context, built once per request and cached on it."""
     try:
-        return getattr(request, CONTEXT_ATTR)  # type: ignore[no-any-return]
+        return getattr(request, CONTEXT_ATTR)  # type: ignore[no-any-return,unused-ignore]
     except AttributeError:
         pass
     ctx = get_context_builder()(request)

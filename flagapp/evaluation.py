@@ -566,6 +566,7 @@ def evaluate(
                 ErrorCode.FLAG_NOT_FOUND,
                 f"no snapshot is published for environment {env!r}",
             )
+        ctx: Mapping[str, Any] | None
         if request_or_context.__class__ is dict:
             ctx = request_or_context
         else:

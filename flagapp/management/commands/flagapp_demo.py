@@ -186,7 +186,7 @@ DEMO_FLAGS: dict[str, dict[str, Any]] = {
     },
 }
 
-DEMO_SEGMENT = {
+DEMO_SEGMENT: dict[str, Any] = {
     "key": "beta-testers",
     "name": "Beta testers",
     "description": "Named testers plus everyone at example.org",
