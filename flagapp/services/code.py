@@ -1,0 +1,571 @@
+"""Flags as code: one JSON document for flags, variants, segments and per-environment
+states and rules (docs/flags-as-code.md), written by ``flagapp_export`` and read by
+``flagapp_import``.
+
+Why through the services: an import is just many ordinary changes, so it gets the same
+validation (the engine's parser), governance, history with a reason and publishing. It
+runs in one transaction: the document's shape is checked first (every problem reported at
+once), then the changes are applied and each touched environment is compiled and parsed
+before commit; any refusal rolls everything back. Applying the same document twice changes
+nothing the second time (the services skip identical changes).
+
+Format (``"flagapp": 1``)::
+
+    {"flagapp": 1,
+     "environments": [{"key": "production", "name": "Production", "protected": true,
+                       "order": 2}],
+     "segments": {"beta": {"name": "Beta", "description": "", "include": ["u1"],
+                           "exclude": [], "conditions": [...]}},
+     "flags": {"checkout.new-flow": {
+         "name": "...", "description": "", "kind": "boolean", "type": "release",
+         "owner": "payments", "risk": "low", "expires_on": "2026-12-31", "tags": [],
+         "archived": false,
+         "variants": [{"key": "on", "value": true, "description": ""}, ...],
+         "environments": {"production": {"enabled": true, "fallthrough": {"variant": "off"},
+                                         "prerequisites": [], "rules": [
+             {"id": "r1", "description": "", "when": [...], "serve": {"variant": "on"}}]}}}}}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.db import transaction
+
+from flagapp.exceptions import FlagValidationError
+from flagapp.models import Environment, Flag, FlagState, Segment
+from flagapp.services._base import UNSET
+from flagapp.services.environments import create_environment
+from flagapp.services.flags import (
+    archive_flag,
+    create_flag,
+    set_variants,
+    unarchive_flag,
+    update_flag,
+)
+from flagapp.services.segments import create_segment, update_segment
+from flagapp.services.states import update_flag_state
+
+__all__ = ["FORMAT", "ImportResult", "export_config", "import_config"]
+
+FORMAT = 1
+
+_FLAG_KEYS = {
+    "name",
+    "description",
+    "kind",
+    "type",
+    "owner",
+    "risk",
+    "expires_on",
+    "tags",
+    "archived",
+    "variants",
+    "environments",
+}
+_STATE_KEYS = {"enabled", "fallthrough", "prerequisites", "rules"}
+_SEGMENT_KEYS = {"name", "description", "include", "exclude", "conditions"}
+_ENV_KEYS = {"key", "name", "protected", "order"}
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+def _state_doc(state: FlagState) -> dict[str, Any]:
+    return {
+        "enabled": state.enabled,
+        "fallthrough": state.fallthrough,
+        "prerequisites": list(state.prerequisites or []),
+        "rules": [
+            {"id": r.rule_id, "description": r.description, "when": r.conditions, "serve": r.serve}
+            for r in sorted(state.rules.all(), key=lambda r: (r.order, r.pk))
+        ],
+    }
+
+
+def _flag_doc(flag: Flag, env_keys: set[str] | None) -> dict[str, Any]:
+    states = {
+        s.environment.key: _state_doc(s)
+        for s in flag.states.all()
+        if env_keys is None or s.environment.key in env_keys
+    }
+    return {
+        "name": flag.name,
+        "description": flag.description,
+        "kind": flag.kind,
+        "type": flag.flag_type,
+        "owner": flag.owner.name,
+        "risk": flag.risk,
+        "expires_on": flag.expires_on.isoformat() if flag.expires_on else None,
+        "tags": list(flag.tags or []),
+        "archived": flag.archived,
+        "variants": [
+            {"key": v.key, "value": v.value, "description": v.description}
+            for v in sorted(flag.variants.all(), key=lambda v: (v.order, v.key))
+        ],
+        "environments": dict(sorted(states.items())),
+    }
+
+
+def export_config(environments: Iterable[str] | None = None) -> dict[str, Any]:
+    """The whole configuration (or only the named environments' states) as a document.
+    Deterministic (sorted) so that exports diff cleanly in version control."""
+    env_keys = set(environments) if environments is not None else None
+    envs = Environment.objects.order_by("order", "key")
+    if env_keys is not None:
+        missing = env_keys - set(envs.values_list("key", flat=True))
+        if missing:
+            raise FlagValidationError(
+                {"environment": [f"unknown environment(s): {', '.join(sorted(missing))}"]}
+            )
+        envs = envs.filter(key__in=env_keys)
+    flags = (
+        Flag.objects.select_related("owner")
+        .prefetch_related("variants", "states__environment", "states__rules")
+        .order_by("key")
+    )
+    return {
+        "flagapp": FORMAT,
+        "environments": [
+            {"key": e.key, "name": e.name, "protected": e.protected, "order": e.order} for e in envs
+        ],
+        "segments": {
+            s.key: {
+                "name": s.name,
+                "description": s.description,
+                "include": list(s.include),
+                "exclude": list(s.exclude),
+                "conditions": list(s.conditions),
+            }
+            for s in Segment.objects.order_by("key")
+        },
+        "flags": {f.key: _flag_doc(f, env_keys) for f in flags},
+    }
+
+
+# --- import: shape check -------------------------------------------------------------------------
+
+
+def _shape_errors(doc: Any) -> list[str]:
+    """Every shape problem of the document (types, required and unknown keys)."""
+    errors: list[str] = []
+    if not isinstance(doc, Mapping):
+        return ["$: expected a JSON object"]
+    if doc.get("flagapp") != FORMAT:
+        errors.append(f"$.flagapp: expected {FORMAT} (the format version)")
+    unknown = set(doc) - {"flagapp", "environments", "segments", "flags"}
+    if unknown:
+        errors.append(f"$: unknown key(s) {', '.join(sorted(unknown))}")
+    envs = doc.get("environments", [])
+    if not isinstance(envs, list):
+        errors.append("$.environments: expected a list")
+    else:
+        for i, env in enumerate(envs):
+            if not isinstance(env, Mapping) or not isinstance(env.get("key"), str):
+                errors.append(f"$.environments[{i}]: expected an object with a 'key'")
+            elif set(env) - _ENV_KEYS:
+                errors.append(
+                    f"$.environments[{i}]: unknown key(s) {', '.join(sorted(set(env) - _ENV_KEYS))}"
+                )
+    segments = doc.get("segments", {})
+    if not isinstance(segments, Mapping):
+        errors.append("$.segments: expected an object")
+    else:
+        for key, seg in segments.items():
+            path = f"$.segments[{key!r}]"
+            if not isinstance(seg, Mapping):
+                errors.append(f"{path}: expected an object")
+                continue
+            if set(seg) - _SEGMENT_KEYS:
+                errors.append(
+                    f"{path}: unknown key(s) {', '.join(sorted(set(seg) - _SEGMENT_KEYS))}"
+                )
+            for name in ("include", "exclude", "conditions"):
+                if name in seg and not isinstance(seg[name], list):
+                    errors.append(f"{path}.{name}: expected a list")
+    flags = doc.get("flags", {})
+    if not isinstance(flags, Mapping):
+        errors.append("$.flags: expected an object")
+        return errors
+    for key, flag in flags.items():
+        path = f"$.flags[{key!r}]"
+        if not isinstance(flag, Mapping):
+            errors.append(f"{path}: expected an object")
+            continue
+        if set(flag) - _FLAG_KEYS:
+            errors.append(f"{path}: unknown key(s) {', '.join(sorted(set(flag) - _FLAG_KEYS))}")
+        for required in ("name", "owner", "kind"):
+            if required not in flag:
+                errors.append(f"{path}: missing {required!r}")
+        if "variants" in flag and not isinstance(flag["variants"], list | Mapping):
+            errors.append(f"{path}.variants: expected a list")
+        states = flag.get("environments", {})
+        if not isinstance(states, Mapping):
+            errors.append(f"{path}.environments: expected an object")
+            continue
+        for env_key, state in states.items():
+            spath = f"{path}.environments[{env_key!r}]"
+            if not isinstance(state, Mapping):
+                errors.append(f"{spath}: expected an object")
+            elif set(state) - _STATE_KEYS:
+                errors.append(
+                    f"{spath}: unknown key(s) {', '.join(sorted(set(state) - _STATE_KEYS))}"
+                )
+    return errors
+
+
+# --- import: apply ----------------------------------------------------------------------------
+
+
+@dataclass
+class ImportResult:
+    created: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        verb = "would be" if self.dry_run else "were"
+        return (
+            f"{len(self.created)} created, {len(self.changed)} changed, "
+            f"{len(self.unchanged)} unchanged ({verb} applied)"
+        )
+
+
+class ImportError_(FlagValidationError):
+    """An import was refused; ``message_dict`` keys are document paths."""
+
+
+class _DryRunRollback(Exception):
+    pass
+
+
+def _fail(path: str, exc: Exception) -> ImportError_:
+    if isinstance(exc, FlagValidationError):
+        msgs = [
+            f"{f}: {m}" if f != "__all__" else m for f, ms in exc.message_dict.items() for m in ms
+        ]
+    else:
+        msgs = [str(exc) or type(exc).__name__]
+    return ImportError_({path: msgs})
+
+
+def import_config(
+    doc: Mapping[str, Any],
+    *,
+    actor: Any,
+    reason: str,
+    environments: Sequence[str] | None = None,
+    from_environment: str | None = None,
+    to_environment: str | None = None,
+    create_environments: bool = False,
+    change_request: Any = None,
+    dry_run: bool = False,
+) -> ImportResult:
+    """Apply ``doc``. ``environments`` limits which environments' states are applied;
+    ``from_environment``/``to_environment`` applies the document's states of one
+    environment to another (promotion, e.g. staging -> production: only states are
+    written then, flags and segments must exist or be in the document)."""
+    from flagapp.exceptions import ApprovalRequired, ChangeNotPermitted, VersionConflict
+    from flagapp.services._base import clean_reason
+    from flagapp.snapshot import compile_environment, parse
+
+    reason = clean_reason(reason)
+    errors = _shape_errors(doc)
+    if (from_environment is None) != (to_environment is None):
+        errors.append("give both the source and the target environment, or neither")
+    if errors:
+        raise ImportError_({"document": errors})
+    refusals = (FlagValidationError, VersionConflict, ApprovalRequired, ChangeNotPermitted)
+    result = ImportResult(dry_run=dry_run)
+    try:
+        with transaction.atomic():
+            touched = _apply(
+                doc,
+                actor,
+                reason,
+                environments,
+                from_environment,
+                to_environment,
+                create_environments,
+                change_request,
+                result,
+                refusals,
+            )
+            for env in Environment.objects.filter(key__in=touched):
+                try:
+                    parse(compile_environment(env))
+                except Exception as exc:
+                    raise _fail(f"environment {env.key}", exc) from None
+            if dry_run:
+                raise _DryRunRollback
+    except _DryRunRollback:
+        pass
+    return result
+
+
+def _apply(
+    doc: Mapping[str, Any],
+    actor: Any,
+    reason: str,
+    environments: Sequence[str] | None,
+    from_env: str | None,
+    to_env: str | None,
+    create_envs: bool,
+    cr: Any,
+    result: ImportResult,
+    refusals: tuple[type[Exception], ...],
+) -> set[str]:
+    touched: set[str] = set()
+    env_docs = {e["key"]: e for e in doc.get("environments", [])}
+    wanted_envs = set(environments) if environments is not None else None
+
+    # environments named by the document's states must exist (or be created)
+    needed: set[str] = set()
+    for flag in doc.get("flags", {}).values():
+        needed.update(flag.get("environments", {}).keys())
+    if from_env is not None:
+        needed = {to_env} if to_env else set()  # type: ignore[assignment]
+    elif wanted_envs is not None:
+        needed &= wanted_envs
+    existing = {e.key: e for e in Environment.objects.all()}
+    for key in sorted(needed - set(existing)):
+        if not create_envs:
+            raise ImportError_(
+                {
+                    f"environment {key}": [
+                        "no such environment (pass --create-environments to create it)"
+                    ]
+                }
+            )
+        spec = env_docs.get(key, {})
+        try:
+            existing[key] = create_environment(
+                key=key,
+                name=spec.get("name", key),
+                protected=spec.get("protected", False),
+                order=spec.get("order", 0),
+                actor=actor,
+                reason=reason,
+            )
+        except refusals as exc:
+            raise _fail(f"environment {key}", exc) from None
+        result.created.append(f"environment {key}")
+
+    promoting = from_env is not None
+    if not promoting:
+        _apply_segments(doc.get("segments", {}), actor, reason, cr, result, refusals)
+        touched.update(existing)  # segments and flag fields are in every snapshot
+
+    flags_doc: Mapping[str, Any] = doc.get("flags", {})
+    flags: dict[str, Flag] = {}
+    for key in sorted(flags_doc):
+        spec = flags_doc[key]
+        flag = Flag.objects.filter(key=key).select_related("owner").first()
+        if promoting:
+            if flag is None:
+                raise ImportError_({f"flag {key}": ["does not exist here; import it first"]})
+            flags[key] = flag
+            continue
+        try:
+            flags[key] = _apply_flag_fields(key, spec, flag, actor, reason, cr, result)
+        except refusals as exc:
+            raise _fail(f"flag {key}", exc) from None
+
+    # states, after every flag exists (prerequisites may name later flags)
+    for key in sorted(flags_doc):
+        spec = flags_doc[key]
+        flag = flags[key]
+        state_docs: Mapping[str, Any] = spec.get("environments", {})
+        if promoting:
+            pairs = [(to_env, state_docs[from_env])] if from_env in state_docs else []
+        else:
+            pairs = [
+                (k, v) for k, v in state_docs.items() if wanted_envs is None or k in wanted_envs
+            ]
+        target_archived = bool(spec.get("archived", False)) and not promoting
+        if flag.archived and pairs:
+            if target_archived or promoting:
+                continue  # states of archived flags are left as they are
+            try:
+                unarchive_flag(flag, actor=actor, reason=reason, change_request=cr)
+            except refusals as exc:
+                raise _fail(f"flag {key}", exc) from None
+        for env_key, state in sorted(pairs):
+            env = existing[env_key]  # type: ignore[index]
+            before = FlagState.objects.filter(flag=flag, environment=env).first()
+            kwargs = {name: state[name] for name in _STATE_KEYS if name in state}
+            try:
+                after = update_flag_state(
+                    flag, env, actor=actor, reason=reason, change_request=cr, **kwargs
+                )
+            except refusals as exc:
+                raise _fail(f"flag {key} in {env_key}", exc) from None
+            label = f"state {key}@{env_key}"
+            if before is None:
+                result.created.append(label)
+            elif after.version != before.version:
+                result.changed.append(label)
+            else:
+                result.unchanged.append(label)
+            touched.add(env_key)  # type: ignore[arg-type]
+        if not promoting:
+            pending = getattr(flag, "_flagapp_final_variants", None)
+            if pending is not None:
+                try:
+                    set_variants(flag, pending, actor=actor, reason=reason, change_request=cr)
+                except refusals as exc:
+                    raise _fail(f"flag {key}", exc) from None
+            if target_archived and not flag.archived:
+                try:
+                    archive_flag(flag, actor=actor, reason=reason, change_request=cr)
+                except refusals as exc:
+                    raise _fail(f"flag {key}", exc) from None
+    return touched
+
+
+def _apply_segments(
+    segments: Mapping[str, Any],
+    actor: Any,
+    reason: str,
+    cr: Any,
+    result: ImportResult,
+    refusals: tuple[type[Exception], ...],
+) -> None:
+    # New segments first without conditions (they may refer to each other), then all.
+    existing = {s.key: s for s in Segment.objects.all()}
+    for key in sorted(segments):
+        if key in existing:
+            continue
+        spec = segments[key]
+        try:
+            existing[key] = create_segment(
+                key=key,
+                name=spec.get("name", key),
+                description=spec.get("description", ""),
+                include=spec.get("include", []),
+                exclude=spec.get("exclude", []),
+                actor=actor,
+                reason=reason,
+            )
+        except refusals as exc:
+            raise _fail(f"segment {key}", exc) from None
+        result.created.append(f"segment {key}")
+    for key in sorted(segments):
+        spec = segments[key]
+        seg = existing[key]
+        before = (seg.name, seg.description, seg.include, seg.exclude, seg.conditions)
+        try:
+            seg = update_segment(
+                seg,
+                name=spec.get("name", seg.name),
+                description=spec.get("description", seg.description),
+                include=spec.get("include", seg.include),
+                exclude=spec.get("exclude", seg.exclude),
+                conditions=spec.get("conditions", []),
+                actor=actor,
+                reason=reason,
+                change_request=cr,
+            )
+        except refusals as exc:
+            raise _fail(f"segment {key}", exc) from None
+        after = (seg.name, seg.description, seg.include, seg.exclude, seg.conditions)
+        if f"segment {key}" not in result.created:
+            (result.changed if after != before else result.unchanged).append(f"segment {key}")
+
+
+def _owner(name: Any) -> Group:
+    group = Group.objects.filter(name=name).first() if isinstance(name, str) else None
+    if group is None:
+        raise FlagValidationError({"owner": [f"no group named {name!r}"]})
+    return group
+
+
+def _apply_flag_fields(
+    key: str,
+    spec: Mapping[str, Any],
+    flag: Flag | None,
+    actor: Any,
+    reason: str,
+    cr: Any,
+    result: ImportResult,
+) -> Flag:
+    owner = _owner(spec.get("owner"))
+    variants = spec.get("variants")
+    if flag is None:
+        flag = create_flag(
+            key=key,
+            name=spec["name"],
+            owner=owner,
+            kind=spec["kind"],
+            flag_type=spec.get("type", "release"),
+            description=spec.get("description", ""),
+            risk=spec.get("risk", "low"),
+            expires_on=spec.get("expires_on"),
+            tags=spec.get("tags", []),
+            variants=variants,
+            actor=actor,
+            reason=reason,
+        )
+        result.created.append(f"flag {key}")
+        return flag
+    if spec["kind"] != flag.kind:
+        raise FlagValidationError({"kind": [f"is {flag.kind!r} here; a kind never changes"]})
+    before = _flag_fields(flag)
+    expires = spec.get("expires_on", UNSET)
+    flag = update_flag(
+        flag,
+        name=spec["name"],
+        description=spec.get("description", flag.description),
+        flag_type=spec.get("type", flag.flag_type),
+        owner=owner,
+        risk=spec.get("risk", flag.risk),
+        expires_on=expires,
+        tags=spec.get("tags", flag.tags),
+        actor=actor,
+        reason=reason,
+        change_request=cr,
+    )
+    if variants is not None:
+        current = [(v.key, v.value, v.description) for v in flag.variants.order_by("order")]
+        wanted_keys = {v["key"] for v in variants} if isinstance(variants, list) else set(variants)
+        removed = [
+            {"key": k, "value": val, "description": d}
+            for k, val, d in current
+            if k not in wanted_keys
+        ]
+        if removed:
+            # Keep removed variants until the states stop using them; set the final list
+            # after the states.
+            set_variants(
+                flag,
+                list(variants) + removed
+                if isinstance(variants, list)
+                else {**variants, **{r["key"]: r["value"] for r in removed}},
+                actor=actor,
+                reason=reason,
+                change_request=cr,
+            )
+            flag._flagapp_final_variants = variants  # type: ignore[attr-defined]
+        else:
+            set_variants(flag, variants, actor=actor, reason=reason, change_request=cr)
+    flag.refresh_from_db()
+    after = _flag_fields(flag)
+    (result.changed if after != before else result.unchanged).append(f"flag {key}")
+    return flag
+
+
+def _flag_fields(flag: Flag) -> tuple[Any, ...]:
+    return (
+        flag.name,
+        flag.description,
+        flag.flag_type,
+        flag.owner_id,
+        flag.risk,
+        flag.expires_on,
+        list(flag.tags or []),
+        [(v.key, v.value, v.description) for v in flag.variants.order_by("order", "key")],
+    )
