@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path
 from rest_framework.routers import SimpleRouter
 
+from .change_requests import urlpatterns as change_request_urls
 from .rollouts import urlpatterns as rollout_urls
 from .views import (
     EnvironmentViewSet,
@@ -38,4 +39,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("history/", HistoryView.as_view(), name="history"),
     *router.urls,
     *rollout_urls,
+    *change_request_urls,
 ]

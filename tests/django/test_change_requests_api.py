@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.urls import include, path
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -16,10 +15,6 @@ from flagapp.governance import change_requests as crs
 from flagapp.models import ChangeRequest, ContextSample, Environment, Flag, FlagState
 
 from . import governance_helpers as h
-
-# The API's own URLconf may not mount these yet in every checkout: mount them here.
-urlpatterns = [path("api/v1/", include("flagapp.api.change_requests"))]
-pytestmark = pytest.mark.urls(__name__)
 
 BASE = "/api/v1/change-requests/"
 PRO_RULE = {
