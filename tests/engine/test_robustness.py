@@ -21,7 +21,7 @@ JSON = st.recursive(
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
     ),
-    max_leaves=12,
+    max_leaves=8,
 )
 
 
