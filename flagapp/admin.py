@@ -150,17 +150,29 @@ class _ServiceStep:
             saved = self.model_admin.apply(self.request, form, self.formsets, self.obj, self.change)
         except _Targeted as exc:
             transaction.savepoint_rollback(sid)
+            if isinstance(exc.exc, ApprovalRequired):
+                return _propose(self.request, exc.exc, form)
             attach_errors(exc.form, exc.exc, exc.label)
             if exc.form is not form:
                 form.add_error(None, "Nothing was saved: see the errors below.")
             return False
         except _SERVICE_ERRORS as exc:
             transaction.savepoint_rollback(sid)
+            if isinstance(exc, ApprovalRequired):
+                return _propose(self.request, exc, form)
             attach_errors(form, exc)
             return False
         transaction.savepoint_commit(sid)
         self.request._flagapp_saved = saved  # type: ignore[attr-defined]
         return True
+
+
+def _propose(request: HttpRequest, exc: ApprovalRequired, form: Any) -> bool:
+    """Nothing was saved; a change request now holds the change (flagapp.admin_governance)."""
+    from flagapp.admin_governance import propose_from_admin
+
+    propose_from_admin(request, exc, form)
+    return False
 
 
 class ServiceAdminMixin:
@@ -885,4 +897,8 @@ class SnapshotAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
 
 # Rollouts and experiments register their own ModelAdmins (owned by the rollout helper).
-from flagapp import admin_rollouts  # noqa: E402, F401
+# Change requests (flagapp.admin_governance) register their review screens on import too.
+from flagapp import (  # noqa: E402
+    admin_governance,  # noqa: F401
+    admin_rollouts,  # noqa: F401
+)
