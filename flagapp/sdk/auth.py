@@ -12,7 +12,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
-from flagapp.sdk import ratelimit
+from flagapp.sdk import notifier, ratelimit
 from flagapp.sdk.keys import AuthFailure, KeyInfo, authenticate_token, token_from_headers
 
 __all__ = ["authorize", "json_response"]
@@ -61,6 +61,8 @@ def authorize(request: HttpRequest, scope: str) -> KeyInfo | HttpResponse:
         if not decision.allowed:
             return _refusal(429, "rate limit exceeded", decision.retry_after)
         return _refusal(failure.status, failure.detail)
+    # In redis mode, make sure this process hears about new snapshots (and revocations).
+    notifier.ensure_listener()
     decision = ratelimit.check(scope, f"key:{info.key_id}")
     if not decision.allowed:
         return _refusal(429, "rate limit exceeded", decision.retry_after)

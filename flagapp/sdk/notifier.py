@@ -171,6 +171,9 @@ def _handle(raw: bytes | str) -> None:
     if not isinstance(msg, dict) or msg.get("origin") == _ORIGIN:
         return
     if msg.get("type") == "snapshot":
+        # This process's evaluation cache may hold the old version until its next check;
+        # a client told "new version" must not be answered 304 by this process.
+        _expire_evaluation_cache(str(msg["environment"]))
         _deliver(
             Announcement(
                 environment=str(msg["environment"]),
@@ -182,6 +185,15 @@ def _handle(raw: bytes | str) -> None:
         from flagapp.sdk.keys import forget_public_id
 
         forget_public_id(str(msg["public_id"]))
+
+
+def _expire_evaluation_cache(env_key: str) -> None:
+    try:
+        from flagapp.evaluation import expire
+
+        expire(env_key)
+    except Exception:  # pragma: no cover - evaluation is part of the core app
+        logger.warning("could not expire the evaluation cache of %s", env_key, exc_info=True)
 
 
 def _listen(url: str) -> None:
@@ -215,9 +227,9 @@ def _listen(url: str) -> None:
 def ensure_listener() -> None:
     """Start this process's Redis listener thread once (redis mode only)."""
     global _listener
-    if settings.NOTIFIER != "redis":
-        return
     if _listener is not None and _listener.is_alive():
+        return
+    if settings.NOTIFIER != "redis":
         return
     with _listener_lock:
         if _listener is not None and _listener.is_alive():

@@ -94,7 +94,6 @@ def ruleset(request: HttpRequest) -> HttpResponse:
     info = authorize(request, "sdk")
     if isinstance(info, HttpResponse):
         return info
-    notifier.ensure_listener()
     rs = _get_ruleset(info.environment_key)
     if rs is None:
         return json_response(
