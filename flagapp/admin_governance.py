@@ -204,8 +204,8 @@ def propose_from_admin(request: HttpRequest, exc: ApprovalRequired, form: Any) -
     form.add_error(
         None,
         format_html(
-            'This change needs approval. Nothing was saved: <a href="{}" id="cr-created">'
-            "change request #{}</a> was created for review ({}).",
+            "This change needs an approved change request. Nothing was saved: "
+            '<a href="{}" id="cr-created">change request #{}</a> was created for review ({}).',
             url,
             cr.pk,
             radius,

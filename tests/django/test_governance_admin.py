@@ -140,3 +140,33 @@ def test_approve_button__author__refused_with_message(
 
 def test_reject_button__get__refused(cr: ChangeRequest, users: dict[str, User]) -> None:
     assert _login(users["bob"]).get(f"{LIST}{cr.pk}/reject/").status_code == 403
+
+
+def test_state_page__protected_environment_edit__change_request_created_and_linked(
+    make_flag: Callable[..., Flag], envs: dict[str, Environment], users: dict[str, User]
+) -> None:
+    from django.urls import reverse
+
+    from .test_admin import form_data
+
+    prod = envs["production"]
+    services.update_environment(prod, protected=True, actor=None, reason="lock production")
+    flag = make_flag("checkout.new-flow")
+    state = FlagState.objects.get(flag=flag, environment=prod)
+    alice = users["alice"]
+    from django.contrib.auth.models import Permission
+
+    alice.user_permissions.add(Permission.objects.get(codename="view_flagstate"))
+    client = _login(User.objects.get(pk=alice.pk))
+    url = reverse("admin:flagapp_flagstate_change", args=[state.pk])
+    data = form_data(client.get(url))
+    data.update({"enabled": "on", "fallthrough": "on", "reason": "launch checkout"})
+    response = client.post(url, data)
+    assert response.status_code == 200  # re-rendered, unsaved
+    cr = ChangeRequest.objects.get()
+    assert (cr.status, cr.author, cr.reason) == ("pending", alice, "launch checkout")
+    assert cr.payload["params"]["enabled"] is True
+    assert cr.base_version == state.version
+    assert f'href="/admin/flagapp/changerequest/{cr.pk}/change/"' in response.content.decode()
+    state.refresh_from_db()
+    assert state.enabled is False
