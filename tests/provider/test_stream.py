@@ -151,6 +151,7 @@ def test_stream__repeated_500s__falls_back_then_returns_to_stream(
 def test_stream__shutdown__stops_thread_promptly(
     flag_server: FlagServer, provider_name: str
 ) -> None:
+    flag_server.heartbeat = 30.0  # nothing arrives on the stream: only the interrupt wakes it
     provider = _provider(flag_server, provider_name, stream_read_timeout=30.0)
     api.set_provider_and_wait(provider)
     assert wait_until(lambda: flag_server.open_streams == 1)
