@@ -446,12 +446,15 @@ def rollback(
         to_state = next_state(plan.state, Action.ROLLBACK)
         safe = plan.safe_state or {}
         from_bps = plan.current_bps
+        current = _state_row(plan)
+        current_enabled = current.enabled if current is not None else True
         services.update_flag_state(
             plan.flag,
             plan.environment,
             actor=actor,
             reason=f"rollout #{plan.pk}: {reason}",
-            enabled=safe.get("enabled", True),
+            # Never undo a kill switch pulled during the rollout: off stays off.
+            enabled=bool(safe.get("enabled", True)) and bool(current_enabled),
             fallthrough=safe.get("fallthrough"),
             prerequisites=safe.get("prerequisites", []),
             rules=safe.get("rules", []),
@@ -610,8 +613,15 @@ def run_check(
         expected = rollout_serve(
             plan.treatment_variant, plan.control_variant, plan.current_bps, plan.effective_salt
         )
-        if plan.state == State.RUNNING and (state is None or state.fallthrough != expected):
-            msg = "the flag's fallthrough was changed outside the rollout; paused"
+        interference = None
+        if state is None or state.fallthrough != expected:
+            interference = "the flag's fallthrough was changed outside the rollout; paused"
+        elif not state.enabled:
+            interference = (
+                f"the flag was turned off in {plan.environment.key} (kill switch); paused"
+            )
+        if plan.state == State.RUNNING and interference is not None:
+            msg = interference
             plan.state = next_state(plan.state, Action.PAUSE).value
             plan.last_check_at, plan.last_check = at, {"status": "paused", "message": msg}
             plan.save()

@@ -423,3 +423,17 @@ def test_monotonic__growing_percentage__users_already_in_keep_variant(
     assert len(served_on[-1]) == len(users)
     assert 0 < len(served_on[2]) < len(served_on[3]) < len(users)
     assert RolloutPlan.objects.get(pk=plan.pk).state == "completed"
+
+
+def test_kill_switch_during_rollout__plan_paused_and_rollback_keeps_flag_off(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    services.set_flag_enabled(flag, env, False, actor=None, reason="incident: kill it")
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(hours=1))
+    assert outcome.action == "paused" and "kill switch" in outcome.message
+    plan = controller.rollback(plan, actor=None, reason="clean up", now=T0 + dt.timedelta(hours=2))
+    state = _state(flag, env)
+    assert state.enabled is False  # the kill switch is not undone by the rollback
+    assert state.fallthrough == {"variant": "off"}
