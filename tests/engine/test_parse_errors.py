@@ -367,10 +367,8 @@ BAD: list[tuple[str, Mutation, str, str]] = [
     (
         "prerequisite-cycle",
         lambda d: (
-            flag(d).__setitem__("prerequisites", [{"flag": "b.flag", "variants": ["x"]}]),
-            d["flags"]["b.flag"].__setitem__(
-                "prerequisites", [{"flag": "a.flag", "variants": ["on"]}]
-            ),
+            flag(d).update(prerequisites=[{"flag": "b.flag", "variants": ["x"]}]),
+            d["flags"]["b.flag"].update(prerequisites=[{"flag": "a.flag", "variants": ["on"]}]),
         ),
         f"{F}.prerequisites",
         "prerequisite cycle: a.flag -> b.flag -> a.flag",
