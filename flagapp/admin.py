@@ -103,7 +103,7 @@ def attach_errors(form: forms.BaseForm, exc: Exception, label: str = "") -> None
             if field in form.fields and field in getattr(form, "cleaned_data", {}):
                 form.add_error(field, text)
             elif field in form.fields:
-                form._errors.setdefault(field, form.error_class()).append(text)  # type: ignore[union-attr]
+                form.errors.setdefault(field, form.error_class()).append(text)
             elif field == "__all__":
                 form.add_error(None, text)
             else:
@@ -240,7 +240,7 @@ class ServiceAdminMixin:
 
 
 def _reason_action(
-    model_admin: admin.ModelAdmin,  # type: ignore[type-arg]
+    model_admin: admin.ModelAdmin,
     request: HttpRequest,
     queryset: QuerySet[Any],
     *,
@@ -297,7 +297,7 @@ class ExpiredFilter(admin.SimpleListFilter):
         return queryset
 
 
-class VariantInline(admin.TabularInline):  # type: ignore[type-arg]
+class VariantInline(admin.TabularInline):
     model = Variant
     form = VariantForm
     extra = 1
@@ -310,7 +310,7 @@ class VariantInline(admin.TabularInline):  # type: ignore[type-arg]
         return 2 if obj is None else 1
 
 
-class FlagStateInline(admin.StackedInline):  # type: ignore[type-arg]
+class FlagStateInline(admin.StackedInline):
     model = FlagState
     form = FlagStateInlineForm
     extra = 0
@@ -377,7 +377,7 @@ def _summarise_rule(rule: TargetingRule) -> str:
 
 
 @admin.register(Flag)
-class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):  # type: ignore[misc]
+class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     form = FlagForm
     inlines = [VariantInline, FlagStateInline]
     list_display = ["key", "name", "owner", "flag_type", "risk", "expiry", "archived"]
@@ -670,7 +670,7 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):  # type: ignore[misc]
 # --- per-environment state with ordered rules -------------------------------------------------
 
 
-class RuleInline(admin.TabularInline):  # type: ignore[type-arg]
+class RuleInline(admin.TabularInline):
     model = TargetingRule
     form = RuleForm
     extra = 1
@@ -693,7 +693,7 @@ class RuleInline(admin.TabularInline):  # type: ignore[type-arg]
 
 
 @admin.register(FlagState)
-class FlagStateAdmin(ServiceAdminMixin, SimpleHistoryAdmin):  # type: ignore[misc]
+class FlagStateAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     """One flag in one environment: on/off, fallthrough, prerequisites and ordered rules.
     Reached from the flag's page; not listed on the admin index."""
 
@@ -798,7 +798,7 @@ class FlagStateAdmin(ServiceAdminMixin, SimpleHistoryAdmin):  # type: ignore[mis
 
 
 @admin.register(Segment)
-class SegmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):  # type: ignore[misc]
+class SegmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     form = SegmentForm
     list_display = ["key", "name", "include_count", "exclude_count", "updated_at"]
     search_fields = ["key", "name", "description"]
@@ -832,7 +832,7 @@ class SegmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):  # type: ignore[misc]
 
 
 @admin.register(Environment)
-class EnvironmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):  # type: ignore[misc]
+class EnvironmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     form = EnvironmentForm
     list_display = ["key", "name", "protected", "order", "latest_snapshot"]
     ordering = ["order", "key"]
@@ -874,13 +874,13 @@ class EnvironmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):  # type: ignore[m
 
 
 @admin.register(Snapshot)
-class SnapshotAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class SnapshotAdmin(admin.ModelAdmin):
     """Published snapshots, read-only: what every evaluator was served."""
 
     list_display = ["environment", "version", "etag", "created_at"]
     list_filter = ["environment"]
     fields = ["environment", "version", "etag", "created_at", "pretty_document"]
-    readonly_fields = fields
+    readonly_fields = ["environment", "version", "etag", "created_at", "pretty_document"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -202,7 +202,6 @@ def parse_conditions(text: str) -> list[dict[str, Any]]:
             negate = True
             line = line[4:].strip()
         head, _, rest = line.partition(" ")
-        cond: dict[str, Any]
         if head in ops and not ops[head].uses_attr:
             cond = {"op": head, "values": [_parse_scalar(v) for v in _split_values(rest)]}
         else:
@@ -247,6 +246,7 @@ def format_conditions(conditions: Sequence[Mapping[str, Any]] | None) -> str:
             lines.append(json.dumps(cond, ensure_ascii=False, sort_keys=True))
             continue
         values = ", ".join(_format_scalar(v) for v in cond.get("values", []))
+        op = str(op)
         if ops[op].uses_attr:
             suffix = "/i" if cond.get("case_insensitive") else ""
             line = f"{cond.get('attr')} {op}{suffix}"

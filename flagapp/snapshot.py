@@ -172,7 +172,7 @@ def compile_environment(environment: Environment, *, version: int = 0) -> dict[s
     )
     flag_docs: dict[str, Any] = {}
     for flag in flags:
-        env_states: list[FlagState] = flag.env_states  # type: ignore[attr-defined]
+        env_states: list[FlagState] = flag.env_states
         flag_docs[flag.key] = _state_entry(flag, env_states[0] if env_states else None)
     segment_docs = {s.key: segment_entry(s) for s in Segment.objects.order_by("key")}
     return {

@@ -138,9 +138,12 @@ class Flag(models.Model):
     def __str__(self) -> str:
         return self.key
 
+    #: (key, kind) as loaded from the database; see save().
+    _loaded_identity: tuple[str | None, str | None] | None = None
+
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Flag:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, *args: Any, **kwargs: Any) -> Flag:
+        instance = super().from_db(*args, **kwargs)
         # Remember the stored key and kind so save() can refuse to change them.
         instance._loaded_identity = (instance.__dict__.get("key"), instance.__dict__.get("kind"))
         return instance

@@ -87,7 +87,7 @@ def apply_change(
         for name in _REPLAYABLE[op]:
             key = change[name]
             model = {"flag": Flag, "environment": Environment, "segment": Segment}[name]
-            args.append(model.objects.get(key=key))
+            args.append(model._default_manager.get(key=key))
     except KeyError as exc:
         raise FlagValidationError({"__all__": [f"the change names no {exc.args[0]}"]}) from None
     except (Flag.DoesNotExist, Environment.DoesNotExist, Segment.DoesNotExist) as exc:

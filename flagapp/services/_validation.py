@@ -147,7 +147,9 @@ def _prerequisite_closure(
                 fallthrough=None,
                 metadata={},
             )
-            nxt.update(p.get("flag") for p in prereqs if isinstance(p, Mapping))
+            nxt.update(
+                str(p.get("flag")) for p in prereqs if isinstance(p, Mapping) and p.get("flag")
+            )
         frontier = {k for k in nxt if isinstance(k, str) and k not in entries and k != exclude_key}
     return entries
 

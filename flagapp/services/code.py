@@ -328,7 +328,7 @@ def _apply(
     for flag in doc.get("flags", {}).values():
         needed.update(flag.get("environments", {}).keys())
     if from_env is not None:
-        needed = {to_env} if to_env else set()  # type: ignore[assignment]
+        needed = {to_env} if to_env else set()
     elif wanted_envs is not None:
         needed &= wanted_envs
     existing = {e.key: e for e in Environment.objects.all()}
@@ -381,7 +381,8 @@ def _apply(
         flag = flags[key]
         state_docs: Mapping[str, Any] = spec.get("environments", {})
         if promoting:
-            pairs = [(to_env, state_docs[from_env])] if from_env in state_docs else []
+            source = str(from_env)
+            pairs = [(str(to_env), state_docs[source])] if source in state_docs else []
         else:
             pairs = [
                 (k, v) for k, v in state_docs.items() if wanted_envs is None or k in wanted_envs
@@ -394,8 +395,8 @@ def _apply(
                 unarchive_flag(flag, actor=actor, reason=reason, change_request=cr)
             except refusals as exc:
                 raise _fail(f"flag {key}", exc) from None
-        for env_key, state in sorted(pairs):
-            env = existing[env_key]  # type: ignore[index]
+        for env_key, state in sorted(pairs, key=lambda pair: pair[0]):
+            env = existing[env_key]
             before = FlagState.objects.filter(flag=flag, environment=env).first()
             kwargs = {name: state[name] for name in _STATE_KEYS if name in state}
             try:
@@ -411,7 +412,7 @@ def _apply(
                 result.changed.append(label)
             else:
                 result.unchanged.append(label)
-            touched.add(env_key)  # type: ignore[arg-type]
+            touched.add(env_key)
         if not promoting:
             pending = getattr(flag, "_flagapp_final_variants", None)
             if pending is not None:

@@ -38,7 +38,8 @@ def _segment_refs(conditions: Any) -> set[str]:
     for cond in conditions or []:
         if not isinstance(cond, Mapping):
             continue
-        op = OPERATORS.get(cond.get("op")) if isinstance(cond.get("op"), str) else None
+        op_name = cond.get("op")
+        op = OPERATORS.get(op_name) if isinstance(op_name, str) else None
         if op is not None and not op.uses_attr:
             refs.update(v for v in cond.get("values", []) if isinstance(v, str))
     return refs

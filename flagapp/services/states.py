@@ -154,10 +154,8 @@ def _replace_rules(state: FlagState, rules: list[dict[str, Any]], actor: Any, re
         if rule_id not in wanted:
             delete(row, actor, reason)
     for order, rule in enumerate(rules):
-        row = existing.get(rule["id"])
-        if row is None:
-            row = TargetingRule(state=state, rule_id=rule["id"])
-        elif (row.order, row.description, row.conditions, row.serve) == (
+        row = existing.get(rule["id"]) or TargetingRule(state=state, rule_id=rule["id"])
+        if row.pk is not None and (row.order, row.description, row.conditions, row.serve) == (
             order,
             rule["description"],
             rule["when"],
