@@ -572,6 +572,16 @@ def measure(
     if not guardrails:
         return []
     src = source or metric_source_for(plan)
+    try:
+        return _measure_with(plan, guardrails, src, now)
+    finally:
+        if source is None and hasattr(src, "close"):
+            src.close()  # a source we opened (an HTTP client) is ours to close
+
+
+def _measure_with(
+    plan: Any, guardrails: list[Any], src: MetricSource, now: datetime
+) -> list[GuardrailResult]:
     since = plan.step_started_at or plan.started_at or now
     results = []
     for g in guardrails:

@@ -198,3 +198,67 @@ def test_prometheus_source__bad_template__raises_metric_source_error(prom: FakeP
     source = PrometheusSource(prom.url, queries={"events": "rate($nope[5m])"})
     with source, pytest.raises(MetricSourceError, match="template"):
         source.measure(_query(GuardrailSpec("error_rate", 0.01)))
+
+
+def test_controller__prometheus_plan_breach__rolled_back_with_prometheus_numbers(
+    prom: FakePrometheus, settings: Any, make_flag: Any, envs: dict[str, Any]
+) -> None:
+    from flagapp import services
+    from flagapp.rollouts import controller
+
+    settings.FLAGAPP = {**settings.FLAGAPP, "ROLLOUT_PROMETHEUS": {"url": prom.url}}
+    flag = make_flag("checkout.prom-flow")
+    env = envs["production"]
+    services.update_flag_state(flag, env, enabled=True, actor=None, reason="on")
+    plan = controller.create_plan(
+        flag,
+        env,
+        treatment="on",
+        control="off",
+        metric_source="prometheus",
+        guardrails=[{"metric": "error_rate", "threshold": 0.01, "min_sample": 1000}],
+    )
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    controller.start(plan, actor=None, reason="go", now=start)
+    sel = 'flag="checkout.prom-flow",environment="production"'
+    prom.vector(
+        f'sum by (variant) (increase(flagapp_events_total{{{sel},event="error"}}[60s]))',
+        {"on": "130", "off": "10"},
+    )
+    prom.vector(
+        f"sum by (variant) (increase(flagapp_exposures_total{{{sel}}}[60s]))",
+        {"on": "4210", "off": "9000"},
+    )
+    outcome = controller.run_check(plan, now=start + timedelta(seconds=60))
+    assert outcome.action == "rolled_back"
+    assert outcome.message == "automatic rollback: error_rate 3.1% > 1.0% (n=4,210)"
+    assert flag.states.get(environment=env).fallthrough == {"variant": "off"}
+
+
+def test_controller__prometheus_down__no_judgement(
+    settings: Any, make_flag: Any, envs: dict[str, Any]
+) -> None:
+    from flagapp import services
+    from flagapp.rollouts import controller
+
+    fake = FakePrometheus()
+    url = fake.url
+    fake.server.server_close()
+    settings.FLAGAPP = {**settings.FLAGAPP, "ROLLOUT_PROMETHEUS": {"url": url, "timeout": 1}}
+    flag = make_flag("checkout.prom-down")
+    env = envs["production"]
+    services.update_flag_state(flag, env, enabled=True, actor=None, reason="on")
+    plan = controller.create_plan(
+        flag,
+        env,
+        treatment="on",
+        control="off",
+        metric_source="prometheus",
+        min_step_seconds=0,
+        guardrails=[{"metric": "error_rate", "threshold": 0.01}],
+    )
+    controller.start(plan, actor=None, reason="go", now=UNTIL)
+    outcome = controller.run_check(plan, now=UNTIL + timedelta(minutes=5))
+    assert outcome.action == "error" and "unreachable" in outcome.message
+    plan.refresh_from_db()
+    assert plan.state == "running" and plan.current_bps == 100
