@@ -107,9 +107,6 @@ DEFAULTS: dict[str, Any] = {
     "CODE_REF_EXTENSIONS": None,
     "CODE_REF_IGNORE": [],
     # --- Rollouts and experiments (flagapp.rollouts; docs/rollouts.md) ---
-    # Seconds between two runs of the rollout task (beat schedule and flagapp_run_tasks): a
-    # guardrail breach is rolled back within one interval.
-    "ROLLOUT_CHECK_INTERVAL": 60,
     # Prometheus metric source: {"url": "http://prometheus:9090", "queries": {name: PromQL
     # template}, "timeout": 5.0, "headers": {}}; None: only stored SDK events.
     "ROLLOUT_PROMETHEUS": None,

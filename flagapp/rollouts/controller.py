@@ -7,7 +7,7 @@ approved change request given to :func:`start` authorises its steps and its roll
 
 The clock is injectable (``now=``) everywhere so tests and the simulation can advance time
 without sleeping. :func:`tick` is what the Celery beat task runs every
-``FLAGAPP["ROLLOUT_CHECK_INTERVAL"]`` seconds: a breach found by a tick is rolled back in
+minute (``flagapp.tasks.PERIODIC_TASKS``): a breach found by a tick is rolled back in
 that same tick, so a rollback happens within one task interval of the data showing it.
 """
 

@@ -2,7 +2,7 @@
 
 One task checks every live plan: it steps the healthy ones whose minimum time and sample
 are met and rolls back any that breach a guardrail — in the same run, so a breach is acted
-on within one beat interval (``FLAGAPP["ROLLOUT_CHECK_INTERVAL"]``, default 60 s).
+on within one beat interval (60 s in ``flagapp.tasks.PERIODIC_TASKS``).
 Retrying is safe: each plan's check runs in its own transaction with the plan row locked,
 and a step already taken makes the next check wait for the new step's minimum time.
 """
