@@ -254,8 +254,8 @@ def compile_flag(
             metadata=meta,
         )
 
-    disabled = Resolution(key, None, None, Reason.DISABLED, use_default=True, metadata=meta)
     if not flag.enabled:
+        disabled = Resolution(key, None, None, Reason.DISABLED, use_default=True, metadata=meta)
         return lambda ctx: disabled
 
     no_match_reason = Reason.DEFAULT if flag.rules else Reason.STATIC
@@ -275,9 +275,6 @@ def compile_flag(
         )
     rule_table = tuple(rules)
 
-    prereq_failed = Resolution(
-        key, None, None, Reason.PREREQUISITE_FAILED, use_default=True, metadata=meta
-    )
     prereqs = tuple((p.flag, frozenset(p.variants)) for p in flag.prerequisites)
 
     def prerequisites_met(ctx: Context) -> bool:
@@ -318,6 +315,10 @@ def compile_flag(
 
     if not prereqs:
         return run
+
+    prereq_failed = Resolution(
+        key, None, None, Reason.PREREQUISITE_FAILED, use_default=True, metadata=meta
+    )
 
     def run_with_prerequisites(ctx: Context) -> Resolution:
         if not prerequisites_met(ctx):
