@@ -63,8 +63,10 @@ def stale_flag_report(days: int | None = None) -> dict[str, Any]:
 def fold_evaluation_counts() -> dict[str, Any]:
     """Fold this process's buffered evaluation counts and context samples into the
     database (``FlagEvaluationStat.last_evaluated_at`` per flag and environment)."""
-    from flagapp import sampling
+    from flagapp import evaluation, sampling
 
+    # flagapp.evaluate buffers its own usage; hand it to sampling, then write sampling's.
+    evaluation.flush_usage()
     pending = sampling.pending_counts()
     samples = sampling.flush()
     return {"pairs": len(pending), "evaluations": sum(pending.values()), "samples": samples}
@@ -78,6 +80,6 @@ PERIODIC_TASKS: dict[str, tuple[Callable[..., Any], float]] = {
     "fold_evaluation_counts": (fold_evaluation_counts, 60.0),
     "send_expiry_reminders": (send_expiry_reminders, 3600.0),
     "stale_flag_report": (stale_flag_report, 86400.0),
-    # Rollout steps, guardrail checks, automatic rollback (FLAGAPP["ROLLOUT_CHECK_INTERVAL"]).
+    # Rollout steps, guardrail checks, automatic rollback: a breach is acted on within this.
     "advance_rollouts": (advance_rollouts, 60.0),
 }

@@ -84,13 +84,14 @@ def _single_variant(serve: Mapping[str, Any] | None) -> str | None:
 
 
 def stale_report(now: dt.datetime | None = None, days: int | None = None) -> StaleReport:
-    from flagapp import sampling
+    from flagapp import evaluation, sampling
     from flagapp.models import Flag, FlagEvaluationStat, FlagState
 
     now = now or timezone.now()
     days = int(settings.STALE_DAYS if days is None else days)
     cutoff = now - dt.timedelta(days=days)
-    sampling.flush()  # this process's counts first
+    evaluation.flush_usage()  # this process's counts first
+    sampling.flush()
     report = StaleReport(days=days)
     last_seen = dict(
         FlagEvaluationStat.objects.values_list("flag_key")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from io import StringIO
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group
@@ -99,3 +100,22 @@ def test_example_beat_schedule__every_periodic_task__scheduled_by_registered_nam
         assert schedule["flagapp.send_expiry_reminders"]["schedule"] == 3600.0
     finally:
         celery_app.set_current()
+
+
+def test_fold_evaluation_counts_task__flagapp_evaluate_usage__last_evaluated_stored(
+    make_flag: Any, envs: dict[str, Any], committed: Any
+) -> None:
+    from flagapp import evaluation
+    from flagapp.testutils import reset_flag_cache
+
+    reset_flag_cache()
+    evaluation.flush_usage()  # start from an empty buffer
+    with committed():
+        make_flag("search.fuzzy.v3")
+    for i in range(4):
+        evaluation.evaluate(
+            "search.fuzzy.v3", False, {"targetingKey": f"u{i}"}, environment="production"
+        )
+    tasks.fold_evaluation_counts.delay().get(timeout=10)
+    stat = FlagEvaluationStat.objects.get(flag_key="search.fuzzy.v3", environment__key="production")
+    assert stat.count == 4 and stat.last_evaluated_at is not None
