@@ -453,7 +453,11 @@ class FlagappProvider(AbstractProvider):
                 ctx = evaluation_context.attributes
                 if tk is not None:
                     ctx = {**ctx, "targetingKey": tk}
-            res = evaluate(ruleset, flag_key, ctx, kind)
+            flag = ruleset.flags.get(flag_key)
+            compiled = flag.compiled if flag is not None and flag.kind == kind else None
+            # the engine's own entry point for every error path; its compiled closure directly
+            # on the hot path (that is all evaluate() would call)
+            res = evaluate(ruleset, flag_key, ctx, kind) if compiled is None else compiled(ctx)
             if res.use_default:
                 code = res.error_code
                 if code is None:

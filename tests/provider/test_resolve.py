@@ -170,15 +170,21 @@ def test_rollout__no_targeting_key__targeting_key_missing(source: InMemorySource
 
 
 def test_engine_raises__general_error_never_an_exception(
-    client: OpenFeatureClient, monkeypatch: pytest.MonkeyPatch
+    source: InMemorySource, client: OpenFeatureClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(provider_module, "evaluate", boom)
+    ruleset = parse_ruleset(make_doc(2))
+    flags = dict(ruleset.flags)
+    flags["checkout.new-flow"] = dataclasses.replace(flags["checkout.new-flow"], compiled=boom)
+    source.update(dataclasses.replace(ruleset, flags=flags, etag="other"))
     d = client.get_boolean_details("checkout.new-flow", False, PRO)
     assert (d.value, d.error_code) == (False, ErrorCode.GENERAL)
     assert "engine bug" in (d.error_message or "")
+    monkeypatch.setattr(provider_module, "evaluate", boom)  # the error paths' entry point
+    d = client.get_boolean_details("nope", True, PRO)
+    assert (d.value, d.error_code) == (True, ErrorCode.GENERAL)
 
 
 def test_resolve__before_initialize__provider_not_ready_details() -> None:
