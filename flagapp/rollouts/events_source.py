@@ -16,8 +16,9 @@ import bisect
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 
 from .guardrails import MetricKind, VariantSample
 from .metrics import MetricQuery, MetricSourceError
@@ -58,8 +59,30 @@ class ExposureIndex:
         return self._times.keys()
 
 
+def _index_for(exposures: QuerySet[Any], users: set[str]) -> ExposureIndex:
+    """Exposures of just these users (the ones with track events), in chunks: track events
+    are usually far fewer than exposures, so this is where the Python work is saved."""
+    rows: list[tuple[str, datetime, str]] = []
+    ordered = sorted(users)
+    for i in range(0, len(ordered), _CHUNK):
+        chunk = ordered[i : i + _CHUNK]
+        rows.extend(
+            exposures.filter(targeting_key__in=chunk).values_list(
+                "targeting_key", "timestamp", "variant"
+            )
+        )
+    return ExposureIndex(rows)
+
+
+_CHUNK = 500
+
+
 class StoredEventsSource:
-    """``MetricSource`` over ``flagapp.models.SdkEvent``."""
+    """``MetricSource`` over ``flagapp.models.SdkEvent``.
+
+    Denominators (exposures per variant) are counted by the database; only the users who
+    sent the measured track event have their exposures loaded, to attribute each event to
+    the variant the user was on at that moment."""
 
     name = "events"
 
@@ -74,7 +97,6 @@ class StoredEventsSource:
         exposures = SdkEvent.objects.filter(
             environment_id=env_pk, kind=SdkEvent.KIND_EXPOSURE, flag_key=query.flag_key, **window
         ).exclude(variant="")
-        index = ExposureIndex(exposures.values_list("targeting_key", "timestamp", "variant"))
         tracked = SdkEvent.objects.filter(
             environment_id=env_pk, kind=SdkEvent.KIND_TRACKING, key=query.spec.event_key, **window
         ).exclude(targeting_key="")
@@ -84,8 +106,10 @@ class StoredEventsSource:
                 row["variant"]: row["n"]
                 for row in exposures.values("variant").annotate(n=Count("id")).order_by()
             }
+            events = list(tracked.values_list("targeting_key", "timestamp"))
+            index = _index_for(exposures, {user for user, _ in events})
             counts: dict[str, int] = defaultdict(int)
-            for user, at in tracked.values_list("targeting_key", "timestamp").iterator():
+            for user, at in events:
                 variant = index.variant_at(user, at)
                 if variant is not None:
                     counts[variant] += 1
@@ -94,9 +118,12 @@ class StoredEventsSource:
                 for v, n in n_by_variant.items()
             }
         if spec.metric == MetricKind.LATENCY:
+            rows = list(
+                tracked.exclude(value=None).values_list("targeting_key", "timestamp", "value")
+            )
+            index = _index_for(exposures, {user for user, _, _ in rows})
             values: dict[str, list[float]] = defaultdict(list)
-            rows = tracked.exclude(value=None).values_list("targeting_key", "timestamp", "value")
-            for user, at, value in rows.iterator():
+            for user, at, value in rows:
                 variant = index.variant_at(user, at)
                 if variant is not None and value is not None:
                     values[variant].append(value)

@@ -19,7 +19,6 @@ from typing import Any
 
 from django.utils import timezone
 
-from .events_source import ExposureIndex
 from .stats import (
     ProportionTest,
     SampleRatioCheck,
@@ -179,18 +178,25 @@ def analyse(experiment: Any, *, now: datetime | None = None) -> ExperimentResult
         .exclude(variant="")
         .exclude(targeting_key="")
     )
-    index = ExposureIndex(exposures.values_list("targeting_key", "timestamp", "variant"))
-    assignments = {u: v for u in index.users() if (v := index.first_variant(u)) is not None}
+    # One ordered pass keeps each user's FIRST exposure (no per-user lists in memory).
+    first: dict[str, tuple[datetime, str]] = {}
+    rows = exposures.order_by("targeting_key", "timestamp", "id").values_list(
+        "targeting_key", "timestamp", "variant"
+    )
+    for user, at, variant in rows.iterator(chunk_size=5000):
+        if user not in first:
+            first[user] = (at, variant)
+    assignments = {user: variant for user, (_, variant) in first.items()}
     converted: set[str] = set()
-    rows = SdkEvent.objects.filter(
+    conversions = SdkEvent.objects.filter(
         environment_id=experiment.environment_id,
         kind=SdkEvent.KIND_TRACKING,
         key=experiment.conversion_event,
         **window,
     ).values_list("targeting_key", "timestamp")
-    for user, at in rows.iterator():
-        first = index.first_time(user)
-        if first is not None and at >= first:
+    for user, at in conversions.iterator(chunk_size=5000):
+        seen = first.get(user)
+        if seen is not None and at >= seen[0]:
             converted.add(user)
     return summarise(
         assignments,
