@@ -22,6 +22,7 @@ the API and the admin refuse and allow exactly the same transitions.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.db.models import QuerySet
@@ -282,6 +283,25 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
         confidence = attrs.get("confidence", 0.95)
         if not 0.5 <= confidence < 1:
             raise serializers.ValidationError({"confidence": "must be in [0.5, 1)"})
+        for name in ("srm_threshold", "baseline_rate"):
+            value = attrs.get(name)
+            if value is not None and not 0 < value < 1:
+                raise serializers.ValidationError({name: "must be between 0 and 1"})
+        weights = attrs.get("expected_weights")
+        if weights is not None and (
+            not isinstance(weights, dict)
+            or not all(
+                isinstance(k, str)
+                and isinstance(v, int | float)
+                and not isinstance(v, bool)
+                and math.isfinite(v)
+                and v >= 0
+                for k, v in weights.items()
+            )
+        ):
+            raise serializers.ValidationError(
+                {"expected_weights": 'an object {"variant": weight} of non-negative numbers'}
+            )
         return attrs
 
 

@@ -254,10 +254,11 @@ def _guardrail_row(g: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[s
     msgs: list[str] = []
     if unknown:
         msgs.append(f"unknown guardrail fields: {', '.join(sorted(unknown))}")
-    if g.get("metric") not in {m.value for m in MetricKind}:
+    metric = g.get("metric")
+    if not isinstance(metric, str) or metric not in {m.value for m in MetricKind}:
         msgs.append(f"metric must be one of {', '.join(m.value for m in MetricKind)}")
     comparison = g.get("comparison", Comparison.ABSOLUTE.value)
-    if comparison not in {c.value for c in Comparison}:
+    if not isinstance(comparison, str) or comparison not in {c.value for c in Comparison}:
         msgs.append(f"comparison must be one of {', '.join(c.value for c in Comparison)}")
     threshold = g.get("threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
@@ -266,15 +267,21 @@ def _guardrail_row(g: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[s
     if isinstance(min_sample, bool) or not isinstance(min_sample, int) or min_sample < 1:
         msgs.append("min_sample must be a positive integer")
     percentile = g.get("percentile", 95.0)
-    if not isinstance(percentile, int | float) or not 0 < percentile <= 100:
+    if (
+        isinstance(percentile, bool)
+        or not isinstance(percentile, int | float)
+        or not 0 < percentile <= 100
+    ):
         msgs.append("percentile must be in (0, 100]")
     if msgs:
         errors.setdefault("guardrails", []).extend(msgs)
         return {}
     default_event = "error" if g["metric"] == MetricKind.ERROR_RATE else ""
     event_key = g.get("event_key", default_event)
-    if not event_key:
-        errors.setdefault("guardrails", []).append(f"{g['metric']} needs an event_key")
+    if not isinstance(event_key, str) or not event_key or len(event_key) > 200:
+        errors.setdefault("guardrails", []).append(
+            f"{g['metric']} needs an event_key (a name of at most 200 characters)"
+        )
     return {
         "metric": g["metric"],
         "threshold": float(threshold),  # type: ignore[arg-type]
