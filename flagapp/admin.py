@@ -162,6 +162,9 @@ class _ServiceStep:
                 return _propose(self.request, exc, form)
             attach_errors(form, exc)
             return False
+        if not _confirmed(self.request, form, saved):
+            transaction.savepoint_rollback(sid)
+            return False
         transaction.savepoint_commit(sid)
         self.request._flagapp_saved = saved  # type: ignore[attr-defined]
         return True
@@ -173,6 +176,14 @@ def _propose(request: HttpRequest, exc: ApprovalRequired, form: Any) -> bool:
 
     propose_from_admin(request, exc, form)
     return False
+
+
+def _confirmed(request: HttpRequest, form: Any, saved: Any) -> bool:
+    """A change that moves users is shown with its blast radius before it is committed
+    (flagapp.admin_governance.confirm_blast_radius)."""
+    from flagapp.admin_governance import confirm_blast_radius
+
+    return confirm_blast_radius(request, form, saved)
 
 
 class ServiceAdminMixin:

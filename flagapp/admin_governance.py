@@ -11,6 +11,7 @@ Imported by ``flagapp/admin.py`` (which registers everything on ``admin.site``).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -24,9 +25,12 @@ from django.utils.html import format_html
 
 from flagapp.exceptions import ApprovalRequired, FlagappError
 from flagapp.governance import change_requests as crs
-from flagapp.models import ChangeRequest
+from flagapp.models import ChangeRequest, Flag, FlagState
 
-__all__ = ["ChangeRequestAdmin", "propose_from_admin"]
+__all__ = ["CONFIRM_FIELD", "ChangeRequestAdmin", "confirm_blast_radius", "propose_from_admin"]
+
+#: The checkbox a user ticks to apply a change after seeing its blast radius.
+CONFIRM_FIELD = "_flagapp_confirm_blast_radius"
 
 
 class PendingFirstFilter(admin.SimpleListFilter):
@@ -216,6 +220,55 @@ def propose_from_admin(request: HttpRequest, exc: ApprovalRequired, form: Any) -
         format_html('Change request <a href="{}">#{}</a> created: {}.', url, cr.pk, radius),
     )
     return cr
+
+
+def _form_token(request: HttpRequest) -> str:
+    """Identifies the submitted change: the POST data without the CSRF token and the
+    confirmation itself. Editing the form after seeing the radius asks again."""
+    items = sorted(
+        (k, request.POST.getlist(k))
+        for k in request.POST
+        if k not in (CONFIRM_FIELD, "csrfmiddlewaretoken")
+    )
+    return hashlib.sha256(json.dumps(items).encode()).hexdigest()[:20]
+
+
+def confirm_blast_radius(request: HttpRequest, form: Any, saved: Any) -> bool:
+    """Whether an admin save of a flag or flag state may be committed now.
+
+    Called after the services applied the change inside the admin's savepoint, before it
+    is committed. When the change would serve a different variant to some of the recent
+    evaluation contexts, the first submit is refused: the form comes back with the blast
+    radius and a checkbox; submitting the same form again with the box ticked applies it.
+    Changes that move nobody (metadata, a disabled flag, no sample yet) pass at once, and
+    so does the kill-switch action (an emergency does not wait for a preview).
+    """
+    if isinstance(saved, FlagState):
+        flag, envs = saved.flag, [saved.environment]
+    elif isinstance(saved, Flag):
+        flag, envs = saved, None
+    else:
+        return True
+    radius = crs.radius_since_published(flag, envs)
+    if radius is None or radius.changed == 0:
+        return True
+    token = _form_token(request)
+    if request.POST.get(CONFIRM_FIELD) == token:
+        return True
+    transitions = ", ".join(f"{label}: {n}" for label, n in list(radius.transitions.items())[:4])
+    form.add_error(
+        None,
+        format_html(
+            '<span id="blast-radius-preview">Blast radius: {} ({}). Nothing was saved yet.</span> '
+            '<label><input type="checkbox" name="{}" value="{}" id="blast-radius-confirm"> '
+            "Apply this change</label> and save again to confirm.",
+            radius.summary(),
+            transitions,
+            CONFIRM_FIELD,
+            token,
+        ),
+    )
+    return False
 
 
 def _pretty(value: Any) -> str:

@@ -63,6 +63,7 @@ __all__ = [
     "preview",
     "propose",
     "propose_from",
+    "radius_since_published",
     "reject",
 ]
 
@@ -124,10 +125,7 @@ def preview(change: Mapping[str, Any], *, contexts: Any = None) -> BlastRadius |
     is previewed in every environment and the counts are added up.
     """
     from flagapp import services
-    from flagapp.conf import settings
-    from flagapp.governance.blast_radius import BlastRadius, compare
     from flagapp.models import Environment
-    from flagapp.sampling import recent_contexts
     from flagapp.snapshot import compile_environment
 
     flag, environment = _objects(change)
@@ -145,17 +143,54 @@ def preview(change: Mapping[str, Any], *, contexts: Any = None) -> BlastRadius |
             raise _Rollback
     except _Rollback:
         pass
+    return _measure(flag.key, environments, before, after, contexts)
+
+
+def radius_since_published(
+    flag: Flag, environments: Any = None, *, contexts: Any = None
+) -> BlastRadius | None:
+    """The blast radius of what the current transaction changed: the latest *published*
+    snapshot of each environment (what is served now) against the environment compiled
+    inside this transaction (with the unpublished change). The admin uses it to show a
+    direct change's blast radius before the user confirms it. None when the flag's
+    outcome cannot change (no environment)."""
+    from flagapp.models import Environment
+    from flagapp.snapshot import compile_environment, latest
+
+    envs = list(environments) if environments is not None else list(Environment.objects.all())
+    if not envs:
+        return None
+    before: dict[int, Any] = {}
+    for env in envs:
+        snap = latest(env.key)
+        before[env.pk] = snap.data if snap is not None else None
+    after = {env.pk: compile_environment(env) for env in envs}
+    return _measure(flag.key, envs, before, after, contexts)
+
+
+def _measure(
+    flag_key: str,
+    environments: list[Environment],
+    before: Mapping[int, Any],
+    after: Mapping[int, Any],
+    contexts: Any,
+) -> BlastRadius:
+    """Compare per environment; several environments are added up (``environment="*"``)."""
+    from flagapp.conf import settings
+    from flagapp.governance.blast_radius import BlastRadius, compare
+    from flagapp.sampling import recent_contexts
+
     limit = int(settings.BLAST_RADIUS_SAMPLE)
     examples = int(settings.BLAST_RADIUS_EXAMPLES)
     results = []
     for env in environments:
         sample = contexts if contexts is not None else recent_contexts(env.key, limit)
         results.append(
-            compare(before[env.pk], after[env.pk], flag.key, sample, max_examples=examples)
+            compare(before[env.pk], after[env.pk], flag_key, sample, max_examples=examples)
         )
     if len(results) == 1:
         return results[0]
-    total = BlastRadius(flag_key=flag.key, environment="*", sampled=0, changed=0)
+    total = BlastRadius(flag_key=flag_key, environment="*", sampled=0, changed=0)
     for env, radius in zip(environments, results, strict=True):
         total.sampled += radius.sampled
         total.changed += radius.changed

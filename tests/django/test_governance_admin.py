@@ -170,3 +170,69 @@ def test_state_page__protected_environment_edit__change_request_created_and_link
     assert f'href="/admin/flagapp/changerequest/{cr.pk}/change/"' in response.content.decode()
     state.refresh_from_db()
     assert state.enabled is False
+
+
+def test_state_page__direct_targeting_change__blast_radius_shown_then_confirmed(
+    make_flag: Callable[..., Flag], envs: dict[str, Environment], committed: Any
+) -> None:
+    import re
+
+    from django.urls import reverse
+
+    from flagapp.admin_governance import CONFIRM_FIELD
+
+    from .test_admin import form_data
+
+    staging = envs["staging"]
+    with committed():
+        flag = make_flag("checkout.new-flow")
+        services.update_flag_state(
+            flag, staging, actor=None, reason="on", enabled=True, fallthrough={"variant": "off"}
+        )
+    ContextSample.objects.bulk_create(
+        ContextSample(
+            environment=staging, context={"targetingKey": f"u{i}"}, recorded_at=timezone.now()
+        )
+        for i in range(6)
+    )
+    client = _login(h.user("root", staff=True))
+    User.objects.filter(username="root").update(is_superuser=True)
+    state = FlagState.objects.get(flag=flag, environment=staging)
+    url = reverse("admin:flagapp_flagstate_change", args=[state.pk])
+    data = form_data(client.get(url))
+    data.update({"fallthrough": "on", "reason": "everyone on staging"})
+    first = client.post(url, data)
+    html = first.content.decode()
+    assert first.status_code == 200 and 'id="blast-radius-preview"' in html
+    assert "6 of 6 recent contexts (100.0%)" in html and "off -&gt; on: 6" in html
+    state.refresh_from_db()
+    assert state.fallthrough == {"variant": "off"}  # not saved before confirmation
+    token = re.search(rf'name="{CONFIRM_FIELD}" value="([0-9a-f]+)"', html).group(1)
+    # an edited form needs a new confirmation
+    changed = {**data, "reason": "something else", CONFIRM_FIELD: token}
+    assert client.post(url, changed).status_code == 200
+    confirmed = client.post(url, {**data, CONFIRM_FIELD: token})
+    assert confirmed.status_code == 302
+    state.refresh_from_db()
+    assert state.fallthrough == {"variant": "on"}
+
+
+def test_state_page__change_moving_nobody__saved_without_confirmation(
+    make_flag: Callable[..., Flag], envs: dict[str, Environment]
+) -> None:
+    from django.urls import reverse
+
+    from .test_admin import form_data
+
+    staging = envs["staging"]
+    flag = make_flag("checkout.new-flow")  # disabled: serves the caller's default
+    ContextSample.objects.create(
+        environment=staging, context={"targetingKey": "u1"}, recorded_at=timezone.now()
+    )
+    client = _login(h.user("root", staff=True))
+    User.objects.filter(username="root").update(is_superuser=True)
+    state = FlagState.objects.get(flag=flag, environment=staging)
+    url = reverse("admin:flagapp_flagstate_change", args=[state.pk])
+    data = form_data(client.get(url))
+    data.update({"fallthrough": "on", "reason": "prepare, still off"})
+    assert client.post(url, data).status_code == 302
