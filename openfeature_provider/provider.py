@@ -63,6 +63,8 @@ _ERROR_CODES: Final[dict[str, ErrorCode]] = {code.value: code for code in ErrorC
 #: (errors do) cannot grow it. The engine pre-builds every non-error resolution.
 _DETAILS_CACHE_MAX: Final = 50_000
 
+_STALE_MIN_FAILURES: Final = 2
+
 # health states (the SDK keeps the authoritative status; this is what we last told it)
 _OK, _STALE, _ERROR, _FATAL = "ok", "stale", "error", "fatal"
 
@@ -405,8 +407,14 @@ class FlagappProvider(AbstractProvider):
         self._wake.set()
 
     def _stale_event(self) -> tuple[ProviderEvent, ProviderEventDetails] | None:
-        """STALE if failing and last confirmed longer ago than the window (lock held)."""
-        if self._health in (_STALE, _FATAL) or self._snapshot is None or self._failures == 0:
+        """STALE if failing and last confirmed longer ago than the window (lock held).
+
+        "Failing" means at least two failures in a row (one lost poll is not a trend), or any
+        failure while serving the last-known-good file (the server was already unreachable at
+        start).
+        """
+        needed = 1 if self.served_from == "last-known-good" else _STALE_MIN_FAILURES
+        if self._health in (_STALE, _FATAL) or self._snapshot is None or self._failures < needed:
             return None
         age = time.time() - self._last_confirmed
         if age < self.stale_after:

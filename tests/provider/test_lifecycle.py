@@ -107,6 +107,19 @@ def test_transient_failures__stale_only_after_window__once(
     assert recorder.kinds() == ["READY", "STALE", "READY"]
 
 
+def test_single_failure_past_window__not_stale_until_repeated(
+    provider_name: str, recorder: EventRecorder
+) -> None:
+    source = InMemorySource(make_doc())
+    api.set_provider_and_wait(FlagappProvider(source=source, name=provider_name, stale_after=0.1))
+    time.sleep(0.2)
+    source.fail(SourceUnavailable("one lost poll"))
+    time.sleep(0.2)
+    assert recorder.kinds() == ["READY"]
+    source.fail(SourceUnavailable("and another"))
+    assert len(recorder.wait_count(ProviderEvent.PROVIDER_STALE, 1)) == 1
+
+
 def test_fatal_error_midrun__provider_error_fatal(
     provider_name: str, recorder: EventRecorder
 ) -> None:
