@@ -61,6 +61,17 @@ DEFAULT_PATTERNS: Mapping[str, str] = {
     ),
 }
 
+#: Substrings one of which must occur for a default pattern to match at all: a file
+#: without any is skipped for that pattern (re has no fast path for a leading alternation,
+#: so this makes the scan several times faster on ordinary code).
+_NEEDLES: Mapping[str, tuple[str, ...]] = {
+    DEFAULT_PATTERNS["python"]: ("evaluate", "flag_required", "for_flag"),
+    DEFAULT_PATTERNS["python_request_first"]: ("flag_is_active", "get_value"),
+    DEFAULT_PATTERNS["python_attribute"]: ("required_flag",),
+    DEFAULT_PATTERNS["template"]: ("{%",),
+    DEFAULT_PATTERNS["openfeature"]: ("_value", "_details", "Value", "Details"),
+}
+
 DEFAULT_EXTENSIONS: tuple[str, ...] = (
     ".py",
     ".html",
@@ -154,12 +165,18 @@ def compile_patterns(patterns: Mapping[str, str] | Sequence[str]) -> dict[str, r
     return compiled
 
 
+_NEWLINE = re.compile("\n")
+
+
 def scan_text(text: str, path: str, patterns: Mapping[str, re.Pattern[str]]) -> Iterator[CodeRef]:
     """Yield every reference in ``text``; one match per pattern per position."""
     line_starts = [0]
-    line_starts.extend(i + 1 for i, ch in enumerate(text) if ch == "\n")
+    line_starts.extend(m.end() for m in _NEWLINE.finditer(text))
     seen: set[tuple[int, str]] = set()
     for name, regex in patterns.items():
+        needles = _NEEDLES.get(regex.pattern)
+        if needles is not None and not any(n in text for n in needles):
+            continue
         for match in regex.finditer(text):
             start = match.start("key")
             line = _line_of(line_starts, start)
