@@ -238,6 +238,8 @@ class FlagappProvider(AbstractProvider):
                 if snapshot is not None:
                     break
                 if fatal is not None:
+                    with self._lock:
+                        self._health = _FATAL
                     self._stop_source()
                     raise ProviderFatalError(f"flagapp: {fatal}")
                 if failed and not tried_lkg:
@@ -251,17 +253,20 @@ class FlagappProvider(AbstractProvider):
                 self._wake.clear()
             if self._snapshot is None and not tried_lkg:
                 self._serve_last_known_good()
-            if self._snapshot is None:
-                with self._lock:
-                    self._health = _ERROR
-                reason = self._last_error or f"no snapshot within {self.init_timeout:g}s"
-                raise ProviderNotReadyError(
-                    f"flagapp: no snapshot and no last-known-good file ({reason})"
-                )
         finally:
             with self._lock:
+                # Decided under the lock: a snapshot arriving from now on sees "initialized"
+                # and, if we fail here, signals READY itself.
                 self._initializing = False
                 self._initialized = True
+                failed = self._snapshot is None and self._fatal is None
+                if failed:
+                    self._health = _ERROR
+        if failed:
+            reason = self._last_error or f"no snapshot within {self.init_timeout:g}s"
+            raise ProviderNotReadyError(
+                f"flagapp: no snapshot and no last-known-good file ({reason})"
+            )
         if self._sender is not None:
             self._sender.start()
         if self.served_from == "last-known-good":
