@@ -48,6 +48,7 @@ from openfeature_provider.lkg import LastKnownGood
 from openfeature_provider.remote import PollingSource, StreamingSource
 from openfeature_provider.sources import SnapshotSource
 from openfeature_provider.tracking import EventBuffer, EventSender
+from openfeature_provider.transport import RulesetClient
 
 __all__ = ["PROVIDER_NAME", "FlagappProvider"]
 
@@ -158,8 +159,15 @@ class FlagappProvider(AbstractProvider):
 
         # tracking: to the flag server when we talk to one, else to event_sink if given
         post = event_sink
+        self._event_client: RulesetClient | None = None
         if post is None and send_events and url and sdk_key:
-            post = remote.client.post_events if remote is not None else _lazy_poster(url, sdk_key)
+            if remote is not None:
+                post = remote.client.post_events
+            else:  # a custom source that still reports events to a flag server
+                self._event_client = RulesetClient(
+                    url, sdk_key, connect_timeout=connect_timeout, read_timeout=read_timeout
+                )
+                post = self._event_client.post_events
         self.events: EventBuffer | None = EventBuffer(event_capacity) if post else None
         self._sender: EventSender | None = (
             EventSender(
@@ -287,6 +295,8 @@ class FlagappProvider(AbstractProvider):
             timer.cancel()
         if self._sender is not None:  # first: it may share the source's HTTP client
             self._sender.close()
+        if self._event_client is not None:
+            self._event_client.close()
         self._stop_source()
 
     def _stop_source(self) -> None:
@@ -338,14 +348,15 @@ class FlagappProvider(AbstractProvider):
                 self.served_from = "source"
                 save = self.lkg is not None and ruleset.etag != self._lkg_etag
                 if old is not None and not self._initializing:
+                    # one event per new snapshot; flags_changed is exact (may be empty when
+                    # only the version moved, e.g. a republish)
                     changed = changed_flag_keys(old, ruleset)
-                    if changed:
-                        emit.append(
-                            (
-                                ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
-                                ProviderEventDetails(flags_changed=sorted(changed)),
-                            )
+                    emit.append(
+                        (
+                            ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
+                            ProviderEventDetails(flags_changed=sorted(changed)),
                         )
+                    )
             if self._health in (_STALE, _ERROR) and self._initialized and not self._initializing:
                 emit.append(
                     (
@@ -591,11 +602,3 @@ class FlagappProvider(AbstractProvider):
             events.add(("track", tracking_event_name, None, value, ctx, attrs, time.time()))
         except Exception:
             logger.exception("flagapp: track(%r) failed", tracking_event_name)
-
-
-def _lazy_poster(url: str, sdk_key: str) -> Callable[[bytes], int]:
-    """An event poster for a custom source that still reports to a flag server."""
-    from openfeature_provider.transport import RulesetClient
-
-    client = RulesetClient(url, sdk_key)
-    return client.post_events

@@ -63,6 +63,17 @@ def test_same_etag_redelivered__no_event(provider_name: str, recorder: EventReco
     assert recorder.kinds() == ["READY"]
 
 
+def test_new_version_same_flags__one_event_with_empty_key_list(
+    provider_name: str, recorder: EventRecorder
+) -> None:
+    source = InMemorySource(make_doc())
+    api.set_provider_and_wait(FlagappProvider(source=source, name=provider_name))
+    source.update(make_doc(2))
+    source.update(make_doc(3))
+    changed = recorder.wait_count(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, 2)
+    assert [c.flags_changed for c in changed] == [[], []]
+
+
 def test_invalid_snapshot__error_event_with_message__previous_kept(
     provider_name: str, recorder: EventRecorder
 ) -> None:

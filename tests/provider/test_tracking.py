@@ -191,3 +191,14 @@ def test_sender__413_for_big_batches__split_until_accepted() -> None:
     sender.close()
     assert sender.sent == 7 and sender.rejected == 0
     assert sizes == [7, 3, 1, 2, 4, 2, 2]
+
+
+def test_provider__custom_source_with_url__events_still_posted(flag_server: FlagServer) -> None:
+    provider = FlagappProvider(
+        source=InMemorySource(make_doc()), url=flag_server.url, sdk_key=VALID_KEY
+    )
+    api.set_provider_and_wait(provider)
+    api.get_client().track("signup", EvaluationContext("u1"))
+    provider.shutdown()
+    assert [e["name"] for e in flag_server.events] == ["signup"]
+    assert flag_server.count("/sdk/v1/ruleset") == 0  # rules came from the custom source
