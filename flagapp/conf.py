@@ -74,7 +74,13 @@ DEFAULTS: dict[str, Any] = {
         "ofrep": {"rate": 2000.0, "burst": 4000},
         "events": {"rate": 20.0, "burst": 100},
     },
-    # Cache alias holding the rate-limit buckets (None: CACHE_ALIAS).
+    # Where the buckets live: "cache" (the Django cache below; shared when it is), "redis"
+    # (REDIS_URL directly, atomic, the production choice) or "local" (per process).
+    "RATE_LIMIT_STORE": "cache",
+    # "redis" store: a process leases this many seconds' worth of a key's rate at a time.
+    "RATE_LIMIT_LEASE_SECONDS": 0.1,
+    # Cache alias holding the rate-limit buckets when RATE_LIMIT_STORE is "cache"
+    # (None: CACHE_ALIAS).
     "RATE_LIMIT_CACHE": None,
     # POST /sdk/v1/events: largest body (bytes, else 413) and most events per batch.
     "EVENTS_MAX_BODY_BYTES": 1_048_576,

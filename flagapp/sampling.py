@@ -38,6 +38,7 @@ __all__ = [
     "flush",
     "fold_counts",
     "offer",
+    "on_request_finished",
     "pending_counts",
     "recent_contexts",
     "record",
@@ -113,6 +114,19 @@ def _maybe_flush_inline() -> None:
     except RuntimeError:
         pass
     flush()
+
+
+def on_request_finished(**kwargs: Any) -> None:
+    """``request_finished`` receiver: the flush point of async views (OFREP under ASGI),
+    which cannot write from their event loop. Django runs sync receivers in a thread."""
+    if time.monotonic() - _last_flush > float(settings.SAMPLING_FLUSH_SECONDS):
+        flush()
+
+
+def connect() -> None:
+    from django.core.signals import request_finished
+
+    request_finished.connect(on_request_finished, dispatch_uid="flagapp.sampling.flush")
 
 
 def _take() -> tuple[list[Sample], dict[tuple[str, str], list[Any]]]:

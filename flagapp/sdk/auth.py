@@ -10,12 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest, HttpResponse
 
 from flagapp.sdk import notifier, ratelimit
-from flagapp.sdk.keys import AuthFailure, KeyInfo, authenticate_token, token_from_headers
+from flagapp.sdk.keys import (
+    AuthFailure,
+    KeyInfo,
+    authenticate_token,
+    is_warm,
+    token_from_headers,
+)
 
-__all__ = ["authorize", "json_response"]
+__all__ = ["aauthorize", "authorize", "json_response"]
 
 
 def json_response(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
@@ -70,3 +77,11 @@ def authorize(request: HttpRequest, scope: str) -> KeyInfo | HttpResponse:
     if wanted and wanted != info.environment_key:
         return _refusal(403, "this SDK key belongs to another environment")
     return info
+
+
+async def aauthorize(request: HttpRequest, scope: str) -> KeyInfo | HttpResponse:
+    """:func:`authorize` for async views: inline when the key is cached (no ORM, at most a
+    rate-limit store round trip), in a worker thread when it needs the database."""
+    if is_warm(token_from_headers(request.headers)):
+        return authorize(request, scope)
+    return await sync_to_async(authorize)(request, scope)

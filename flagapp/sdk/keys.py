@@ -42,6 +42,7 @@ __all__ = [
     "create_sdk_key",
     "forget_public_id",
     "hash_token",
+    "is_warm",
     "public_id_of",
     "revoke_sdk_key",
     "token_from_headers",
@@ -194,6 +195,21 @@ def _load(token: str, digest: str, now: float) -> _Entry:
     # A fresh load counts as use, so a cold process records it once at start-up.
     SdkKey.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
     return _Entry(info=info, revoked=False, loaded_at=now, touched_at=now)
+
+
+def is_warm(token: str | None) -> bool:
+    """True when :func:`authenticate_token` would answer from memory (no query, no write)."""
+    if not token:
+        return True
+    entry = _cache.get(hash_token(token))
+    if entry is None:
+        return False
+    now = time.monotonic()
+    if now - entry.loaded_at > float(settings.SDK_KEY_CACHE_SECONDS):
+        return False
+    if entry.info is None or entry.revoked:
+        return True
+    return now - entry.touched_at <= float(settings.SDK_KEY_LAST_USED_INTERVAL)
 
 
 def authenticate_token(token: str | None) -> KeyInfo:

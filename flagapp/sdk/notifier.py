@@ -251,7 +251,10 @@ def stop_listener(timeout: float = 3.0) -> None:
 
 
 def connect() -> None:
-    """Connect the receiver; called from ``AppConfig.ready`` (idempotent)."""
+    """Connect the receivers; called from ``AppConfig.ready`` (idempotent)."""
+    from flagapp import sampling
     from flagapp.signals import snapshot_published
 
     snapshot_published.connect(on_snapshot_published, dispatch_uid="flagapp.sdk.notifier")
+    # Async SDK views buffer statistics they cannot write from the event loop.
+    sampling.connect()

@@ -25,12 +25,11 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
 
-from flagapp.sdk.auth import authorize, json_response
-from flagapp.sdk.views import etag_matches
+from flagapp.sdk.auth import aauthorize, json_response
+from flagapp.sdk.views import aget_ruleset, etag_matches
 from openfeature_provider.engine import ErrorCode, Reason, Resolution, Ruleset
 from openfeature_provider.engine import evaluate as engine_evaluate
 
@@ -111,23 +110,19 @@ def resolution_payload(res: Resolution, ruleset: Ruleset | None) -> tuple[int, d
     return 200, payload
 
 
-def _get_ruleset(env_key: str) -> Ruleset | None:
-    from flagapp.evaluation import get_ruleset
-
-    return get_ruleset(env_key)
-
-
 @csrf_exempt
-@require_POST
-def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
-    info = authorize(request, "ofrep")
+async def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
+    """One flag. Async: under ASGI a warm evaluation never leaves the event loop."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    info = await aauthorize(request, "ofrep")
     if isinstance(info, HttpResponse):
         return info
     try:
         context = _context(request)
     except _BadRequest as exc:
         return json_response({"key": key, "errorCode": exc.code, "errorDetails": exc.detail}, 400)
-    rs = _get_ruleset(info.environment_key)
+    rs: Ruleset | None = await aget_ruleset(info.environment_key)
     if rs is None:
         return json_response(
             {
@@ -156,16 +151,18 @@ def _bulk_etag(rs: Ruleset, context: Mapping[str, Any]) -> str:
 
 
 @csrf_exempt
-@require_POST
-def evaluate_bulk(request: HttpRequest) -> HttpResponse:
-    info = authorize(request, "ofrep")
+async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
+    """Every flag for one context, with an ETag over (snapshot, context)."""
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    info = await aauthorize(request, "ofrep")
     if isinstance(info, HttpResponse):
         return info
     try:
         context = _context(request)
     except _BadRequest as exc:
         return json_response({"errorCode": exc.code, "errorDetails": exc.detail}, 400)
-    rs = _get_ruleset(info.environment_key)
+    rs: Ruleset | None = await aget_ruleset(info.environment_key)
     if rs is None:
         return json_response({"flags": []})
     etag = _bulk_etag(rs, context)

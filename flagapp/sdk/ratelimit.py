@@ -1,29 +1,45 @@
-"""Token-bucket rate limits for the SDK and OFREP endpoints, kept in the Django cache.
+"""Token-bucket rate limits for the SDK and OFREP endpoints.
 
-Why the shared cache: several stateless instances serve the same keys, and a limit that
-lived in each process would multiply by the number of processes. Why a token bucket: SDKs
-are bursty (a fleet restarting polls at once) yet should average a steady rate; the bucket
-allows ``burst`` requests at once and refills at ``rate`` per second.
+Why a token bucket: SDKs are bursty (a fleet restarting polls at once) yet should average a
+steady rate; the bucket allows ``burst`` requests at once and refills at ``rate`` per second.
 
-The read-modify-write is not atomic: two processes racing may both take the last token.
-That errs in the client's favour by at most one request per racing process, which is fine
-for a protective limit.
+Where the buckets live (``FLAGAPP["RATE_LIMIT_STORE"]``):
+
+* ``"cache"`` (default): the Django cache ``RATE_LIMIT_CACHE`` (else ``CACHE_ALIAS``). Shared
+  by every process when that cache is; the read-modify-write is not atomic, so two racing
+  processes may both take the last token (errs in the client's favour by one request).
+  Fine for the embedded default (LocMem, one process).
+* ``"redis"``: Redis at ``REDIS_URL`` directly, an atomic script on a long-lived
+  connection. The production choice. A process does not ask Redis per request: it leases
+  tokens in small batches (about ``RATE_LIMIT_LEASE_SECONDS`` worth of the rate, used within
+  that time or dropped), so a busy key costs one round trip per batch and a slow key (rate
+  of a few per second) still one per request — exact where exactness matters. Django's Redis
+  cache backend, by contrast, builds a client object per operation, which costs more CPU
+  than the whole OFREP evaluation.
+* ``"local"``: in this process only (no I/O at all); with N processes a key gets N times
+  the limit. For a single-process deployment or as a cheap first line.
 
 Settings: ``FLAGAPP["RATE_LIMITS"][scope] = {"rate": per_second, "burst": n}`` for the
 scopes ``sdk`` (ruleset and stream), ``ofrep`` and ``events``; ``None`` turns a scope off.
+A store failure (Redis down) allows the request: a limiter must not become an outage.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from django.core.cache import caches
 
 from flagapp.conf import settings
 
 __all__ = ["Decision", "check", "reset"]
+
+logger = logging.getLogger("flagapp.sdk")
 
 _PREFIX = "flagapp:rl:"
 
@@ -48,14 +64,35 @@ def _limits(scope: str) -> tuple[float, float] | None:
     return rate, burst
 
 
+def _refused(tokens: float, rate: float) -> Decision:
+    return Decision(False, max(1, math.ceil((1.0 - tokens) / rate)))
+
+
 def check(scope: str, identity: str) -> Decision:
     """Take one token from the bucket of ``identity`` (a key id or a client address)."""
     limits = _limits(scope)
     if limits is None:
         return _ALLOW
     rate, burst = limits
-    cache = caches[settings.RATE_LIMIT_CACHE or settings.CACHE_ALIAS]
     name = f"{_PREFIX}{scope}:{identity}"
+    store = settings.RATE_LIMIT_STORE
+    try:
+        if store == "redis":
+            return _check_redis(name, rate, burst)
+        if store == "local":
+            return _check_local(name, rate, burst)
+        return _check_cache(name, rate, burst)
+    except Exception:
+        logger.warning("rate-limit store %r failed; request allowed", store, exc_info=True)
+        return _ALLOW
+
+
+def _cache() -> Any:
+    return caches[settings.RATE_LIMIT_CACHE or settings.CACHE_ALIAS]
+
+
+def _check_cache(name: str, rate: float, burst: float) -> Decision:
+    cache = _cache()
     now = time.time()
     state = cache.get(name)
     if state is None:
@@ -67,10 +104,106 @@ def check(scope: str, identity: str) -> Decision:
     timeout = max(1, math.ceil(burst / rate) + 1)
     if tokens < 1.0:
         cache.set(name, (tokens, now), timeout)
-        return Decision(False, max(1, math.ceil((1.0 - tokens) / rate)))
+        return _refused(tokens, rate)
     cache.set(name, (tokens - 1.0, now), timeout)
     return _ALLOW
 
 
+# --- local -----------------------------------------------------------------------------
+
+_local: dict[str, list[float]] = {}
+_local_lock = threading.Lock()
+_LOCAL_MAX = 50_000
+
+
+def _check_local(name: str, rate: float, burst: float) -> Decision:
+    now = time.monotonic()
+    with _local_lock:
+        state = _local.get(name)
+        if state is None:
+            if len(_local) >= _LOCAL_MAX:
+                _local.clear()
+            state = _local[name] = [burst, now]
+        tokens = min(burst, state[0] + max(0.0, now - state[1]) * rate)
+        state[1] = now
+        if tokens < 1.0:
+            state[0] = tokens
+            return _refused(tokens, rate)
+        state[0] = tokens - 1.0
+    return _ALLOW
+
+
+# --- redis -----------------------------------------------------------------------------
+
+_LUA = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local want = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 't', 'ts')
+local tokens = tonumber(state[1])
+local ts = tonumber(state[2])
+if tokens == nil or ts == nil then
+  tokens = burst
+  ts = now
+end
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local granted = math.min(want, math.floor(tokens))
+tokens = tokens - granted
+redis.call('HSET', KEYS[1], 't', tostring(tokens), 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], math.ceil(burst / rate) + 1)
+return {granted, tostring(tokens)}
+"""
+
+_script: Any = None
+_script_url: str | None = None
+_script_lock = threading.Lock()
+#: name -> [tokens leased and not yet used, monotonic time the lease ends]
+_leases: dict[str, list[float]] = {}
+
+
+def _redis_script() -> Any:
+    global _script, _script_url
+    url = settings.REDIS_URL
+    if _script is None or _script_url != url:
+        with _script_lock:
+            if _script is None or _script_url != url:
+                import redis
+
+                client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+                _script = client.register_script(_LUA)
+                _script_url = url
+    return _script
+
+
+def _check_redis(name: str, rate: float, burst: float) -> Decision:
+    now = time.monotonic()
+    lease = _leases.get(name)
+    if lease is not None and lease[0] >= 1.0 and now < lease[1]:
+        with _local_lock:
+            if lease[0] >= 1.0:
+                lease[0] -= 1.0
+                return _ALLOW
+    seconds = float(settings.RATE_LIMIT_LEASE_SECONDS)
+    want = max(1, min(int(rate * seconds), int(burst // 4) or 1))
+    granted, tokens = _redis_script()(keys=[name], args=[rate, burst, time.time(), want])
+    granted = int(granted)
+    if granted < 1:
+        return _refused(float(tokens), rate)
+    with _local_lock:
+        if len(_leases) >= _LOCAL_MAX:
+            _leases.clear()
+        _leases[name] = [float(granted - 1), now + seconds]
+    return _ALLOW
+
+
 def reset(scope: str, identity: str) -> None:
-    caches[settings.RATE_LIMIT_CACHE or settings.CACHE_ALIAS].delete(f"{_PREFIX}{scope}:{identity}")
+    name = f"{_PREFIX}{scope}:{identity}"
+    with _local_lock:
+        _local.pop(name, None)
+        _leases.pop(name, None)
+    store = settings.RATE_LIMIT_STORE
+    if store == "redis":
+        _redis_script().registered_client.delete(name)
+    elif store == "cache":
+        _cache().delete(name)

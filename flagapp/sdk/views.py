@@ -18,17 +18,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST
 
 from flagapp.conf import settings
 from flagapp.sdk import notifier
-from flagapp.sdk.auth import authorize, json_response
+from flagapp.sdk.auth import aauthorize, authorize, json_response
 from flagapp.sdk.keys import KeyInfo
 
-__all__ = ["etag_matches", "events", "ruleset", "stream"]
+__all__ = ["aget_ruleset", "etag_matches", "events", "ruleset", "stream"]
 
 logger = logging.getLogger("flagapp.sdk")
 
@@ -37,6 +37,17 @@ def _get_ruleset(env_key: str) -> Any:
     from flagapp.evaluation import get_ruleset
 
     return get_ruleset(env_key)
+
+
+async def aget_ruleset(env_key: str) -> Any:
+    """The environment's ruleset from an async view: from memory when this process's copy is
+    fresh, else through :func:`flagapp.evaluation.get_ruleset` in a worker thread (it may
+    read the shared cache or the database)."""
+    from flagapp import evaluation
+
+    if evaluation.is_warm(env_key):
+        return evaluation.current_ruleset(env_key)
+    return await sync_to_async(_get_ruleset)(env_key)
 
 
 def etag_matches(header: str | None, etag: str) -> bool:
@@ -88,13 +99,17 @@ def _quoted(etag: str) -> str:
     return '"' + etag.replace('"', "") + '"'
 
 
-@require_GET
-def ruleset(request: HttpRequest) -> HttpResponse:
-    """The environment's current snapshot (format v1), with ETag/304 and gzip."""
-    info = authorize(request, "sdk")
+async def ruleset(request: HttpRequest) -> HttpResponse:
+    """The environment's current snapshot (format v1), with ETag/304 and gzip.
+
+    Async so that, under ASGI, a warm request (the common 304) never leaves the event loop.
+    """
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    info = await aauthorize(request, "sdk")
     if isinstance(info, HttpResponse):
         return info
-    rs = _get_ruleset(info.environment_key)
+    rs = await aget_ruleset(info.environment_key)
     if rs is None:
         return json_response(
             {"errorCode": "FLAG_NOT_FOUND", "errorDetails": "no snapshot published yet"},
@@ -142,7 +157,7 @@ async def _events(info: KeyInfo, request: HttpRequest) -> AsyncIterator[str]:
     last = -1
     try:
         yield f"retry: {int(settings.STREAM_RETRY_MS)}\n\n"
-        rs = await sync_to_async(_get_ruleset)(env)
+        rs = await aget_ruleset(env)
         if rs is not None:
             last = int(rs.version)
             yield _sse(last, rs.etag, env)
@@ -157,7 +172,7 @@ async def _events(info: KeyInfo, request: HttpRequest) -> AsyncIterator[str]:
             except TimeoutError:
                 # No announcement: say we are alive, and check the version ourselves in case
                 # an announcement was lost (no Redis, a dropped connection).
-                rs = await sync_to_async(_get_ruleset)(env)
+                rs = await aget_ruleset(env)
                 if rs is not None and int(rs.version) > last:
                     last = int(rs.version)
                     yield _sse(last, rs.etag, env)
@@ -178,7 +193,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     """
     if request.method != "GET":
         return HttpResponse(status=405, headers={"Allow": "GET"})
-    info = await sync_to_async(authorize)(request, "sdk")
+    info = await aauthorize(request, "sdk")
     if isinstance(info, HttpResponse):
         return info
     response = StreamingHttpResponse(_events(info, request), content_type="text/event-stream")

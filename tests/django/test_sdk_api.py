@@ -378,3 +378,73 @@ def test_events__batch_encoded_by_the_python_provider__accepted_and_stored(
         "u9",
     )
     assert exposure.timestamp.year == 2023
+
+
+def _redis_available() -> bool:
+    try:
+        import redis
+
+        return bool(redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=0.5).ping())
+    except Exception:
+        return False
+
+
+@pytest.mark.parametrize(
+    "store", ["cache", "local", pytest.param("redis", marks=pytest.mark.redis)]
+)
+def test_rate_limit__each_store__burst_then_429(
+    client: Client, sdk_token: str, install_flags: Callable[..., Any], store: str
+) -> None:
+    from flagapp.sdk import ratelimit
+
+    if store == "redis" and not _redis_available():
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    install_flags(ALL_KINDS)
+    conf = {
+        "RATE_LIMIT_STORE": store,
+        "REDIS_URL": "redis://127.0.0.1:6379/9",
+        "RATE_LIMITS": {"ofrep": {"rate": 0.2, "burst": 5}},
+    }
+    identity = f"key:{keys.authenticate_token(sdk_token).key_id}"
+    with override_settings(FLAGAPP=conf):
+        ratelimit.reset("ofrep", identity)
+        try:
+            statuses = [
+                client.post(
+                    "/ofrep/v1/evaluate/flags/demo.bool",
+                    content_type="application/json",
+                    **bearer(sdk_token),
+                ).status_code
+                for _ in range(7)
+            ]
+        finally:
+            ratelimit.reset("ofrep", identity)
+    assert statuses == [200] * 5 + [429, 429]
+
+
+@pytest.mark.redis
+def test_rate_limit__redis_store_busy_key__leases_tokens_in_batches() -> None:
+    from flagapp.sdk import ratelimit
+
+    if not _redis_available():
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    conf = {
+        "RATE_LIMIT_STORE": "redis",
+        "REDIS_URL": "redis://127.0.0.1:6379/9",
+        "RATE_LIMIT_LEASE_SECONDS": 60,
+        "RATE_LIMITS": {"ofrep": {"rate": 1.0, "burst": 40}},
+    }
+    with override_settings(FLAGAPP=conf):
+        ratelimit.reset("ofrep", "lease-test")
+        try:
+            decisions = [ratelimit.check("ofrep", "lease-test").allowed for _ in range(45)]
+            import redis
+
+            stored = redis.Redis.from_url(conf["REDIS_URL"]).hget(
+                "flagapp:rl:ofrep:lease-test", "t"
+            )
+        finally:
+            ratelimit.reset("ofrep", "lease-test")
+    # burst 40 is leased 10 at a time (a quarter of the burst): 40 allowed, then refused.
+    assert decisions == [True] * 40 + [False] * 5
+    assert stored is not None and float(stored) < 1
