@@ -21,7 +21,6 @@ from openfeature_provider.exceptions import (
     AuthenticationError,
     RateLimited,
     SourceError,
-    SourceUnavailable,
     UnexpectedResponse,
 )
 from openfeature_provider.transport import RulesetClient, iter_sse
@@ -120,9 +119,10 @@ class _RemoteSource:
     def _main(self) -> None:
         try:
             self._run()
-        except Exception as exc:  # a bug must not kill flag updates silently
+        except Exception as exc:  # a bug must not stop flag updates silently
             logger.exception("flagapp: snapshot source crashed")
-            self._report(SourceUnavailable(f"source crashed: {exc}"), fatal=True)
+            # not fatal: the provider keeps serving what it has and signals PROVIDER_ERROR
+            self._report(RuntimeError(f"snapshot source crashed: {type(exc).__name__}: {exc}"))
 
     def _run(self) -> None:
         raise NotImplementedError

@@ -6,8 +6,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from openfeature import api
 from openfeature.event import ProviderEvent
+from openfeature.exception import ErrorCode
 
 from openfeature_provider import FlagappProvider
 from openfeature_provider.engine import parse_ruleset
@@ -160,3 +162,25 @@ def test_stream__shutdown__stops_thread_promptly(
     provider.shutdown()  # idempotent
     assert time.monotonic() - started < 5  # the blocked read was woken, not timed out
     assert not [t for t in threading.enumerate() if t.name.startswith("flagapp-stream")]
+
+
+def test_source_bug__thread_crash__provider_error_not_fatal(
+    flag_server: FlagServer,
+    provider_name: str,
+    recorder: EventRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = _provider(flag_server, provider_name)
+    api.set_provider_and_wait(provider)
+    source = provider.source
+    assert isinstance(source, StreamingSource)
+
+    def bug(_data: str) -> bool:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(source, "_on_announcement", bug)
+    flag_server.set_ruleset(_theme_doc(2, "light"))
+    errors = recorder.wait_count(ProviderEvent.PROVIDER_ERROR, 1)
+    assert len(errors) == 1 and "crashed" in (errors[0].message or "")
+    assert errors[0].error_code != ErrorCode.PROVIDER_FATAL
+    assert api.get_client().get_string_value("ui.theme", "x") == "dark"  # still serving
