@@ -311,8 +311,11 @@ def propose_from(
 def _locked(cr: ChangeRequest) -> ChangeRequest:
     from flagapp.models import ChangeRequest
 
+    # of=("self",): PostgreSQL cannot lock the nullable side (reviewer) of an outer join.
     return (
-        ChangeRequest.objects.select_for_update().select_related("author", "reviewer").get(pk=cr.pk)
+        ChangeRequest.objects.select_for_update(of=("self",))
+        .select_related("author", "reviewer")
+        .get(pk=cr.pk)
     )
 
 
