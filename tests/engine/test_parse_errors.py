@@ -454,3 +454,24 @@ def test_parse__valid_document__input_not_mutated() -> None:
     before = copy.deepcopy(doc)
     parse_ruleset(doc)
     assert doc == before
+
+
+def test_parse__success_or_failure__garbage_collector_left_enabled() -> None:
+    import gc
+
+    assert gc.isenabled()
+    parse_ruleset(base())
+    with pytest.raises(ParseError):
+        parse_ruleset("{")
+    assert gc.isenabled()
+
+
+def test_parse__collector_disabled_by_caller__left_disabled() -> None:
+    import gc
+
+    gc.disable()
+    try:
+        parse_ruleset(base())
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
