@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
 from django.db import transaction
-from django.db.models import Prefetch
 
 from .conf import settings
 from .signals import snapshot_published
@@ -31,7 +30,7 @@ from .signals import snapshot_published
 if TYPE_CHECKING:
     from openfeature_provider.engine.types import Ruleset
 
-    from .models import Environment, Flag, FlagState, Segment, Snapshot
+    from .models import Environment, Segment, Snapshot
 
 __all__ = [
     "FORMAT_VERSION",
@@ -107,17 +106,14 @@ def flag_entry(
     }
 
 
-def flag_metadata(flag: Flag, state: FlagState | None) -> dict[str, Any]:
+def _metadata(
+    owner: str, flag_type: str, risk: str, expires_on: Any, version: int
+) -> dict[str, Any]:
     """Metadata carried by every resolution of the flag (OpenFeature flag metadata: strings,
     numbers and booleans only)."""
-    meta: dict[str, Any] = {
-        "owner": flag.owner.name,
-        "type": flag.flag_type,
-        "version": state.version if state is not None else 0,
-        "risk": flag.risk,
-    }
-    if flag.expires_on is not None:
-        meta["expiresOn"] = flag.expires_on.isoformat()
+    meta: dict[str, Any] = {"owner": owner, "type": flag_type, "version": version, "risk": risk}
+    if expires_on is not None:
+        meta["expiresOn"] = expires_on.isoformat()
     return meta
 
 
@@ -129,52 +125,75 @@ def segment_entry(segment: Segment) -> dict[str, Any]:
     }
 
 
-def _state_entry(flag: Flag, state: FlagState | None) -> dict[str, Any]:
-    variants = [(v.key, v.value) for v in flag.variants.all()]
-    if state is None:
-        # A flag created before this environment existed and never configured here: off.
-        return flag_entry(
-            kind=flag.kind,
-            enabled=False,
-            variants=variants,
-            prerequisites=[],
-            rules=[],
-            fallthrough=None,
-            metadata=flag_metadata(flag, None),
-        )
-    return flag_entry(
-        kind=flag.kind,
-        enabled=state.enabled,
-        variants=variants,
-        prerequisites=state.prerequisites,
-        rules=((r.rule_id, r.conditions, r.serve) for r in state.rules.all()),
-        fallthrough=state.fallthrough,
-        metadata=flag_metadata(flag, state),
-    )
-
-
 def compile_environment(environment: Environment, *, version: int = 0) -> dict[str, Any]:
-    """The format-v1 document of one environment (archived flags left out). Five queries
-    whatever the number of flags: flags+owners, variants, states, rules, segments."""
+    """The format-v1 document of one environment (archived flags left out).
+
+    Five queries whatever the number of flags (flags with owners, variants, states, rules,
+    segments), read as plain rows: building model instances and per-object prefetch caches
+    costs more than everything else here once there are hundreds of flags.
+    """
     from .models import Flag, FlagState, Segment, TargetingRule, Variant
 
-    states_qs = FlagState.objects.filter(environment_id=environment.pk).prefetch_related(
-        Prefetch("rules", queryset=TargetingRule.objects.order_by("order", "id"))
-    )
-    flags = (
-        Flag.objects.filter(archived=False)
-        .select_related("owner")
-        .prefetch_related(
-            Prefetch("variants", queryset=Variant.objects.order_by("order", "key")),
-            Prefetch("states", queryset=states_qs, to_attr="env_states"),
+    live = {"flag__archived": False}
+    variants: dict[int, list[tuple[str, Any]]] = {}
+    for flag_id, key, value in (
+        Variant.objects.filter(**live)
+        .order_by("flag_id", "order", "key")
+        .values_list("flag_id", "key", "value")
+    ):
+        variants.setdefault(flag_id, []).append((key, value))
+    states: dict[int, tuple[int, bool, Any, Any, int]] = {}
+    for (
+        state_id,
+        flag_id,
+        enabled,
+        fallthrough,
+        prerequisites,
+        state_version,
+    ) in FlagState.objects.filter(environment_id=environment.pk, **live).values_list(
+        "id", "flag_id", "enabled", "fallthrough", "prerequisites", "version"
+    ):
+        states[flag_id] = (state_id, enabled, fallthrough, prerequisites, state_version)
+    rules: dict[int, list[tuple[str, Any, Any]]] = {}
+    for state_id, rule_id, conditions, serve in (
+        TargetingRule.objects.filter(
+            state__environment_id=environment.pk, state__flag__archived=False
         )
-        .order_by("key")
-    )
+        .order_by("state_id", "order", "id")
+        .values_list("state_id", "rule_id", "conditions", "serve")
+    ):
+        rules.setdefault(state_id, []).append((rule_id, conditions, serve))
+
     flag_docs: dict[str, Any] = {}
-    for flag in flags:
-        env_states: list[FlagState] = flag.env_states
-        flag_docs[flag.key] = _state_entry(flag, env_states[0] if env_states else None)
-    segment_docs = {s.key: segment_entry(s) for s in Segment.objects.order_by("key")}
+    for flag_id, key, kind, flag_type, risk, expires_on, owner in (
+        Flag.objects.filter(archived=False)
+        .order_by("key")
+        .values_list("id", "key", "kind", "flag_type", "risk", "expires_on", "owner__name")
+    ):
+        state = states.get(flag_id)
+        if state is None:
+            # Created before this environment existed and never configured here: off.
+            state = (0, False, None, [], 0)
+        state_id, enabled, fallthrough, prerequisites, state_version = state
+        flag_docs[key] = flag_entry(
+            kind=kind,
+            enabled=enabled,
+            variants=variants.get(flag_id, []),
+            prerequisites=prerequisites,
+            rules=rules.get(state_id, []),
+            fallthrough=fallthrough,
+            metadata=_metadata(owner, flag_type, risk, expires_on, state_version),
+        )
+    segment_docs = {
+        key: {
+            "include": list(include or []),
+            "exclude": list(exclude or []),
+            "when": list(conditions or []),
+        }
+        for key, include, exclude, conditions in Segment.objects.order_by("key").values_list(
+            "key", "include", "exclude", "conditions"
+        )
+    }
     return {
         "format": FORMAT_VERSION,
         "environment": environment.key,
