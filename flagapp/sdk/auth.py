@@ -61,6 +61,9 @@ def authorize(request: HttpRequest, scope: str) -> KeyInfo | HttpResponse:
     An explicit ``?environment=`` that is not the key's environment is refused with 403: a
     client configured for one environment must never be served another's flags.
     """
+    # ALLOWED_HOSTS, as CommonMiddleware would check it (the ASGI fast path has no
+    # middleware); DisallowedHost becomes a 400.
+    request.get_host()
     try:
         info = authenticate_token(token_from_headers(request.headers))
     except AuthFailure as failure:

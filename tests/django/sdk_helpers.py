@@ -168,13 +168,16 @@ class AsgiServer:
         import uvicorn
         from django.core.asgi import get_asgi_application
 
+        from flagapp.asgi import sdk_fast_path
+
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
+        # The production shape (docs/deploy.md): SDK paths on the middleware-free handler.
         config = uvicorn.Config(
-            get_asgi_application(),
+            sdk_fast_path(get_asgi_application()),
             lifespan="off",
             log_level="warning",
             timeout_graceful_shutdown=1,

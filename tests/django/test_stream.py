@@ -274,3 +274,29 @@ def test_notifier__redis_revocation_from_another_process__cached_key_dropped(
         assert refused
     finally:
         notifier.stop_listener()
+
+
+def test_asgi_fast_path__sdk_and_other_paths__each_served_by_its_handler(
+    asgi_server: AsgiServer, world: dict[str, Any], install_flags: Any
+) -> None:
+    headers = {"Authorization": f"Bearer {world['token']}"}
+    ofrep = httpx.post(
+        f"{asgi_server.url}/ofrep/v1/evaluate/flags/web.banner", headers=headers, json={}
+    )
+    assert ofrep.status_code == 200
+    assert ofrep.json()["reason"] == "DISABLED"
+    # The project's own pages still go through its middleware (the admin redirects to login).
+    admin = httpx.get(f"{asgi_server.url}/admin/", follow_redirects=False)
+    assert admin.status_code == 302
+    assert "X-Frame-Options" in admin.headers  # set by the project's middleware
+
+
+def test_asgi_fast_path__host_not_allowed__400(
+    asgi_server: AsgiServer, world: dict[str, Any], settings: Any
+) -> None:
+    settings.ALLOWED_HOSTS = ["flags.example.com"]
+    response = httpx.get(
+        f"{asgi_server.url}/sdk/v1/ruleset",
+        headers={"Authorization": f"Bearer {world['token']}", "Host": "evil.example.net"},
+    )
+    assert response.status_code == 400
