@@ -19,6 +19,8 @@ from typing import Any
 
 from django.utils.module_loading import import_string
 
+from flagapp.conf import settings as flagapp_settings
+
 __all__ = [
     "CONTEXT_ATTR",
     "ContextBuilder",
@@ -41,8 +43,6 @@ def client_ip(request: Any) -> str | None:
 
     A forwarding header is only trustworthy behind a proxy that sets it, so it is opt-in.
     """
-    from flagapp.conf import settings as flagapp_settings
-
     meta = getattr(request, "META", None) or {}
     header = getattr(flagapp_settings, "CLIENT_IP_HEADER", None)
     if header:
@@ -97,15 +97,13 @@ def default_context(request: Any) -> dict[str, Any]:
 
 def _groups_in_use() -> bool:
     # Imported here: evaluation imports this module.
-    from flagapp.evaluation import attribute_in_use
+    from flagapp import evaluation
 
-    return attribute_in_use("groups")
+    return evaluation.attribute_in_use("groups")
 
 
 def get_context_builder() -> ContextBuilder:
     """The configured builder (``FLAGAPP["CONTEXT_BUILDER"]``), imported once per setting."""
-    from flagapp.conf import settings as flagapp_settings
-
     configured = getattr(flagapp_settings, "CONTEXT_BUILDER", None)
     if configured is None:
         return default_context
