@@ -123,3 +123,51 @@ def test_experiment_api__create_results_and_sample_size(
         format="json",
     )
     assert r.status_code == 200 and r.json()["sample_size_per_variant"] == 3841
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"guardrails": [{"metric": ["x"], "threshold": 1}]},
+        {"guardrails": [{"metric": "latency", "threshold": 1, "event_key": 5}]},
+        {"guardrails": [{"metric": "error_rate", "threshold": "high"}]},
+        {"guardrails": [{"metric": "error_rate", "threshold": 1, "percentile": True}]},
+        {"guardrails": [{"metric": "error_rate", "threshold": 1, "comparison": {}}]},
+        {"steps": [100, 100]},
+        {"schedule": "cubic"},
+        {"treatment": "missing"},
+        {"flag": "no.such-flag"},
+    ],
+)
+def test_rollout_api__ill_typed_bodies__4xx_never_5xx(
+    api: APIClient, flag: Any, body: dict[str, Any]
+) -> None:
+    base = {"flag": flag.key, "environment": "staging", "treatment": "on", "control": "off"}
+    r = api.post("/api/v1/rollouts/", {**base, **body}, format="json")
+    assert r.status_code in (400, 404), r.content
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"expected_weights": {"on": "x"}},
+        {"expected_weights": [1, 2]},
+        {"srm_threshold": 2.0},
+        {"confidence": 1.0},
+        {"control_variant": "nope"},
+    ],
+)
+def test_experiment_api__ill_typed_bodies__400(
+    api: APIClient, make_flag: Callable[..., Any], envs: dict[str, Any], extra: dict[str, Any]
+) -> None:
+    exp_flag = make_flag("shop.api-bad", flag_type="experiment", expires_on=None)
+    body = {
+        "flag": exp_flag.key,
+        "environment": "production",
+        "name": "x",
+        "control_variant": "off",
+        "conversion_event": "buy",
+        "started_at": "2026-01-01T00:00:00Z",
+        **extra,
+    }
+    assert api.post("/api/v1/experiments/", body, format="json").status_code == 400
