@@ -184,7 +184,9 @@ def _load(token: str, digest: str, now: float) -> _Entry:
         row = (
             SdkKey.objects.select_related("environment")
             .filter(public_id=public_id)
-            .only("id", "public_id", "secret_hash", "revoked_at", "environment__key")
+            .only(
+                "id", "public_id", "secret_hash", "revoked_at", "last_used_at", "environment__key"
+            )
             .first()
         )
     if row is None or not hmac.compare_digest(row.secret_hash, digest):
@@ -192,8 +194,12 @@ def _load(token: str, digest: str, now: float) -> _Entry:
     info = KeyInfo(key_id=row.pk, public_id=row.public_id, environment_key=row.environment.key)
     if row.revoked_at is not None:
         return _Entry(info=info, revoked=True, loaded_at=now, touched_at=now)
-    # A fresh load counts as use, so a cold process records it once at start-up.
-    SdkKey.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+    # A fresh load counts as use (a cold process records it at start-up), unless another
+    # load recorded it less than SDK_KEY_LAST_USED_INTERVAL ago.
+    interval = float(settings.SDK_KEY_LAST_USED_INTERVAL)
+    wall = timezone.now()
+    if row.last_used_at is None or (wall - row.last_used_at).total_seconds() > interval:
+        SdkKey.objects.filter(pk=row.pk).update(last_used_at=wall)
     return _Entry(info=info, revoked=False, loaded_at=now, touched_at=now)
 
 

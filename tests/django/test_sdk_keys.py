@@ -143,3 +143,13 @@ def test_command_revoke__by_token_or_public_id__key_refused(environments: dict[s
     call_command("flagapp_sdk_key", "list", stdout=out)
     assert out.getvalue().count("revoked") == 2
     assert token1 not in out.getvalue()
+
+
+def test_authenticate_token__cache_expired_but_recently_used__no_write(
+    environments: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    _key, token = keys.create_sdk_key("production")
+    keys.authenticate_token(token)  # records last_used_at
+    # The reload's SELECT, no UPDATE.
+    with override_settings(FLAGAPP={"SDK_KEY_CACHE_SECONDS": 0}), django_assert_num_queries(1):
+        keys.authenticate_token(token)
