@@ -360,10 +360,6 @@ def start(
             f"- {reason}"
         )
         _apply_step(plan, first, actor=actor, reason=step_reason)
-        if first == TOTAL_WEIGHT:
-            plan.state = State.COMPLETED.value
-            plan.finished_at = at
-            plan.save()
         _record(
             plan,
             Action.START,
@@ -374,6 +370,20 @@ def start(
             from_state=State.DRAFT.value,
             from_bps=0,
         )
+        if first == TOTAL_WEIGHT:  # a one-step plan: started and done
+            plan.state = next_state(plan.state, Action.COMPLETE).value
+            plan.finished_at = at
+            plan.save()
+            _record(
+                plan,
+                Action.COMPLETE,
+                at=at,
+                reason="the first step is 100%",
+                actor=actor,
+                automatic=True,
+                from_state=State.RUNNING.value,
+                from_bps=first,
+            )
     return plan
 
 

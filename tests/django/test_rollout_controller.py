@@ -437,3 +437,51 @@ def test_kill_switch_during_rollout__plan_paused_and_rollback_keeps_flag_off(
     state = _state(flag, env)
     assert state.enabled is False  # the kill switch is not undone by the rollback
     assert state.fallthrough == {"variant": "off"}
+
+
+class _ExplodingSource:
+    name = "exploding"
+
+    def measure(self, query: MetricQuery) -> dict[str, VariantSample]:
+        raise RuntimeError(f"boom for {query.flag_key}")
+
+
+def test_tick__one_plan_raises__others_still_checked_and_reported(
+    flag: Any, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    env = envs["production"]
+    other = make_flag("checkout.other-flow")
+    services.update_flag_state(other, env, enabled=True, actor=None, reason="on")
+    controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    controller.start(_plan(other, env, guardrails=[]), actor=None, reason="go", now=T0)
+    outcomes = controller.tick(now=T0 + dt.timedelta(hours=1), source=_ExplodingSource())
+    by_action = sorted(o.action for o in outcomes)
+    assert by_action == ["advanced", "error"]  # the plan without guardrails still stepped
+    assert any("boom" in o.message for o in outcomes)
+
+
+def test_create_plan__linear_schedule__steps_generated_and_served(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    plan = controller.create_plan(
+        flag,
+        envs["production"],
+        treatment="on",
+        control="off",
+        schedule="linear",
+        step_count=4,
+        first_step=500,
+    )
+    assert plan.steps == [500, 3667, 6833, 10000]
+    plan = controller.start(plan, actor=None, reason="go", now=T0)
+    weights = _state(flag, envs["production"]).fallthrough["rollout"]["weights"]
+    assert weights[0] == {"variant": "on", "weight": 500}
+
+
+def test_start__single_step_100_percent__completed_at_once(flag: Any, envs: dict[str, Any]) -> None:
+    plan = _plan(flag, envs["production"], steps=[10000])
+    plan = controller.start(plan, actor=None, reason="straight to everyone", now=T0)
+    assert plan.state == "completed"
+    assert _state(flag, envs["production"]).fallthrough == {"variant": "on"}
+    steps = [(t.action, t.from_state, t.to_state) for t in plan.transitions.all()]
+    assert steps == [("start", "draft", "running"), ("complete", "running", "completed")]
