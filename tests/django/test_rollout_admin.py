@@ -120,6 +120,50 @@ def test_experiment_admin__change_page__results_table_srm_and_chart(
         started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         expected_weights={"on": 1, "off": 1},
     )
+    from flagapp.models import SdkEvent
+
+    at = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    SdkEvent.objects.bulk_create(
+        [
+            SdkEvent(
+                environment=exp.environment,
+                kind="exposure",
+                key=flag.key,
+                flag_key=flag.key,
+                variant=v,
+                targeting_key=f"{v}{i}",
+                timestamp=at,
+            )
+            for v in ("on", "off")
+            for i in range(200)
+        ]
+        + [
+            SdkEvent(
+                environment=exp.environment,
+                kind="tracking",
+                key="buy",
+                targeting_key=f"on{i}",
+                timestamp=at,
+            )
+            for i in range(50)
+        ]
+    )
     page = admin_client_.get(f"/admin/flagapp/experiment/{exp.pk}/change/")
     assert page.status_code == 200
     assert b"Sample ratio as intended" in page.content and b"<svg" in page.content
+    assert b"25.00%" in page.content and b"off (control)" in page.content
+    # A broken split is shown as such.
+    SdkEvent.objects.bulk_create(
+        SdkEvent(
+            environment=exp.environment,
+            kind="exposure",
+            key=flag.key,
+            flag_key=flag.key,
+            variant="off",
+            targeting_key=f"extra{i}",
+            timestamp=at,
+        )
+        for i in range(300)
+    )
+    page = admin_client_.get(f"/admin/flagapp/experiment/{exp.pk}/change/")
+    assert b"Sample-ratio mismatch" in page.content
