@@ -30,7 +30,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from flagapp import services
@@ -67,11 +67,18 @@ _SERVICE_ERRORS = (FlagValidationError, VersionConflict, ApprovalRequired, Chang
 class _Targeted(Exception):
     """A service error and the form whose fields should show it."""
 
-    def __init__(self, exc: Exception, form: forms.BaseForm, label: str = "") -> None:
+    def __init__(
+        self,
+        exc: Exception,
+        form: forms.BaseForm,
+        label: str = "",
+        aliases: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(str(exc))
         self.exc = exc
         self.form = form
         self.label = label
+        self.aliases = aliases or {}
 
 
 def _messages_of(exc: Exception) -> dict[str, list[str]]:
@@ -94,10 +101,16 @@ def _messages_of(exc: Exception) -> dict[str, list[str]]:
     return {"__all__": [str(exc) or "You may not make this change."]}
 
 
-def attach_errors(form: forms.BaseForm, exc: Exception, label: str = "") -> None:
+def attach_errors(
+    form: forms.BaseForm,
+    exc: Exception,
+    label: str = "",
+    aliases: dict[str, str] | None = None,
+) -> None:
     """Show a service error on ``form``: messages keyed by a field of the form go to that
     field, the rest to the form's non-field errors (prefixed with the field name)."""
-    for field, msgs in _messages_of(exc).items():
+    for service_field, msgs in _messages_of(exc).items():
+        field = (aliases or {}).get(service_field, service_field)
         for msg in msgs:
             text = f"{label}{msg}"
             if field in form.fields and field in getattr(form, "cleaned_data", {}):
@@ -152,7 +165,7 @@ class _ServiceStep:
             transaction.savepoint_rollback(sid)
             if isinstance(exc.exc, ApprovalRequired):
                 return _propose(self.request, exc.exc, form)
-            attach_errors(exc.form, exc.exc, exc.label)
+            attach_errors(exc.form, exc.exc, exc.label, exc.aliases)
             if exc.form is not form:
                 form.add_error(None, "Nothing was saved: see the errors below.")
             return False
@@ -331,10 +344,11 @@ class FlagStateInline(admin.StackedInline):
         "enabled",
         "fallthrough",
         "prerequisites",
-        "rules_summary",
+        "rules_text",
+        "rules_page",
         "version",
     ]
-    readonly_fields = ["environment_name", "rules_summary"]
+    readonly_fields = ["environment_name", "rules_page"]
     verbose_name = "state in an environment"
     verbose_name_plural = "state per environment"
 
@@ -364,27 +378,22 @@ class FlagStateInline(admin.StackedInline):
         return f"{env.name} ({env.key}){' — protected' if env.protected else ''}"
 
     @admin.display(description="rules")
-    def rules_summary(self, obj: FlagState) -> str:
+    def rules_text(self, obj: FlagState) -> str:
+        """Read-only display (view permission only)."""
+        from flagapp.forms import format_rules
+
+        return format_rules([(r.rule_id, r.conditions, r.serve) for r in obj.rules.all()])
+
+    @admin.display(description="rules page")
+    def rules_page(self, obj: FlagState) -> str:
         if not obj.pk:
             return "-"
         url = reverse("admin:flagapp_flagstate_change", args=[obj.pk])
-        rules = list(obj.rules.all())
-        items = format_html_join(
-            "",
-            "<li>{}: {}</li>",
-            ((r.rule_id, r.description or _summarise_rule(r)) for r in rules),
-        )
-        label = f"Edit the {len(rules)} rule(s) in {obj.environment.key}"
         return format_html(
-            '<ol class="flagapp-rules">{}</ol><a href="{}">{}</a>', items, url, label
+            '<a href="{}">Edit the rules of {} one by one (with descriptions)</a>',
+            url,
+            obj.environment.key,
         )
-
-
-def _summarise_rule(rule: TargetingRule) -> str:
-    from flagapp.forms import format_conditions, format_serve
-
-    when = format_conditions(rule.conditions).replace("\n", " and ") or "everyone"
-    return f"if {when} serve {format_serve(rule.serve)}"
 
 
 @admin.register(Flag)
@@ -591,6 +600,14 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
             raise
         for state_form, state in changed_states:
             state_cd = state_form.cleaned_data
+            kwargs: dict[str, Any] = {}
+            if "rules_text" in state_cd:
+                # The one-line syntax has no descriptions: keep them by rule id.
+                described = dict(state.rules.values_list("rule_id", "description"))
+                kwargs["rules"] = [
+                    {**rule, "description": described.get(rule["id"] or "", "")}
+                    for rule in state_cd["rules_text"]
+                ]
             try:
                 services.update_flag_state(
                     flag,
@@ -600,9 +617,12 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
                     enabled=state_cd["enabled"],
                     fallthrough=state_cd["fallthrough"],
                     prerequisites=state_cd["prerequisites"],
+                    **kwargs,
                 )
             except _SERVICE_ERRORS as exc:
-                raise _Targeted(exc, state_form, f"{state.environment.key}: ") from None
+                raise _Targeted(
+                    exc, state_form, f"{state.environment.key}: ", {"rules": "rules_text"}
+                ) from None
         if variant_fs is not None and removed and changed_states:
             try:
                 services.set_variants(flag, new_items, actor=actor, reason=reason)

@@ -44,11 +44,13 @@ __all__ = [
     "VariantForm",
     "format_conditions",
     "format_prerequisites",
+    "format_rules",
     "format_serve",
     "format_value",
     "parse_conditions",
     "parse_keys",
     "parse_prerequisites",
+    "parse_rules",
     "parse_serve",
     "parse_value",
 ]
@@ -176,6 +178,7 @@ def _format_scalar(value: Any) -> str:
             value == ""
             or value != value.strip()
             or "," in value
+            or ";" in value
             or value.startswith('"')
             or bool(_LITERAL.match(value))
         )
@@ -257,6 +260,60 @@ def format_conditions(conditions: Sequence[Mapping[str, Any]] | None) -> str:
         if cond.get("negate"):
             line = f"not {line}"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def _split_outside_quotes(text: str, sep: str) -> list[str]:
+    parts: list[str] = []
+    buf: list[str] = []
+    quoted = escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and quoted:
+            escaped = True
+        elif ch == '"':
+            quoted = not quoted
+        elif ch == sep and not quoted:
+            parts.append("".join(buf))
+            buf = []
+            continue
+        buf.append(ch)
+    parts.append("".join(buf))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_rules(text: str) -> list[dict[str, Any]]:
+    """One rule per line, in order: ``[id] <condition>; <condition> => <serve>``. The id is
+    optional (generated); no conditions (``=> on``) matches everyone."""
+    out: list[dict[str, Any]] = []
+    for n, raw in enumerate((text or "").splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        rule_id = None
+        m = re.match(r"^\[([^\]]*)\]\s*(.*)$", line)
+        if m:
+            rule_id = m.group(1).strip() or None
+            line = m.group(2)
+        conditions_text, arrow, serve_text = line.rpartition("=>")
+        if not arrow:
+            raise ValidationError(f"line {n}: expected '[id] <condition>; <condition> => <serve>'")
+        try:
+            conditions = parse_conditions("\n".join(_split_outside_quotes(conditions_text, ";")))
+            serve = parse_serve(serve_text, allow_empty=False)
+        except ValidationError as exc:
+            raise ValidationError(f"line {n}: {' '.join(exc.messages)}") from None
+        out.append({"id": rule_id, "when": conditions, "serve": serve})
+    return out
+
+
+def format_rules(rules: Sequence[tuple[str, Any, Any]]) -> str:
+    """``(rule_id, conditions, serve)`` rows -> the text of :func:`parse_rules`."""
+    lines = []
+    for rule_id, conditions, serve in rules:
+        when = "; ".join(format_conditions(conditions).splitlines())
+        lines.append(f"[{rule_id}] {when} => {format_serve(serve)}".replace("]  =>", "] =>"))
     return "\n".join(lines)
 
 
@@ -417,9 +474,28 @@ class _StateFieldsMixin(forms.ModelForm):
 
 
 class FlagStateInlineForm(_StateFieldsMixin):
+    rules_text = forms.CharField(
+        label="Rules",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        help_text="One rule per line, tried in order: [id] plan in pro; country eq US => on "
+        "· [beta] in_segment beta => on:10 off:90 · => off (everyone). Descriptions are "
+        "kept by id; edit them on the rules page.",
+    )
+
     class Meta:
         model = FlagState
-        fields = ["enabled", "fallthrough", "prerequisites", "version"]
+        fields = ["enabled", "fallthrough", "prerequisites", "rules_text", "version"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["rules_text"] = format_rules(
+                [(r.rule_id, r.conditions, r.serve) for r in self.instance.rules.all()]
+            )
+
+    def clean_rules_text(self) -> list[dict[str, Any]]:
+        return parse_rules(self.cleaned_data.get("rules_text") or "")
 
 
 class FlagStateForm(_StateFieldsMixin):

@@ -525,3 +525,60 @@ def test_admin_index__flag_state_hidden_snapshots_read_only(
     assert "/admin/flagapp/flag/" in index
     assert "/admin/flagapp/flagstate/" not in index
     assert admin_client.get(reverse("admin:flagapp_snapshot_add")).status_code == 403
+
+
+def test_change_flag__rules_in_one_line_syntax__saved_descriptions_kept(
+    admin_client: Client, flag: Flag, envs: dict[str, Environment]
+) -> None:
+    env = envs["staging"]
+    services.update_flag_state(
+        flag,
+        env,
+        actor=None,
+        reason="x",
+        rules=[
+            {
+                "id": "pros",
+                "description": "paying users",
+                "when": [{"attr": "plan", "op": "in", "values": ["pro"]}],
+                "serve": {"variant": "on"},
+            }
+        ],
+    )
+    url, data = _change(admin_client, flag)
+    prefix = _state_prefix(data, "staging", flag)
+    assert data[f"{prefix}-rules_text"] == "[pros] plan in pro => on"
+    data[f"{prefix}-rules_text"] = (
+        "[beta] in_segment beta => on:10 off:90\n[pros] plan in pro, team => on\n=> off"
+    )
+    services.create_segment(key="beta", name="Beta", include=["u1"], actor=None, reason="x")
+    data["reason"] = "beta first"
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, post_errors(response)
+    state = FlagState.objects.get(flag=flag, environment=env)
+    rules = list(state.rules.order_by("order").values_list("rule_id", "description", "serve"))
+    assert [r[0] for r in rules] == ["beta", "pros", "r1"]
+    assert rules[1][1] == "paying users"
+    assert rules[0][2]["rollout"]["weights"][0] == {"variant": "on", "weight": 10}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("plan in pro", "expected '[id] <condition>; <condition> => <serve>'"),
+        ("[a] plan like pro => on", "unknown operator 'like'"),
+        ("[a] plan in pro => maybe", "rules[0].serve.variant: variant 'maybe'"),
+    ],
+)
+def test_change_flag__bad_rule_line__error_on_rules_field(
+    admin_client: Client, flag: Flag, envs: dict[str, Environment], text: str, fragment: str
+) -> None:
+    url, data = _change(admin_client, flag)
+    prefix = _state_prefix(data, "production", flag)
+    data.update({f"{prefix}-rules_text": text, "reason": "x"})
+    response = admin_client.post(url, data)
+    assert response.status_code == 200
+    state_forms = response.context["inline_admin_formsets"][1].formset.forms
+    errors = [e for f in state_forms for e in f.errors.get("rules_text", [])]
+    assert any(fragment in e for e in errors), errors
+    assert not TargetingRule.objects.exists()
