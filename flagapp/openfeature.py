@@ -98,19 +98,22 @@ class DjangoSource:
     def _run(self) -> None:
         """Follow other processes' publishes: a cache read per interval, a query only when
         the version changed (the swap then reaches us through ``_on_change``)."""
-        while not self._stop.wait(self._interval()):
-            try:
-                # A swap reaches the listener through _on_change; otherwise confirm the
-                # current snapshot ("still current"), as a 304 would.
-                self._deliver(evaluation.get_ruleset(self.env_key), confirm=True)
-            except Exception as exc:  # get_ruleset logs and never raises; belt and braces
-                listener = self._listener
-                if listener is not None:
-                    listener.on_error(exc, False)
-            finally:
-                from django.db import close_old_connections
+        from django.db import connections
 
-                close_old_connections()
+        try:
+            while not self._stop.wait(self._interval()):
+                try:
+                    # A swap reaches the listener through _on_change; otherwise confirm the
+                    # current snapshot ("still current"), as a 304 would.
+                    self._deliver(evaluation.get_ruleset(self.env_key), confirm=True)
+                except Exception as exc:  # get_ruleset logs and never raises; belt and braces
+                    listener = self._listener
+                    if listener is not None:
+                        listener.on_error(exc, False)
+        finally:
+            # This thread's own database connections (opened only when a new version had to
+            # be read from the database) must not outlive it.
+            connections.close_all()
 
     @staticmethod
     def _interval() -> float:
