@@ -27,6 +27,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, TypeVar
 
@@ -46,7 +47,7 @@ from openfeature_provider.engine import Resolution, Ruleset, changed_flag_keys, 
 from openfeature_provider.exceptions import InvalidSnapshot, SourceError
 from openfeature_provider.lkg import LastKnownGood
 from openfeature_provider.remote import PollingSource, StreamingSource
-from openfeature_provider.sources import SnapshotSource
+from openfeature_provider.sources import FileSource, SnapshotSource
 from openfeature_provider.tracking import EventBuffer, EventSender
 from openfeature_provider.transport import RulesetClient
 
@@ -65,6 +66,7 @@ _ERROR_CODES: Final[dict[str, ErrorCode]] = {code.value: code for code in ErrorC
 _DETAILS_CACHE_MAX: Final = 50_000
 
 _STALE_MIN_FAILURES: Final = 2
+_FALLBACKS: Final = ("last-known-good", "bootstrap")
 
 # health states (the SDK keeps the authoritative status; this is what we last told it)
 _OK, _STALE, _ERROR, _FATAL = "ok", "stale", "error", "fatal"
@@ -104,6 +106,7 @@ class FlagappProvider(AbstractProvider):
         *,
         source: SnapshotSource | None = None,
         cache_path: str | os.PathLike[str] | None = None,
+        bootstrap_path: str | os.PathLike[str] | None = None,
         stream: bool = False,
         poll_interval: float = 30.0,
         connect_timeout: float = 3.0,
@@ -155,6 +158,7 @@ class FlagappProvider(AbstractProvider):
         self.init_timeout = init_timeout
         self.stale_after = stale_after
         self.lkg: LastKnownGood | None = LastKnownGood(cache_path) if cache_path else None
+        self.bootstrap_path = Path(bootstrap_path) if bootstrap_path else None
         self._metadata = Metadata(name=name)
 
         # tracking: to the flag server when we talk to one, else to event_sink if given
@@ -198,7 +202,7 @@ class FlagappProvider(AbstractProvider):
         self._last_confirmed = 0.0  # wall clock: comparable with a saved_at from disk
         self._lkg_etag: str | None = None
         self._stale_timer: threading.Timer | None = None
-        #: Where the served snapshot came from: "source", "last-known-good" or None.
+        #: Where the served snapshot came from: "source", "last-known-good", "bootstrap", None.
         self.served_from: str | None = None
 
     # -- OpenFeature plumbing ---------------------------------------------------------------
@@ -252,7 +256,7 @@ class FlagappProvider(AbstractProvider):
                     raise ProviderFatalError(f"flagapp: {fatal}")
                 if failed and not tried_lkg:
                     tried_lkg = True
-                    if self._serve_last_known_good():
+                    if self._serve_fallback():
                         break
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -260,7 +264,7 @@ class FlagappProvider(AbstractProvider):
                 self._wake.wait(remaining)
                 self._wake.clear()
             if self._snapshot is None and not tried_lkg:
-                self._serve_last_known_good()
+                self._serve_fallback()
         finally:
             with self._lock:
                 # Decided under the lock: a snapshot arriving from now on sees "initialized"
@@ -273,11 +277,11 @@ class FlagappProvider(AbstractProvider):
         if failed:
             reason = self._last_error or f"no snapshot within {self.init_timeout:g}s"
             raise ProviderNotReadyError(
-                f"flagapp: no snapshot and no last-known-good file ({reason})"
+                f"flagapp: no snapshot and no last-known-good or bootstrap file ({reason})"
             )
         if self._sender is not None:
             self._sender.start()
-        if self.served_from == "last-known-good":
+        if self.served_from in _FALLBACKS:
             # STALE must follow the SDK's READY, which it emits right after we return.
             timer = threading.Timer(0.05, self._check_stale)
             timer.daemon = True
@@ -307,6 +311,34 @@ class FlagappProvider(AbstractProvider):
             self.source.stop()
         except Exception:
             logger.exception("flagapp: stopping the snapshot source failed")
+
+    def _serve_fallback(self) -> bool:
+        """The last-known-good file, else the bootstrap file; False if neither is usable."""
+        return self._serve_last_known_good() or self._serve_bootstrap()
+
+    def _serve_bootstrap(self) -> bool:
+        if self.bootstrap_path is None:
+            return False
+        try:
+            ruleset = FileSource.read(self.bootstrap_path)
+        except SourceError as exc:
+            logger.warning("flagapp: ignoring bootstrap file: %s", exc)
+            return False
+        with self._lock:
+            if self._snapshot is not None:
+                return True
+            self._details = {}
+            self._snapshot = ruleset
+            self._last_confirmed = 0.0  # never confirmed by the server
+            self.served_from = "bootstrap"
+        logger.warning(
+            "flagapp: serving bootstrap file %s (%s v%s): %s",
+            self.bootstrap_path,
+            ruleset.environment,
+            ruleset.version,
+            self._last_error or "server not reachable in time",
+        )
+        return True
 
     def _serve_last_known_good(self) -> bool:
         if self.lkg is None:
@@ -429,23 +461,20 @@ class FlagappProvider(AbstractProvider):
         failure while serving the last-known-good file (the server was already unreachable at
         start).
         """
-        needed = 1 if self.served_from == "last-known-good" else _STALE_MIN_FAILURES
+        needed = 1 if self.served_from in _FALLBACKS else _STALE_MIN_FAILURES
         if self._health in (_STALE, _FATAL) or self._snapshot is None or self._failures < needed:
             return None
         age = time.time() - self._last_confirmed
         if age < self.stale_after:
             return None
         self._health = _STALE
-        source = "last-known-good file" if self.served_from == "last-known-good" else "snapshot"
-        return (
-            ProviderEvent.PROVIDER_STALE,
-            ProviderEventDetails(
-                message=(
-                    f"flagapp: serving a {source} last confirmed {age:.0f}s ago "
-                    f"({self._last_error or 'source failing'})"
-                )
-            ),
-        )
+        why = self._last_error or "source failing"
+        if self.served_from == "bootstrap":
+            message = f"flagapp: serving the bootstrap file, never confirmed by the server ({why})"
+        else:
+            what = "last-known-good file" if self.served_from == "last-known-good" else "snapshot"
+            message = f"flagapp: serving a {what} last confirmed {age:.0f}s ago ({why})"
+        return ProviderEvent.PROVIDER_STALE, ProviderEventDetails(message=message)
 
     def _check_stale(self) -> None:
         with self._lock:

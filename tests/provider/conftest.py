@@ -100,6 +100,15 @@ class EventRecorder:
         return handler
 
     def kinds(self) -> list[str]:
+        """Event names in arrival order, once the SDK's first READY has been delivered.
+
+        Handlers run on the SDK's executor threads, so events arrive a little after they are
+        emitted; waiting for the first READY keeps assertions on the sequence from racing it.
+        """
+        self.wait_for(lambda: any(e == ProviderEvent.PROVIDER_READY for e, _ in self.events))
+        return self._kinds()
+
+    def _kinds(self) -> list[str]:
         with self._lock:
             return [e.value.removeprefix("PROVIDER_") for e, _ in self.events]
 

@@ -44,7 +44,7 @@ def test_poll__server_up__serves_snapshot_with_bearer_key(
     first = next(r for r in flag_server.requests if r.path == "/sdk/v1/ruleset")
     assert first.headers["Authorization"] == f"Bearer {VALID_KEY}"
     assert "If-None-Match" not in first.headers
-    assert [e.value for e, _ in recorder.events].count("PROVIDER_READY") == 1
+    assert len(recorder.wait_count(ProviderEvent.PROVIDER_READY, 1)) == 1
 
 
 def test_poll__unchanged__sends_if_none_match_and_gets_304(
@@ -262,7 +262,8 @@ def test_init__slow_server_with_lkg__lkg_served_then_server_snapshot(
     old["etag"] = "sha256:older"
     old["flags"]["ui.theme"]["fallthrough"] = {"variant": "light"}
     LastKnownGood(cache).save(_parsed(old))
-    flag_server.script.append(Scripted(delay=0.6))
+    # slow twice: the quick retry after the first timeout must not beat the file
+    flag_server.script.extend([Scripted(delay=0.6), Scripted(delay=0.6)])
     provider = _provider(flag_server, provider_name, cache_path=cache, read_timeout=0.3)
     api.set_provider_and_wait(provider)
     assert provider.served_from == "last-known-good"
@@ -284,3 +285,48 @@ def _parsed(doc: dict[str, object]):  # type: ignore[no-untyped-def]
     from openfeature_provider.engine import parse_ruleset
 
     return parse_ruleset(doc)
+
+
+def test_init__server_down_no_lkg_but_bootstrap__served_stale_then_server_wins(
+    provider_name: str, recorder: EventRecorder, tmp_path: Path
+) -> None:
+    bootstrap = tmp_path / "bootstrap.json"
+    shipped = make_doc(1)
+    shipped["etag"] = "shipped"
+    shipped["flags"]["ui.theme"]["fallthrough"] = {"variant": "light"}
+    bootstrap.write_text(json.dumps(shipped))
+    cache = tmp_path / "lkg.json"
+    server = FlagServer(make_doc(4)).start()
+    port = server.port
+    server.stop()
+    provider = _provider(
+        server, provider_name, cache_path=cache, bootstrap_path=bootstrap, stale_after=3600
+    )
+    api.set_provider_and_wait(provider)
+    assert provider.served_from == "bootstrap"
+    assert api.get_client().get_string_value("ui.theme", "x") == "light"
+    stale = recorder.wait_count(ProviderEvent.PROVIDER_STALE, 1)
+    assert len(stale) == 1 and "bootstrap" in (stale[0].message or "")
+    assert not cache.exists()  # a bootstrap is not a server snapshot: nothing cached
+    server = FlagServer(make_doc(4), port=port).start()
+    try:
+        changed = recorder.wait_count(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, 1)
+        assert [c.flags_changed for c in changed] == [["ui.theme"]]
+        assert len(recorder.of(ProviderEvent.PROVIDER_READY)) == 2
+        assert api.get_client().get_string_value("ui.theme", "x") == "dark"
+        assert wait_until(lambda: cache.exists())
+    finally:
+        server.stop()
+
+
+def test_init__lkg_preferred_over_bootstrap(provider_name: str, tmp_path: Path) -> None:
+    bootstrap = tmp_path / "bootstrap.json"
+    bootstrap.write_text(json.dumps(make_doc(1)))
+    cache = tmp_path / "lkg.json"
+    LastKnownGood(cache).save(_parsed(make_doc(7)))
+    server = FlagServer(make_doc(7)).start()
+    server.stop()
+    provider = _provider(server, provider_name, cache_path=cache, bootstrap_path=bootstrap)
+    api.set_provider_and_wait(provider)
+    assert provider.served_from == "last-known-good"
+    assert provider.snapshot is not None and provider.snapshot.version == 7
