@@ -61,5 +61,6 @@ def test_simulate_rollout__both_scenarios__healthy_completes_spike_rolled_back(
     assert SdkEvent.objects.filter(kind="exposure").count() >= 800 * 4
     assert SdkEvent.objects.filter(kind="tracking", key="error").exists()
     assert "T+" in text and "rolled_back" in text and "completed" in text
+    assert "email to owner@sim.example: [flagapp] sim.spike-" in text
     svgs = sorted(p.name for p in tmp_path.iterdir())
     assert len(svgs) == 2 and all(name.endswith(".svg") for name in svgs)

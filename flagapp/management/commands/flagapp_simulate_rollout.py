@@ -41,7 +41,10 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         from contextlib import nullcontext
 
+        from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
+        from django.core import mail
+        from django.test.utils import override_settings
 
         from flagapp import services
         from flagapp.models import Environment
@@ -62,6 +65,10 @@ class Command(BaseCommand):
                 reason="rollout simulation",
             )
         owner = Group.objects.get_or_create(name="simulation")[0]
+        User = get_user_model()
+        if not owner.user_set.exists():
+            user = User.objects.create(username="simulation-owner", email="owner@sim.example")
+            user.groups.add(owner)
         _, token = create_sdk_key(env, name="rollout simulation")
         common = {
             "users_per_tick": options["users"],
@@ -86,7 +93,10 @@ class Command(BaseCommand):
         expected = {"healthy": "completed", "spike": "rolled_back"}
         failures = []
         server = nullcontext(options["url"]) if options["url"] else serve()
-        with server as url:
+        # Owner emails are captured in memory and summarised, never sent from a simulation.
+        capture = override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend")
+        with capture, server as url:
+            mail.outbox = []
             self.stdout.write(f"flagapp server: {url} (environment {env.key})")
             for scenario in scenarios:
                 self.stdout.write(f"\n== {scenario.name}: " + _describe(scenario))
@@ -95,6 +105,9 @@ class Command(BaseCommand):
                 self.stdout.write(
                     f"-> flag {result.flag_key}, rollout #{result.plan_id}: {result.final_state}"
                 )
+                for message in mail.outbox:
+                    self.stdout.write(f"   email to {', '.join(message.to)}: {message.subject}")
+                mail.outbox = []
                 if options["svg_dir"]:
                     path = _write_svg(result.plan_id, Path(options["svg_dir"]))
                     self.stdout.write(f"   timeline chart: {path}")
