@@ -65,6 +65,10 @@ class FlagappAPIMixin:
     pagination_class = Pagination
     filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
     schema = AutoSchema()
+    #: Objects without a natural key are addressed by their integer id: any other path
+    #: segment is a 404 from the router, never a failed integer conversion (500) in a view.
+    #: Views keyed by a natural key override this (flag keys contain dots: ``[^/]+``).
+    lookup_value_regex = "[0-9]+"
     #: Per-method permission overrides read by :class:`ModelPermissions`.
     required_permissions: dict[str, list[str]] = {}
 
