@@ -175,14 +175,18 @@ def _parse_scalar(token: str) -> Any:
 def _format_scalar(value: Any) -> str:
     if isinstance(value, str):
         needs_quotes = (
-            value == ""
+            len(value.splitlines()) != 1  # empty, or a line break of any kind
             or value != value.strip()
             or "," in value
             or ";" in value
-            or value.startswith('"')
+            or '"' in value
             or bool(_LITERAL.match(value))
         )
-        return json.dumps(value, ensure_ascii=False) if needs_quotes else value
+        if not needs_quotes:
+            return value
+        text = json.dumps(value, ensure_ascii=False)
+        # Keep one condition on one line: escape line separators JSON leaves raw.
+        return text if len(text.splitlines()) == 1 else json.dumps(value)
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -232,6 +236,16 @@ def parse_conditions(text: str) -> list[dict[str, Any]]:
     return out
 
 
+def _plain_attr(attr: Any, ops: Mapping[str, Any]) -> bool:
+    """An attribute the line syntax can carry (else the condition is written as JSON)."""
+    return (
+        isinstance(attr, str)
+        and re.fullmatch(r"[^\s\"{#\[][^\s]*", attr) is not None
+        and attr != "not"
+        and not (attr in ops and not ops[attr].uses_attr)
+    )
+
+
 def format_conditions(conditions: Sequence[Mapping[str, Any]] | None) -> str:
     ops = _operators()
     lines = []
@@ -242,6 +256,7 @@ def format_conditions(conditions: Sequence[Mapping[str, Any]] | None) -> str:
             isinstance(op, str)
             and op in ops
             and set(cond) <= known
+            and (not ops[op].uses_attr or _plain_attr(cond.get("attr"), ops))
             and isinstance(cond.get("values", []), list)
             and all(isinstance(v, str | int | float | bool) for v in cond.get("values", []))
         )
