@@ -28,13 +28,20 @@ server's entry point.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import django
-from django.core.handlers.asgi import ASGIHandler
+from asgiref.sync import sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.urls import set_script_prefix
 
 __all__ = ["SDK_PREFIXES", "LeanASGIHandler", "application", "sdk_fast_path"]
 
@@ -60,12 +67,83 @@ class LeanASGIHandler(ASGIHandler):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # Without a per-request ThreadSensitiveContext: Django's handler would start a new
-        # thread per request for the two sync steps every request has (request_started
-        # receivers, response.close). Here they share asgiref's one sync thread; the SDK
-        # views do their own work on the event loop and use that thread only when cold.
+        # thread per request. Sync work (a cold key or snapshot load) shares asgiref's one
+        # sync thread; warm requests never leave the event loop.
         if scope["type"] != "http":
             raise ValueError(f"flagapp's SDK handler serves HTTP only, not {scope['type']}")
         await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Django's ``ASGIHandler.handle`` minus two thread hops per request.
+
+        Django sends ``request_started`` and closes the response (which sends
+        ``request_finished``) through ``sync_to_async`` on every request. Their receivers
+        are bookkeeping — database connection hygiene, flushing buffered statistics — that
+        the SDK views, which do not touch the database when warm, need now and then, not per
+        request. So this handler closes responses without the signal and sends
+        ``request_finished`` from the sync thread at most every ``FINISH_INTERVAL`` seconds.
+        """
+        this: Any = self
+        try:
+            body_file = await this.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        request, error_response = this.create_request(scope, body_file)
+        if request is None:
+            body_file.close()
+            await this.send_response(error_response, send)
+            _close_quietly(error_response)
+            return
+
+        async def process_request() -> Any:
+            response = await this.run_get_response(request)
+            with contextlib.suppress(asyncio.CancelledError):  # client gone during send
+                await this.send_response(response, send)
+            return response
+
+        tasks = [
+            asyncio.create_task(this.listen_for_disconnect(receive)),
+            asyncio.create_task(process_request()),
+        ]
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in tasks:
+            if task.done():
+                try:
+                    task.result()
+                except RequestAborted:
+                    pass
+                except AssertionError:
+                    body_file.close()
+                    raise
+            else:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        with contextlib.suppress(asyncio.CancelledError):
+            _close_quietly(tasks[1].result())
+        body_file.close()
+        await self._maybe_finish()
+
+    FINISH_INTERVAL = 1.0
+    _next_finish = 0.0
+
+    async def _maybe_finish(self) -> None:
+        now = time.monotonic()
+        if now < LeanASGIHandler._next_finish:
+            return
+        LeanASGIHandler._next_finish = now + self.FINISH_INTERVAL
+        await sync_to_async(signals.request_finished.send)(sender=self.__class__)
+
+
+def _close_quietly(response: Any) -> None:
+    """``HttpResponseBase.close`` without its ``request_finished`` signal."""
+    for closer in getattr(response, "_resource_closers", ()):
+        with contextlib.suppress(Exception):
+            closer()
+    if hasattr(response, "_resource_closers"):
+        response._resource_closers.clear()
+    response.closed = True
 
 
 def sdk_fast_path(app: ASGIApp, prefixes: tuple[str, ...] = SDK_PREFIXES) -> ASGIApp:

@@ -300,3 +300,22 @@ def test_asgi_fast_path__host_not_allowed__400(
         headers={"Authorization": f"Bearer {world['token']}", "Host": "evil.example.net"},
     )
     assert response.status_code == 400
+
+
+def test_asgi_fast_path__ofrep_evaluations__statistics_flushed_periodically(
+    asgi_server: AsgiServer, world: dict[str, Any], settings: Any
+) -> None:
+    from flagapp.models import FlagEvaluationStat
+
+    settings.FLAGAPP = {"CONTEXT_SAMPLE_RATE": 1.0, "SAMPLING_FLUSH_SECONDS": 0}
+    headers = {"Authorization": f"Bearer {world['token']}"}
+    url = f"{asgi_server.url}/ofrep/v1/evaluate/flags/web.banner"
+    deadline = time.monotonic() + 8
+    stat = None
+    # No request_finished per request on the fast path: it is sent at most once a second,
+    # and that is when the buffered statistics reach the database.
+    while stat is None and time.monotonic() < deadline:
+        assert httpx.post(url, headers=headers, json={"context": {"targetingKey": "u1"}}).is_success
+        time.sleep(0.2)
+        stat = FlagEvaluationStat.objects.filter(flag_key="web.banner").first()
+    assert stat is not None and stat.count >= 1
