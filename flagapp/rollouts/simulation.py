@@ -258,6 +258,9 @@ def run_scenario(
         control="off",
         steps=list(scenario.steps),
         min_step_seconds=int(scenario.min_step.total_seconds()),
+        # A salt independent of the (timestamped) flag key: the same seed buckets the same
+        # users the same way on every run.
+        salt=f"simulation-{scenario.name}-{scenario.seed}",
         guardrails=[
             {
                 "metric": "error_rate",
