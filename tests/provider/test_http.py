@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from pathlib import Path
 
@@ -330,3 +331,18 @@ def test_init__lkg_preferred_over_bootstrap(provider_name: str, tmp_path: Path) 
     api.set_provider_and_wait(provider)
     assert provider.served_from == "last-known-good"
     assert provider.snapshot is not None and provider.snapshot.version == 7
+
+
+def test_shutdown__polling_and_events_threads_stopped_idempotently(
+    flag_server: FlagServer, provider_name: str, tmp_path: Path
+) -> None:
+    provider = _provider(flag_server, provider_name, cache_path=tmp_path / "c.json")
+    api.set_provider_and_wait(provider)
+    names = {t.name for t in threading.enumerate()}
+    assert {"flagapp-poll", "flagapp-events"} <= names
+    provider.shutdown()
+    provider.shutdown()
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("flagapp-")]
+    polls = flag_server.count("/sdk/v1/ruleset")
+    time.sleep(0.3)
+    assert flag_server.count("/sdk/v1/ruleset") == polls
