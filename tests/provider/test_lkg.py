@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -74,31 +76,40 @@ def test_save__unwritable_directory__raises_oserror(tmp_path: Path) -> None:
         LastKnownGood(blocker / "flags.json").save(parse_ruleset(make_doc()))
 
 
-def _writer(path: str, versions: list[int]) -> None:
-    lkg = LastKnownGood(path)
-    for v in versions:
-        lkg.save(parse_ruleset(make_doc(v)))
+_WRITER = """
+import copy, json, sys
+from openfeature_provider.engine import parse_ruleset
+from openfeature_provider.lkg import LastKnownGood
+path, template, start = sys.argv[1], json.load(open(sys.argv[2])), int(sys.argv[3])
+lkg = LastKnownGood(path)
+for v in range(start, 40, 4):
+    doc = copy.deepcopy(template)
+    doc["version"], doc["etag"] = v, f"sha256:v{v}"
+    lkg.save(parse_ruleset(doc))
+"""
 
 
 def test_save__several_processes_share_path__file_always_whole_and_newest(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "flags.json"
-    ctx = multiprocessing.get_context("fork")
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps(make_doc()))
+    root = Path(__file__).resolve().parents[2]
     procs = [
-        ctx.Process(target=_writer, args=(str(path), list(range(start, 40, 4))))
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(path), str(template), str(start)], cwd=root
+        )
         for start in range(1, 5)
     ]
-    for p in procs:
-        p.start()
     seen = set()
-    while any(p.is_alive() for p in procs):
+    deadline = time.monotonic() + 60
+    while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
         if path.exists():
             doc = json.loads(path.read_bytes())  # never a partial file
             seen.add(doc["version"])
     for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0
+        assert p.wait(timeout=30) == 0
     loaded = LastKnownGood(path).load()
     assert loaded is not None and loaded.ruleset.version == 39
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
