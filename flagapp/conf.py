@@ -48,6 +48,9 @@ DEFAULTS: dict[str, Any] = {
     # Turning a flag off (kill switch) needs no change request even where approval is
     # required: it serves the code's own default, the safe direction.
     "KILL_SWITCH_BYPASSES_APPROVAL": True,
+    # Published snapshots kept per environment (older rows are deleted on publish; the
+    # history tables keep the audit trail); None keeps every snapshot.
+    "SNAPSHOT_KEEP": 500,
     # --- SDK and OFREP server surfaces (flagapp.sdk; docs/api.md, docs/deploy.md) ---
     # How snapshot announcements reach the SSE streams of every process: "local" (in-process,
     # the embedded default) or "redis" (pub/sub on channel flagapp:snapshots at REDIS_URL).

@@ -50,6 +50,10 @@ logger = logging.getLogger("flagapp")
 
 FORMAT_VERSION = 1
 
+#: How long a version's document stays in the shared cache. Readers that miss it load the
+#: snapshot from the database; the version pointer itself never expires.
+DOCUMENT_CACHE_SECONDS = 7 * 24 * 3600
+
 
 def canonical_json(value: Any) -> str:
     """Deterministic JSON: sorted keys, no whitespace, UTF-8 kept. Lists keep their order
@@ -229,6 +233,11 @@ def publish(environment: Environment) -> Snapshot:
             etag=document["etag"],
             document=json.dumps(document, separators=(",", ":"), ensure_ascii=False),
         )
+        keep = settings.get("SNAPSHOT_KEEP")
+        if keep:
+            SnapshotModel.objects.filter(
+                environment=env, version__lte=snapshot.version - int(keep)
+            ).delete()
         env_key = env.key
         transaction.on_commit(lambda: _announce(snapshot, env_key))
     logger.info("published %s snapshot v%s (%s)", env_key, snapshot.version, snapshot.etag)
@@ -239,7 +248,11 @@ def _announce(snapshot: Snapshot, environment_key: str) -> None:
     cache = caches[settings.CACHE_ALIAS]
     # Document first, then the version pointer: a reader that sees the new version number
     # always finds its document.
-    cache.set(cache_document_key(environment_key, snapshot.version), snapshot.document, None)
+    cache.set(
+        cache_document_key(environment_key, snapshot.version),
+        snapshot.document,
+        DOCUMENT_CACHE_SECONDS,
+    )
     cache.set(cache_version_key(environment_key), snapshot.version, None)
     snapshot_published.send(
         sender=type(snapshot), snapshot=snapshot, environment_key=environment_key

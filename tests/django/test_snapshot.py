@@ -274,3 +274,18 @@ def test_update_flag_state__concurrent_same_version__one_wins_one_conflict(
         t.join(timeout=30)
     assert sorted(outcomes) == ["conflict:2", "ok"]
     assert FlagState.objects.get(flag=flag, environment=env).version == 2
+
+
+def test_publish__more_than_snapshot_keep__oldest_deleted(
+    make_flag: Any, envs: dict[str, Environment]
+) -> None:
+    from django.test import override_settings
+
+    env = envs["staging"]
+    flag = make_flag()
+    with override_settings(FLAGAPP={"SNAPSHOT_KEEP": 2, "SINGLE_PROCESS": True}):
+        for i in range(4):
+            services.set_flag_enabled(flag, env, i % 2 == 0, actor=None, reason="x")
+            snapshot.publish(env)
+    versions = list(Snapshot.objects.filter(environment=env).values_list("version", flat=True))
+    assert sorted(versions) == [3, 4]
