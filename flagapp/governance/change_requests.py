@@ -475,7 +475,13 @@ def diff(cr: ChangeRequest) -> dict[str, Any]:
         {"field": name, "before": current.get(name), "after": value}
         for name, value in params.items()
     ]
-    stale = cr.base_version is not None and version is not None and version != cr.base_version
+    # An applied request moved the version itself; a rejected one no longer matters.
+    stale = (
+        cr.status in (cr.STATUS_PENDING, cr.STATUS_APPROVED, cr.STATUS_CONFLICTED)
+        and cr.base_version is not None
+        and version is not None
+        and version != cr.base_version
+    )
     return {
         "operation": cr.kind,
         "fields": fields,

@@ -368,3 +368,11 @@ def test_pending__oldest_first__only_pending(
     b = _propose(flag, prod, alice, enabled=False, fallthrough={"variant": "on"})
     crs.reject(a, reviewer=bob, comment="no")
     assert list(crs.pending()) == [b]
+
+
+def test_diff__applied_request__not_reported_stale(
+    flag: Flag, prod: Environment, alice: User, bob: User
+) -> None:
+    cr = crs.approve(_propose(flag, prod, alice, rules=[PRO_RULE]), reviewer=bob)
+    assert cr.status == "applied"
+    assert crs.diff(cr)["stale"] is False
