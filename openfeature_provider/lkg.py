@@ -144,7 +144,7 @@ class LastKnownGood:
         if fcntl is None:  # pragma: no cover
             yield
             return
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -158,7 +158,7 @@ class LastKnownGood:
             f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp"
         )
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
                 view = memoryview(data)
                 while view:

@@ -113,3 +113,9 @@ def test_save__several_processes_share_path__file_always_whole_and_newest(
     loaded = LastKnownGood(path).load()
     assert loaded is not None and loaded.ruleset.version == 39
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_save__new_file__owner_only_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    LastKnownGood(path).save(parse_ruleset(make_doc()))
+    assert path.stat().st_mode & 0o777 == 0o600
