@@ -30,8 +30,13 @@ _TEXT = "#374151"
 
 @dataclass(frozen=True, slots=True)
 class TimelinePoint:
+    """One point in time. ``status`` (metric points only): ``ok``, ``breach`` (drawn red) or
+    ``insufficient`` (drawn hollow: measured, but below the minimum sample, so not judged);
+    None colours by the threshold alone."""
+
     at: datetime
     value: float
+    status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,7 @@ def rollout_timeline_svg(
 ) -> str:
     """Percentage (0..100, left axis) as a step line; the metric (right axis) as a line with
     dots and its threshold dashed. Times are datetimes; the x axis spans all of them."""
-    left, right, top, bottom = 48, 60, 28, 34
+    left, right, top, bottom = 48, 60, 40, 34
     pw, ph = width - left - right, height - top - bottom
     times = [p.at for p in percentage] + [p.at for p in metric] + [m.at for m in markers]
     if end is not None:
@@ -161,11 +166,18 @@ def rollout_timeline_svg(
             f'points="{line}"/>'
         )
         for p in ordered_m:
-            colour = _BAD if threshold is not None and p.value > threshold else _METRIC
+            if p.status is not None:
+                breach = p.status == "breach"
+            else:
+                breach = threshold is not None and p.value > threshold
+            colour = _BAD if breach else _METRIC
+            fill = "#ffffff" if p.status == "insufficient" else colour
+            note = " (below the minimum sample)" if p.status == "insufficient" else ""
             out.append(
-                f'<circle cx="{x(p.at):.1f}" cy="{y_metric(p.value):.1f}" r="2.5" '
-                f'fill="{colour}"><title>{escape(metric_label)} {fmt_metric(p.value)} at '
-                f"{escape(p.at.strftime('%H:%M:%S'))}</title></circle>"
+                f'<circle cx="{x(p.at):.1f}" cy="{y_metric(p.value):.1f}" r="3" '
+                f'fill="{fill}" stroke="{colour}" stroke-width="1.5">'
+                f"<title>{escape(metric_label)} {fmt_metric(p.value)} at "
+                f"{escape(p.at.strftime('%H:%M:%S'))}{note}</title></circle>"
             )
     for m in markers:
         mx = x(m.at)
@@ -174,13 +186,12 @@ def rollout_timeline_svg(
             f'<line class="marker" x1="{mx:.1f}" y1="{top}" x2="{mx:.1f}" y2="{top + ph}" '
             f'stroke="{colour}" stroke-dasharray="2,3"><title>{escape(m.label)}</title></line>'
         )
-    # Legend.
-    legend = f'<text x="{left + 180}" y="16" {_FONT} fill="{_TREATMENT}">— served %</text>'
-    out.append(legend)
+    # Legend, on its own line under the title.
+    out.append(f'<text x="{left}" y="31" {_FONT} fill="{_TREATMENT}">— served %</text>')
     if metric:
         out.append(
-            f'<text x="{left + 280}" y="16" {_FONT} fill="{_METRIC}">'
-            f"— {escape(metric_label)} (treatment)</text>"
+            f'<text x="{left + 90}" y="31" {_FONT} fill="{_METRIC}">'
+            f"— {escape(metric_label)} (treatment; hollow = below the minimum sample)</text>"
         )
     out.append("</svg>")
     return "\n".join(out)

@@ -32,9 +32,10 @@ def plan_timeline_svg(plan: Any, *, guardrail_index: int = 0) -> str:
         for check in plan.checks.order_by("at", "id"):
             results = check.results or []
             if len(results) > guardrail_index:
-                value = results[guardrail_index].get("value")
+                result = results[guardrail_index]
+                value = result.get("value")
                 if isinstance(value, int | float):
-                    metric.append(TimelinePoint(check.at, float(value)))
+                    metric.append(TimelinePoint(check.at, float(value), result.get("status")))
     return rollout_timeline_svg(
         percentage,
         metric=metric,

@@ -93,3 +93,19 @@ def test_experiment_svg__rows__ci_bar_spans_interval_and_significance_colour() -
     assert float(blue_line.attrib["x1"]) < zero_x < float(blue_line.attrib["x2"])
     assert float(on_line.attrib["x1"]) > zero_x
     assert "13.00% of 1,000" in ET.tostring(root, encoding="unicode")
+
+
+def test_timeline_svg__point_status__breach_red_insufficient_hollow_even_above_threshold() -> None:
+    metric = [
+        TimelinePoint(T0, 0.0133, "insufficient"),
+        TimelinePoint(T0 + timedelta(minutes=1), 0.004, "ok"),
+        TimelinePoint(T0 + timedelta(minutes=2), 0.087, "breach"),
+    ]
+    svg = rollout_timeline_svg([TimelinePoint(T0, 5)], metric=metric, threshold=0.01)
+    circles = ET.fromstring(svg).findall("s:circle", NS)
+    assert [(c.attrib["fill"], c.attrib["stroke"]) for c in circles] == [
+        ("#ffffff", "#d97706"),
+        ("#d97706", "#d97706"),
+        ("#dc2626", "#dc2626"),
+    ]
+    assert "below the minimum sample" in svg
