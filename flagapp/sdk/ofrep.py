@@ -33,7 +33,7 @@ from flagapp.sdk.views import aget_ruleset, etag_matches
 from openfeature_provider.engine import ErrorCode, Reason, Resolution, Ruleset
 from openfeature_provider.engine import evaluate as engine_evaluate
 
-__all__ = ["evaluate_bulk", "evaluate_flag", "resolution_payload"]
+__all__ = ["configuration", "evaluate_bulk", "evaluate_flag", "resolution_payload"]
 
 _STANDARD_REASONS = frozenset(
     {"STATIC", "DEFAULT", "TARGETING_MATCH", "SPLIT", "CACHED", "DISABLED", "UNKNOWN", "ERROR"}
@@ -179,4 +179,31 @@ async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
     response = json_response({"flags": flags})
     response["ETag"] = quoted
     response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+_CONFIGURATION = {
+    "name": "flagapp",
+    "capabilities": {
+        # Bulk answers carry an ETag; polling with If-None-Match costs the server little.
+        "cacheInvalidation": {"polling": {"enabled": True, "minPollingIntervalMs": 1000}},
+        "flagEvaluation": {"supportedTypes": ["boolean", "string", "int", "float", "object"]},
+    },
+}
+_CONFIGURATION_BODY = json.dumps(_CONFIGURATION, separators=(",", ":"))
+_CONFIGURATION_ETAG = hashlib.sha256(_CONFIGURATION_BODY.encode()).hexdigest()[:16]
+
+
+async def configuration(request: HttpRequest) -> HttpResponse:
+    """``GET /ofrep/v1/configuration`` (an OFREP extension): what this server supports."""
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
+    info = await aauthorize(request, "ofrep")
+    if isinstance(info, HttpResponse):
+        return info
+    if etag_matches(request.headers.get("If-None-Match"), _CONFIGURATION_ETAG):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(_CONFIGURATION_BODY, content_type="application/json")
+    response["ETag"] = f'"{_CONFIGURATION_ETAG}"'
     return response

@@ -8,6 +8,7 @@ urlpatterns: list[URLPattern] = [
     path("sdk/v1/ruleset", views.ruleset, name="sdk-ruleset"),
     path("sdk/v1/stream", views.stream, name="sdk-stream"),
     path("sdk/v1/events", views.events, name="sdk-events"),
+    path("ofrep/v1/configuration", ofrep.configuration, name="ofrep-configuration"),
     path("ofrep/v1/evaluate/flags", ofrep.evaluate_bulk, name="ofrep-bulk"),
     path("ofrep/v1/evaluate/flags/<str:key>", ofrep.evaluate_flag, name="ofrep-flag"),
 ]

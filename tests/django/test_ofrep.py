@@ -201,3 +201,19 @@ def test_evaluate_bulk__bad_body__400_with_error_code(ofrep: Callable[..., Any])
     assert response.status_code == 400
     assert response.json()["errorCode"] == "PARSE_ERROR"
     assert response.json()["errorDetails"]
+
+
+def test_configuration__key__capabilities_with_etag(
+    sdk_token: str, install_flags: Callable[..., Any]
+) -> None:
+    client = Client()
+    response = client.get("/ofrep/v1/configuration", **bearer(sdk_token))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["name"] == "flagapp"
+    assert body["capabilities"]["cacheInvalidation"]["polling"]["enabled"] is True
+    again = client.get(
+        "/ofrep/v1/configuration", HTTP_IF_NONE_MATCH=response["ETag"], **bearer(sdk_token)
+    )
+    assert again.status_code == 304
+    assert client.get("/ofrep/v1/configuration").status_code == 401
