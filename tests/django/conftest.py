@@ -22,8 +22,21 @@ from django.core.cache import caches
 def _clear_flagapp_cache() -> Iterator[None]:
     """Snapshot announcements live in the (LocMem) cache: start every test empty."""
     caches["default"].clear()
+    _drop_usage_buffers()
     yield
     caches["default"].clear()
+
+
+def _drop_usage_buffers() -> None:
+    """Evaluation counts and sampled contexts buffered in this process by earlier tests must
+    not be flushed into this test's database (they would show up as recent contexts, e.g.
+    in a blast-radius preview)."""
+    from flagapp import evaluation, sampling
+
+    with evaluation._lock:
+        evaluation._usage_counts.clear()
+        evaluation._usage_samples.clear()
+    sampling.reset()
 
 
 @pytest.fixture
