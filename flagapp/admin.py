@@ -396,6 +396,62 @@ class FlagStateInline(admin.StackedInline):
         )
 
 
+_CHANGE = {"+": "created", "~": "changed", "-": "deleted"}
+
+
+def _related_history(flag_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """History rows of a flag's variants, states and rules, newest first."""
+    try:
+        pk = int(flag_id)
+    except (TypeError, ValueError):
+        return []
+    rows: list[dict[str, Any]] = []
+    for h in Variant.history.filter(flag_id=pk).select_related("history_user")[:limit]:
+        rows.append(
+            {
+                "when": h.history_date,
+                "what": f"variant {h.key} = {h.value!r}",
+                "change": _CHANGE.get(h.history_type, h.history_type),
+                "user": h.history_user,
+                "reason": h.history_change_reason,
+            }
+        )
+    env_keys = dict(Environment.objects.values_list("pk", "key"))
+    # state id -> environment key, from the history so deleted states still resolve
+    states = {
+        state_id: env_keys.get(env_id, "?")
+        for state_id, env_id in FlagState.history.filter(flag_id=pk).values_list(
+            "id", "environment_id"
+        )
+    }
+    for h in FlagState.history.filter(flag_id=pk).select_related("history_user")[:limit]:
+        env = env_keys.get(h.environment_id, h.environment_id)
+        rows.append(
+            {
+                "when": h.history_date,
+                "what": f"{env}: {'on' if h.enabled else 'off'}, v{h.version}",
+                "change": _CHANGE.get(h.history_type, h.history_type),
+                "user": h.history_user,
+                "reason": h.history_change_reason,
+            }
+        )
+    for h in TargetingRule.history.filter(state_id__in=list(states)).select_related("history_user")[
+        :limit
+    ]:
+        env = states.get(h.state_id, "?")
+        rows.append(
+            {
+                "when": h.history_date,
+                "what": f"{env}: rule {h.rule_id}",
+                "change": _CHANGE.get(h.history_type, h.history_type),
+                "user": h.history_user,
+                "reason": h.history_change_reason,
+            }
+        )
+    rows.sort(key=lambda r: r["when"], reverse=True)
+    return rows[:limit]
+
+
 @admin.register(Flag)
 class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     form = FlagForm
@@ -428,6 +484,16 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
                 Prefetch("states", queryset=FlagState.objects.select_related("environment"))
             )
         )
+
+    object_history_template = "admin/flagapp/flag/object_history.html"
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        """The flag's own history, plus its variants', states' and rules' (read-only): a
+        kill switch or a rule change is part of the flag's story."""
+        context = {**(extra_context or {}), "related_history": _related_history(object_id)}
+        return super().history_view(request, object_id, extra_context=context)
 
     # list: one on/off column per environment ----------------------------------------------
 

@@ -472,8 +472,15 @@ def test_view_only_user__post_change_or_kill__refused_nothing_changed(
 
 def test_history__flag__listed_with_reason_and_read_only(admin_client: Client, flag: Flag) -> None:
     services.update_flag(flag, name="Renamed", actor=None, reason="clearer name")
+    services.set_flag_enabled(
+        flag, Environment.objects.get(key="production"), True, actor=None, reason="launch day"
+    )
     history = admin_client.get(reverse("admin:flagapp_flag_history", args=[flag.pk]))
     assert history.status_code == 200 and b"clearer name" in history.content
+    related = history.context["related_history"]
+    assert related[0]["what"] == "production: on, v2"
+    assert related[0]["reason"] == "launch day"
+    assert b"launch day" in history.content
     version = flag.history.last()
     url = reverse("admin:flagapp_flag_simple_history", args=[flag.pk, version.history_id])
     assert admin_client.get(url).status_code == 200
