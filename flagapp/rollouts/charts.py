@@ -210,6 +210,7 @@ class ExperimentRow:
     ci_high: float | None = None
     significant: bool = False
     control: bool = False
+    p_value: float | None = None
 
 
 def experiment_svg(
@@ -258,7 +259,8 @@ def experiment_svg(
         )
         out.append(
             f'<text x="{left + pw + 10}" y="{cy + 4:.1f}" {_FONT} fill="{_TEXT}">'
-            f"{r.rate * 100:.2f}% of {r.n:,}</text>"
+            f"{r.rate * 100:.2f}% of {r.n:,}"
+            f"{f'  p={r.p_value:.3g}' if r.p_value is not None else ''}</text>"
         )
         if r.diff is None or r.ci_low is None or r.ci_high is None:
             continue

@@ -60,6 +60,7 @@ def experiment_results_svg(results: Any) -> str:
             ci_high=v.test.ci_high if v.test else None,
             significant=bool(v.test and v.test.significant),
             control=v.control,
+            p_value=v.test.p_value if v.test else None,
         )
         for v in results.variants
     ]
