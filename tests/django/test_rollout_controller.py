@@ -485,3 +485,17 @@ def test_start__single_step_100_percent__completed_at_once(flag: Any, envs: dict
     assert _state(flag, envs["production"]).fallthrough == {"variant": "on"}
     steps = [(t.action, t.from_state, t.to_state) for t in plan.transitions.all()]
     assert steps == [("start", "draft", "running"), ("complete", "running", "completed")]
+
+
+def test_resume__after_outside_edit_pause__step_reasserted(flag: Any, envs: dict[str, Any]) -> None:
+    env = envs["production"]
+    plan = controller.start(_plan(flag, env), actor=None, reason="go", now=T0)
+    services.update_flag_state(
+        flag, env, fallthrough={"variant": "off"}, actor=None, reason="hand edit"
+    )
+    assert controller.run_check(plan, now=T0 + dt.timedelta(minutes=1)).action == "paused"
+    controller.resume(plan, actor=None, reason="carry on", now=T0 + dt.timedelta(minutes=2))
+    weights = _state(flag, env).fallthrough["rollout"]["weights"]
+    assert weights[0] == {"variant": "on", "weight": 100}
+    outcome = controller.run_check(plan, now=T0 + dt.timedelta(minutes=3))
+    assert outcome.action == "waiting"
