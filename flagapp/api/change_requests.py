@@ -98,8 +98,9 @@ class ChangeSerializer(serializers.Serializer[Any]):
     """A proposed change in the services' input shape."""
 
     operation = serializers.ChoiceField(choices=sorted(crs._OPERATION_PERMISSIONS))
-    flag = serializers.CharField(max_length=200)
+    flag = serializers.CharField(max_length=200, required=False)
     environment = serializers.CharField(max_length=100, required=False)
+    segment = serializers.CharField(max_length=100, required=False)
     params = serializers.DictField(required=False, default=dict)
 
 
@@ -117,9 +118,12 @@ class PreviewSerializer(serializers.Serializer[Any]):
 
 
 def _change(data: dict[str, Any]) -> dict[str, Any]:
-    change = {"operation": data["operation"], "flag": data["flag"], "params": data["params"]}
-    if data.get("environment"):
-        change["environment"] = data["environment"]
+    """The services' change shape: ``{"operation", "flag"?, "environment"?, "segment"?,
+    "params"}`` (what each operation needs is checked when it is dry-run)."""
+    change: dict[str, Any] = {"operation": data["operation"], "params": data["params"]}
+    for name in ("flag", "environment", "segment"):
+        if data.get(name):
+            change[name] = data[name]
     return change
 
 

@@ -114,7 +114,8 @@ def _objects(change: Mapping[str, Any]) -> tuple[Flag | None, Environment | None
 
 
 def preview(change: Mapping[str, Any], *, contexts: Any = None) -> BlastRadius | None:
-    """Dry-run ``change`` and return its blast radius (None when it touches no flag).
+    """Dry-run ``change`` and return its blast radius (None when it names no flag: a segment
+    or environment change is validated the same way, but not measured).
 
     The change is applied through the services inside a transaction that is then rolled
     back, and the environment is compiled in between: the "after" ruleset is exactly what
@@ -129,20 +130,21 @@ def preview(change: Mapping[str, Any], *, contexts: Any = None) -> BlastRadius |
     from flagapp.snapshot import compile_environment
 
     flag, environment = _objects(change)
-    if flag is None:
-        return None
     environments = [environment] if environment else list(Environment.objects.all())
-    before = {env.pk: compile_environment(env) for env in environments}
+    before = {env.pk: compile_environment(env) for env in environments} if flag else {}
     after: dict[int, dict[str, Any]] = {}
     try:
         with transaction.atomic():
             services.apply_change(
                 change, actor=None, reason="blast-radius preview", change_request=_DryRunApproval()
             )
-            after = {env.pk: compile_environment(env) for env in environments}
+            if flag is not None:
+                after = {env.pk: compile_environment(env) for env in environments}
             raise _Rollback
     except _Rollback:
         pass
+    if flag is None:  # validated, but not about one flag (a segment, an environment)
+        return None
     return _measure(flag.key, environments, before, after, contexts)
 
 

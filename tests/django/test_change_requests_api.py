@@ -188,3 +188,36 @@ def test_list_and_detail__filters_and_diff(
 
 def test_endpoints__anonymous__refused(db: Any) -> None:
     assert APIClient().get(BASE).status_code in (401, 403)
+
+
+def test_propose__segment_change_in_protected_environment__pending_then_applied(
+    flag: Flag, prod: Environment, bob: APIClient
+) -> None:
+    from flagapp.models import Segment
+
+    seg = services.create_segment(key="beta", name="Beta", include=["u1"], actor=None, reason="x")
+    services.update_flag_state(
+        flag,
+        prod,
+        actor=None,
+        reason="x",
+        change_request=crs._DryRunApproval(),
+        rules=[{"when": [{"op": "in_segment", "values": ["beta"]}], "serve": {"variant": "on"}}],
+    )
+    carol, _ = _client("carol", "flagapp.change_segment")
+    body = {
+        "operation": "update_segment",
+        "segment": "beta",
+        "params": {"include": ["u1", "u2"]},
+        "reason": "grow the beta",
+    }
+    response = carol.post(BASE, body, format="json")
+    assert response.status_code == 201, response.content
+    data = response.json()
+    assert (data["status"], data["flag"], data["blast_radius"]) == ("pending", "", None)
+    bad = carol.post(BASE, {**body, "params": {"include": "not a list"}}, format="json")
+    assert bad.status_code == 400  # validated by the dry run before anyone reviews it
+    assert bob.post(f"{BASE}{data['id']}/approve/", {}, format="json").json()["status"] == (
+        "applied"
+    )
+    assert Segment.objects.get(pk=seg.pk).include == ["u1", "u2"]
