@@ -4,6 +4,7 @@ attribution, engine validation with field-mapped errors, governance, publish on 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -37,6 +38,8 @@ class _Unset:
 
 
 UNSET: Final = _Unset()
+
+logger = logging.getLogger("flagapp")
 
 #: Environments whose snapshot must be published at commit, per database alias.
 _PENDING_ATTR = "_flagapp_pending_publish"
@@ -168,7 +171,14 @@ def _publish_ids(ids: list[int]) -> None:
     from flagapp.snapshot import publish
 
     for env in Environment.objects.filter(pk__in=ids):
-        publish(env)
+        try:
+            publish(env)
+        except Exception:
+            # The write is committed; the environment keeps serving its previous snapshot.
+            # Every write was validated by the engine, so this is a bug: say so loudly, but
+            # do not turn a successful change into an error for its author, and still
+            # publish the other environments.
+            logger.exception("flagapp: publishing the %s snapshot failed", env.key)
 
 
 def on_commit(func: Callable[[], Any]) -> None:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import Environment, Flag, FlagState
@@ -54,22 +54,27 @@ def create_environment(
         errors["order"] = ["expected an integer"]
     if errors:
         raise FlagValidationError(errors)
-    with transaction.atomic():
-        env = Environment(key=key, name=name.strip(), protected=protected, order=order)
-        save(env, actor, reason)
-        for flag in Flag.objects.prefetch_related("variants"):
-            keys = [v.key for v in flag.variants.all()]
-            save(
-                FlagState(
-                    flag=flag,
-                    environment=env,
-                    enabled=False,
-                    fallthrough=default_fallthrough(keys),
-                ),
-                actor,
-                reason,
-            )
-        publish_on_commit([env.pk])
+    try:
+        with transaction.atomic():
+            env = Environment(key=key, name=name.strip(), protected=protected, order=order)
+            save(env, actor, reason)
+            for flag in Flag.objects.prefetch_related("variants"):
+                keys = [v.key for v in flag.variants.all()]
+                save(
+                    FlagState(
+                        flag=flag,
+                        environment=env,
+                        enabled=False,
+                        fallthrough=default_fallthrough(keys),
+                    ),
+                    actor,
+                    reason,
+                )
+            publish_on_commit([env.pk])
+    except IntegrityError:
+        # A concurrent create took the key between the check and the insert.
+        raise FlagValidationError({"key": [f"an environment {key!r} already exists"]}) from None
+
     return env
 
 

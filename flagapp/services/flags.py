@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flagapp.conf import settings
@@ -273,29 +273,36 @@ def create_flag(
             flag_key=key,
         )
 
-    with transaction.atomic():
-        flag = Flag(
-            key=key,
-            name=name,
-            description=description,
-            kind=kind,
-            flag_type=flag_type,
-            owner=group,
-            risk=risk,
-            expires_on=date,
-            tags=clean_tags,
-        )
-        save(flag, actor, reason)
-        for item in variant_items:
-            save(Variant(flag=flag, **item), actor, reason)
-        for env in environments:
-            save(
-                FlagState(flag=flag, environment=env, enabled=False, fallthrough=fallthrough),
-                actor,
-                reason,
+    try:
+        with transaction.atomic():
+            flag = Flag(
+                key=key,
+                name=name,
+                description=description,
+                kind=kind,
+                flag_type=flag_type,
+                owner=group,
+                risk=risk,
+                expires_on=date,
+                tags=clean_tags,
             )
-        publish_on_commit([e.pk for e in environments])
-        _send_changed(flag, [e.key for e in environments], actor, reason, "create_flag")
+            save(flag, actor, reason)
+            for item in variant_items:
+                save(Variant(flag=flag, **item), actor, reason)
+            for env in environments:
+                save(
+                    FlagState(flag=flag, environment=env, enabled=False, fallthrough=fallthrough),
+                    actor,
+                    reason,
+                )
+            publish_on_commit([e.pk for e in environments])
+            _send_changed(flag, [e.key for e in environments], actor, reason, "create_flag")
+    except IntegrityError:
+        # A concurrent create took the key between the check and the insert.
+        raise FlagValidationError(
+            {"key": [f"a flag with the key {key!r} already exists"]}
+        ) from None
+
     return flag
 
 

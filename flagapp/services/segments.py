@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import Environment, Segment, TargetingRule
@@ -122,17 +122,22 @@ def create_segment(
     if errors:
         raise FlagValidationError(errors)
     _validate(key, {"include": inc, "exclude": exc, "when": cond})
-    with transaction.atomic():
-        segment = Segment(
-            key=key,
-            name=name.strip(),
-            description=description or "",
-            include=inc,
-            exclude=exc,
-            conditions=cond,
-        )
-        save(segment, actor, reason)
-        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+    try:
+        with transaction.atomic():
+            segment = Segment(
+                key=key,
+                name=name.strip(),
+                description=description or "",
+                include=inc,
+                exclude=exc,
+                conditions=cond,
+            )
+            save(segment, actor, reason)
+            publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+    except IntegrityError:
+        # A concurrent create took the key between the check and the insert.
+        raise FlagValidationError({"key": [f"a segment {key!r} already exists"]}) from None
+
     return segment
 
 

@@ -674,3 +674,46 @@ def test_services__rolled_back_write__nothing_published(
             pass
     assert Snapshot.objects.count() == count
     assert not state_of(flag, envs["production"]).enabled
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_create_flag__same_key_concurrently__one_created_other_key_error(
+    owner_group: Group,
+) -> None:
+    import threading
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (FLAGAPP_TEST_DB=postgres): concurrent transactions")
+    services.create_environment(key="production", name="P", actor=None, reason="x")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(3)
+
+    def worker() -> None:
+        from django.db import connection as conn
+
+        try:
+            barrier.wait(timeout=10)
+            services.create_flag(
+                key="team.race",
+                name="r",
+                owner=owner_group,
+                flag_type="ops",
+                actor=None,
+                reason="race",
+            )
+            outcomes.append("created")
+        except FlagValidationError as exc:
+            outcomes.append("key" if "key" in exc.message_dict else str(exc))
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(outcomes) == ["created", "key", "key"]
+    assert Flag.objects.filter(key="team.race").count() == 1
