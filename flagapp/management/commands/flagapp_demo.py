@@ -17,6 +17,7 @@ added, so running it twice is harmless.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
@@ -215,9 +216,10 @@ class Command(BaseCommand):
         admin = self._admin()
         load_demo_data(admin, stdout=self.stdout)
         self.stdout.write(self.style.SUCCESS("flagapp demo data is loaded."))
+        addr = os.environ.get("DEMO_ADDR", "127.0.0.1:8000")  # the Makefile's runserver address
         self.stdout.write(
-            "\n  Demo page:  http://127.0.0.1:8000/\n"
-            "  Admin:      http://127.0.0.1:8000/admin/\n"
+            f"\n  Demo page:  http://{addr}/\n"
+            f"  Admin:      http://{addr}/admin/\n"
             f"  Login:      {ADMIN_USERNAME} / {ADMIN_PASSWORD}\n"
         )
 
