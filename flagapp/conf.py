@@ -116,6 +116,10 @@ DEFAULTS: dict[str, Any] = {
     "CODE_REF_EXTENSIONS": None,
     "CODE_REF_IGNORE": [],
     # --- Rollouts and experiments (flagapp.rollouts; docs/rollouts.md) ---
+    # Guardrails judge the current step's events; a number of seconds judges only the
+    # trailing window (clamped to the step start): a late spike is not diluted by a long
+    # healthy step, at the price of needing the minimum sample within the window.
+    "ROLLOUT_GUARDRAIL_WINDOW": None,
     # Prometheus metric source: {"url": "http://prometheus:9090", "queries": {name: PromQL
     # template}, "timeout": 5.0, "headers": {}}; None: only stored SDK events.
     "ROLLOUT_PROMETHEUS": None,

@@ -596,10 +596,21 @@ def measure(
             src.close()  # a source we opened (an HTTP client) is ours to close
 
 
+def _trailing_window() -> timedelta | None:
+    """``FLAGAPP["ROLLOUT_GUARDRAIL_WINDOW"]`` seconds, or None: judge the whole step."""
+    from flagapp.conf import settings
+
+    seconds = settings.get("ROLLOUT_GUARDRAIL_WINDOW")
+    return timedelta(seconds=float(seconds)) if seconds else None
+
+
 def _measure_with(
     plan: Any, guardrails: list[Any], src: MetricSource, now: datetime
 ) -> list[GuardrailResult]:
     since = plan.step_started_at or plan.started_at or now
+    window = _trailing_window()
+    if window is not None:
+        since = max(since, now - window)
     results = []
     for g in guardrails:
         spec = g.spec

@@ -499,3 +499,20 @@ def test_resume__after_outside_edit_pause__step_reasserted(flag: Any, envs: dict
     assert weights[0] == {"variant": "on", "weight": 100}
     outcome = controller.run_check(plan, now=T0 + dt.timedelta(minutes=3))
     assert outcome.action == "waiting"
+
+
+@pytest.mark.parametrize(("window", "expected"), [(None, "waiting"), (600, "rolled_back")])
+def test_guardrail_window__late_spike_after_long_healthy_step__caught_only_with_window(
+    flag: Any, envs: dict[str, Any], settings: Any, window: int | None, expected: str
+) -> None:
+    settings.FLAGAPP = {**settings.FLAGAPP, "ROLLOUT_GUARDRAIL_WINDOW": window}
+    env = envs["production"]
+    plan = controller.start(
+        _plan(flag, env, min_step_seconds=86400), actor=None, reason="go", now=T0
+    )
+    _traffic(env, "on", 20000, 20, T0 + dt.timedelta(minutes=5))  # hours of healthy traffic
+    late = T0 + dt.timedelta(hours=3)
+    _traffic(env, "on", 1000, 50, late, prefix="late")  # 5% errors in the last minutes
+    outcome = controller.run_check(plan, now=late + dt.timedelta(minutes=1))
+    # Whole step: 70 / 21,000 = 0.3% (diluted). Trailing 10 minutes: 50 / 1,000 = 5%.
+    assert outcome.action == expected
