@@ -717,3 +717,28 @@ def test_create_flag__same_key_concurrently__one_created_other_key_error(
         t.join(timeout=30)
     assert sorted(outcomes) == ["created", "key", "key"]
     assert Flag.objects.filter(key="team.race").count() == 1
+
+
+def test_services__publish_fails_after_commit__write_kept_error_logged_others_published(
+    make_flag: Any,
+    envs: dict[str, Environment],
+    committed: Any,
+    monkeypatch: Any,
+    caplog: Any,
+) -> None:
+    import flagapp.snapshot as snapshot_module
+
+    real_publish = snapshot_module.publish
+
+    def failing_for_staging(env: Environment) -> Any:
+        if env.key == "staging":
+            raise RuntimeError("injected")
+        return real_publish(env)
+
+    monkeypatch.setattr(snapshot_module, "publish", failing_for_staging)
+    with caplog.at_level("ERROR", logger="flagapp"), committed():
+        make_flag()
+    assert Flag.objects.filter(key="checkout.new-flow").exists()
+    assert "publishing the staging snapshot failed" in caplog.text
+    assert snapshot.latest("staging") is None
+    assert snapshot.latest("production") is not None
