@@ -440,9 +440,10 @@ def _throughput(
     for label, request, expect in (("ruleset 304", ruleset_304, 304), ("OFREP single", ofrep, 200)):
         asyncio.run(_load(port, request, 4, 1.0))  # warm both workers
         for conns in CONCURRENCY:
-            cpu0 = _tree_cpu_seconds(server_pid)
+            cpu0, client0 = _tree_cpu_seconds(server_pid), time.process_time()
             count, lat, statuses = asyncio.run(_load(port, request, conns, LOAD_SECONDS))
             cpu_ms = (_tree_cpu_seconds(server_pid) - cpu0) / max(1, count) * 1000
+            client_ms = (time.process_time() - client0) / max(1, count) * 1000
             rps = count / LOAD_SECONDS
             wrong = sum(n for s, n in statuses.items() if s != expect)
             verdict = "-"
@@ -461,6 +462,7 @@ def _throughput(
                     _percentile(lat, 99) * 1000,
                     wrong,
                     cpu_ms,
+                    client_ms,
                     capacity,
                     verdict,
                 )
@@ -581,6 +583,7 @@ def _driver() -> None:
                 "p99 ms",
                 "non-2xx/304",
                 "server CPU ms/req",
+                "client CPU ms/req",
                 "req/s per 2 cores",
                 "verdict",
             ],
