@@ -301,3 +301,20 @@ def test_evaluate__sampling_hook_raises__evaluation_unaffected(
 
     monkeypatch.setattr(evaluation, "_sampler", broken)
     assert flagapp.evaluate("x.flag", False).value is True
+
+
+def test_async_api__warm_cache__same_answers_as_sync(install_flags: Installer):
+    import asyncio
+
+    install_flags({"x.on": flag_doc(), "x.color": flag_doc("string", STRINGS, fallthrough="blue")})
+    request = RequestFactory().get("/")
+    request.user = AnonymousUser()
+
+    async def check() -> tuple[Any, ...]:
+        return (
+            await flagapp.aflag_is_active(request, "x.on"),
+            await flagapp.aget_value(request, "x.color", "red"),
+            (await flagapp.aevaluate("x.missing", 3, {"targetingKey": "u"})).error_code,
+        )
+
+    assert asyncio.run(check()) == (True, "blue", "FLAG_NOT_FOUND")
