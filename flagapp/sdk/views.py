@@ -26,7 +26,13 @@ from django.views.decorators.http import require_POST
 from flagapp.conf import settings
 from flagapp.sdk import notifier
 from flagapp.sdk.auth import aauthorize, authorize, json_response
-from flagapp.sdk.keys import KeyInfo
+from flagapp.sdk.keys import (
+    AuthFailure,
+    KeyInfo,
+    authenticate_token,
+    is_warm,
+    token_from_headers,
+)
 
 __all__ = ["aget_ruleset", "etag_matches", "events", "ruleset", "stream"]
 
@@ -148,7 +154,19 @@ def _sse(version: int, etag: str, environment: str) -> str:
     return f"id: {version}\nevent: snapshot\ndata: {data}\n\n"
 
 
-async def _events(info: KeyInfo, request: HttpRequest) -> AsyncIterator[str]:
+async def _still_valid(token: str | None) -> bool:
+    check = authenticate_token
+    try:
+        if is_warm(token):
+            check(token)
+        else:
+            await sync_to_async(check)(token)
+    except AuthFailure:
+        return False
+    return True
+
+
+async def _events(info: KeyInfo, token: str | None) -> AsyncIterator[str]:
     env = info.environment_key
     sub = notifier.subscribe(env)
     heartbeat = max(0.05, float(settings.STREAM_HEARTBEAT_SECONDS))
@@ -170,6 +188,10 @@ async def _events(info: KeyInfo, request: HttpRequest) -> AsyncIterator[str]:
             try:
                 ann = await asyncio.wait_for(sub.queue.get(), timeout=timeout)
             except TimeoutError:
+                # A key revoked while its stream is open: end the stream; the reconnect is
+                # refused (401) and the SDK stops.
+                if not await _still_valid(token):
+                    return
                 # No announcement: say we are alive, and check the version ourselves in case
                 # an announcement was lost (no Redis, a dropped connection).
                 rs = await aget_ruleset(env)
@@ -196,7 +218,9 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     info = await aauthorize(request, "sdk")
     if isinstance(info, HttpResponse):
         return info
-    response = StreamingHttpResponse(_events(info, request), content_type="text/event-stream")
+    response = StreamingHttpResponse(
+        _events(info, token_from_headers(request.headers)), content_type="text/event-stream"
+    )
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
     return response

@@ -319,3 +319,23 @@ def test_asgi_fast_path__ofrep_evaluations__statistics_flushed_periodically(
         time.sleep(0.2)
         stat = FlagEvaluationStat.objects.filter(flag_key="web.banner").first()
     assert stat is not None and stat.count >= 1
+
+
+def test_stream__key_revoked_while_open__stream_ends(
+    asgi_server: AsgiServer, world: dict[str, Any]
+) -> None:
+    with _open(asgi_server, world["token"]) as response:
+        reader = Reader(response)
+        reader.next_snapshot()
+        keys.revoke_sdk_key(keys.public_id_of(world["token"]))
+        ended = False
+        deadline = time.monotonic() + 5
+        try:
+            for _line in reader.lines:
+                if time.monotonic() > deadline:
+                    break
+        except httpx.HTTPError:
+            pass
+        else:
+            ended = time.monotonic() <= deadline
+    assert ended, "the stream of a revoked key stayed open"
