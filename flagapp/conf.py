@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     # Cache-Control of GET /sdk/v1/ruleset: revalidate every time (304s are cheap); see
     # docs/deploy.md before letting a CDN cache it.
     "RULESET_CACHE_CONTROL": "private, no-cache",
+    # Before answering 304, a process re-checks the shared cache for a newer snapshot if it
+    # has not done so for this long (seconds): no stale 304 right after an announcement.
+    "RULESET_RECHECK_SECONDS": 0.05,
     # In-process cache of SDK key lookups (seconds): bounds how long a revocation takes to
     # reach a process that misses the notifier's broadcast.
     "SDK_KEY_CACHE_SECONDS": 30.0,

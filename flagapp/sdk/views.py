@@ -101,6 +101,29 @@ def _body_for(env_key: str, rs: Any) -> _Body:
     return body
 
 
+_rechecked: dict[str, float] = {}
+
+
+async def _recheck_before_304(env_key: str, rs: Any) -> Any:
+    """Before saying "not modified", make sure this process is not the stale one.
+
+    A streaming SDK fetches right after an announcement, possibly from another process than
+    the one that announced; if that process has not yet heard of the new version (its Redis
+    listener is a few milliseconds late, or the notifier is local), a 304 would leave the SDK
+    on the old snapshot until the next change. So a 304 is preceded by a check of the shared
+    cache, at most every ``RULESET_RECHECK_SECONDS`` per environment and process — negligible
+    at any request rate.
+    """
+    from flagapp import evaluation
+
+    now = time.monotonic()
+    if now - _rechecked.get(env_key, 0.0) < float(settings.RULESET_RECHECK_SECONDS):
+        return rs
+    _rechecked[env_key] = now
+    evaluation.expire(env_key)
+    return await sync_to_async(_get_ruleset)(env_key)
+
+
 def _quoted(etag: str) -> str:
     return '"' + etag.replace('"', "") + '"'
 
@@ -116,6 +139,8 @@ async def ruleset(request: HttpRequest) -> HttpResponse:
     if isinstance(info, HttpResponse):
         return info
     rs = await aget_ruleset(info.environment_key)
+    if rs is not None and etag_matches(request.headers.get("If-None-Match"), rs.etag):
+        rs = await _recheck_before_304(info.environment_key, rs)
     if rs is None:
         return json_response(
             {"errorCode": "FLAG_NOT_FOUND", "errorDetails": "no snapshot published yet"},

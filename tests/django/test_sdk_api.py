@@ -448,3 +448,25 @@ def test_rate_limit__redis_store_busy_key__leases_tokens_in_batches() -> None:
     # burst 40 is leased 10 at a time (a quarter of the burst): 40 allowed, then refused.
     assert decisions == [True] * 40 + [False] * 5
     assert stored is not None and float(stored) < 1
+
+
+def test_ruleset__newer_version_only_in_shared_cache__200_not_stale_304(
+    client: Client, sdk_token: str, install_flags: Callable[..., Any]
+) -> None:
+    from django.core.cache import caches
+
+    from flagapp import evaluation
+
+    from .sdk_helpers import ruleset_doc
+
+    with override_settings(FLAGAPP={"CACHE_CHECK_INTERVAL": 3600, "RULESET_RECHECK_SECONDS": 0}):
+        install_flags(ALL_KINDS, version=7)
+        # Another process published v8: shared cache updated, no signal reached this one.
+        doc = ruleset_doc(ALL_KINDS, version=8)
+        caches["default"].set(evaluation.document_key("production", 8), json.dumps(doc), None)
+        caches["default"].set(evaluation.version_key("production"), 8, None)
+        response = client.get(
+            RULESET, HTTP_IF_NONE_MATCH='"sha256:test-production-7"', **bearer(sdk_token)
+        )
+    assert response.status_code == 200
+    assert json.loads(response.content)["version"] == 8
