@@ -180,7 +180,7 @@ def test_ruleset__over_rate_limit__429_with_retry_after(
     client: Client, sdk_token: str, install_flags: Callable[..., Any]
 ) -> None:
     install_flags(ALL_KINDS)
-    with override_settings(FLAGAPP={"RATE_LIMITS": {"sdk": {"rate": 0.5, "burst": 3}}}):
+    with override_settings(FLAGAPP={"RATE_LIMITS": {"sdk": {"rate": 0.01, "burst": 3}}}):
         statuses = [client.get(RULESET, **bearer(sdk_token)).status_code for _ in range(4)]
         assert statuses == [200, 200, 200, 429]
         response = client.get(RULESET, **bearer(sdk_token))
@@ -193,14 +193,14 @@ def test_rate_limit__per_key__other_key_unaffected(
 ) -> None:
     install_flags(ALL_KINDS)
     _, other = keys.create_sdk_key("production")
-    with override_settings(FLAGAPP={"RATE_LIMITS": {"sdk": {"rate": 0.1, "burst": 1}}}):
+    with override_settings(FLAGAPP={"RATE_LIMITS": {"sdk": {"rate": 0.01, "burst": 1}}}):
         assert client.get(RULESET, **bearer(sdk_token)).status_code == 200
         assert client.get(RULESET, **bearer(sdk_token)).status_code == 429
         assert client.get(RULESET, **bearer(other)).status_code == 200
 
 
 def test_rate_limit__bad_keys__limited_per_address(client: Client, environments: Any) -> None:
-    with override_settings(FLAGAPP={"RATE_LIMITS": {"sdk": {"rate": 0.1, "burst": 2}}}):
+    with override_settings(FLAGAPP={"RATE_LIMITS": {"sdk": {"rate": 0.01, "burst": 2}}}):
         statuses = [client.get(RULESET, HTTP_X_API_KEY=f"fa_x_{i}").status_code for i in range(3)]
     assert statuses == [401, 401, 429]
 
@@ -403,7 +403,7 @@ def test_rate_limit__each_store__burst_then_429(
     conf = {
         "RATE_LIMIT_STORE": store,
         "REDIS_URL": "redis://127.0.0.1:6379/9",
-        "RATE_LIMITS": {"ofrep": {"rate": 0.2, "burst": 5}},
+        "RATE_LIMITS": {"ofrep": {"rate": 0.01, "burst": 5}},
     }
     identity = f"key:{keys.authenticate_token(sdk_token).key_id}"
     with override_settings(FLAGAPP=conf):
@@ -431,8 +431,8 @@ def test_rate_limit__redis_store_busy_key__leases_tokens_in_batches() -> None:
     conf = {
         "RATE_LIMIT_STORE": "redis",
         "REDIS_URL": "redis://127.0.0.1:6379/9",
-        "RATE_LIMIT_LEASE_SECONDS": 60,
-        "RATE_LIMITS": {"ofrep": {"rate": 1.0, "burst": 40}},
+        "RATE_LIMIT_LEASE_SECONDS": 10_000,
+        "RATE_LIMITS": {"ofrep": {"rate": 0.01, "burst": 40}},
     }
     with override_settings(FLAGAPP=conf):
         ratelimit.reset("ofrep", "lease-test")
