@@ -22,15 +22,14 @@ A project with its own ``asgi.py`` wraps its application the same way::
 
     application = sdk_fast_path(get_asgi_application())
 
-Importing this module configures Django (like any project's asgi.py): import it only as the
-server's entry point.
+``flagapp.asgi:application`` configures Django on first access (like any project's asgi.py,
+it needs ``DJANGO_SETTINGS_MODULE``); importing ``sdk_fast_path`` alone does not.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -43,7 +42,7 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
 from django.urls import set_script_prefix
 
-__all__ = ["SDK_PREFIXES", "LeanASGIHandler", "application", "sdk_fast_path"]
+__all__ = ["SDK_PREFIXES", "LeanASGIHandler", "get_application", "sdk_fast_path"]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[Mapping[str, Any]]]
@@ -159,7 +158,21 @@ def sdk_fast_path(app: ASGIApp, prefixes: tuple[str, ...] = SDK_PREFIXES) -> ASG
     return router
 
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
-django.setup(set_prefix=False)
+_application: ASGIApp | None = None
 
-application = sdk_fast_path(ASGIHandler())
+
+def get_application() -> ASGIApp:
+    """The project's ASGI application behind :func:`sdk_fast_path` (configures Django)."""
+    global _application
+    if _application is None:
+        django.setup(set_prefix=False)
+        _application = sdk_fast_path(ASGIHandler())
+    return _application
+
+
+def __getattr__(name: str) -> Any:
+    # ``flagapp.asgi:application`` for the server, built on first access (PEP 562), so that
+    # importing ``sdk_fast_path`` into a project's own asgi.py has no side effect.
+    if name == "application":
+        return get_application()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
