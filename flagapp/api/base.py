@@ -7,17 +7,22 @@ host project, whatever its global DRF defaults are.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.openapi import AutoSchema
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.authentication import (
+    BaseAuthentication,
+    SessionAuthentication,
+    TokenAuthentication,
+)
 from rest_framework.filters import OrderingFilter, SearchFilter
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.generics import GenericAPIView
+from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.request import Request
+from rest_framework.schemas.inspectors import ViewInspector
 
 from flagapp.exceptions import ApprovalRequired
 
@@ -55,24 +60,31 @@ class Pagination(PageNumberPagination):
     max_page_size = 500
 
 
-class FlagappAPIMixin:
+if TYPE_CHECKING:
+    _MixinBase = GenericAPIView[Any]
+else:
+    _MixinBase = object
+
+
+class FlagappAPIMixin(_MixinBase):
     """Mixed into every view of the management API (before the DRF base class)."""
 
     # Token first: its WWW-Authenticate header turns "no credentials" into a 401, which a
     # client can act on, where SessionAuthentication alone would answer 403.
-    authentication_classes = [TokenAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated, ModelPermissions]
-    pagination_class = Pagination
-    filter_backends = [DjangoFilterBackend, SearchFilter, OrderingFilter]
-    schema = AutoSchema()
+    authentication_classes: Sequence[type[BaseAuthentication]] = [
+        TokenAuthentication,
+        SessionAuthentication,
+    ]
+    permission_classes: Sequence[Any] = [IsAuthenticated, ModelPermissions]
+    pagination_class: type[BasePagination] | None = Pagination
+    filter_backends: Sequence[Any] = [DjangoFilterBackend, SearchFilter, OrderingFilter]
+    schema: ViewInspector | None = AutoSchema()
     #: Objects without a natural key are addressed by their integer id: any other path
     #: segment is a 404 from the router, never a failed integer conversion (500) in a view.
     #: Views keyed by a natural key override this (flag keys contain dots: ``[^/]+``).
     lookup_value_regex = "[0-9]+"
     #: Per-method permission overrides read by :class:`ModelPermissions`.
     required_permissions: dict[str, list[str]] = {}
-
-    request: Request
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Any]:
         return exception_handler

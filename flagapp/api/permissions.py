@@ -49,6 +49,8 @@ class ModelPermissions(DjangoModelPermissions):
         "DELETE": ["%(app_label)s.delete_%(model_name)s"],
     }
 
+    _current_view: APIView | None = None
+
     def has_permission(self, request: Request, view: APIView) -> bool:
         self._current_view = view
         try:

@@ -153,7 +153,9 @@ class FlagStateSerializer(serializers.Serializer[Any]):
         max_length=100,
         help_text='[{"flag": key, "variants": [...]}]',
     )
-    rules = RuleSerializer(many=True, required=False, max_length=500)
+    rules: serializers.ListSerializer[Any] = serializers.ListSerializer(
+        child=RuleSerializer(), required=False, max_length=500
+    )
     updated_at = serializers.DateTimeField(read_only=True)
     version = _version()
     reason = _reason()

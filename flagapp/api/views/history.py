@@ -54,8 +54,8 @@ class HistoryView(FlagappAPIMixin, generics.GenericAPIView[Any]):
         if not filterset.is_valid():
             raise ValidationError(filterset.errors)
         queryset = history_queryset(filterset.cleaned(), models)
-        rows = [] if queryset is None else queryset
-        page = self.paginate_queryset(rows)
+        rows: Any = [] if queryset is None else queryset
+        page: Any = self.paginate_queryset(rows)
         items = [present(row) for row in (page if page is not None else rows)]
         data = self.get_serializer(items, many=True).data
         if page is not None:
