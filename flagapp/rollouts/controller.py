@@ -40,6 +40,7 @@ __all__ = [
     "CheckOutcome",
     "PlanAuthorization",
     "create_plan",
+    "first_step_change",
     "metric_source_for",
     "pause",
     "resume",
@@ -292,6 +293,69 @@ def _guardrail_row(g: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[s
     }
 
 
+def first_step_change(plan: Any) -> dict[str, Any]:
+    """The first step as an ordinary ``update_flag_state`` change (``ApprovalRequired.change``
+    shape): what to propose as a change request where the policy needs approval."""
+    return {
+        "operation": "update_flag_state",
+        "flag": plan.flag.key,
+        "environment": plan.environment.key,
+        "params": {
+            "fallthrough": rollout_serve(
+                plan.treatment_variant,
+                plan.control_variant,
+                int(plan.steps[0]),
+                plan.effective_salt,
+            )
+        },
+    }
+
+
+def _approves_plan(change_request: Any, plan: Any) -> bool:
+    """Whether ``change_request`` authorises this plan.
+
+    A governance ``ChangeRequest`` must have been approved by a reviewer (status approved,
+    or applied — approving applies it), be about this flag and environment, and be the
+    plan's first step (an ``update_flag_state`` serving exactly the first step's
+    fallthrough): the reviewer approved this rollout, not some other change. Any other
+    object is judged like the services judge one (``flagapp.policy.change_request_covers``).
+    """
+    from flagapp.models import ChangeRequest
+    from flagapp.policy import change_request_covers
+
+    if change_request is None:
+        return False
+    if isinstance(change_request, ChangeRequest):
+        if change_request.status not in (
+            ChangeRequest.STATUS_APPROVED,
+            ChangeRequest.STATUS_APPLIED,
+        ):
+            return False
+        if (change_request.flag_id, change_request.environment_id) != (
+            plan.flag_id,
+            plan.environment_id,
+        ):
+            return False
+        params = (change_request.payload or {}).get("params") or {}
+        expected = first_step_change(plan)["params"]["fallthrough"]
+        return change_request.kind == "update_flag_state" and params.get("fallthrough") == expected
+    return change_request_covers(change_request, plan.flag, plan.environment)
+
+
+def _fallthrough_before(plan: Any, state: Any) -> Any:
+    """The fallthrough to restore on rollback. Normally the current one; but where the first
+    step was approved as a change request, approving it already applied it, so the safe
+    fallthrough is the last one in the state's history that was not the first step (or the
+    control variant if there is none)."""
+    first = first_step_change(plan)["params"]["fallthrough"]
+    if state.fallthrough != first:
+        return state.fallthrough
+    for record in state.history.order_by("-history_date", "-history_id"):
+        if record.fallthrough != first:
+            return record.fallthrough
+    return {"variant": plan.control_variant}
+
+
 def start(
     plan: Any,
     *,
@@ -305,7 +369,7 @@ def start(
     Where the policy needs approval (high-risk flag, protected environment), an approved
     change request covering this flag and environment must be given: it authorises the
     whole plan (every step and the rollback)."""
-    from flagapp.policy import change_request_covers, requires_approval
+    from flagapp.policy import requires_approval
 
     reason = _clean_reason(reason)
     at = _now(now)
@@ -313,18 +377,14 @@ def start(
         plan = _lock(plan)
         to_state = next_state(plan.state, Action.START)
         if requires_approval(plan.flag, plan.environment):
-            if not change_request_covers(change_request, plan.flag, plan.environment):
+            if not _approves_plan(change_request, plan):
                 from flagapp.exceptions import ApprovalRequired
 
                 raise ApprovalRequired(
-                    {
-                        "operation": "start_rollout",
-                        "flag": plan.flag.key,
-                        "environment": plan.environment.key,
-                        "params": {"plan": plan.pk, "steps": plan.steps},
-                    },
-                    "this rollout needs an approved change request for its flag and "
-                    "environment (it authorises every step and the rollback)",
+                    first_step_change(plan),
+                    "this rollout needs an approved change request for its first step "
+                    "(propose the change this error carries, have it approved, then start "
+                    "the plan with that request: it authorises every step and the rollback)",
                 )
             from flagapp.models import ChangeRequest
 
@@ -343,7 +403,7 @@ def start(
             )
         plan.safe_state = {
             "enabled": state.enabled,
-            "fallthrough": state.fallthrough,
+            "fallthrough": _fallthrough_before(plan, state),
             "prerequisites": state.prerequisites,
             "rules": _rules_of(state),
             "version": state.version,

@@ -136,41 +136,61 @@ def test_start__flag_off__refused(make_flag: Callable[..., Any], envs: dict[str,
     assert plan.state == "draft" and not plan.transitions.exists()
 
 
-def _cr(flag: Any, env: Any) -> Any:
-    from flagapp.models import ChangeRequest
+def _approved_first_step(plan: Any, reviewer_name: str = "reviewer") -> Any:
+    """The governance workflow: propose the plan's first step, another person approves."""
+    from flagapp.governance import change_requests as crs
 
-    author = User.objects.create(username=f"author-{env.key}")
-    return ChangeRequest.objects.create(
-        flag=flag,
-        flag_key=flag.key,
-        environment=env,
-        environment_key=env.key,
-        kind="start_rollout",
+    author = User.objects.create_superuser(f"author-{reviewer_name}", "a@example.com", "x")
+    reviewer = User.objects.create_superuser(reviewer_name, "r@example.com", "x")
+    cr = crs.propose(
+        controller.first_step_change(plan),
         author=author,
-        reason="rollout",
-        status="approved",
+        reason="roll out",
+        compute_blast_radius=False,
     )
+    return crs.approve(cr, reviewer=reviewer)
 
 
-def test_start__protected_env_without_approval__approval_required_then_cr_authorises_steps(
+def test_start__protected_env__approval_required_then_approved_first_step_authorises_plan(
     flag: Any, envs: dict[str, Any]
 ) -> None:
     env = envs["production"]
     services.update_environment(env, protected=True, actor=None, reason="prod is protected")
     env.refresh_from_db()
     plan = _plan(flag, env, min_step_seconds=0, guardrails=[])
-    with pytest.raises(ApprovalRequired):
+    with pytest.raises(ApprovalRequired) as info:
         controller.start(plan, actor=None, reason="go", now=T0)
-    with pytest.raises(ApprovalRequired):  # a request for another environment does not cover it
-        controller.start(
-            plan, actor=None, reason="go", now=T0, change_request=_cr(flag, envs["staging"])
-        )
-    plan = controller.start(plan, actor=None, reason="go", now=T0, change_request=_cr(flag, env))
-    assert plan.approved
+    assert info.value.change == controller.first_step_change(plan)
+    cr = _approved_first_step(plan)
+    assert cr.status == "applied"  # approving applied the first step
+    # A request approving something else (here: another plan's first step) does not count.
+    other = _plan(flag, env, min_step_seconds=0, guardrails=[], steps=[500, 10000])
+    with pytest.raises(ApprovalRequired):
+        controller.start(other, actor=None, reason="go", now=T0, change_request=cr)
+    plan = controller.start(plan, actor=None, reason="go", now=T0, change_request=cr)
+    assert plan.approved and plan.change_request_id == cr.pk
     outcome = controller.run_check(plan, now=T0 + dt.timedelta(seconds=1))
     assert outcome.action == "advanced"  # the plan's approval covers its own steps
     plan = controller.rollback(plan, actor=None, reason="manual", now=T0 + dt.timedelta(seconds=2))
-    assert _state(flag, env).fallthrough == {"variant": "off"}
+    assert _state(flag, env).fallthrough == {"variant": "off"}  # and its rollback
+
+
+def test_start__pending_change_request__not_enough(flag: Any, envs: dict[str, Any]) -> None:
+    from flagapp.governance import change_requests as crs
+
+    env = envs["production"]
+    services.update_environment(env, protected=True, actor=None, reason="prod is protected")
+    env.refresh_from_db()
+    plan = _plan(flag, env)
+    author = User.objects.create_superuser("author", "a@example.com", "x")
+    cr = crs.propose(
+        controller.first_step_change(plan),
+        author=author,
+        reason="roll out",
+        compute_blast_radius=False,
+    )
+    with pytest.raises(ApprovalRequired):
+        controller.start(plan, actor=None, reason="go", now=T0, change_request=cr)
 
 
 def test_run_check__before_min_step_time__waits_without_step(
