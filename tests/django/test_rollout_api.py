@@ -171,3 +171,37 @@ def test_experiment_api__ill_typed_bodies__400(
         **extra,
     }
     assert api.post("/api/v1/experiments/", body, format="json").status_code == 400
+
+
+def test_rollout_api__protected_env__202_with_first_step_then_start_with_approved_request(
+    api: APIClient, flag: Any, envs: dict[str, Any]
+) -> None:
+    from flagapp.governance import change_requests as crs
+    from flagapp.rollouts import controller
+
+    env = envs["staging"]
+    services.update_environment(env, protected=True, actor=None, reason="protect")
+    r = api.post(
+        "/api/v1/rollouts/",
+        {"flag": flag.key, "environment": "staging", "treatment": "on", "control": "off"},
+        format="json",
+    )
+    pk = r.json()["id"]
+    r = api.post(f"/api/v1/rollouts/{pk}/start/", {"reason": "go"}, format="json")
+    assert r.status_code == 202
+    from flagapp.models import RolloutPlan
+
+    plan = RolloutPlan.objects.get(pk=pk)
+    assert r.json()["change"] == controller.first_step_change(plan)
+    author = User.objects.create_superuser("author", "x@example.com", "x")
+    reviewer = User.objects.create_superuser("reviewer", "y@example.com", "x")
+    cr = crs.propose(
+        r.json()["change"], author=author, reason="roll out", compute_blast_radius=False
+    )
+    cr = crs.approve(cr, reviewer=reviewer)
+    r = api.post(
+        f"/api/v1/rollouts/{pk}/start/", {"reason": "go", "change_request": cr.pk}, format="json"
+    )
+    assert r.status_code == 200, r.content
+    assert r.json()["state"] == "running"
+    assert r.json()["safe_state"]["fallthrough"] == {"variant": "off"}
