@@ -119,11 +119,12 @@ def make_flag(
     """A flag written straight to the ORM (the write path's own rules are the services'
     tests' business; these tests are about what evaluation does with a published snapshot).
 
-    ``states`` maps an environment key to FlagState fields (``enabled``, ``fallthrough``...).
+    ``states`` maps an environment key to FlagState fields (``enabled``, ``fallthrough``...)
+    plus ``rules`` in the ruleset-format shape.
     """
     from django.contrib.auth.models import Group
 
-    from flagapp.models import Flag, FlagState, Variant
+    from flagapp.models import Flag, FlagState, TargetingRule, Variant
 
     owner, _ = Group.objects.get_or_create(name="tests")
     flag = Flag.objects.create(key=key, name=key, kind=kind, flag_type="ops", owner=owner)
@@ -132,7 +133,17 @@ def make_flag(
     for env_key, fields in (
         states or {"production": {"enabled": True, "fallthrough": {"variant": "on"}}}
     ).items():
-        FlagState.objects.create(flag=flag, environment=make_environment(env_key), **fields)
+        fields = dict(fields)
+        rules = fields.pop("rules", [])
+        state = FlagState.objects.create(flag=flag, environment=make_environment(env_key), **fields)
+        for order, rule in enumerate(rules):
+            TargetingRule.objects.create(
+                state=state,
+                order=order,
+                rule_id=rule["id"],
+                conditions=rule["when"],
+                serve=rule["serve"],
+            )
     return flag
 
 

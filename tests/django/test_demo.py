@@ -153,3 +153,16 @@ def test_make_demo_command__fresh_sqlite_file__migrates_loads_prints_login(tmp_p
     assert f"{ADMIN_USERNAME} / {ADMIN_PASSWORD}" in result.stdout
     assert "http://127.0.0.1:8000/admin/" in result.stdout
     assert db.exists()
+
+
+@_demo_site
+def test_demo_status__asgi_request_path__async_view_and_middleware(demo: None):
+    import asyncio
+
+    from django.test import AsyncClient
+
+    async def fetch() -> Any:
+        return await AsyncClient().get("/status/")
+
+    response = asyncio.run(fetch())
+    assert (response.status_code, response.json()) == (200, {"ok": True, "discount": 0.1})

@@ -228,3 +228,35 @@ def test_usage__request_finished__flushes_at_most_every_interval(
     clock[0] += 11  # SAMPLING_FLUSH_SECONDS defaults to 10
     client.get("/no-such-page/")
     assert calls == [1]
+
+
+def test_groups_targeted__one_query_per_request_for_groups(django_assert_num_queries: Any):
+    from django.contrib.auth.models import Group
+
+    make_flag(
+        "beta.search",
+        states={
+            "production": {
+                "enabled": True,
+                "rules": [
+                    {
+                        "id": "g",
+                        "when": [{"attr": "groups", "op": "contains", "values": ["beta"]}],
+                        "serve": {"variant": "on"},
+                    }
+                ],
+                "fallthrough": {"variant": "off"},
+            }
+        },
+    )
+    make_flag("checkout.new-flow")
+    publish()
+    flagapp.evaluate("checkout.new-flow", False)  # warm
+    user = User.objects.create_user("ann", "ann@example.com", "pw")
+    user.groups.add(Group.objects.create(name="beta"))
+    request = RequestFactory().get("/")
+    request.user = user
+    with django_assert_num_queries(1):  # the user's group names, once for the request
+        assert flagapp.flag_is_active(request, "beta.search")
+        assert flagapp.flag_is_active(request, "checkout.new-flow")
+        assert flagapp.flag_is_active(request, "beta.search")
