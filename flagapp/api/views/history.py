@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
@@ -35,7 +35,8 @@ _PARAMS = [
 ]
 
 
-class HistoryView(FlagappAPIMixin, generics.GenericAPIView[Any]):
+@extend_schema_view(get=extend_schema(summary="Recorded changes, newest first", parameters=_PARAMS))
+class HistoryView(FlagappAPIMixin, generics.ListAPIView[Any]):
     serializer_class = HistoryEntrySerializer
     permission_classes = [IsAuthenticated]
     filter_backends: list[Any] = []
@@ -45,8 +46,7 @@ class HistoryView(FlagappAPIMixin, generics.GenericAPIView[Any]):
         user = request.user
         return [m for m in HISTORY_MODELS if user.has_perm(f"flagapp.view_{m}")]
 
-    @extend_schema(summary="Recorded changes, newest first", parameters=_PARAMS)
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         models = self._visible_models(request)
         if not models:
             raise PermissionDenied("You may not view any of the recorded objects.")

@@ -1,0 +1,76 @@
+"""The OpenAPI 3 schema at /api/schema/ and the docs page at /api/docs/."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from .api_support import *  # noqa: F403 - fixtures
+
+pytestmark = pytest.mark.django_db
+
+
+def _schema(client: Any) -> dict[str, Any]:
+    response = client.get("/api/schema/?format=json")
+    assert response.status_code == 200
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_schema__anonymous__401(db: Any) -> None:
+    assert APIClient().get("/api/schema/").status_code == 401
+
+
+def test_schema__authenticated__openapi3_describing_the_management_api(
+    admin_client: Any,
+) -> None:
+    schema = _schema(admin_client)
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    for path in (
+        "/api/v1/flags/",
+        "/api/v1/flags/{key}/",
+        "/api/v1/flags/{flag_key}/environments/{environment_key}/",
+        "/api/v1/segments/{key}/",
+        "/api/v1/environments/{key}/",
+        "/api/v1/history/",
+        "/api/v1/sdk-keys/{id}/revoke/",
+    ):
+        assert path in paths, path
+    assert all(p.startswith("/api/v1/") for p in paths)
+    assert set(schema["components"]["securitySchemes"]) == {"tokenAuth", "cookieAuth"}
+
+
+def test_schema__write_operations__document_if_match_reason_409_and_202(
+    admin_client: Any,
+) -> None:
+    patch = _schema(admin_client)["paths"][
+        "/api/v1/flags/{flag_key}/environments/{environment_key}/"
+    ]["patch"]
+    headers = {p["name"] for p in patch["parameters"] if p["in"] == "header"}
+    assert headers == {"If-Match", "X-Change-Reason"}
+    assert {"200", "202", "400", "403", "409", "428"} <= set(patch["responses"])
+
+
+def test_schema__history__documents_its_filters(admin_client: Any) -> None:
+    get = _schema(admin_client)["paths"]["/api/v1/history/"]["get"]
+    names = {p["name"] for p in get["parameters"]}
+    assert {"flag", "environment", "user", "since", "until", "model", "page"} <= names
+
+
+def test_docs_page__authenticated__swagger_ui_from_local_static_files_only(
+    admin_client: Any,
+) -> None:
+    response = admin_client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js" in html
+    external = re.findall(r"""(?:src|href)=["'](https?://[^"']+)""", html)
+    assert external == []
+    assert "/api/schema/" in html
+
+
+def test_docs_page__anonymous__401(db: Any) -> None:
+    assert APIClient().get("/api/docs/").status_code == 401
