@@ -174,9 +174,12 @@ def is_warm(env_key: str | None = None) -> bool:
 
 
 def attribute_in_use(attr: str, env_key: str | None = None) -> bool:
-    """Whether the environment's current ruleset reads context attribute ``attr`` at all."""
-    entry = _entries.get(env_key or _environment())
-    return entry is not None and attr in entry.attrs
+    """Whether a ruleset this process holds reads context attribute ``attr`` at all
+    (``env_key`` None: any environment, since one request may evaluate several)."""
+    if env_key is not None:
+        entry = _entries.get(env_key)
+        return entry is not None and attr in entry.attrs
+    return any(attr in entry.attrs for entry in list(_entries.values()))
 
 
 def _refresh(env: str) -> Ruleset | None:
