@@ -10,6 +10,7 @@ are inline SVG rendered on the server (no script, no CDN).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django import forms
@@ -20,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from flagapp.exceptions import FlagappError
+from flagapp.exceptions import ApprovalRequired, FlagappError
 from flagapp.models import Experiment, RolloutGuardrail, RolloutPlan, RolloutTransition
 from flagapp.rollouts import controller
 from flagapp.rollouts.schedule import build_steps, format_bps, validate_steps
@@ -50,7 +51,12 @@ class RolloutPlanForm(forms.ModelForm):
             "salt",
             "metric_source",
             "notify_owners",
+            "change_request",
         ]
+        help_texts = {
+            "change_request": "Where approval is required: the approved change request of "
+            "the plan's first step (the Start action tells you the change to propose).",
+        }
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -146,8 +152,20 @@ def _transition_action(name: str, label: str) -> Any:
                     "resume": controller.resume,
                     "rollback": controller.rollback,
                 }[name]
-                func(plan, actor=request.user, reason=reason)
+                if name == "start":
+                    func(
+                        plan, actor=request.user, reason=reason, change_request=plan.change_request
+                    )
+                else:
+                    func(plan, actor=request.user, reason=reason)
                 modeladmin.message_user(request, f"{plan}: {name} done", messages.SUCCESS)
+            except ApprovalRequired as exc:
+                modeladmin.message_user(
+                    request,
+                    f"{plan}: {exc}. Propose this change as a change request: "
+                    f"{json.dumps(exc.change)}; once approved, select it on the plan.",
+                    messages.WARNING,
+                )
             except (InvalidTransition, FlagappError) as exc:
                 modeladmin.message_user(request, f"{plan}: {exc}", messages.ERROR)
         return None
@@ -190,7 +208,6 @@ class RolloutPlanAdmin(admin.ModelAdmin):
         "last_check_text",
         "safe_state",
         "approved",
-        "change_request",
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:

@@ -167,3 +167,31 @@ def test_experiment_admin__change_page__results_table_srm_and_chart(
     )
     page = admin_client_.get(f"/admin/flagapp/experiment/{exp.pk}/change/")
     assert b"Sample-ratio mismatch" in page.content
+
+
+def test_rollout_admin__protected_env_start__asks_for_first_step_request_then_starts(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    from flagapp.governance import change_requests as crs
+
+    env = envs["staging"]
+    flag = make_flag("checkout.admin-protected")
+    services.update_flag_state(flag, env, enabled=True, actor=None, reason="on")
+    services.update_environment(env, protected=True, actor=None, reason="protect")
+    plan = controller.create_plan(flag, env, treatment="on", control="off")
+    url = "/admin/flagapp/rolloutplan/"
+    data = {"action": "rollout_start", "_selected_action": [plan.pk], "apply": "1", "reason": "go"}
+    r = admin_client_.post(url, data, follow=True)
+    assert b"Propose this change as a change request" in r.content
+    author = User.objects.create_superuser("author", "a@example.com", "x")
+    cr = crs.propose(
+        controller.first_step_change(plan),
+        author=author,
+        reason="roll out",
+        compute_blast_radius=False,
+    )
+    plan.change_request = crs.approve(cr, reviewer=User.objects.get(username="root"))
+    plan.save()
+    admin_client_.post(url, data)
+    plan.refresh_from_db()
+    assert plan.state == "running" and plan.approved
