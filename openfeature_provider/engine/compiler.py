@@ -19,6 +19,7 @@ from typing import Any
 
 import mmh3
 
+from .codegen import CondPlan, Outcome, RolloutPlan, generate_flag_function
 from .operators import OPERATORS
 from .types import (
     Condition,
@@ -70,6 +71,22 @@ def make_getter(path: str) -> Callable[[Context], Any]:
         return cur
 
     return get_nested
+
+
+def string_set_spec(cond: Condition) -> tuple[str, frozenset[str], bool] | None:
+    """(attr, strings, invert) when ``cond`` is plain string membership on a top-level
+    attribute (eq/neq/in/not_in, string values, case-sensitive): the common condition, which
+    the compiled closure and the generated flag code test without an intermediate call."""
+    op = OPERATORS[cond.op]
+    if (
+        cond.op in _EQUALITY_OPS
+        and cond.attr is not None
+        and "." not in cond.attr
+        and not cond.case_insensitive
+        and all(type(v) is str for v in cond.values)
+    ):
+        return cond.attr, frozenset(cond.values), op.negative != cond.negate
+    return None
 
 
 def compile_condition(
@@ -126,12 +143,7 @@ def compile_condition(
             )
         return False
 
-    if (
-        cond.op in _EQUALITY_OPS
-        and "." not in attr
-        and not cond.case_insensitive
-        and all(type(v) is str for v in cond.values)
-    ):
+    if string_set_spec(cond) is not None:
         # The most common condition (plan in [...], country eq "US"): string membership with
         # no intermediate call; other types fall back to the general test.
         strs = frozenset(cond.values)
@@ -259,73 +271,51 @@ def compile_flag(
         return lambda ctx: disabled
 
     no_match_reason = Reason.DEFAULT if flag.rules else Reason.STATIC
+    tail: Outcome
     if flag.fallthrough is None:
-        tail: Resolution | Compiled = Resolution(
-            key, None, None, Reason.DEFAULT, use_default=True, metadata=meta
-        )
+        tail = Resolution(key, None, None, Reason.DEFAULT, use_default=True, metadata=meta)
     else:
         tail = _outcome(flag.fallthrough, None, no_match_reason, fixed, key, meta)
 
-    rules: list[tuple[Predicate, Resolution | Compiled]] = []
-    for rule in flag.rules:
-        where = f"flag {key!r} rule {rule.id!r}"
-        pred = _all(tuple(compile_condition(c, segment_tests, where) for c in rule.when))
-        rules.append(
-            (pred, _outcome(rule.serve, rule.id, Reason.TARGETING_MATCH, fixed, key, meta))
-        )
-    rule_table = tuple(rules)
-
-    prereqs = tuple((p.flag, frozenset(p.variants)) for p in flag.prerequisites)
-
-    def prerequisites_met(ctx: Context) -> bool:
-        for pre_key, wanted in prereqs:
-            try:
-                res = registry[pre_key](ctx)
-            except Exception:  # cannot be evaluated -> not met
-                logger.exception("flagapp: prerequisite %r of %r failed", pre_key, key)
-                return False
-            if res.use_default or res.variant not in wanted:
-                return False
-        return True
-
-    # Specialised shapes: the common flags avoid the generic loop entirely.
-    if not prereqs and not rule_table:
+    # Specialised shapes: a flag without rules or prerequisites needs no generated code.
+    if not flag.prerequisites and not flag.rules:
         if isinstance(tail, Resolution):
             static = tail
             return lambda ctx: static
-        return tail
+        return tail.fn
 
-    # Rules split by outcome shape so the loop does no type test per rule.
-    fixed_rules = tuple(
-        (
-            pred,
-            out if isinstance(out, Resolution) else None,
-            None if isinstance(out, Resolution) else out,
+    rules: list[tuple[list[CondPlan], Outcome]] = []
+    for rule in flag.rules:
+        where = f"flag {key!r} rule {rule.id!r}"
+        plans = [
+            CondPlan(compile_condition(c, segment_tests, where), string_set_spec(c))
+            for c in rule.when
+        ]
+        rules.append(
+            (plans, _outcome(rule.serve, rule.id, Reason.TARGETING_MATCH, fixed, key, meta))
         )
-        for pred, out in rule_table
-    )
-    tail_static = tail if isinstance(tail, Resolution) else None
-    tail_fn = None if isinstance(tail, Resolution) else tail
 
-    def run(ctx: Context) -> Resolution:
-        for pred, static, dynamic in fixed_rules:
-            if pred(ctx):
-                return static if static is not None else dynamic(ctx)  # type: ignore[misc]
-        return tail_static if tail_static is not None else tail_fn(ctx)  # type: ignore[misc]
+    prerequisites = None
+    if flag.prerequisites:
+        prereqs = tuple((p.flag, frozenset(p.variants)) for p in flag.prerequisites)
 
-    if not prereqs:
-        return run
+        def prerequisites_met(ctx: Context) -> bool:
+            for pre_key, wanted in prereqs:
+                try:
+                    res = registry[pre_key](ctx)
+                except Exception:  # cannot be evaluated -> not met
+                    logger.exception("flagapp: prerequisite %r of %r failed", pre_key, key)
+                    return False
+                if res.use_default or res.variant not in wanted:
+                    return False
+            return True
 
-    prereq_failed = Resolution(
-        key, None, None, Reason.PREREQUISITE_FAILED, use_default=True, metadata=meta
-    )
+        failed = Resolution(
+            key, None, None, Reason.PREREQUISITE_FAILED, use_default=True, metadata=meta
+        )
+        prerequisites = (prerequisites_met, failed)
 
-    def run_with_prerequisites(ctx: Context) -> Resolution:
-        if not prerequisites_met(ctx):
-            return prereq_failed
-        return run(ctx)
-
-    return run_with_prerequisites
+    return generate_flag_function(rules, tail, prerequisites)
 
 
 def _outcome(
@@ -335,7 +325,7 @@ def _outcome(
     fixed: Callable[[str, str, str | None], Resolution],
     flag_key: str,
     meta: Mapping[str, Any],
-) -> Resolution | Compiled:
+) -> Outcome:
     if serve.variant is not None:
         return fixed(serve.variant, fixed_reason, rule_id)
     assert serve.rollout is not None
@@ -348,7 +338,7 @@ def _rollout(
     fixed: Callable[[str, str, str | None], Resolution],
     flag_key: str,
     meta: Mapping[str, Any],
-) -> Compiled:
+) -> RolloutPlan:
     """flagd fractional v2; see bucketing.py (kept inline here for speed)."""
     salt = flag_key if rollout.salt is None else rollout.salt
     bounds = tuple(accumulate(w.weight for w in rollout.weights))
@@ -370,9 +360,25 @@ def _rollout(
         rule_id=rule_id,
         metadata=meta,
     )
+    return RolloutPlan(
+        fn=_rollout_closure(bucket_by, salt, thresholds, results, missing),
+        bucket_by=bucket_by,
+        salt=salt,
+        thresholds=thresholds,
+        results=results,
+        missing=missing,
+    )
+
+
+def _rollout_closure(
+    bucket_by: str,
+    salt: str,
+    thresholds: tuple[int, ...],
+    results: tuple[Resolution, ...],
+    missing: Resolution,
+) -> Compiled:
     murmur = mmh3.hash
     get = make_getter(bucket_by)
-
     if len(results) == 1:
         only = results[0]
 
