@@ -1,11 +1,13 @@
-"""Compile validated flags into closures: the work done once per snapshot, not per call.
+"""Compile validated flags into functions: the work done once per snapshot, not per call.
 
-Why closures: an evaluation is on the request path of every view, template tag and provider
+Why: an evaluation is on the request path of every view, template tag and provider
 call, so it must cost a few microseconds. Everything that does not depend on the context is
 done here: operator values are pre-converted (operators.py), every outcome that does not
 depend on the context (disabled, prerequisite failed, a fixed variant, each rollout variant)
 is one pre-built ``Resolution`` returned as is, and the per-flag metadata mapping is built
-once. What remains per call is attribute lookups, the compiled tests and one hash.
+once. What remains per call is attribute lookups, the compiled tests and one hash. Conditions
+become closures here; a flag with rules or prerequisites is then assembled into one generated
+function by codegen.py, which inlines the common cases and calls these closures for the rest.
 """
 
 from __future__ import annotations
@@ -248,7 +250,7 @@ def compile_flag(
     segment_tests: Mapping[str, Predicate],
     registry: Mapping[str, Compiled],
 ) -> Compiled:
-    """The flag's evaluation closure (no kind check: evaluate() does that first).
+    """The flag's evaluation function (no kind check: evaluate() does that first).
 
     ``registry`` maps flag keys to compiled closures; it is read at call time, so
     prerequisites may be compiled after the flags that need them.

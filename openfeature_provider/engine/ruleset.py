@@ -6,7 +6,7 @@ servable or not served at all, and whoever produced it (the Django compiler, a p
 running ``flagapp-eval``) can find the mistake. Unknown keys are errors too: a typo such as
 ``"value"`` for ``"values"`` would otherwise silently change who sees what.
 
-After validation every flag is compiled into a closure (compiler.py) so evaluation does no
+After validation every flag is compiled into a function (compiler.py) so evaluation does no
 parsing, lookups of the table, or conversions per call.
 """
 

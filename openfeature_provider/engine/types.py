@@ -137,7 +137,7 @@ class Flag:
     rules: tuple[Rule, ...] = ()
     fallthrough: Serve | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    #: Filled by the parser: a closure that evaluates this flag. Not part of equality.
+    #: Filled by the parser: the function that evaluates this flag. Not part of equality.
     compiled: Callable[..., Resolution] | None = field(default=None, compare=False, repr=False)
 
 
