@@ -145,13 +145,42 @@ def _run_child(code: str) -> None:
         env["PYTHONPATH"] = os.pathsep.join([tmp, str(REPO), env.get("PYTHONPATH", "")])
         env["DJANGO_SETTINGS_MODULE"] = "flagapp_bench_settings"
         env["FLAGAPP_BENCH_DB"] = db_label
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env=env,
-            cwd=str(REPO),
-            check=False,
-            timeout=600,
-        )
+        try:
+            subprocess.run(
+                [sys.executable, "-c", code],
+                env=env,
+                cwd=str(REPO),
+                check=False,
+                timeout=600,
+            )
+        finally:
+            _cleanup(postgres=db_label == "PostgreSQL")
+
+
+def _cleanup(*, postgres: bool) -> None:
+    """Leave nothing behind: the bench keys in Redis and the bench database."""
+    try:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        for key in client.scan_iter("flagapp-bench:*"):
+            client.delete(key)
+        for key in client.scan_iter("flagapp:rl:*"):
+            client.delete(key)
+    except Exception as exc:
+        print(f"bench_server: Redis cleanup failed: {exc}")
+    if postgres:
+        try:
+            import psycopg
+
+            with psycopg.connect(
+                "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
+                autocommit=True,
+                connect_timeout=2,
+            ) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+        except Exception as exc:
+            print(f"bench_server: dropping {PG_DB} failed: {exc}")
 
 
 # --------------------------------------------------------------------------- child side
