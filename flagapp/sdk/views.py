@@ -121,7 +121,8 @@ async def _recheck_before_304(env_key: str, rs: Any) -> Any:
         return rs
     _rechecked[env_key] = now
     evaluation.expire(env_key)
-    return await sync_to_async(_get_ruleset)(env_key)
+    fresh = await sync_to_async(_get_ruleset)(env_key)
+    return fresh if fresh is not None else rs
 
 
 def _quoted(etag: str) -> str:
