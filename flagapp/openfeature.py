@@ -68,7 +68,7 @@ class DjangoSource:
             self._delivered = None
         self._stop.clear()
         evaluation.subscribe(self._on_change)
-        ruleset = evaluation.get_ruleset(self.env_key)
+        ruleset = _get_ruleset_closing_own_connections(self.env_key)
         if ruleset is None and not evaluation.overrides():
             listener.on_error(
                 SourceUnavailable(f"no snapshot is published for environment {self.env_key!r}"),
@@ -149,6 +149,29 @@ class DjangoSource:
             self._delivered_key = key
             self._delivered = ruleset
             listener.on_snapshot(ruleset)
+
+
+def _get_ruleset_closing_own_connections(env_key: str) -> Ruleset | None:
+    """``evaluation.get_ruleset``, closing any database connection the call itself opened.
+
+    ``start`` runs in whatever thread the OpenFeature SDK initialises providers in (its own,
+    short-lived one for ``set_provider``); a connection opened there would otherwise stay
+    open after the thread is gone. Connections that were already open are left alone.
+    """
+    from django.db import connections
+
+    open_before = {alias for alias in connections if connections[alias].connection is not None}
+    try:
+        return evaluation.get_ruleset(env_key)
+    finally:
+        for alias in connections:
+            conn = connections[alias]
+            if (
+                alias not in open_before
+                and conn.connection is not None
+                and not conn.in_atomic_block
+            ):
+                conn.close()
 
 
 def with_overrides(base: Ruleset | None, active: dict[str, Any], env_key: str) -> Ruleset:
