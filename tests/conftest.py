@@ -38,12 +38,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         and _skip_is_for_missing_service(item)
     ):
         report.outcome = "failed"
-        report.longrepr = f"service test skipped under FLAGAPP_REQUIRE_SERVICES=1: {report.longrepr}"
+        report.longrepr = (
+            f"service test skipped under FLAGAPP_REQUIRE_SERVICES=1: {report.longrepr}"
+        )
 
 
 def _skip_is_for_missing_service(item: pytest.Item) -> bool:
     # A postgres-only test legitimately skips on a SQLite run; only the runs that asked for
     # the service (FLAGAPP_TEST_DB=postgres, or marker browser in the browser step) count.
-    if item.get_closest_marker("postgres") and os.environ.get("FLAGAPP_TEST_DB") != "postgres":
-        return False
-    return True
+    needs_postgres = item.get_closest_marker("postgres") is not None
+    return not needs_postgres or os.environ.get("FLAGAPP_TEST_DB") == "postgres"
