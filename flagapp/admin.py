@@ -473,6 +473,15 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ["key", "kind"] if obj is not None else []
 
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:
+            return self.fieldsets
+        # A new flag is never archived: leave the box out of the add page.
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f != "archived"]})
+            for name, opts in self.fieldsets
+        ]
+
     def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
         return [VariantInline] if obj is None else [VariantInline, FlagStateInline]
 

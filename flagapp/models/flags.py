@@ -161,9 +161,9 @@ class Flag(models.Model):
 
     @property
     def is_expired(self) -> bool:
-        import datetime as dt
+        from django.utils import timezone
 
-        return self.expires_on is not None and self.expires_on < dt.date.today()
+        return self.expires_on is not None and self.expires_on < timezone.localdate()
 
 
 class Variant(models.Model):
