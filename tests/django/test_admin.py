@@ -468,6 +468,19 @@ def test_view_only_user__post_change_or_kill__refused_nothing_changed(
     assert flag.name == "checkout.new-flow"
     assert FlagState.objects.filter(flag=flag, version=1).count() == 3
     assert viewer.get(reverse("admin:flagapp_flag_add")).status_code == 403
+    seg = services.create_segment(key="beta", name="Beta", actor=None, reason="x")
+    seg_url = reverse("admin:flagapp_segment_change", args=[seg.pk])
+    assert viewer.get(seg_url).status_code == 200
+    assert viewer.post(seg_url, {"name": "hijacked", "reason": "x"}).status_code == 403
+    env_url = reverse("admin:flagapp_environment_change", args=[envs["production"].pk])
+    assert (
+        viewer.post(
+            env_url, {"name": "x", "protected": "", "order": "0", "reason": "x"}
+        ).status_code
+        == 403
+    )
+    seg.refresh_from_db()
+    assert seg.name == "Beta" and Environment.objects.get(key="production").name == "Production"
 
 
 def test_history__flag__listed_with_reason_and_read_only(admin_client: Client, flag: Flag) -> None:
