@@ -148,9 +148,10 @@ def test_browser__edit_approve_serve_and_kill_switch(
     link.click()
     radius = alice.locator("#cr-blast-radius")
     radius.wait_for()
-    # the 40 stored contexts, plus any this test's own evaluation added to the sample
-    sampled = ContextSample.objects.filter(environment=prod).count()
-    assert sampled >= 40
+    # the 40 stored contexts, plus any this test's own evaluation added to the sample by then
+    stored = ChangeRequest.objects.get().blast_radius
+    sampled = stored["sampled"]
+    assert sampled >= 40 and stored["changed"] == sampled
     assert f"{sampled} of {sampled} recent" in " ".join(radius.inner_text().split())
     assert "off -> on" in radius.inner_text()
     assert alice.locator("#cr-approve").count() == 0  # the author cannot approve
