@@ -13,5 +13,6 @@ __all__ = [
     "coderefs",
     "lint",
     "reminders",
+    "stages",
     "stale",
 ]
