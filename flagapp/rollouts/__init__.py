@@ -1,10 +1,18 @@
-"""Progressive delivery and experiments.
+"""Progressive delivery and experiments (docs/rollouts.md, docs/experiments.md).
 
-The pure parts (``stats``, ``states``, ``schedule``, ``guardrails``, ``metrics``,
-``prometheus``, ``charts``) import neither the ORM nor settings, so they can be unit tested
-and reused by the simulation; ``controller``, ``events_source``, ``experiments`` and
-``tasks`` are the Django integration. Nothing is imported eagerly here: importing
-``flagapp.rollouts`` must stay cheap and must not need the app registry.
+Pure parts, importing neither the ORM nor settings (unit-tested alone, reused by the
+simulation): ``stats`` (z-test, intervals, sample size, SRM), ``states`` (the state
+machine), ``schedule`` (steps and serve fragments), ``guardrails`` (judgement),
+``metrics`` (the metric-source protocol), ``prometheus`` (a Prometheus source) and
+``charts`` (SVG).
+
+Django integration: ``controller`` (the only writer of plan state; steps go through
+``flagapp.services``), ``events_source`` (guardrail numbers from stored SDK events),
+``experiments`` (analysis), ``views`` (charts from the database), ``tasks`` (Celery) and
+``simulation`` (``manage.py flagapp_simulate_rollout``).
+
+Nothing is imported eagerly here: importing ``flagapp.rollouts`` stays cheap and needs no
+app registry.
 """
 
 __all__: list[str] = []
