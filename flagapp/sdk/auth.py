@@ -17,8 +17,8 @@ from flagapp.sdk import notifier, ratelimit
 from flagapp.sdk.keys import (
     AuthFailure,
     KeyInfo,
+    NeedsDatabase,
     authenticate_token,
-    is_warm,
     token_from_headers,
 )
 
@@ -55,17 +55,18 @@ def _refusal(status: int, detail: str, retry_after: int = 0) -> HttpResponse:
     return response
 
 
-def authorize(request: HttpRequest, scope: str) -> KeyInfo | HttpResponse:
+def authorize(request: HttpRequest, scope: str, *, db: bool = True) -> KeyInfo | HttpResponse:
     """The caller's key, or the response refusing it (401, 403 or 429).
 
     An explicit ``?environment=`` that is not the key's environment is refused with 403: a
     client configured for one environment must never be served another's flags.
+    With ``db=False`` it raises :class:`~flagapp.sdk.keys.NeedsDatabase` rather than query.
     """
     # ALLOWED_HOSTS, as CommonMiddleware would check it (the ASGI fast path has no
     # middleware); DisallowedHost becomes a 400.
     request.get_host()
     try:
-        info = authenticate_token(token_from_headers(request.headers))
+        info = authenticate_token(token_from_headers(request.headers), db=db)
     except AuthFailure as failure:
         decision = ratelimit.check(scope, "ip:" + _client_address(request))
         if not decision.allowed:
@@ -85,6 +86,7 @@ def authorize(request: HttpRequest, scope: str) -> KeyInfo | HttpResponse:
 async def aauthorize(request: HttpRequest, scope: str) -> KeyInfo | HttpResponse:
     """:func:`authorize` for async views: inline when the key is cached (no ORM, at most a
     rate-limit store round trip), in a worker thread when it needs the database."""
-    if is_warm(token_from_headers(request.headers)):
-        return authorize(request, scope)
-    return await sync_to_async(authorize)(request, scope)
+    try:
+        return authorize(request, scope, db=False)
+    except NeedsDatabase:
+        return await sync_to_async(authorize)(request, scope)

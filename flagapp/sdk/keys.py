@@ -37,12 +37,12 @@ __all__ = [
     "TOKEN_PREFIX",
     "AuthFailure",
     "KeyInfo",
+    "NeedsDatabase",
     "authenticate_token",
     "clear_cache",
     "create_sdk_key",
     "forget_public_id",
     "hash_token",
-    "is_warm",
     "public_id_of",
     "revoke_sdk_key",
     "token_from_headers",
@@ -203,25 +203,16 @@ def _load(token: str, digest: str, now: float) -> _Entry:
     return _Entry(info=info, revoked=False, loaded_at=now, touched_at=now)
 
 
-def is_warm(token: str | None) -> bool:
-    """True when :func:`authenticate_token` would answer from memory (no query, no write)."""
-    if not token:
-        return True
-    entry = _cache.get(hash_token(token))
-    if entry is None:
-        return False
-    now = time.monotonic()
-    if now - entry.loaded_at > float(settings.SDK_KEY_CACHE_SECONDS):
-        return False
-    if entry.info is None or entry.revoked:
-        return True
-    return now - entry.touched_at <= float(settings.SDK_KEY_LAST_USED_INTERVAL)
+class NeedsDatabase(Exception):
+    """Raised by ``authenticate_token(..., db=False)`` when the answer needs a query."""
 
 
-def authenticate_token(token: str | None) -> KeyInfo:
+def authenticate_token(token: str | None, *, db: bool = True) -> KeyInfo:
     """Resolve a presented token to its key; raise :class:`AuthFailure` when it may not pass.
 
-    Warm calls make no query. Never logs the token.
+    Warm calls make no query. With ``db=False`` (an event loop, where the ORM may not run)
+    a call that would query or write raises :class:`NeedsDatabase` instead, so the caller
+    can retry from a thread. Never logs the token.
     """
     if not token:
         raise AuthFailure(401, "an SDK key is required (Authorization: Bearer or X-API-Key)")
@@ -230,6 +221,8 @@ def authenticate_token(token: str | None) -> KeyInfo:
     entry = _cache.get(digest)
     ttl = float(settings.SDK_KEY_CACHE_SECONDS)
     if entry is None or now - entry.loaded_at > ttl:
+        if not db:
+            raise NeedsDatabase
         entry = _load(token, digest, now)
         with _lock:
             if len(_cache) >= _MAX_CACHE_ENTRIES:
@@ -241,6 +234,8 @@ def authenticate_token(token: str | None) -> KeyInfo:
         raise AuthFailure(401, "this SDK key was revoked")
     interval = float(settings.SDK_KEY_LAST_USED_INTERVAL)
     if now - entry.touched_at > interval:
+        if not db:
+            raise NeedsDatabase
         entry.touched_at = now
         from flagapp.models import SdkKey
 

@@ -29,8 +29,8 @@ from flagapp.sdk.auth import aauthorize, authorize, json_response
 from flagapp.sdk.keys import (
     AuthFailure,
     KeyInfo,
+    NeedsDatabase,
     authenticate_token,
-    is_warm,
     token_from_headers,
 )
 
@@ -181,12 +181,11 @@ def _sse(version: int, etag: str, environment: str) -> str:
 
 
 async def _still_valid(token: str | None) -> bool:
-    check = authenticate_token
     try:
-        if is_warm(token):
-            check(token)
-        else:
-            await sync_to_async(check)(token)
+        try:
+            authenticate_token(token, db=False)
+        except NeedsDatabase:
+            await sync_to_async(authenticate_token)(token)
     except AuthFailure:
         return False
     return True

@@ -153,3 +153,26 @@ def test_authenticate_token__cache_expired_but_recently_used__no_write(
     # The reload's SELECT, no UPDATE.
     with override_settings(FLAGAPP={"SDK_KEY_CACHE_SECONDS": 0}), django_assert_num_queries(1):
         keys.authenticate_token(token)
+
+
+def test_authenticate_token__db_false_and_cold__needs_database_not_a_query(
+    environments: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    _key, token = keys.create_sdk_key("production")
+    with django_assert_num_queries(0), pytest.raises(keys.NeedsDatabase):
+        keys.authenticate_token(token, db=False)
+    keys.authenticate_token(token)  # warm it
+    assert keys.authenticate_token(token, db=False).environment_key == "production"
+    # Cache expired (or last_used_at due): an event loop must not query; it is told so.
+    with (
+        override_settings(FLAGAPP={"SDK_KEY_CACHE_SECONDS": 0}),
+        django_assert_num_queries(0),
+        pytest.raises(keys.NeedsDatabase),
+    ):
+        keys.authenticate_token(token, db=False)
+    with (
+        override_settings(FLAGAPP={"SDK_KEY_LAST_USED_INTERVAL": 0}),
+        django_assert_num_queries(0),
+        pytest.raises(keys.NeedsDatabase),
+    ):
+        keys.authenticate_token(token, db=False)
