@@ -55,9 +55,18 @@ def _body(request: Request) -> Mapping[str, Any]:
     return data if isinstance(data, Mapping) else {}
 
 
+def _utf8(header: str) -> str:
+    """HTTP headers reach Django decoded as Latin-1; a client that sent UTF-8 (the common
+    case for a reason typed by a person) gets its text back, anything else is kept as is."""
+    try:
+        return header.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return header
+
+
 def change_reason(request: Request) -> str:
     """The reason for this write, or a 400 naming the ``reason`` field when there is none."""
-    header = request.headers.get(REASON_HEADER, "")
+    header = _utf8(request.headers.get(REASON_HEADER, ""))
     body_value = _body(request).get("reason")
     reason = header.strip()
     if not reason and isinstance(body_value, str):

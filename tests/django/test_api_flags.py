@@ -281,3 +281,18 @@ def test_list_flags__many_flags__bounded_queries(
     with django_assert_max_num_queries(12):
         response = admin_client.get(URL)
     assert len(response.json()["results"]) == 10
+
+
+def test_patch_flag__utf8_reason_header__recorded_as_sent(admin_client: Any, api_flag: Any) -> None:
+    api_flag()
+    current = admin_client.get(f"{URL}checkout.new-flow/").json()["version"]
+    reason = "Größe prüfen: ticket №7"
+    response = admin_client.patch(
+        f"{URL}checkout.new-flow/",
+        {"name": "Renamed"},
+        format="json",
+        HTTP_IF_MATCH=f'"{current}"',
+        HTTP_X_CHANGE_REASON=reason.encode("utf-8").decode("latin-1"),
+    )
+    assert response.status_code == 200, response.content
+    assert Flag.objects.get().history.first().history_change_reason == reason
