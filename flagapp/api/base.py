@@ -7,7 +7,7 @@ host project, whatever its global DRF defaults are.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import transaction
@@ -18,11 +18,13 @@ from rest_framework.authentication import (
     SessionAuthentication,
     TokenAuthentication,
 )
+from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.schemas.inspectors import ViewInspector
+from rest_framework.settings import api_settings
 
 from flagapp.exceptions import ApprovalRequired
 
@@ -33,6 +35,28 @@ from .preconditions import change_reason, expected_version
 __all__ = ["FlagappAPIMixin", "Pagination", "change_request_info"]
 
 T = TypeVar("T")
+
+
+def _nul_field(data: Any, field: str | None = None, depth: int = 0) -> str | None:
+    """The top-level field of ``data`` holding a NUL character anywhere inside, or None."""
+    if depth > 50:
+        return None
+    if isinstance(data, str):
+        return (field or api_settings.NON_FIELD_ERRORS_KEY) if "\x00" in data else None
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            name = field if field is not None else str(key)
+            if "\x00" in str(key):
+                return name
+            found = _nul_field(value, name, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(data, list | tuple):
+        for value in data:
+            found = _nul_field(value, field, depth + 1)
+            if found is not None:
+                return found
+    return None
 
 
 def change_request_info(cr: Any) -> dict[str, Any]:
@@ -88,6 +112,16 @@ class FlagappAPIMixin(_MixinBase):
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Any]:
         return exception_handler
+
+    def initial(self, request: Any, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            # After authentication and permissions: an anonymous request is a 401, whatever
+            # its body. NUL characters cannot be stored (PostgreSQL refuses them in text and
+            # JSON); refuse them here, as a field error, wherever they are in the body.
+            field = _nul_field(request.data)
+            if field is not None:
+                raise ValidationError({field: ["Null characters are not allowed."]})
 
     def change_reason(self) -> str:
         return change_reason(self.request)

@@ -9,6 +9,7 @@ responses documented in docs/api.md, so views never translate errors one by one:
 ``ApprovalRequired``         202, ``{"detail", "change", "change_request"?}`` (nothing applied)
 ``ChangeNotPermitted``       403, ``{"detail"}``
 ``IntegrityError``           409, ``{"detail"}`` (a concurrent create won the unique key)
+``DataError``                400, ``{"detail"}`` (a value the database cannot store)
 ==========================  ===========================================================
 """
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError
+from django.db import DataError, IntegrityError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -80,6 +81,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response({"detail": str(exc)}, status=status.HTTP_403_FORBIDDEN)
     if isinstance(exc, DjangoValidationError):
         return Response(validation_payload(exc), status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, DataError):
+        # A value the database cannot store (out of range, too long, a NUL character):
+        # the request's fault, and nothing was written (the write's transaction rolled back).
+        return Response(
+            {"detail": "The database refused a value of this request."},
+            status=status.HTTP_400_BAD_REQUEST,
+        )
     if isinstance(exc, IntegrityError):
         return Response(
             {"detail": "The change conflicts with existing data (for example a duplicate key)."},

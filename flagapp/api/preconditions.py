@@ -75,6 +75,8 @@ def change_reason(request: Request) -> str:
         raise ValidationError(
             {"reason": [f"A change reason is required ({REASON_HEADER} header or 'reason')."]}
         )
+    if "\x00" in reason:
+        raise ValidationError({"reason": ["Null characters are not allowed."]})
     return reason
 
 

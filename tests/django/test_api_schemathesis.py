@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
@@ -43,7 +46,7 @@ _NEGATIVE = 3
 
 
 @pytest.fixture
-def api_schema(db: Any, owner_group: Any, envs: Any) -> Any:
+def api_schema(db: Any, owner_group: Any, envs: Any) -> Iterator[Any]:
     import datetime as dt
 
     from django.contrib.auth.models import User
@@ -64,9 +67,17 @@ def api_schema(db: Any, owner_group: Any, envs: Any) -> Any:
     admin = User.objects.create_superuser("fuzz", "fuzz@example.com", "x")
     token = Token.objects.create(user=admin)
     _TOKEN_HEADER["Authorization"] = f"Token {token.key}"
-    return schemathesis.openapi.from_wsgi(
-        "/api/schema/?format=json", WSGIHandler(), headers=_TOKEN_HEADER
-    )
+    # Like Django's test client: the WSGI handler must not close the test's connection
+    # (it is inside the test transaction, so it looks "obsolete" on PostgreSQL).
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi(
+            "/api/schema/?format=json", WSGIHandler(), headers=_TOKEN_HEADER
+        )
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def _run_operation(operation: Any, mode: Any, examples: int, failures: list[str]) -> None:
@@ -125,3 +136,33 @@ def test_api__non_integer_or_unknown_ids__404_not_500(admin_client: Any, path: s
     views (500); the router now refuses them."""
     assert admin_client.get(path).status_code in (404, 405)
     assert admin_client.post(path, **write_headers(1)).status_code in (404, 405)
+
+
+def test_api__nul_characters_anywhere__400_not_500(admin_client: Any, api_flag: Any) -> None:
+    """PostgreSQL cannot store NUL in text or JSON: every way in is a 400 field error."""
+    api_flag()
+    url = "/api/v1/flags/checkout.new-flow/environments/staging/"
+    version = admin_client.get(url).json()["version"]
+    nul_rule = [
+        {"when": [{"attr": "a", "op": "eq", "values": ["x\x00"]}], "serve": {"variant": "on"}}
+    ]
+    cases = {
+        "reason": admin_client.post(
+            "/api/v1/segments/",
+            {"key": "s", "name": "S"},
+            format="json",
+            **write_headers(reason="why\x00"),
+        ),
+        "rules": admin_client.patch(
+            url, {"rules": nul_rule}, format="json", **write_headers(version)
+        ),
+        "name": admin_client.post(
+            "/api/v1/segments/", {"key": "s", "name": "a\x00"}, format="json", **write_headers()
+        ),
+        "user": admin_client.get("/api/v1/history/?user=a%00b"),
+        "tag": admin_client.get("/api/v1/flags/?tag=a%00b"),
+    }
+    for field, response in cases.items():
+        assert response.status_code == 400, (field, response.content)
+        assert field in response.json(), (field, response.json())
+    assert admin_client.get("/api/v1/flags/?search=a%00b").status_code == 400
