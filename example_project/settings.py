@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # /api/docs/ serves Swagger UI from local static files
     "flagapp",
     "example_project.demo",
 ]
