@@ -2,15 +2,15 @@
 first, as one list.
 
 simple-history keeps one table per model. The list is a ``UNION ALL`` of those tables,
-each reduced to the same columns, filtered *before* the union (so indexes on the object ids
-and dates are used) and ordered and paginated in the database (one page is one query plus
-a count). Keys are read from the history tables themselves, so the changes of a deleted
-flag stay listed under its key.
+each reduced to the row identity (date, id, kind), filtered *before* the union (so indexes
+on the object ids and dates are used) and ordered and paginated in the database; the
+readable columns are then read for the rows of that page only. Keys are read from the
+history tables themselves, so the changes of a deleted flag stay listed under its key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -18,7 +18,7 @@ from django.db.models import CharField, F, OuterRef, QuerySet, Subquery, Value
 
 from flagapp.models import Environment, Flag, FlagState, Segment, TargetingRule, Variant
 
-__all__ = ["COLUMNS", "history_queryset", "present"]
+__all__ = ["COLUMNS", "history_queryset", "page_entries", "present"]
 
 COLUMNS = (
     "history_id",
@@ -134,12 +134,17 @@ def _scope(name: str, qs: QuerySet[Any], flag: str | None, env: str | None) -> Q
 
 
 def history_queryset(filters: Mapping[str, Any], models: list[str]) -> QuerySet[Any] | None:
-    """The filtered, ordered union of the history tables named in ``models`` (None when
-    nothing can match)."""
+    """The filtered, ordered union of the history tables named in ``models`` as slim
+    ``(history_date, history_id, model)`` rows (None when nothing can match).
+
+    Only the row identities are unioned, sorted and paginated; the readable columns (keys,
+    user names) are read for the rows of one page by :func:`page_entries`, so the cost of a
+    page does not grow with the size of the history.
+    """
     wanted = [m for m in models if m in set(filters.get("model") or models)]
     parts = []
     user_model = get_user_model()
-    for name, (history_model, columns) in _parts().items():
+    for name, (history_model, _columns) in _parts().items():
         if name not in wanted:
             continue
         qs = history_model.objects.order_by()
@@ -154,17 +159,41 @@ def history_queryset(filters: Mapping[str, Any], models: list[str]) -> QuerySet[
             qs = qs.filter(history_date__gte=filters["since"])
         if filters.get("until"):
             qs = qs.filter(history_date__lt=filters["until"])
-        qs = qs.annotate(
-            username=F(f"history_user__{user_model.USERNAME_FIELD}"),
-            model=Value(name, output_field=CharField()),
-            object_id=F("id"),
-            **columns,
-        ).values_list(*COLUMNS)
+        qs = qs.annotate(model=Value(name, output_field=CharField())).values_list(
+            "history_date", "history_id", "model"
+        )
         parts.append(qs)
     if not parts:
         return None
     union = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
-    return union.order_by("-history_date", "-history_id")
+    return union.order_by("-history_date", "-history_id", "model")
+
+
+def page_entries(rows: Sequence[tuple[Any, int, str]]) -> list[dict[str, Any]]:
+    """The API entries of one page of :func:`history_queryset` rows, in the same order
+    (one query per kind of object on the page)."""
+    by_model: dict[str, list[int]] = {}
+    for _date, history_id, model in rows:
+        by_model.setdefault(model, []).append(history_id)
+    user_model = get_user_model()
+    parts = _parts()
+    found: dict[tuple[str, int], tuple[Any, ...]] = {}
+    for model, ids in by_model.items():
+        history_model, columns = parts[model]
+        values = (
+            history_model.objects.filter(history_id__in=ids)
+            .order_by()
+            .annotate(
+                username=F(f"history_user__{user_model.USERNAME_FIELD}"),
+                model=Value(model, output_field=CharField()),
+                object_id=F("id"),
+                **columns,
+            )
+            .values_list(*COLUMNS)
+        )
+        for row in values:
+            found[(model, row[0])] = row
+    return [present(found[(m, hid)]) for _d, hid, m in rows if (m, hid) in found]
 
 
 def present(row: tuple[Any, ...]) -> dict[str, Any]:

@@ -263,3 +263,26 @@ def test_sdk_key__no_reason__400_and_no_key(admin_client: Any, envs: Any) -> Non
     response = admin_client.post("/api/v1/sdk-keys/", {"environment": "staging"}, format="json")
     assert response.status_code == 400
     assert not SdkKey.objects.exists()
+
+
+def test_history__pages__disjoint_ordered_and_bounded_queries(
+    admin_client: Any, api_flag: Any, django_assert_max_num_queries: Any
+) -> None:
+    for i in range(4):
+        api_flag(f"team.flag-{i}")
+    services.create_segment(key="beta", name="Beta", actor=None, reason="setup")
+    first = admin_client.get("/api/v1/history/?page_size=10").json()
+    total = first["count"]
+    assert total > 20  # environments, flags, variants, states, the segment
+    seen: list[str] = []
+    url: str | None = "/api/v1/history/?page_size=10"
+    while url:
+        with django_assert_max_num_queries(12):
+            page = admin_client.get(url).json()
+        seen.extend(e["id"] for e in page["results"])
+        url = page["next"]
+    assert len(seen) == len(set(seen)) == total
+    everything = admin_client.get("/api/v1/history/?page_size=500").json()["results"]
+    assert [e["id"] for e in everything] == seen
+    dates = [e["date"] for e in everything]
+    assert dates == sorted(dates, reverse=True)

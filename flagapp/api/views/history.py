@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from flagapp.api.base import FlagappAPIMixin
 from flagapp.api.filters import HISTORY_MODELS, HistoryFilter
-from flagapp.api.history import history_queryset, present
+from flagapp.api.history import history_queryset, page_entries
 from flagapp.api.serializers import HistoryEntrySerializer
 from flagapp.models import Flag
 
@@ -56,7 +56,7 @@ class HistoryView(FlagappAPIMixin, generics.ListAPIView[Any]):
         queryset = history_queryset(filterset.cleaned(), models)
         rows: Any = [] if queryset is None else queryset
         page: Any = self.paginate_queryset(rows)
-        items = [present(row) for row in (page if page is not None else rows)]
+        items = page_entries(list(page if page is not None else rows))
         data = self.get_serializer(items, many=True).data
         if page is not None:
             return self.get_paginated_response(data)
