@@ -29,8 +29,13 @@ def flag_doc(
     fallthrough: Any = "on",
     rules: list[dict[str, Any]] | None = None,
     prerequisites: list[dict[str, Any]] | None = None,
+    metadata_version: int = 1,
 ) -> dict[str, Any]:
-    """One flag of a ruleset document (fallthrough: a variant key, a serve dict, or None)."""
+    """One flag of a ruleset document (fallthrough: a variant key, a serve dict, or None).
+
+    Also used by ``sdk_helpers`` (one builder, so the two suites cannot drift apart on
+    the document format); ``metadata_version`` lets it keep its own metadata version.
+    """
     if variants is None:
         variants = {"on": True, "off": False}
     if isinstance(fallthrough, str):
@@ -40,7 +45,7 @@ def flag_doc(
         "enabled": enabled,
         "variants": dict(variants),
         "fallthrough": fallthrough,
-        "metadata": {"owner": "tests", "type": "release", "version": 1},
+        "metadata": {"owner": "tests", "type": "release", "version": metadata_version},
     }
     if rules:
         doc["rules"] = rules

@@ -16,6 +16,9 @@ from flagapp import evaluation, sampling
 from flagapp.sdk import keys
 from openfeature_provider.engine import Ruleset, parse_ruleset
 
+from .eval_helpers import flag_doc as _flag_doc
+from .eval_helpers import ruleset_doc as ruleset_doc
+
 #: Fixtures, for ``from .sdk_helpers import *`` in the test modules.
 __all__ = [
     "clean_sdk_state",
@@ -27,43 +30,12 @@ __all__ = [
 
 
 def flag_doc(
-    kind: str = "boolean",
-    variants: Mapping[str, Any] | None = None,
-    *,
-    enabled: bool = True,
-    fallthrough: Any = "on",
-    rules: list[dict[str, Any]] | None = None,
-    prerequisites: list[dict[str, Any]] | None = None,
+    kind: str = "boolean", variants: Mapping[str, Any] | None = None, **kwargs: Any
 ) -> dict[str, Any]:
-    if variants is None:
-        variants = {"on": True, "off": False}
-    if isinstance(fallthrough, str):
-        fallthrough = {"variant": fallthrough}
-    doc: dict[str, Any] = {
-        "kind": kind,
-        "enabled": enabled,
-        "variants": dict(variants),
-        "fallthrough": fallthrough,
-        "metadata": {"owner": "tests", "type": "release", "version": 3},
-    }
-    if rules:
-        doc["rules"] = rules
-    if prerequisites:
-        doc["prerequisites"] = prerequisites
-    return doc
-
-
-def ruleset_doc(
-    flags: Mapping[str, Any], *, environment: str = "production", version: int = 1
-) -> dict[str, Any]:
-    return {
-        "format": 1,
-        "environment": environment,
-        "version": version,
-        "etag": f"sha256:test-{environment}-{version}",
-        "flags": dict(flags),
-        "segments": {},
-    }
+    """``eval_helpers.flag_doc`` with metadata version 3 (what these tests have always
+    published); the document shape itself lives in one place."""
+    kwargs.setdefault("metadata_version", 3)
+    return _flag_doc(kind, variants, **kwargs)
 
 
 #: One flag of every kind plus the awkward cases, used by the OFREP tests.
