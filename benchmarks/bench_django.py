@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks._django import configure_django
 from benchmarks._table import print_table
 
 TARGET_US = 5.0
@@ -51,52 +52,6 @@ def bench_context(request: Any) -> dict[str, Any]:
     if profile:
         ctx.update(profile)
     return ctx
-
-
-def _configure() -> None:
-    import django
-    from django.conf import settings
-
-    if settings.configured:
-        return
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="bench-not-a-secret",
-        USE_TZ=True,
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        CACHES={
-            "default": {
-                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                "LOCATION": "bench",
-            }
-        },
-        INSTALLED_APPS=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.sessions",
-            "django.contrib.admin",
-            "django.contrib.messages",
-            "simple_history",
-            "rest_framework",
-            "django_filters",
-            "drf_spectacular",
-            "waffle",
-            "flagapp",
-        ],
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        ROOT_URLCONF="benchmarks.bench_django",
-        FLAGAPP={
-            "ENVIRONMENT": "production",
-            "SINGLE_PROCESS": True,
-            "CONTEXT_BUILDER": "benchmarks.bench_django.bench_context",
-        },
-        LOGGING_CONFIG=None,
-        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
-    )
-    django.setup()
-
-
-urlpatterns: list[Any] = []
 
 
 def _setup() -> tuple[list[Any], dict[str, str]]:
@@ -212,7 +167,7 @@ def _first_check_waffle(flag_is_active: Any, name: str, requests: list[Any]) -> 
 
 
 def main() -> None:
-    _configure()
+    configure_django()
     import waffle
 
     import flagapp

@@ -17,52 +17,12 @@ from __future__ import annotations
 import datetime as dt
 import io
 import random
-from typing import Any
 
+from benchmarks._django import configure_django
 from benchmarks._table import per_call_us, print_table
 
 SIZES = (10_000, 50_000)
 ERROR_RATE = 0.02
-
-
-def _configure() -> None:
-    import django
-    from django.conf import settings
-
-    if settings.configured:
-        return
-    settings.configure(
-        DEBUG=False,
-        SECRET_KEY="bench-not-a-secret",
-        USE_TZ=True,
-        DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
-        CACHES={
-            "default": {
-                "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                "LOCATION": "bench-rollouts",
-            }
-        },
-        INSTALLED_APPS=[
-            "django.contrib.auth",
-            "django.contrib.contenttypes",
-            "django.contrib.sessions",
-            "django.contrib.admin",
-            "django.contrib.messages",
-            "simple_history",
-            "rest_framework",
-            "django_filters",
-            "drf_spectacular",
-            "flagapp",
-        ],
-        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-        ROOT_URLCONF="benchmarks.bench_rollouts",
-        FLAGAPP={"SINGLE_PROCESS": True},
-        LOGGING_CONFIG=None,
-    )
-    django.setup()
-
-
-urlpatterns: list[Any] = []
 
 
 def _stats_rows() -> list[list[object]]:
@@ -172,7 +132,7 @@ def _events_rows() -> list[list[object]]:
 
 
 def main() -> None:
-    _configure()
+    configure_django()
     print_table("rollouts: statistics (pure Python)", ["function", "µs/call"], _stats_rows())
     print_table(
         "rollouts: checks on stored events (SQLite in memory)", ["operation", "ms"], _events_rows()

@@ -51,9 +51,9 @@ def _change_and_publish(
 
 
 def main() -> None:
-    from benchmarks.bench_django import _configure
+    from benchmarks._django import configure_django
 
-    _configure()
+    configure_django()
     from django.contrib.auth.models import Group
     from django.core.management import call_command
     from django.db import connection, transaction

@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -89,11 +89,12 @@ def _scalar_sets(
         elif _is_number(v):
             nums.add(v)
         else:
-            raise ValueProblem(i, f"expected a string, number or boolean, got {_jtype(v)}")
+            raise ValueProblem(i, f"expected a string, number or boolean, got {json_type(v)}")
     return frozenset(strs), frozenset(nums), frozenset(bools)
 
 
-def _jtype(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON name of a value's type, for error messages that a ruleset author reads."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -104,7 +105,7 @@ def _jtype(value: Any) -> str:
         return "number"
     if isinstance(value, list | tuple):
         return "array"
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return "object"
     return type(value).__name__
 
@@ -112,14 +113,14 @@ def _jtype(value: Any) -> str:
 def _strings(values: Sequence[Any]) -> list[str]:
     for i, v in enumerate(values):
         if not isinstance(v, str):
-            raise ValueProblem(i, f"expected a string, got {_jtype(v)}")
+            raise ValueProblem(i, f"expected a string, got {json_type(v)}")
     return list(values)
 
 
 def _numbers(values: Sequence[Any]) -> list[float]:
     for i, v in enumerate(values):
         if not _is_number(v):
-            raise ValueProblem(i, f"expected a number, got {_jtype(v)}")
+            raise ValueProblem(i, f"expected a number, got {json_type(v)}")
     return list(values)
 
 

@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 
 from .compiler import compile_flag, compile_segments
 from .errors import ParseError
-from .operators import OPERATORS, ValueProblem
+from .operators import OPERATORS, ValueProblem, json_type
 from .types import (
     FORMAT_VERSION,
     KINDS,
@@ -213,7 +213,9 @@ def _variant_value(kind: str, value: Any, path: str) -> Any:
     else:
         ok = isinstance(value, dict | list)
     if not ok:
-        raise ParseError(path, f"a {kind} flag cannot have a variant value of type {_jtype(value)}")
+        raise ParseError(
+            path, f"a {kind} flag cannot have a variant value of type {json_type(value)}"
+        )
     return value
 
 
@@ -427,7 +429,7 @@ def _at(path: str, key: str) -> str:
 
 
 def _fail_type(path: str, expected: str, value: Any) -> NoReturn:
-    raise ParseError(path, f"expected {expected}, got {_jtype(value)}")
+    raise ParseError(path, f"expected {expected}, got {json_type(value)}")
 
 
 def _object(value: Any, path: str) -> Mapping[str, Any]:
@@ -480,19 +482,3 @@ def _keys(obj: Mapping[str, Any], path: str, allowed: set[str], required: Sequen
     for key in obj:
         if key not in allowed:
             raise ParseError(_at(path, key), f"unknown key {key!r}")
-
-
-def _jtype(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, list | tuple):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__
