@@ -88,3 +88,24 @@ def state(
         )
         s.refresh_from_db()
     return s
+
+
+def production_baseline(flag: Flag, env: Environment) -> Flag:
+    """Serve ``off`` to everyone in ``env`` before a change-request test proposes a change.
+
+    Written through the services with the dry-run approval token, the same way an approved
+    change request writes, so the baseline has a published snapshot and history.
+    """
+    from flagapp import services
+    from flagapp.governance import change_requests as crs
+
+    services.update_flag_state(
+        flag,
+        env,
+        actor=None,
+        reason="baseline",
+        enabled=True,
+        fallthrough={"variant": "off"},
+        change_request=crs._DryRunApproval(),
+    )
+    return flag

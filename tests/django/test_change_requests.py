@@ -66,18 +66,7 @@ def prod(envs: dict[str, Environment]) -> Environment:
 
 @pytest.fixture
 def flag(make_flag: Callable[..., Flag], prod: Environment) -> Flag:
-    f = make_flag("checkout.new-flow")
-    # the flag serves "off" to everyone in production before the change
-    services.update_flag_state(
-        f,
-        prod,
-        actor=None,
-        reason="baseline",
-        enabled=True,
-        fallthrough={"variant": "off"},
-        change_request=crs._DryRunApproval(),
-    )
-    return f
+    return h.production_baseline(make_flag("checkout.new-flow"), prod)
 
 
 def _state(flag: Flag, env: Environment) -> FlagState:
