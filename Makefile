@@ -5,14 +5,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint type install clean migrations
+.PHONY: demo test bench lint type install clean migrations constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -43,3 +43,15 @@ clean:
 migrations: $(STAMP)
 	rm -f flagapp/migrations/0*.py
 	DJANGO_SETTINGS_MODULE=tests.settings $(BIN)/python -m django makemigrations flagapp
+
+## make constraints: re-pin the toolchain (latest versions pyproject.toml allows), in a fresh venv
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet -e '.[dev,browser]'
+	{ sed -n '/^#/p' constraints.txt; \
+	  .venv-constraints/bin/python -m pip freeze --all --exclude-editable | grep -v '^-e' \
+	    | grep -iv '^\(setuptools\|wheel\)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .venv-constraints
