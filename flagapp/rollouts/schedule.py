@@ -3,7 +3,7 @@
 Percentages are integer basis points (10,000 = 100%), the unit of the engine's flagd
 compatible bucketing. The treatment variant is always listed FIRST in the weights, so it owns
 the hash range ``[0, p)``; raising ``p`` only ever adds users, which is what makes "users who
-already have the new variant keep it" true as the rollout grows (DESIGN.md, Bucketing).
+already have the new variant keep it" true as the rollout grows (docs/bucketing.md).
 The salt is fixed for the life of a plan for the same reason.
 """
 

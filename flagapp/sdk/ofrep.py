@@ -1,6 +1,6 @@
 """OFREP: ``POST /ofrep/v1/evaluate/flags/{key}`` and bulk ``POST /ofrep/v1/evaluate/flags``.
 
-Implements open-feature/protocol ``service/openapi.yaml`` for strict clients (DESIGN.md):
+Implements open-feature/protocol ``service/openapi.yaml`` for strict clients (docs/protocol.md):
 
 * success ``{"key", "value", "reason", "variant", "metadata"}``; only standard reason names
   (PREREQUISITE_FAILED goes out as DISABLED with ``metadata.flagappReason``);

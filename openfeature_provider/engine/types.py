@@ -2,7 +2,7 @@
 
 Everything here is frozen so a parsed ruleset can be shared by every thread of a process
 without a lock: a new snapshot is a new object, swapped in with one reference assignment.
-The shapes mirror the JSON format documented in docs/ruleset-format.md and DESIGN.md.
+The shapes mirror the JSON format documented in docs/ruleset-format.md.
 
 Nothing here imports Django or openfeature: the engine is a pure library that the
 OpenFeature provider, the Django app, the OFREP endpoints and the CLI all share.

@@ -1,4 +1,4 @@
-"""One row per line of DESIGN.md's "Evaluation semantics" table, against one ruleset."""
+"""One test per rule of docs/ruleset-format.md (sections "Evaluation", "Condition semantics")."""
 
 from __future__ import annotations
 
