@@ -11,13 +11,16 @@ Each input line is one JSON object (an evaluation context). For each context and
 id of the deciding rule, null for the fallthrough) and ``"errorMessage"``. ``value`` is null
 whenever the caller's default would be served.
 
-Exit status: 0 all lines evaluated; 1 some input lines were invalid (reported on stderr with
-their line number and skipped); 2 the ruleset could not be read or is invalid.
+Exit status: 0 all lines evaluated; 1 some input lines were invalid (not UTF-8, not JSON,
+nested too deeply for the JSON decoder, or not an object: reported on stderr with their line
+number and skipped); 2 the ruleset could not be read or is invalid. No input line can end the
+run early: whatever a context holds, evaluation answers (an unusable value is an error code).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -79,10 +82,21 @@ def run(argv: Sequence[str] | None, stdin: TextIO, stdout: TextIO, stderr: TextI
     for lineno, line in enumerate(stdin, start=1):
         if not line.strip():
             continue
+        if not line.isascii() and not _is_utf8(line):
+            # main() decodes stdin with surrogateescape: undecodable bytes arrive as lone
+            # surrogates, which valid UTF-8 never produces (JSON escapes like "\ud800"
+            # are ASCII and go on to the engine, which treats them as unusable values).
+            print(f"flagapp-eval: line {lineno}: not valid UTF-8", file=stderr)
+            status = EXIT_BAD_INPUT
+            continue
         try:
             context = json.loads(line)
         except ValueError as exc:
             print(f"flagapp-eval: line {lineno}: invalid JSON: {exc}", file=stderr)
+            status = EXIT_BAD_INPUT
+            continue
+        except RecursionError:
+            print(f"flagapp-eval: line {lineno}: invalid JSON: nested too deeply", file=stderr)
             status = EXIT_BAD_INPUT
             continue
         if not isinstance(context, dict):
@@ -91,14 +105,30 @@ def run(argv: Sequence[str] | None, stdin: TextIO, stdout: TextIO, stderr: TextI
             continue
         for key in keys:
             row = _row(evaluate(ruleset, key, context), args.explain)
-            stdout.write(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n")
+            text = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+            if not text.isascii() and not _is_utf8(text):
+                text = json.dumps(row, separators=(",", ":"))  # "\ud800" escapes instead
+            stdout.write(text + "\n")
     stdout.flush()
     return status
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console-script entry point (``flagapp-eval``)."""
-    return run(argv, sys.stdin, sys.stdout, sys.stderr)
+    stdin: TextIO = sys.stdin
+    if isinstance(stdin, io.TextIOWrapper):
+        # Undecodable input bytes become lone surrogates, which run() reports per line,
+        # instead of a UnicodeDecodeError ending the whole run.
+        stdin = io.TextIOWrapper(stdin.buffer, encoding="utf-8", errors="surrogateescape")
+    return run(argv, stdin, sys.stdout, sys.stderr)
 
 
 if __name__ == "__main__":

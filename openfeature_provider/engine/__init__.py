@@ -9,7 +9,7 @@ See docs/internals.md (contracts) and docs/ruleset-format.md (format and semanti
 from __future__ import annotations
 
 from .bucketing import bucket, hash32
-from .errors import EngineError, ParseError
+from .errors import EngineError, ParseError, UnusableBucketValue
 from .evaluate import changed_flag_keys, evaluate, evaluate_all
 from .ruleset import parse_ruleset
 from .schema import SCHEMA_PATH, load_schema
@@ -51,6 +51,7 @@ __all__ = [
     "Ruleset",
     "Segment",
     "Serve",
+    "UnusableBucketValue",
     "WeightedVariant",
     "bucket",
     "changed_flag_keys",

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
-import mmh3
-
+from .bucketing import digest
 from .types import Context, Resolution
 
 __all__ = ["CondPlan", "RolloutPlan", "generate_flag_function"]
@@ -57,6 +56,7 @@ class RolloutPlan:
     thresholds: tuple[int, ...]
     results: tuple[Resolution, ...]
     missing: Resolution
+    unusable: Resolution
 
 
 Outcome = Resolution | RolloutPlan
@@ -71,7 +71,7 @@ def generate_flag_function(
     ``prerequisites``: (all-met predicate, resolution when not met)."""
     ns: dict[str, Any] = {
         "__builtins__": builtins,
-        "murmur": mmh3.hash,
+        "digest": digest,
         "bisect_right": bisect_right,
     }
     lines = ["def flag(ctx):", "    get = ctx.get"]
@@ -117,12 +117,18 @@ def _outcome(outcome: Outcome, name: str, ns: dict[str, Any], pad: str) -> list[
         return [f"{pad}return {name}(ctx)"]
     ns[f"{name}_B"] = outcome.bucket_by
     ns[f"{name}_M"] = outcome.missing
+    ns[f"{name}_U"] = outcome.unusable
     ns[f"{name}_SALT"] = outcome.salt
+    # The same steps as compiler._rollout_closure (bucketing.py's arithmetic): hash the
+    # UTF-8 bytes; a value with no UTF-8 form (lone surrogate) is unusable.
     lines = [
         f"{pad}v = get({name}_B)",
         f"{pad}if type(v) is not str and not isinstance(v, str):",
         f"{pad}    return {name}_M",
-        f"{pad}h = murmur({name}_SALT + v, 0, False)",
+        f"{pad}try:",
+        f"{pad}    h = digest(({name}_SALT + v).encode(), 0)",
+        f"{pad}except UnicodeEncodeError:",
+        f"{pad}    return {name}_U",
     ]
     if len(outcome.results) == 2:
         ns[f"{name}_L"] = outcome.thresholds[0]

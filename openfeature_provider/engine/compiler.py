@@ -15,12 +15,10 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from collections.abc import Callable, Mapping
-from itertools import accumulate
 from types import MappingProxyType
 from typing import Any
 
-import mmh3
-
+from .bucketing import digest, thresholds
 from .codegen import CondPlan, Outcome, RolloutPlan, generate_flag_function
 from .operators import OPERATORS
 from .types import (
@@ -341,13 +339,9 @@ def _rollout(
     flag_key: str,
     meta: Mapping[str, Any],
 ) -> RolloutPlan:
-    """flagd fractional v2; see bucketing.py (kept inline here for speed)."""
+    """flagd fractional v2, with the arithmetic of bucketing.py (thresholds, digest)."""
     salt = flag_key if rollout.salt is None else rollout.salt
-    bounds = tuple(accumulate(w.weight for w in rollout.weights))
-    total = bounds[-1]
-    # bucket = (h * total) >> 32 < bound  <=>  h < ceil(bound * 2**32 / total), so compare the
-    # hash with precomputed thresholds: same result as bucketing.choose(), one step fewer.
-    thresholds = tuple(-(-(b << 32) // total) for b in bounds)
+    limits = thresholds([w.weight for w in rollout.weights])
     results = tuple(fixed(w.variant, Reason.SPLIT, rule_id) for w in rollout.weights)
     bucket_by = rollout.bucket_by
     missing = Resolution(
@@ -362,42 +356,74 @@ def _rollout(
         rule_id=rule_id,
         metadata=meta,
     )
+    unusable = Resolution(
+        flag_key,
+        None,
+        None,
+        Reason.ERROR,
+        use_default=True,
+        error_code=ErrorCode.INVALID_CONTEXT,
+        error_message=f"the rollout buckets by {bucket_by!r}, whose value is not valid "
+        "Unicode text (a lone surrogate)",
+        rule_id=rule_id,
+        metadata=meta,
+    )
     return RolloutPlan(
-        fn=_rollout_closure(bucket_by, salt, thresholds, results, missing),
+        fn=_rollout_closure(bucket_by, salt, limits, results, missing, unusable),
         bucket_by=bucket_by,
         salt=salt,
-        thresholds=thresholds,
+        thresholds=limits,
         results=results,
         missing=missing,
+        unusable=unusable,
     )
 
 
 def _rollout_closure(
     bucket_by: str,
     salt: str,
-    thresholds: tuple[int, ...],
+    limits: tuple[int, ...],
     results: tuple[Resolution, ...],
     missing: Resolution,
+    unusable: Resolution,
 ) -> Compiled:
-    murmur = mmh3.hash
+    """The rollout as a closure (codegen.py inlines the same steps for top-level attributes).
+
+    Per call: read the bucket value (absent or not a string -> ``missing``), hash the UTF-8
+    bytes of ``salt + value`` (no UTF-8 form -> ``unusable``), pick the variant whose
+    threshold is above the hash.
+    """
     get = make_getter(bucket_by)
     if len(results) == 1:
         only = results[0]
 
         def single(ctx: Context) -> Resolution:
-            return only if isinstance(get(ctx), str) else missing
+            value = get(ctx)
+            if not isinstance(value, str):
+                return missing
+            if value.isascii():
+                return only
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                return unusable
+            return only
 
         return single
 
     if len(results) == 2 and "." not in bucket_by:
         first, second = results
-        limit = thresholds[0]
+        limit = limits[0]
 
         def split_two(ctx: Context) -> Resolution:
             value = ctx.get(bucket_by)
             if type(value) is not str and not isinstance(value, str):
                 return missing
-            return first if murmur(salt + value, 0, False) < limit else second
+            try:
+                h = digest((salt + value).encode(), 0)
+            except UnicodeEncodeError:
+                return unusable
+            return first if h < limit else second
 
         return split_two
 
@@ -407,7 +433,11 @@ def _rollout_closure(
             value = ctx.get(bucket_by)
             if type(value) is not str and not isinstance(value, str):
                 return missing
-            return results[bisect_right(thresholds, murmur(salt + value, 0, False))]
+            try:
+                h = digest((salt + value).encode(), 0)
+            except UnicodeEncodeError:
+                return unusable
+            return results[bisect_right(limits, h)]
 
         return split
 
@@ -415,6 +445,10 @@ def _rollout_closure(
         value = get(ctx)
         if not isinstance(value, str):
             return missing
-        return results[bisect_right(thresholds, murmur(salt + value, 0, False))]
+        try:
+            h = digest((salt + value).encode(), 0)
+        except UnicodeEncodeError:
+            return unusable
+        return results[bisect_right(limits, h)]
 
     return split_nested

@@ -3,12 +3,15 @@
 Hierarchy::
 
     EngineError
-    └── ParseError        a ruleset document is invalid; ``path`` names the JSON location
+    ├── ParseError            a ruleset document is invalid; ``path`` names the JSON location
+    └── UnusableBucketValue   (also a ValueError) a bucket value has no UTF-8 form; raised by
+                              the reference functions in bucketing.py only — compiled
+                              rollouts answer INVALID_CONTEXT instead
 """
 
 from __future__ import annotations
 
-__all__ = ["EngineError", "ParseError"]
+__all__ = ["EngineError", "ParseError", "UnusableBucketValue"]
 
 
 class EngineError(Exception):
@@ -26,3 +29,7 @@ class ParseError(EngineError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}")
+
+
+class UnusableBucketValue(EngineError, ValueError):
+    """A bucket value cannot be hashed: it has no UTF-8 form (a lone surrogate)."""

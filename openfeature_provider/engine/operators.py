@@ -24,6 +24,7 @@ from typing import Any, Final
 
 __all__ = [
     "MAX_REGEX_LENGTH",
+    "MAX_SEMVER_LENGTH",
     "OPERATORS",
     "Operator",
     "Test",
@@ -264,12 +265,21 @@ _SEMVER = re.compile(
 SemverKey = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
 
 
+#: Longest SemVer string an operator reads (npm's bound); longer attribute values are
+#: unusable. Without it a 5,000-digit identifier made ``int()`` raise (Python refuses more
+#: than 4,300 digits) and the regex would scan arbitrarily long input.
+MAX_SEMVER_LENGTH: Final = 256
+
+
 def parse_semver(text: str) -> SemverKey | None:
-    """A sort key with SemVer 2.0.0 precedence, or None if ``text`` is not strict SemVer.
+    """A sort key with SemVer 2.0.0 precedence, or None if ``text`` is not strict SemVer
+    (or longer than ``MAX_SEMVER_LENGTH``).
 
     A release sorts above its pre-releases (the 4th item: 1 for release, 0 for pre-release);
     numeric identifiers sort below alphanumeric ones; build metadata is ignored.
     """
+    if len(text) > MAX_SEMVER_LENGTH:
+        return None
     m = _SEMVER.match(text)
     if m is None:
         return None

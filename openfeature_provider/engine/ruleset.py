@@ -133,6 +133,7 @@ def _parse(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
 def _flag(key: str, doc: Any, path: str, segments: Mapping[str, Segment]) -> Flag:
     if not key:
         raise ParseError(path, "flag key must not be empty")
+    _utf8(key, path, "the flag key (the default rollout salt)")
     obj = _object(doc, path)
     _keys(obj, path, _FLAG_KEYS, _FLAG_REQUIRED)
     kind = obj["kind"]
@@ -332,7 +333,7 @@ def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
         raise ParseError(f"{rpath}.bucket_by", f"invalid attribute path {bucket_by!r}")
     salt = robj.get("salt")
     if salt is not None:
-        salt = _string(salt, f"{rpath}.salt")
+        salt = _utf8(_string(salt, f"{rpath}.salt"), f"{rpath}.salt", "the salt")
     return Serve(rollout=Rollout(weights=tuple(weights), bucket_by=bucket_by, salt=salt))
 
 
@@ -450,6 +451,18 @@ def _array(value: Any, path: str) -> list[Any]:
 def _string(value: Any, path: str) -> str:
     if not isinstance(value, str):
         _fail_type(path, "a string", value)
+    return value
+
+
+def _utf8(value: str, path: str, what: str) -> str:
+    """``value`` unchanged if it has a UTF-8 form (what bucketing hashes); a lone surrogate
+    (JSON ``"\\ud800"``) has none."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ParseError(
+            path, f"{what} is not valid Unicode text (UTF-8 cannot encode a lone surrogate)"
+        ) from None
     return value
 
 

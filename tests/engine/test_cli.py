@@ -123,3 +123,27 @@ def test_cli__missing_file__exit_2(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "cannot read" in proc.stderr
+
+
+def test_cli__undecodable_or_too_deep_lines__reported_and_run_continues(tmp_path: Path) -> None:
+    """Issue 11: no input line may end the run (a traceback used to stop it at the first)."""
+    path = tmp_path / "ruleset.json"
+    path.write_text(json.dumps(RULESET))
+    data = (
+        b'{"plan": "\xff"}\n'  # not UTF-8
+        + b"[" * 100_000
+        + b"]" * 100_000
+        + b"\n"  # deeper than the JSON decoder's recursion
+        + b'{"plan": "pro", "targetingKey": "\\ud800"}\n'  # valid JSON, lone surrogate
+    )
+    proc = subprocess.run(
+        [*_command(), "--ruleset", str(path), "--flag", "a.flag"],
+        input=data,
+        capture_output=True,
+        timeout=60,
+    )
+    stderr = proc.stderr.decode()
+    assert proc.returncode == 1, stderr
+    assert "line 1: not valid UTF-8" in stderr
+    assert "line 2: invalid JSON: nested too deeply" in stderr
+    assert [r["variant"] for r in lines(proc.stdout.decode())] == ["on"]

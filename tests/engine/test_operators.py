@@ -114,6 +114,10 @@ ROWS: list[tuple[str, list[Any], dict[str, Any], Any, bool]] = [
     ("semver_gt", ["1.0.0"], {}, "1.0.0", False),
     ("semver_gte", ["2.0.0"], {}, "2.0.0", True),
     ("semver_gte", ["2.0.0"], {}, 2, False),
+    # longer than MAX_SEMVER_LENGTH: unusable (int() refuses > 4300 digits; issue 11)
+    ("semver_gt", ["1.0.0"], {}, "1" * 5000 + ".0.0", False),
+    ("semver_gt", ["1.0.0"], {"negate": True}, "1.0.0-" + "1" * 5000, False),
+    ("semver_lt", ["1.0.0"], {}, "0.0.0-" + "a" * 300, False),
     # dates
     ("before", ["2024-06-01T00:00:00+00:00"], {}, "2024-05-31T23:00:00Z", True),
     ("before", ["2024-06-01T00:00:00+00:00"], {}, "2024-06-01T01:00:00+02:00", True),
@@ -225,6 +229,9 @@ def test_semver__spec_precedence_example__strictly_ordered(lower: str, higher: s
     assert lo < hi
 
 
-@pytest.mark.parametrize("text", ["1", "1.2", "01.0.0", "1.0.0-01", "1.0.0-", "v1.0.0", "1.0.0+"])
+@pytest.mark.parametrize(
+    "text",
+    ["1", "1.2", "01.0.0", "1.0.0-01", "1.0.0-", "v1.0.0", "1.0.0+", "1" * 5000 + ".0.0"],
+)
 def test_semver__not_strict__rejected(text: str) -> None:
     assert parse_semver(text) is None
