@@ -1,4 +1,4 @@
-"""The flag evaluation engine: standard library + mmh3 only.
+"""The flag evaluation engine: standard library + mmh3 + google-re2 only.
 
 Parse a format-v1 ruleset once (``parse_ruleset``), then evaluate it as often as needed
 (``evaluate``) — a few microseconds per call. Imports neither Django nor openfeature, so the

@@ -22,7 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from .regex import MAX_MATCH_INPUT_LENGTH, RegexProblem, compile_search
+
 __all__ = [
+    "MAX_MATCH_INPUT_LENGTH",
     "MAX_REGEX_LENGTH",
     "MAX_SEMVER_LENGTH",
     "OPERATORS",
@@ -213,20 +216,36 @@ def _build_affix(method: str) -> Callable[[Sequence[Any], bool], Test]:
 
 
 def _build_matches(values: Sequence[Any], ci: bool) -> Test:
-    patterns = []
+    """Python ``re`` patterns run by RE2 in linear time (regex.py has the contract)."""
+    searches = []
     for i, source in enumerate(_strings(values)):
         if len(source) > MAX_REGEX_LENGTH:
             raise ValueProblem(i, f"regex longer than {MAX_REGEX_LENGTH} characters")
         try:
-            patterns.append(re.compile(source, re.IGNORECASE if ci else 0))
-        except re.error as exc:
-            raise ValueProblem(i, f"regex does not compile: {exc}") from None
-    searches = tuple(p.search for p in patterns)
+            searches.append(compile_search(source, ci))
+        except RegexProblem as exc:
+            raise ValueProblem(i, exc.message) from None
+    if len(searches) == 1:
+        only = searches[0]
+
+        def test_one(v: Any) -> bool | None:
+            if not isinstance(v, str):
+                return None
+            return only(v)
+
+        return test_one
+    every = tuple(searches)
 
     def test(v: Any) -> bool | None:
         if not isinstance(v, str):
             return None
-        return any(search(v) is not None for search in searches)
+        for search in every:
+            found = search(v)
+            if found is None:
+                return None  # too long or not UTF-8: the same answer for every pattern
+            if found:
+                return True
+        return False
 
     return test
 
