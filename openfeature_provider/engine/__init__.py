@@ -11,6 +11,15 @@ from __future__ import annotations
 from .bucketing import bucket, hash32
 from .errors import EngineError, ParseError, UnusableBucketValue
 from .evaluate import changed_flag_keys, evaluate, evaluate_all
+from .limits import (
+    MAX_INTEGER,
+    MAX_MATCH_INPUT_LENGTH,
+    MAX_OBJECT_DEPTH,
+    MAX_REGEX_LENGTH,
+    MAX_SEMVER_LENGTH,
+    MAX_TOTAL_WEIGHT,
+    MIN_INTEGER,
+)
 from .ruleset import parse_ruleset
 from .schema import SCHEMA_PATH, load_schema
 from .types import (
@@ -35,6 +44,13 @@ from .types import (
 __all__ = [
     "FORMAT_VERSION",
     "KINDS",
+    "MAX_INTEGER",
+    "MAX_MATCH_INPUT_LENGTH",
+    "MAX_OBJECT_DEPTH",
+    "MAX_REGEX_LENGTH",
+    "MAX_SEMVER_LENGTH",
+    "MAX_TOTAL_WEIGHT",
+    "MIN_INTEGER",
     "SCHEMA_PATH",
     "Condition",
     "Context",

@@ -25,6 +25,7 @@ from typing import Final
 import mmh3
 
 from .errors import UnusableBucketValue
+from .limits import MAX_TOTAL_WEIGHT
 
 __all__ = [
     "MAX_TOTAL_WEIGHT",
@@ -37,10 +38,6 @@ __all__ = [
     "key_bytes",
     "thresholds",
 ]
-
-#: The largest total weight of one rollout: flagd's bound (a signed 32-bit int). The parser
-#: rejects larger totals so every SDK (and flagd) computes the same buckets.
-MAX_TOTAL_WEIGHT: Final = 2**31 - 1
 
 #: ``digest(data: bytes, seed) -> int``: unsigned 32-bit MurmurHash3 of *bytes*. This mmh3
 #: function refuses ``str`` ("Strings must be encoded before hashing"), so no text can reach

@@ -15,6 +15,7 @@ neither value, and never holds for a missing attribute.
 from __future__ import annotations
 
 import ipaddress
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from .regex import MAX_MATCH_INPUT_LENGTH, RegexProblem, compile_search
+from .limits import (
+    MAX_INTEGER,
+    MAX_MATCH_INPUT_LENGTH,
+    MAX_REGEX_LENGTH,
+    MAX_SEMVER_LENGTH,
+    MIN_INTEGER,
+)
+from .regex import RegexProblem, compile_search
 
 __all__ = [
     "MAX_MATCH_INPUT_LENGTH",
@@ -32,13 +40,11 @@ __all__ = [
     "Operator",
     "Test",
     "ValueProblem",
+    "json_type",
+    "number_problem",
     "parse_datetime",
     "parse_semver",
 ]
-
-#: Longest ``matches`` pattern accepted. Patterns come from people editing flags in an admin;
-#: a bound keeps pathological patterns (and accidental pastes) out of the hot path.
-MAX_REGEX_LENGTH: Final = 1000
 
 #: A compiled test: attribute value -> match, or ``None`` for "unusable type".
 Test = Callable[[Any], "bool | None"]
@@ -79,6 +85,22 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def number_problem(value: Any) -> str | None:
+    """Why a number may not appear in a document (None: it may): NaN and Infinity, and
+    integers outside signed 64-bit (limits.py)."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value!r} is not a finite number"
+    if not MIN_INTEGER <= value <= MAX_INTEGER:
+        return "integer outside the signed 64-bit range"
+    return None
+
+
+def _check_number(i: int, value: Any) -> None:
+    problem = number_problem(value)
+    if problem is not None:
+        raise ValueProblem(i, problem)
+
+
 def _scalar_sets(
     values: Sequence[Any], ci: bool
 ) -> tuple[frozenset[str], frozenset[Any], frozenset[bool]]:
@@ -91,6 +113,7 @@ def _scalar_sets(
         elif isinstance(v, str):
             strs.add(v.casefold() if ci else v)
         elif _is_number(v):
+            _check_number(i, v)
             nums.add(v)
         else:
             raise ValueProblem(i, f"expected a string, number or boolean, got {json_type(v)}")
@@ -125,6 +148,7 @@ def _numbers(values: Sequence[Any]) -> list[float]:
     for i, v in enumerate(values):
         if not _is_number(v):
             raise ValueProblem(i, f"expected a number, got {json_type(v)}")
+        _check_number(i, v)
     return list(values)
 
 
@@ -282,12 +306,6 @@ _SEMVER = re.compile(
 )
 
 SemverKey = tuple[int, int, int, int, tuple[tuple[int, int | str], ...]]
-
-
-#: Longest SemVer string an operator reads (npm's bound); longer attribute values are
-#: unusable. Without it a 5,000-digit identifier made ``int()`` raise (Python refuses more
-#: than 4,300 digits) and the regex would scan arbitrarily long input.
-MAX_SEMVER_LENGTH: Final = 256
 
 
 def parse_semver(text: str) -> SemverKey | None:

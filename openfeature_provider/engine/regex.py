@@ -37,11 +37,9 @@ from typing import Any, Final
 
 import re2
 
-__all__ = ["MAX_MATCH_INPUT_LENGTH", "RegexProblem", "compile_search", "to_re2"]
+from .limits import MAX_MATCH_INPUT_LENGTH
 
-#: Longest attribute value ``matches`` looks at (characters). RE2 is linear, so this bounds
-#: the cost of one condition (~tens of microseconds) rather than preventing a hang.
-MAX_MATCH_INPUT_LENGTH: Final = 16_384
+__all__ = ["MAX_MATCH_INPUT_LENGTH", "RegexProblem", "compile_search", "to_re2"]
 
 _W = r"\p{L}\p{N}_"
 _S = (

@@ -22,7 +22,8 @@ from typing import Any, NoReturn
 
 from .compiler import compile_flag, compile_segments
 from .errors import ParseError
-from .operators import OPERATORS, ValueProblem, json_type
+from .limits import MAX_OBJECT_DEPTH, MAX_TOTAL_WEIGHT
+from .operators import OPERATORS, ValueProblem, json_type, number_problem
 from .types import (
     FORMAT_VERSION,
     KINDS,
@@ -58,6 +59,7 @@ _ROLLOUT_KEYS = {"weights", "bucket_by", "salt"}
 _WEIGHT_KEYS = {"variant", "weight"}
 _PREREQ_KEYS = {"flag", "variants"}
 _SEGMENT_KEYS = {"include", "exclude", "when"}
+_WEIGHT_BOUND = f"{MAX_TOTAL_WEIGHT:,} (flagd's bound)"
 
 
 def parse_ruleset(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
@@ -83,6 +85,8 @@ def _parse(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
             doc = json.loads(doc)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError("$", f"invalid JSON: {exc}") from None
+        except RecursionError:
+            raise ParseError("$", "invalid JSON: nested too deep to decode") from None
     root = _object(doc, "$")
     _keys(root, "$", _TOP_KEYS, _TOP_REQUIRED)
 
@@ -93,6 +97,7 @@ def _parse(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
         )
     environment = _string(root["environment"], "$.environment")
     version = _integer(root["version"], "$.version")
+    _number(version, "$.version")
     etag = _string(root.get("etag", ""), "$.etag")
 
     segments_doc = _object(root.get("segments", {}), "$.segments")
@@ -177,11 +182,11 @@ def _flag(key: str, doc: Any, path: str, segments: Mapping[str, Segment]) -> Fla
     )
     metadata_doc = _object(obj.get("metadata", {}), f"{path}.metadata")
     for mkey, mvalue in metadata_doc.items():
-        if not (isinstance(mvalue, str | bool) or _finite_number(mvalue)):
-            raise ParseError(
-                _at(f"{path}.metadata", mkey),
-                "metadata values must be strings, numbers or booleans",
-            )
+        mpath = _at(f"{path}.metadata", mkey)
+        if not isinstance(mvalue, str | bool | int | float):
+            raise ParseError(mpath, "metadata values must be strings, numbers or booleans")
+        if not isinstance(mvalue, str | bool):
+            _number(mvalue, mpath)
     return Flag(
         key=key,
         kind=kind,
@@ -202,6 +207,8 @@ def _variant_value(kind: str, value: Any, path: str) -> Any:
         ok = isinstance(value, str)
     elif kind == "integer":
         ok = isinstance(value, int) and not isinstance(value, bool)
+        if ok:
+            _number(value, path)
     elif kind == "float":
         # Integral JSON numbers are fine for a float flag ("1" is 1.0); they are served as
         # floats so every surface (OFREP, the SDK) sees the flag's declared type.
@@ -213,6 +220,8 @@ def _variant_value(kind: str, value: Any, path: str) -> Any:
         ok = False
     else:
         ok = isinstance(value, dict | list)
+        if ok:
+            _json_value(value, path)
     if not ok:
         raise ParseError(
             path, f"a {kind} flag cannot have a variant value of type {json_type(value)}"
@@ -325,9 +334,14 @@ def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
         weight = wobj["weight"]
         if type(weight) is not int or weight < 0:
             raise ParseError(f"{wpath}.weight", "weights are non-negative integers")
+        if weight > MAX_TOTAL_WEIGHT:
+            raise ParseError(f"{wpath}.weight", f"a weight is at most {_WEIGHT_BOUND}")
         weights.append(WeightedVariant(variant=name, weight=weight))
-    if sum(w.weight for w in weights) <= 0:
+    total = sum(w.weight for w in weights)
+    if total <= 0:
         raise ParseError(f"{rpath}.weights", "weights sum to 0")
+    if total > MAX_TOTAL_WEIGHT:
+        raise ParseError(f"{rpath}.weights", f"weights sum to {total:,}, above {_WEIGHT_BOUND}")
     bucket_by = _string(robj.get("bucket_by", "targetingKey"), f"{rpath}.bucket_by")
     if not bucket_by or any(not part for part in bucket_by.split(".")):
         raise ParseError(f"{rpath}.bucket_by", f"invalid attribute path {bucket_by!r}")
@@ -477,6 +491,42 @@ def _integer(value: Any, path: str) -> int:
     if type(value) is not int:
         _fail_type(path, "an integer", value)
     return value
+
+
+def _number(value: int | float, path: str) -> None:
+    problem = number_problem(value)
+    if problem is not None:
+        raise ParseError(path, problem)
+
+
+def _json_value(value: Any, path: str) -> None:
+    """An object/array variant: JSON values only, finite numbers within signed 64-bit, at
+    most ``MAX_OBJECT_DEPTH`` containers deep. Iterative, so no depth raises RecursionError;
+    the error names the first offending location in document order."""
+    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
+    while stack:
+        node, where, depth = stack.pop()
+        if isinstance(node, str | bool) or node is None:
+            continue
+        if isinstance(node, int | float):
+            _number(node, where)
+            continue
+        if depth > MAX_OBJECT_DEPTH:
+            raise ParseError(
+                where, f"nested deeper than {MAX_OBJECT_DEPTH} levels of objects and arrays"
+            )
+        if isinstance(node, Mapping):
+            items = list(node.items())
+            for k, _ in items:
+                if not isinstance(k, str):
+                    raise ParseError(where, f"object keys must be strings, got {k!r}")
+            stack.extend((v, _at(where, k), depth + 1) for k, v in reversed(items))
+        elif isinstance(node, list | tuple):
+            stack.extend(
+                (v, f"{where}[{i}]", depth + 1) for i, v in reversed(list(enumerate(node)))
+            )
+        else:
+            raise ParseError(where, f"not a JSON value: {type(node).__name__}")
 
 
 def _finite_number(value: Any) -> bool:
