@@ -71,6 +71,12 @@ DEFAULTS: dict[str, Any] = {
     # In-process cache of SDK key lookups (seconds): bounds how long a revocation takes to
     # reach a process that misses the notifier's broadcast.
     "SDK_KEY_CACHE_SECONDS": 30.0,
+    # Database outage (stale-while-error): a key this process authenticated keeps working
+    # on its expired cache entry for at most this many seconds past SDK_KEY_CACHE_SECONDS
+    # while the database is unreachable (uncached keys get 503 + Retry-After); the database
+    # is retried at most every SDK_KEY_OUTAGE_RETRY_SECONDS per key and process.
+    "SDK_KEY_STALE_IF_ERROR": 600.0,
+    "SDK_KEY_OUTAGE_RETRY_SECONDS": 5.0,
     # A key's last_used_at is written at most this often (seconds) per process.
     "SDK_KEY_LAST_USED_INTERVAL": 300.0,
     # Token buckets per key (or client address without a key): rate per second and burst;

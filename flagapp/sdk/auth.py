@@ -7,10 +7,15 @@ bad keys is refused with 429 before it costs anything but a cache read.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 
 from flagapp.sdk import notifier, ratelimit
@@ -22,7 +27,20 @@ from flagapp.sdk.keys import (
     token_from_headers,
 )
 
-__all__ = ["aauthorize", "authorize", "json_response"]
+__all__ = [
+    "aauthorize",
+    "authorize",
+    "database_unavailable",
+    "json_response",
+    "survives_database_outage",
+]
+
+logger = logging.getLogger("flagapp.sdk")
+
+#: Seconds a client is asked to wait (``Retry-After``) when the database is unreachable.
+OUTAGE_RETRY_AFTER = 5
+
+V = TypeVar("V", bound=Callable[..., Any])
 
 
 def json_response(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
@@ -71,7 +89,7 @@ def authorize(request: HttpRequest, scope: str, *, db: bool = True) -> KeyInfo |
         decision = ratelimit.check(scope, "ip:" + _client_address(request))
         if not decision.allowed:
             return _refusal(429, "rate limit exceeded", decision.retry_after)
-        return _refusal(failure.status, failure.detail)
+        return _refusal(failure.status, failure.detail, failure.retry_after)
     # In redis mode, make sure this process hears about new snapshots (and revocations).
     notifier.ensure_listener()
     decision = ratelimit.check(scope, f"key:{info.key_id}")
@@ -90,3 +108,38 @@ async def aauthorize(request: HttpRequest, scope: str) -> KeyInfo | HttpResponse
         return authorize(request, scope, db=False)
     except NeedsDatabase:
         return await sync_to_async(authorize)(request, scope)
+
+
+def database_unavailable(detail: str = "the database is unavailable; retry later") -> HttpResponse:
+    """503 + ``Retry-After`` with the JSON error shape of the SDK endpoints."""
+    return _refusal(503, detail, OUTAGE_RETRY_AFTER)
+
+
+def survives_database_outage(view: V) -> V:
+    """A database error anywhere in an SDK view becomes a JSON 503 with ``Retry-After``.
+
+    The safety net behind stale-while-error (``keys``, ``flagapp.evaluation``): an SDK
+    retries a 503 with backoff, while a 500 reads as a server bug and, for events, made the
+    provider resend batches that had been half stored.
+    """
+    if inspect.iscoroutinefunction(view):
+
+        @functools.wraps(view)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await view(*args, **kwargs)
+            except DatabaseError:
+                logger.warning("database error in %s: answered 503", view.__name__, exc_info=True)
+                return database_unavailable()
+
+        return async_wrapper  # type: ignore[return-value]
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except DatabaseError:
+            logger.warning("database error in %s: answered 503", view.__name__, exc_info=True)
+            return database_unavailable()
+
+    return wrapper  # type: ignore[return-value]

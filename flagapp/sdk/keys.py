@@ -12,6 +12,15 @@ in other processes through the change notifier (or, without Redis, at expiry). U
 tokens are cached too (negatively), so a flood of bad keys does not become a flood of
 queries. ``last_used_at`` is written at most once per ``SDK_KEY_LAST_USED_INTERVAL`` seconds
 per key and process.
+
+Database outages (stale-while-error): when refreshing an expired entry fails with a database
+error, the expired entry keeps deciding — a key that passed keeps passing, a refused one keeps
+being refused — for at most ``SDK_KEY_STALE_IF_ERROR`` seconds past its expiry, and the
+database is asked again at most every ``SDK_KEY_OUTAGE_RETRY_SECONDS`` per key and process
+(so an outage does not queue a failing connection attempt per request). A token this
+process has not seen, or an entry past that bound, is refused with
+:class:`AuthFailure` status 503 and ``retry_after``: the caller must not be told the key is
+wrong when the store is only unreachable. Writing ``last_used_at`` is best effort.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import string
 import threading
@@ -26,6 +36,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from django.db import DatabaseError
 from django.utils import timezone
 
 from flagapp.conf import settings
@@ -67,12 +78,14 @@ class KeyInfo:
 
 
 class AuthFailure(Exception):
-    """The request may not use the SDK API. ``status`` is 401 (no or bad key) or 403."""
+    """The request may not use the SDK API. ``status`` is 401 (no or bad key), 403, or 503
+    (the key store is unreachable; ``retry_after`` seconds)."""
 
-    def __init__(self, status: int, detail: str) -> None:
+    def __init__(self, status: int, detail: str, retry_after: int = 0) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
 
 
 @dataclass(slots=True)
@@ -81,6 +94,8 @@ class _Entry:
     revoked: bool
     loaded_at: float
     touched_at: float
+    #: during a database outage: do not ask the database again before this (monotonic)
+    retry_at: float = 0.0
 
 
 _cache: dict[str, _Entry] = {}
@@ -199,8 +214,22 @@ def _load(token: str, digest: str, now: float) -> _Entry:
     interval = float(settings.SDK_KEY_LAST_USED_INTERVAL)
     wall = timezone.now()
     if row.last_used_at is None or (wall - row.last_used_at).total_seconds() > interval:
-        SdkKey.objects.filter(pk=row.pk).update(last_used_at=wall)
+        _touch(row.pk, wall)
     return _Entry(info=info, revoked=False, loaded_at=now, touched_at=now)
+
+
+def _touch(key_id: int, when: Any) -> None:
+    """Record use; best effort (statistics must not fail a request in a database outage)."""
+    from flagapp.models import SdkKey
+
+    try:
+        SdkKey.objects.filter(pk=key_id).update(last_used_at=when)
+    except DatabaseError:
+        logger.warning("could not record the use of SDK key %s (database error)", key_id)
+
+
+def _outage_retry_after() -> int:
+    return max(1, math.ceil(float(settings.SDK_KEY_OUTAGE_RETRY_SECONDS)))
 
 
 class NeedsDatabase(Exception):
@@ -221,13 +250,12 @@ def authenticate_token(token: str | None, *, db: bool = True) -> KeyInfo:
     entry = _cache.get(digest)
     ttl = float(settings.SDK_KEY_CACHE_SECONDS)
     if entry is None or now - entry.loaded_at > ttl:
-        if not db:
-            raise NeedsDatabase
-        entry = _load(token, digest, now)
-        with _lock:
-            if len(_cache) >= _MAX_CACHE_ENTRIES:
-                _cache.clear()
-            _cache[digest] = entry
+        if entry is not None and now < entry.retry_at and _within_stale_bound(entry, now, ttl):
+            pass  # database outage: keep deciding with the expired entry until retry_at
+        else:
+            if not db:
+                raise NeedsDatabase
+            entry = _refresh(token, digest, entry, now, ttl)
     if entry.info is None:
         raise AuthFailure(401, "unknown SDK key")
     if entry.revoked:
@@ -237,10 +265,38 @@ def authenticate_token(token: str | None, *, db: bool = True) -> KeyInfo:
         if not db:
             raise NeedsDatabase
         entry.touched_at = now
-        from flagapp.models import SdkKey
-
-        SdkKey.objects.filter(pk=entry.info.key_id).update(last_used_at=timezone.now())
+        _touch(entry.info.key_id, timezone.now())
     return entry.info
+
+
+def _within_stale_bound(entry: _Entry, now: float, ttl: float) -> bool:
+    return now - entry.loaded_at <= ttl + float(settings.SDK_KEY_STALE_IF_ERROR)
+
+
+def _refresh(token: str, digest: str, stale: _Entry | None, now: float, ttl: float) -> _Entry:
+    """Load the entry; in a database outage fall back to ``stale`` within its bound."""
+    try:
+        entry = _load(token, digest, now)
+    except DatabaseError:
+        if stale is not None and _within_stale_bound(stale, now, ttl):
+            stale.retry_at = now + float(settings.SDK_KEY_OUTAGE_RETRY_SECONDS)
+            logger.warning(
+                "database unavailable: SDK key lookup served from the expired cache entry "
+                "(stale for %.0f s, bound SDK_KEY_STALE_IF_ERROR)",
+                now - stale.loaded_at - ttl,
+            )
+            return stale
+        logger.warning("database unavailable: cannot authenticate an uncached SDK key")
+        raise AuthFailure(
+            503,
+            "the SDK key store is unavailable; retry later",
+            retry_after=_outage_retry_after(),
+        ) from None
+    with _lock:
+        if len(_cache) >= _MAX_CACHE_ENTRIES:
+            _cache.clear()
+        _cache[digest] = entry
+    return entry
 
 
 def token_from_headers(headers: Any) -> str | None:

@@ -28,7 +28,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
 
-from flagapp.sdk.auth import aauthorize, json_response
+from flagapp.sdk.auth import aauthorize, json_response, survives_database_outage
 from flagapp.sdk.views import aget_ruleset, etag_matches
 from openfeature_provider.engine import ErrorCode, Reason, Resolution, Ruleset
 from openfeature_provider.engine import evaluate as engine_evaluate
@@ -111,6 +111,7 @@ def resolution_payload(res: Resolution, ruleset: Ruleset | None) -> tuple[int, d
 
 
 @csrf_exempt
+@survives_database_outage
 async def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
     """One flag. Async: under ASGI a warm evaluation never leaves the event loop."""
     if request.method != "POST":
@@ -151,6 +152,7 @@ def _bulk_etag(rs: Ruleset, context: Mapping[str, Any]) -> str:
 
 
 @csrf_exempt
+@survives_database_outage
 async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
     """Every flag for one context, with an ETag over (snapshot, context)."""
     if request.method != "POST":
@@ -194,6 +196,7 @@ _CONFIGURATION_BODY = json.dumps(_CONFIGURATION, separators=(",", ":"))
 _CONFIGURATION_ETAG = hashlib.sha256(_CONFIGURATION_BODY.encode()).hexdigest()[:16]
 
 
+@survives_database_outage
 async def configuration(request: HttpRequest) -> HttpResponse:
     """``GET /ofrep/v1/configuration`` (an OFREP extension): what this server supports."""
     if request.method not in ("GET", "HEAD"):

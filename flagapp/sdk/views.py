@@ -25,7 +25,7 @@ from django.views.decorators.http import require_POST
 
 from flagapp.conf import settings
 from flagapp.sdk import notifier
-from flagapp.sdk.auth import aauthorize, authorize, json_response
+from flagapp.sdk.auth import aauthorize, authorize, json_response, survives_database_outage
 from flagapp.sdk.keys import (
     AuthFailure,
     KeyInfo,
@@ -129,6 +129,7 @@ def _quoted(etag: str) -> str:
     return '"' + etag.replace('"', "") + '"'
 
 
+@survives_database_outage
 async def ruleset(request: HttpRequest) -> HttpResponse:
     """The environment's current snapshot (format v1), with ETag/304 and gzip.
 
@@ -233,6 +234,7 @@ async def _events(info: KeyInfo, token: str | None) -> AsyncIterator[str]:
         notifier.unsubscribe(sub)
 
 
+@survives_database_outage
 async def stream(request: HttpRequest) -> HttpResponseBase:
     """Server-sent events announcing each new snapshot version of the key's environment.
 
@@ -256,6 +258,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
 
 @csrf_exempt
 @require_POST
+@survives_database_outage
 def events(request: HttpRequest) -> HttpResponse:
     """Batched tracking, exposure and evaluation events (validated, bounded, stored)."""
     info = authorize(request, "events")
