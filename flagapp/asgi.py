@@ -14,6 +14,9 @@ are async and need none of that middleware (no session, user, CSRF or messages: 
 authenticate with an SDK key), so :func:`sdk_fast_path` sends ``/sdk/v1/`` and
 ``/ofrep/v1/`` to a Django handler without middleware and everything else to the project's
 normal handler. Host validation (``ALLOWED_HOSTS``) still applies: the SDK views check it.
+Body caps (``flagapp.sdk.limits``: ``SDK_MAX_BODY_BYTES``, ``EVENTS_MAX_BODY_BYTES``) are
+checked here from ``Content-Length`` before the body is read, and while a chunked body is
+read: an over-cap request gets a JSON 413 and costs neither the body nor a key lookup.
 
 A project with its own ``asgi.py`` wraps its application the same way::
 
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -83,9 +87,18 @@ class LeanASGIHandler(ASGIHandler):
         ``request_finished`` from the sync thread at most every ``FINISH_INTERVAL`` seconds.
         """
         this: Any = self
+        from flagapp.sdk.limits import body_cap
+
+        cap, setting = body_cap(str(scope.get("path", "")))
+        if _declared_length(scope) > cap:  # refused before a byte of the body is read
+            await _send_too_large(send, cap, setting)
+            return
         try:
-            body_file = await this.read_body(receive)
+            body_file = await self._read_body_capped(receive, cap)
         except RequestAborted:
+            return
+        except _TooLarge:  # a chunked body (no Content-Length) that grew over the cap
+            await _send_too_large(send, cap, setting)
             return
         set_script_prefix(get_script_prefix(scope))
         request, error_response = this.create_request(scope, body_file)
@@ -124,6 +137,30 @@ class LeanASGIHandler(ASGIHandler):
         body_file.close()
         await self._maybe_finish()
 
+    async def _read_body_capped(self, receive: Receive, cap: int) -> Any:
+        """Django's ``read_body`` that stops at ``cap`` bytes (raises :class:`_TooLarge`)."""
+        from django.conf import settings as django_settings
+
+        body_file = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - handed to the request
+            max_size=django_settings.FILE_UPLOAD_MAX_MEMORY_SIZE, mode="w+b"
+        )
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                body_file.close()
+                raise RequestAborted()
+            if "body" in message:
+                size += len(message["body"])
+                if size > cap:
+                    body_file.close()
+                    raise _TooLarge
+                body_file.write(message["body"])
+            if not message.get("more_body", False):
+                break
+        body_file.seek(0)
+        return body_file
+
     FINISH_INTERVAL = 1.0
     _next_finish = 0.0
 
@@ -133,6 +170,38 @@ class LeanASGIHandler(ASGIHandler):
             return
         LeanASGIHandler._next_finish = now + self.FINISH_INTERVAL
         await sync_to_async(signals.request_finished.send)(sender=self.__class__)
+
+
+class _TooLarge(Exception):
+    """A request body grew over its cap while being read."""
+
+
+def _declared_length(scope: Scope) -> int:
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return 0
+    return 0
+
+
+async def _send_too_large(send: Send, cap: int, setting: str) -> None:
+    from flagapp.sdk.limits import too_large_body
+
+    body = too_large_body(cap, setting)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 def _close_quietly(response: Any) -> None:

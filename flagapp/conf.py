@@ -94,6 +94,10 @@ DEFAULTS: dict[str, Any] = {
     # Cache alias holding the rate-limit buckets when RATE_LIMIT_STORE is "cache"
     # (None: CACHE_ALIAS).
     "RATE_LIMIT_CACHE": None,
+    # Largest request body (bytes) of the OFREP and other SDK endpoints, and the deepest
+    # JSON nesting accepted in an OFREP context or an event (else a 413 / 400 naming it).
+    "SDK_MAX_BODY_BYTES": 65_536,
+    "SDK_JSON_MAX_DEPTH": 64,
     # POST /sdk/v1/events: largest body (bytes, else 413) and most events per batch.
     "EVENTS_MAX_BODY_BYTES": 1_048_576,
     "EVENTS_MAX_BATCH": 1000,

@@ -18,10 +18,11 @@ from rest_framework.authentication import (
     SessionAuthentication,
     TokenAuthentication,
 )
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import BasePagination, PageNumberPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.schemas.inspectors import ViewInspector
 from rest_framework.settings import api_settings
@@ -84,6 +85,17 @@ class Pagination(PageNumberPagination):
     max_page_size = 500
 
 
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser, but JSON nested too deep for Python's parser (RecursionError,
+    e.g. 5,000 levels) is a 400 parse error, not a 500."""
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deep") from None
+
+
 if TYPE_CHECKING:
     _MixinBase = GenericAPIView[Any]
 else:
@@ -100,6 +112,7 @@ class FlagappAPIMixin(_MixinBase):
         SessionAuthentication,
     ]
     permission_classes: Sequence[Any] = [IsAuthenticated, ModelPermissions]
+    parser_classes: Sequence[Any] = [BoundedJSONParser, FormParser, MultiPartParser]
     pagination_class: type[BasePagination] | None = Pagination
     filter_backends: Sequence[Any] = [DjangoFilterBackend, SearchFilter, OrderingFilter]
     schema: ViewInspector | None = AutoSchema()

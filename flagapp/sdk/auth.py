@@ -26,6 +26,7 @@ from flagapp.sdk.keys import (
     authenticate_token,
     token_from_headers,
 )
+from flagapp.sdk.limits import declared_too_large
 
 __all__ = [
     "aauthorize",
@@ -74,12 +75,17 @@ def _refusal(status: int, detail: str, retry_after: int = 0) -> HttpResponse:
 
 
 def authorize(request: HttpRequest, scope: str, *, db: bool = True) -> KeyInfo | HttpResponse:
-    """The caller's key, or the response refusing it (401, 403 or 429).
+    """The caller's key, or the response refusing it (413, 401, 403, 429 or 503).
 
     An explicit ``?environment=`` that is not the key's environment is refused with 403: a
     client configured for one environment must never be served another's flags.
     With ``db=False`` it raises :class:`~flagapp.sdk.keys.NeedsDatabase` rather than query.
     """
+    # Body caps first: an over-cap body is refused from its Content-Length, unread and
+    # before any key lookup (flagapp.sdk.limits).
+    refused = declared_too_large(request)
+    if refused is not None:
+        return refused
     # ALLOWED_HOSTS, as CommonMiddleware would check it (the ASGI fast path has no
     # middleware); DisallowedHost becomes a 400.
     request.get_host()

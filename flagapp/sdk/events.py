@@ -16,6 +16,8 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from flagapp.sdk import limits
+
 __all__ = ["Batch", "Invalid", "TooMany", "parse_batch", "store"]
 
 _MAX_KEY = 200
@@ -131,9 +133,9 @@ def _one(event: Any) -> tuple[str, dict[str, Any]]:
 
 def parse_batch(body: bytes, *, max_events: int) -> Batch:
     try:
-        doc = json.loads(body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Invalid(f"body is not JSON: {exc}") from exc
+        doc = limits.loads(body or b"null")
+    except limits.JsonError as exc:
+        raise Invalid(f"body is {exc}") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
         raise Invalid('body must be an object with an "events" list')
     items = doc["events"]

@@ -10,6 +10,9 @@ Implements open-feature/protocol ``service/openapi.yaml`` for strict clients (do
 * float flags are serialised as floats (``1.0``, never ``1``), integer flags as integers;
 * errors: 404 ``FLAG_NOT_FOUND`` and 400 (``TARGETING_KEY_MISSING``, ``INVALID_CONTEXT``,
   ``PARSE_ERROR``, ``GENERAL``) always with ``key``, ``errorCode`` and ``errorDetails``;
+  a context with ``NaN``/``Infinity``, a NUL character or nesting deeper than
+  ``SDK_JSON_MAX_DEPTH`` is ``INVALID_CONTEXT`` naming the field; 413 over
+  ``SDK_MAX_BODY_BYTES`` (``flagapp.sdk.limits``);
 * a context without ``targetingKey`` is accepted (only a rollout needs it);
 * 401/403 for keys, 429 with ``Retry-After`` (seconds) for rate limits;
 * bulk answers carry an ``ETag`` over (snapshot, context) and honour ``If-None-Match``.
@@ -28,6 +31,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
 
+from flagapp.sdk import limits
 from flagapp.sdk.auth import aauthorize, json_response, survives_database_outage
 from flagapp.sdk.views import aget_ruleset, etag_matches
 from openfeature_provider.engine import ErrorCode, Reason, Resolution, Ruleset
@@ -51,22 +55,43 @@ class _BadRequest(Exception):
 
 
 def _context(request: HttpRequest) -> dict[str, Any]:
-    """The request's ``context`` object ({} when the body or the field is absent)."""
-    raw = request.body
+    """The request's ``context`` object ({} when the body or the field is absent).
+
+    Parsed strictly: ``NaN``/``Infinity`` (which Python's json accepts but JSON does not),
+    NUL characters and nesting deeper than ``SDK_JSON_MAX_DEPTH`` are a 400 naming the
+    field (``INVALID_CONTEXT`` inside ``context``, else ``PARSE_ERROR``) -- a context that
+    could not be sampled must not be evaluated and then silently lost from the statistics.
+    """
+    raw = limits.read_capped(request)
+    if isinstance(raw, HttpResponse):
+        raise _TooLarge(raw)
     if not raw or not raw.strip():
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _BadRequest(ErrorCode.PARSE_ERROR, f"request body is not JSON: {exc}") from exc
+        body = limits.loads(raw)
+    except limits.JsonError as exc:
+        raise _BadRequest(ErrorCode.PARSE_ERROR, f"request body is {exc}") from exc
     if not isinstance(body, dict):
         raise _BadRequest(ErrorCode.PARSE_ERROR, "request body must be a JSON object")
     context = body.get("context")
+    problem = limits.find_problem(context, "context")
+    if problem is not None:
+        raise _BadRequest(ErrorCode.INVALID_CONTEXT, f"{problem[0]}: {problem[1]}")
+    rest = {k: v for k, v in body.items() if k != "context"}
+    problem = limits.find_problem(rest, "")
+    if problem is not None:
+        raise _BadRequest(ErrorCode.PARSE_ERROR, f"{problem[0]}: {problem[1]}")
     if context is None:
         return {}
     if not isinstance(context, dict):
         raise _BadRequest(ErrorCode.INVALID_CONTEXT, "context must be a JSON object")
     return context
+
+
+class _TooLarge(Exception):
+    def __init__(self, response: HttpResponse) -> None:
+        super().__init__("body too large")
+        self.response = response
 
 
 def _scalar_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -121,6 +146,8 @@ async def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
         return info
     try:
         context = _context(request)
+    except _TooLarge as exc:
+        return exc.response
     except _BadRequest as exc:
         return json_response({"key": key, "errorCode": exc.code, "errorDetails": exc.detail}, 400)
     rs: Ruleset | None = await aget_ruleset(info.environment_key)
@@ -162,6 +189,8 @@ async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
         return info
     try:
         context = _context(request)
+    except _TooLarge as exc:
+        return exc.response
     except _BadRequest as exc:
         return json_response({"errorCode": exc.code, "errorDetails": exc.detail}, 400)
     rs: Ruleset | None = await aget_ruleset(info.environment_key)

@@ -33,6 +33,7 @@ from flagapp.sdk.keys import (
     authenticate_token,
     token_from_headers,
 )
+from flagapp.sdk.limits import read_capped
 
 __all__ = ["aget_ruleset", "etag_matches", "events", "ruleset", "stream"]
 
@@ -266,18 +267,9 @@ def events(request: HttpRequest) -> HttpResponse:
         return info
     from flagapp.sdk import events as events_module
 
-    limit = int(settings.EVENTS_MAX_BODY_BYTES)
-    too_big = {"errors": [f"body larger than EVENTS_MAX_BODY_BYTES ({limit} bytes)"]}
-    length = request.headers.get("Content-Length")
-    try:
-        declared = int(length) if length else None
-    except ValueError:
-        declared = None
-    if declared is not None and declared > limit:
-        return json_response(too_big, 413)
-    body = request.read(limit + 1)
-    if len(body) > limit:
-        return json_response(too_big, 413)
+    body = read_capped(request)
+    if isinstance(body, HttpResponse):
+        return body
     try:
         batch = events_module.parse_batch(body, max_events=int(settings.EVENTS_MAX_BATCH))
     except events_module.TooMany as exc:
