@@ -1,4 +1,5 @@
-"""flagapp's AppConfig: wires settings reload and registers the system checks."""
+"""flagapp's AppConfig: wires settings reload, registers the system checks and connects
+every signal receiver (none is connected at import time)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ class FlagappConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, conf
+        from django.core.signals import request_finished, request_started
+
+        from . import checks, conf, publishing
 
         conf.connect_signals()
         checks.register()
@@ -20,3 +23,8 @@ class FlagappConfig(AppConfig):
         from .sdk import notifier
 
         notifier.connect()
+        # The embedded default's reconciler starts with the first request a server handles.
+        request_started.connect(publishing.on_server_request, dispatch_uid="flagapp.reconciler")
+        request_finished.connect(
+            publishing.on_server_request, dispatch_uid="flagapp.reconciler.finished"
+        )

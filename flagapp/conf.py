@@ -48,6 +48,14 @@ DEFAULTS: dict[str, Any] = {
     # Turning a flag off (kill switch) needs no change request even where approval is
     # required: it serves the code's own default, the safe direction.
     "KILL_SWITCH_BYPASSES_APPROVAL": True,
+    # Seconds between two passes of the in-process reconciler (flagapp.publishing), which
+    # publishes a committed change whose post-commit publish failed and any environment
+    # whose latest snapshot differs from its stored configuration: the bound on staleness
+    # after such a failure. 0 disables the thread (then run flagapp_reconcile some other way).
+    "RECONCILE_INTERVAL": 30.0,
+    # Run that reconciler thread in each server process: None (auto) = when no Celery beat
+    # does it (no CELERY_BROKER_URL, or CELERY_TASK_ALWAYS_EAGER); True/False to force.
+    "RECONCILE_IN_PROCESS": None,
     # Published snapshots kept per environment (older rows are deleted on publish; the
     # history tables keep the audit trail); None keeps every snapshot.
     "SNAPSHOT_KEEP": 500,

@@ -369,7 +369,10 @@ def _on_snapshot_published(
         return
     env = environment_key or snapshot.environment.key
     try:
-        ruleset = parse_ruleset(snapshot.document)
+        # flagapp.publishing sends the Ruleset it already parsed: no second parse here.
+        ruleset = kwargs.get("ruleset")
+        if ruleset is None:
+            ruleset = parse_ruleset(snapshot.document)
     except Exception:
         logger.exception("flagapp: published snapshot of %r failed to parse", env)
         expire(env)

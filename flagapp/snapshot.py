@@ -1,16 +1,13 @@
-"""Compile the ORM's flag configuration into ruleset snapshots (format v1) and publish them.
+"""Compile the ORM's flag configuration into ruleset documents (format v1).
 
 Why: evaluation never touches the database. A change is compiled once, here, into an
-immutable JSON document per environment (validated by the engine's own parser, so what is
-stored is exactly what every evaluator accepts), stored with a version and an ETag, and
-announced through the shared Django cache and :data:`flagapp.signals.snapshot_published`.
+immutable JSON document per environment, which :mod:`flagapp.publishing` validates with the
+engine's own parser, stores with a version and an ETag (the content hash) and announces.
 This is the only module that reads the ORM to build what is evaluated.
 
 - :func:`compile_environment` — models -> format-v1 document (bounded number of queries).
-- :func:`publish` — compile, validate, store as the next version, then (on commit) set
-  ``flagapp:snapshot:<env>:<version>`` and ``flagapp:snapshot:<env>:version`` in the cache
-  ``FLAGAPP["CACHE_ALIAS"]`` and send ``snapshot_published``.
-- :func:`latest` — the newest stored snapshot of an environment (one query).
+- ``publish``, ``latest``, ``publish_all`` and the cache keys live in
+  :mod:`flagapp.publishing` (the one publish chain) and stay importable from here.
 """
 
 from __future__ import annotations
@@ -21,38 +18,24 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from django.core.cache import caches
-from django.db import transaction
-
-from .conf import settings
-from .signals import snapshot_published
-
 if TYPE_CHECKING:
     from openfeature_provider.engine.types import Ruleset
 
-    from .models import Environment, Segment, Snapshot
+    from .models import Environment, Segment
 
 __all__ = [
     "FORMAT_VERSION",
-    "cache_document_key",
-    "cache_version_key",
     "canonical_json",
     "compile_environment",
     "compute_etag",
     "flag_entry",
-    "latest",
     "parse",
-    "publish",
     "segment_entry",
 ]
 
 logger = logging.getLogger("flagapp")
 
 FORMAT_VERSION = 1
-
-#: How long a version's document stays in the shared cache. Readers that miss it load the
-#: snapshot from the database; the version pointer itself never expires.
-DOCUMENT_CACHE_SECONDS = 7 * 24 * 3600
 
 
 def canonical_json(value: Any) -> str:
@@ -66,14 +49,6 @@ def compute_etag(flags: Mapping[str, Any], segments: Mapping[str, Any]) -> str:
     equal ETag, whatever the version number."""
     payload = canonical_json({"flags": flags, "segments": segments}).encode("utf-8")
     return "sha256:" + hashlib.sha256(payload).hexdigest()
-
-
-def cache_version_key(environment_key: str) -> str:
-    return f"flagapp:snapshot:{environment_key}:version"
-
-
-def cache_document_key(environment_key: str, version: int) -> str:
-    return f"flagapp:snapshot:{environment_key}:{version}"
 
 
 def parse(document: Mapping[str, Any]) -> Ruleset:
@@ -208,68 +183,22 @@ def compile_environment(environment: Environment, *, version: int = 0) -> dict[s
     }
 
 
-def publish(environment: Environment) -> Snapshot:
-    """Compile ``environment``, validate with the engine, store it as the next version and,
-    once committed, announce it (cache + signal).
-
-    When the content equals the latest snapshot's (same ETag), nothing new is stored and the
-    latest snapshot is returned: versions only move when what is served changes.
-    Concurrent publishers of one environment are serialised by a row lock on it.
-    """
-    from .models import Environment as EnvironmentModel
-    from .models import Snapshot as SnapshotModel
-
-    with transaction.atomic():
-        env = EnvironmentModel.objects.select_for_update().get(pk=environment.pk)
-        document = compile_environment(env)
-        previous = SnapshotModel.objects.filter(environment=env).order_by("-version").first()
-        if previous is not None and previous.etag == document["etag"]:
-            return previous
-        document["version"] = (previous.version if previous is not None else 0) + 1
-        parse(document)  # never store what an evaluator would reject
-        snapshot = SnapshotModel.objects.create(
-            environment=env,
-            version=document["version"],
-            etag=document["etag"],
-            document=json.dumps(document, separators=(",", ":"), ensure_ascii=False),
-        )
-        keep = settings.get("SNAPSHOT_KEEP")
-        if keep:
-            SnapshotModel.objects.filter(
-                environment=env, version__lte=snapshot.version - int(keep)
-            ).delete()
-        env_key = env.key
-        transaction.on_commit(lambda: _announce(snapshot, env_key))
-    logger.info("published %s snapshot v%s (%s)", env_key, snapshot.version, snapshot.etag)
-    return snapshot
+# Moved to flagapp.publishing (the one publish chain); still importable from here.
+_MOVED = frozenset(
+    {
+        "DOCUMENT_CACHE_SECONDS",
+        "cache_document_key",
+        "cache_version_key",
+        "latest",
+        "publish",
+        "publish_all",
+    }
+)
 
 
-def _announce(snapshot: Snapshot, environment_key: str) -> None:
-    cache = caches[settings.CACHE_ALIAS]
-    # Document first, then the version pointer: a reader that sees the new version number
-    # always finds its document.
-    cache.set(
-        cache_document_key(environment_key, snapshot.version),
-        snapshot.document,
-        DOCUMENT_CACHE_SECONDS,
-    )
-    cache.set(cache_version_key(environment_key), snapshot.version, None)
-    snapshot_published.send(
-        sender=type(snapshot), snapshot=snapshot, environment_key=environment_key
-    )
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        from . import publishing
 
-
-def latest(environment_key: str) -> Snapshot | None:
-    """The newest snapshot of an environment, or None (one query)."""
-    from .models import Snapshot as SnapshotModel
-
-    return (
-        SnapshotModel.objects.filter(environment__key=environment_key).order_by("-version").first()
-    )
-
-
-def publish_all() -> list[Snapshot]:
-    """Publish every environment (used by import and management commands)."""
-    from .models import Environment as EnvironmentModel
-
-    return [publish(env) for env in EnvironmentModel.objects.all()]
+        return getattr(publishing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

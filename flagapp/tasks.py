@@ -6,8 +6,9 @@ default (no broker) runs the same work with ``manage.py flagapp_run_tasks``, and
 (``example_project/celery.py``) share. Tasks return JSON-friendly dicts so a result
 back-end can carry them and tests can check them.
 
-Retries are safe by construction: reminders are deduplicated by ``ReminderLog``'s unique
-constraint, folding counts is additive per flushed batch, and the report is read-only.
+Retries are safe by construction: reconciling publishes only where content differs,
+reminders are deduplicated by ``ReminderLog``'s unique constraint, folding counts is
+additive per flushed batch, and the report is read-only.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ __all__ = [
     "PERIODIC_TASKS",
     "advance_rollouts",
     "fold_evaluation_counts",
+    "reconcile_snapshots",
     "send_expiry_reminders",
     "stale_flag_report",
 ]
@@ -72,11 +74,26 @@ def fold_evaluation_counts() -> dict[str, Any]:
     return {"pairs": len(pending), "evaluations": sum(pending.values()), "samples": samples}
 
 
+@shared_task(name="flagapp.tasks.reconcile_snapshots")
+def reconcile_snapshots() -> dict[str, Any]:
+    """Publish what a failed post-commit publish left behind, and any environment whose
+    latest snapshot differs from its stored configuration (``flagapp.publishing``)."""
+    from flagapp.publishing import reconcile
+
+    return reconcile().as_dict()
+
+
 from flagapp.rollouts.tasks import advance_rollouts  # noqa: E402 - rollout helper's task
+
+#: Beat interval of :func:`reconcile_snapshots`: the bound on how long a committed change can
+#: stay unpublished after a post-commit failure (docs/deploy.md, "Guarantees").
+RECONCILE_SECONDS = 30.0
 
 #: name -> (task, the beat interval in seconds). ``flagapp_run_tasks`` runs them in this
 #: order; other parts of flagapp add their periodic tasks here.
 PERIODIC_TASKS: dict[str, tuple[Callable[..., Any], float]] = {
+    # Heals a committed change whose publish failed after COMMIT (outbox + content hashes).
+    "reconcile_snapshots": (reconcile_snapshots, RECONCILE_SECONDS),
     "fold_evaluation_counts": (fold_evaluation_counts, 60.0),
     "send_expiry_reminders": (send_expiry_reminders, 3600.0),
     "stale_flag_report": (stale_flag_report, 86400.0),

@@ -1,5 +1,6 @@
 """Shared machinery of the services: reason and actor handling, permissions, history
-attribution, engine validation with field-mapped errors, governance, publish on commit."""
+attribution, engine validation with field-mapped errors, governance,
+publish on commit (through the outbox of :mod:`flagapp.publishing`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from django.db import connections, transaction
+from django.db import transaction
 from django.db.models import Model
 
 from flagapp.exceptions import ApprovalRequired, ChangeNotPermitted, FlagValidationError
@@ -40,9 +41,6 @@ class _Unset:
 UNSET: Final = _Unset()
 
 logger = logging.getLogger("flagapp")
-
-#: Environments whose snapshot must be published at commit, per database alias.
-_PENDING_ATTR = "_flagapp_pending_publish"
 
 
 def clean_reason(reason: Any) -> str:
@@ -140,49 +138,20 @@ def _jsonable(value: Any) -> Any:
 
 
 def publish_on_commit(environment_ids: Iterable[int], using: str = "default") -> None:
-    """Publish the snapshots of these environments once the current transaction commits.
+    """Record in the current transaction that these environments must be published, and
+    publish them once it commits: a row per environment in the publish outbox
+    (:func:`flagapp.publishing.record`), so the need to publish commits or rolls back with
+    the change. A failure after COMMIT is logged (never raised to the author of the write)
+    and the row stays for the reconciler (``manage.py flagapp_reconcile``)."""
+    from flagapp import publishing
 
-    Many writes in one transaction (an import, a variant change touching every environment)
-    publish each environment once: the ids collect in a set on the connection, every write
-    queues a callback, and the first callback to run drains the set (the others find it
-    empty). After a rollback the set may keep ids whose change was undone; publishing them
-    later is harmless (an unchanged environment keeps its snapshot: same ETag).
-    """
-    connection = connections[using]
-    pending: set[int] | None = getattr(connection, _PENDING_ATTR, None)
-    if pending is None:
-        pending = set()
-        setattr(connection, _PENDING_ATTR, pending)
-    pending.update(environment_ids)
-
-    def _run() -> None:
-        ids = sorted(pending)
-        pending.clear()
-        if getattr(connection, _PENDING_ATTR, None) is pending:
-            setattr(connection, _PENDING_ATTR, None)
-        if ids:
-            _publish_ids(ids)
-
-    transaction.on_commit(_run, using=using)
-
-
-def _publish_ids(ids: list[int]) -> None:
-    from flagapp.models import Environment
-    from flagapp.snapshot import publish
-
-    for env in Environment.objects.filter(pk__in=ids):
-        try:
-            publish(env)
-        except Exception:
-            # The write is committed; the environment keeps serving its previous snapshot.
-            # Every write was validated by the engine, so this is a bug: say so loudly, but
-            # do not turn a successful change into an error for its author, and still
-            # publish the other environments.
-            logger.exception("flagapp: publishing the %s snapshot failed", env.key)
+    publishing.record(environment_ids, using=using)
 
 
 def on_commit(func: Callable[[], Any]) -> None:
-    transaction.on_commit(func)
+    """Run ``func`` after COMMIT. Robust: a failing receiver is logged by Django and never
+    turns a saved change into an error for its author."""
+    transaction.on_commit(func, robust=True)
 
 
 # ---------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Optimistic concurrency: the caller names the ``expected_version`` it edited; the state row
 is locked (``select_for_update``) and compared, so a stale edit is refused with
-``VersionConflict`` and nothing is overwritten.
+``VersionConflict`` and nothing is overwritten — unless it asks for exactly what is stored
+(a retry of a write that committed): that succeeds idempotently with the current version.
 """
 
 from __future__ import annotations
@@ -85,8 +86,7 @@ def update_flag_state(
                 fallthrough=default_fallthrough(list(flag.variants.values_list("key", flat=True))),
                 version=0,
             )
-        if expected_version is not None and state.version != expected_version:
-            raise VersionConflict(state.version, expected_version)
+        stale = expected_version is not None and state.version != expected_version
 
         old_rules = _rules_of(state) if state.pk else []
         target = {
@@ -102,7 +102,14 @@ def update_flag_state(
             "rules": old_rules,
         }
         if state.pk and target == current:
+            # Idempotent, even when ``expected_version`` is stale (issue 10, "a client whose
+            # write committed always learns that it committed"): a retry of a write that did
+            # commit — its first answer lost to a dropped connection — asks for exactly what
+            # is stored, so it succeeds with the current version instead of a 409 for the
+            # client's own change. A stale write asking for anything else is refused below.
             return state
+        if stale:
+            raise VersionConflict(state.version, expected_version)
 
         validate_flag_in_environment(
             flag_key=flag.key,

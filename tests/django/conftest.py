@@ -27,6 +27,16 @@ def _clear_flagapp_cache() -> Iterator[None]:
     caches["default"].clear()
 
 
+@pytest.fixture(autouse=True)
+def _stop_reconciler() -> Iterator[None]:
+    """A live-server test's first request starts the embedded default's reconciler thread
+    (flagapp.publishing); it must not outlive the test."""
+    yield
+    from flagapp import publishing
+
+    publishing.stop_reconciler()
+
+
 def _drop_usage_buffers() -> None:
     """Evaluation counts and sampled contexts buffered in this process by earlier tests must
     not be flushed into this test's database (they would show up as recent contexts, e.g.

@@ -726,16 +726,16 @@ def test_services__publish_fails_after_commit__write_kept_error_logged_others_pu
     monkeypatch: Any,
     caplog: Any,
 ) -> None:
-    import flagapp.snapshot as snapshot_module
+    from flagapp import publishing
 
-    real_publish = snapshot_module.publish
+    real_publish = publishing.publish
 
-    def failing_for_staging(env: Environment) -> Any:
+    def failing_for_staging(env: Environment, **kwargs: Any) -> Any:
         if env.key == "staging":
             raise RuntimeError("injected")
-        return real_publish(env)
+        return real_publish(env, **kwargs)
 
-    monkeypatch.setattr(snapshot_module, "publish", failing_for_staging)
+    monkeypatch.setattr(publishing, "publish", failing_for_staging)
     with caplog.at_level("ERROR", logger="flagapp"), committed():
         make_flag()
     assert Flag.objects.filter(key="checkout.new-flow").exists()

@@ -1,0 +1,464 @@
+"""The publish chain: from a committed change to the ruleset every process serves.
+
+One module owns it: the outbox, :func:`publish`, :func:`latest`, the shared-cache keys, the
+content hash comparison, the announcement, and the reconciler. Drawn in text::
+
+    services write (one transaction)
+      ├─ the change (rows + history)
+      └─ record(env_ids)  -> PublishOutbox rows, same transaction       (commits with it)
+    COMMIT
+      └─ on_commit: drain(env_ids)                                       (never raises)
+           └─ publish(env)  per environment that still has outbox rows
+                ├─ lock the Environment row (select_for_update)
+                ├─ compile (flagapp.snapshot.compile_environment) -> etag = content hash
+                ├─ delete the environment's visible outbox rows
+                ├─ etag == latest snapshot's etag? -> nothing new stored
+                ├─ parse once with the engine -> Ruleset (never store what it rejects)
+                ├─ store Snapshot(version + 1, etag, document)
+                └─ on_commit: announce(snapshot, ruleset)
+                     ├─ cache: document, then the version pointer
+                     └─ signals.snapshot_published(snapshot=, environment_key=, ruleset=)
+                          ├─ flagapp.evaluation installs the Ruleset (no second parse)
+                          └─ flagapp.sdk.notifier -> SSE streams (+ Redis pub/sub)
+
+    reconcile()  (manage.py flagapp_reconcile, Celery beat, flagapp_run_tasks, or the
+                  in-process thread of the embedded default; every RECONCILE_INTERVAL s)
+      ├─ publish every environment that has outbox rows (drain)
+      ├─ compile every environment; publish where the etag differs from the latest
+      └─ re-announce where the shared cache's version pointer is behind the database
+
+Why an outbox: publishing runs after COMMIT, so it can fail on its own (the connection drops
+right after the commit, the process dies, a bug). The outbox row commits with the change, so
+such a failure leaves evidence that the reconciler acts on within one interval; and the
+author of the write is never told "500" for a change that is saved (the post-commit publish
+logs its failure instead of raising).
+
+Concurrency: publishers of one environment are serialised by the row lock on it (PostgreSQL)
+and by ``flagapp_snapshot_unique_version`` (a racing duplicate version is an IntegrityError,
+retried once on fresh data), so two reconcilers never store two versions of one content.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.core.cache import caches
+from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
+
+from .conf import settings
+from .signals import snapshot_published
+from .snapshot import FORMAT_VERSION, compile_environment, parse
+
+if TYPE_CHECKING:
+    from openfeature_provider.engine import Ruleset
+
+    from .models import Environment, Snapshot
+
+__all__ = [
+    "DOCUMENT_CACHE_SECONDS",
+    "FORMAT_VERSION",
+    "ReconcileResult",
+    "announce",
+    "cache_document_key",
+    "cache_version_key",
+    "drain",
+    "latest",
+    "publish",
+    "publish_all",
+    "reconcile",
+    "record",
+    "start_reconciler",
+    "stop_reconciler",
+]
+
+logger = logging.getLogger("flagapp")
+
+#: How long a version's document stays in the shared cache. Readers that miss it load the
+#: snapshot from the database; the version pointer itself never expires.
+DOCUMENT_CACHE_SECONDS = 7 * 24 * 3600
+
+
+def cache_version_key(environment_key: str) -> str:
+    """The shared-cache key of an environment's newest published version number."""
+    return f"flagapp:snapshot:{environment_key}:version"
+
+
+def cache_document_key(environment_key: str, version: int) -> str:
+    """The shared-cache key of one published version's document (JSON text)."""
+    return f"flagapp:snapshot:{environment_key}:{version}"
+
+
+# ---------------------------------------------------------------------------------------
+# the outbox: written by the services' write path
+
+
+def record(environment_ids: Iterable[int], using: str = DEFAULT_DB_ALIAS) -> None:
+    """Record, in the current transaction, that these environments must be published, and
+    publish them once it commits.
+
+    Called by every service write (``flagapp.services._base.publish_on_commit``). Inside a
+    savepoint that is rolled back, the rows and the callback go with it. Several writes in
+    one transaction each queue a callback: the first publishes (and clears the rows); the
+    later ones find no rows and make one cheap query each.
+    """
+    from .models import PublishOutbox
+
+    ids = sorted(set(environment_ids))
+    if not ids:
+        return
+    PublishOutbox.objects.using(using).bulk_create(
+        [PublishOutbox(environment_id=env_id) for env_id in ids]
+    )
+    # Looked up at call time (not bound here) so a test can stand in for a dying process.
+    transaction.on_commit(lambda: _after_commit(ids, using), using=using, robust=True)
+
+
+def _after_commit(ids: list[int], using: str) -> None:
+    drain(ids, using=using)
+
+
+def drain(
+    environment_ids: Iterable[int] | None = None, *, using: str = DEFAULT_DB_ALIAS
+) -> list[Snapshot]:
+    """Publish every environment (of ``environment_ids``, default all) that has outbox rows.
+
+    Never raises: this runs after COMMIT, where an exception would turn a saved change into
+    an error for its author. A failure is logged and leaves the rows for the reconciler. A
+    connection broken by the failure is closed (outside a transaction only), so the caller's
+    next query opens a fresh one instead of failing too.
+    """
+    from .models import Environment, PublishOutbox
+
+    published: list[Snapshot] = []
+    try:
+        pending = PublishOutbox.objects.using(using)
+        if environment_ids is not None:
+            pending = pending.filter(environment_id__in=list(environment_ids))
+        env_ids = sorted(set(pending.values_list("environment_id", flat=True)))
+        envs = list(Environment.objects.using(using).filter(pk__in=env_ids))
+    except Exception:
+        logger.exception("flagapp: could not read the publish outbox; the reconciler will")
+        _recover_connection(using)
+        return published
+    for env in envs:
+        try:
+            published.append(publish(env, using=using))
+        except Exception:
+            logger.exception(
+                "flagapp: publishing the %s snapshot failed after commit; the change is saved "
+                "and the reconciler will publish it",
+                env.key,
+            )
+            _recover_connection(using)
+    return published
+
+
+def _recover_connection(using: str) -> None:
+    connection = connections[using]
+    if connection.in_atomic_block:
+        return
+    try:
+        connection.close_if_unusable_or_obsolete()
+    except Exception:
+        logger.debug("flagapp: closing a broken connection failed", exc_info=True)
+
+
+# ---------------------------------------------------------------------------------------
+# publish, announce, latest
+
+
+def publish(environment: Environment, *, using: str = DEFAULT_DB_ALIAS) -> Snapshot:
+    """Compile ``environment``, validate with the engine, store it as the next version and,
+    once committed, announce it (cache + signal). Clears the environment's outbox rows.
+
+    When the content equals the latest snapshot's (same etag: the content hash), nothing new
+    is stored and the latest snapshot is returned: versions only move when what is served
+    changes. Concurrent publishers of one environment are serialised by a row lock on it;
+    a duplicate version (a race the lock does not cover, e.g. SQLite) is retried once.
+    """
+    try:
+        return _publish_once(environment, using)
+    except IntegrityError:
+        # Another publisher stored this version first; its content may already be ours.
+        return _publish_once(environment, using)
+
+
+def _publish_once(environment: Environment, using: str) -> Snapshot:
+    from .models import Environment as EnvironmentModel
+    from .models import PublishOutbox
+    from .models import Snapshot as SnapshotModel
+
+    with transaction.atomic(using=using):
+        env = EnvironmentModel.objects.using(using).select_for_update().get(pk=environment.pk)
+        # Rows visible now are committed (or ours): the compile below includes their changes.
+        outbox = list(
+            PublishOutbox.objects.using(using)
+            .filter(environment_id=env.pk)
+            .values_list("pk", flat=True)
+        )
+        document = compile_environment(env)
+        if outbox:
+            PublishOutbox.objects.using(using).filter(pk__in=outbox).delete()
+        previous = (
+            SnapshotModel.objects.using(using).filter(environment=env).order_by("-version").first()
+        )
+        if previous is not None and previous.etag == document["etag"]:
+            return previous
+        document["version"] = (previous.version if previous is not None else 0) + 1
+        ruleset = parse(document)  # never store what an evaluator would reject
+        snapshot = SnapshotModel.objects.using(using).create(
+            environment=env,
+            version=document["version"],
+            etag=document["etag"],
+            document=json.dumps(document, separators=(",", ":"), ensure_ascii=False),
+        )
+        keep = settings.get("SNAPSHOT_KEEP")
+        if keep:
+            SnapshotModel.objects.using(using).filter(
+                environment=env, version__lte=snapshot.version - int(keep)
+            ).delete()
+        env_key = env.key
+        transaction.on_commit(
+            lambda: announce(snapshot, env_key, ruleset), using=using, robust=True
+        )
+    logger.info("published %s snapshot v%s (%s)", env_key, snapshot.version, snapshot.etag)
+    return snapshot
+
+
+def announce(snapshot: Snapshot, environment_key: str, ruleset: Ruleset | None = None) -> None:
+    """Tell every process about ``snapshot``: the shared cache (document first, then the
+    version pointer, so a reader that sees the new number finds its document), then
+    ``snapshot_published`` carrying the parsed ``ruleset`` (receivers need not parse again).
+
+    Never raises (it runs after commit): a cache outage is logged; the reconciler re-announces
+    a version the cache is behind on, and readers fall back to the database meanwhile.
+    """
+    try:
+        cache = caches[settings.CACHE_ALIAS]
+        cache.set(
+            cache_document_key(environment_key, snapshot.version),
+            snapshot.document,
+            DOCUMENT_CACHE_SECONDS,
+        )
+        cache.set(cache_version_key(environment_key), snapshot.version, None)
+    except Exception:
+        logger.exception(
+            "flagapp: could not write snapshot v%s of %s to the shared cache",
+            snapshot.version,
+            environment_key,
+        )
+    for receiver, result in snapshot_published.send_robust(
+        sender=type(snapshot), snapshot=snapshot, environment_key=environment_key, ruleset=ruleset
+    ):
+        if isinstance(result, Exception):
+            logger.error(
+                "flagapp: snapshot_published receiver %r failed",
+                receiver,
+                exc_info=(type(result), result, result.__traceback__),
+            )
+
+
+def latest(environment_key: str, *, using: str = DEFAULT_DB_ALIAS) -> Snapshot | None:
+    """The newest snapshot of an environment, or None (one query)."""
+    from .models import Snapshot as SnapshotModel
+
+    return (
+        SnapshotModel.objects.using(using)
+        .filter(environment__key=environment_key)
+        .order_by("-version")
+        .first()
+    )
+
+
+def publish_all(*, using: str = DEFAULT_DB_ALIAS) -> list[Snapshot]:
+    """Publish every environment (used by import and management commands)."""
+    from .models import Environment as EnvironmentModel
+
+    return [publish(env, using=using) for env in EnvironmentModel.objects.using(using).all()]
+
+
+# ---------------------------------------------------------------------------------------
+# the reconciler
+
+
+@dataclass
+class ReconcileResult:
+    """What one reconcile pass did. ``republished``: ``(environment key, version, etag)`` of
+    each new snapshot stored; ``reannounced``: environments whose shared-cache pointer was
+    behind; ``failed``: environments whose compile or publish raised (logged)."""
+
+    checked: int = 0
+    republished: list[tuple[str, int, str]] = field(default_factory=list)
+    reannounced: list[tuple[str, int]] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "checked": self.checked,
+            "republished": [
+                {"environment": k, "version": v, "etag": e} for k, v, e in self.republished
+            ],
+            "reannounced": [{"environment": k, "version": v} for k, v in self.reannounced],
+            "failed": list(self.failed),
+        }
+
+
+def reconcile(*, using: str = DEFAULT_DB_ALIAS) -> ReconcileResult:
+    """Make what is published equal what is stored, for every environment.
+
+    Compiles each environment without locking and compares the content hash (etag) with the
+    latest snapshot's; only a difference — or outbox rows to clear — takes the lock and
+    publishes. So a pass with nothing to do stores nothing and takes no lock. Also
+    re-announces a snapshot the shared cache has not heard of (an announce lost after the
+    snapshot's commit). Safe to run anywhere, any number of times, concurrently.
+    """
+    from .models import Environment, PublishOutbox
+
+    result = ReconcileResult()
+    pending = set(PublishOutbox.objects.using(using).values_list("environment_id", flat=True))
+    for env in Environment.objects.using(using).order_by("pk"):
+        result.checked += 1
+        try:
+            before = latest(env.key, using=using)
+            if env.pk in pending or before is None:
+                needs_publish = True
+            else:
+                needs_publish = compile_environment(env)["etag"] != before.etag
+            if needs_publish:
+                snap = publish(env, using=using)
+                if before is None or snap.version != before.version:
+                    result.republished.append((env.key, snap.version, snap.etag))
+                    continue
+                before = snap
+            if before is not None and _cache_behind(env.key, before.version):
+                announce(before, env.key)
+                result.reannounced.append((env.key, before.version))
+        except Exception:
+            logger.exception("flagapp: reconciling the %s snapshot failed", env.key)
+            result.failed.append(env.key)
+            _recover_connection(using)
+    for key, version, etag in result.republished:
+        logger.warning("flagapp: reconcile published %s v%s (%s)", key, version, etag)
+    return result
+
+
+def _cache_behind(environment_key: str, version: int) -> bool:
+    """True when the shared cache points at an older version than the database's latest.
+    An empty pointer is not "behind": readers then load the latest from the database."""
+    try:
+        pointer = caches[settings.CACHE_ALIAS].get(cache_version_key(environment_key))
+    except Exception:
+        return False
+    try:
+        return pointer is not None and int(pointer) < version
+    except (TypeError, ValueError):
+        return True
+
+
+# ---------------------------------------------------------------------------------------
+# the in-process reconciler of the embedded default (no Celery beat)
+
+_reconciler: _ReconcilerThread | None = None
+_reconciler_lock = threading.Lock()
+_reconciler_checked = False
+
+
+class _ReconcilerThread(threading.Thread):
+    """A daemon thread that runs :func:`reconcile` every ``interval`` seconds."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__(name="flagapp-reconciler", daemon=True)
+        self.interval = interval
+        self.stopping = threading.Event()
+        self.passes = 0
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                reconcile()
+            except Exception:
+                logger.exception("flagapp: the in-process reconciler failed; retrying")
+            finally:
+                self.passes += 1
+                # A connection per pass: nothing held open between passes (CONN_MAX_AGE).
+                connections[DEFAULT_DB_ALIAS].close()
+
+
+def in_process_wanted() -> bool:
+    """Whether this server process should run the reconciler itself.
+
+    ``FLAGAPP["RECONCILE_IN_PROCESS"]`` True/False decides; None (default) means "when no
+    Celery beat does it": Celery is absent or runs tasks eagerly (no broker). A
+    ``RECONCILE_INTERVAL`` of 0 disables it.
+    """
+    from django.conf import settings as django_settings
+
+    if float(settings.get("RECONCILE_INTERVAL") or 0) <= 0:
+        return False
+    choice = settings.get("RECONCILE_IN_PROCESS")
+    if choice is not None:
+        return bool(choice)
+    if getattr(django_settings, "CELERY_TASK_ALWAYS_EAGER", False):
+        return True
+    return not getattr(django_settings, "CELERY_BROKER_URL", None)
+
+
+def start_reconciler(interval: float | None = None) -> _ReconcilerThread:
+    """Start this process's reconciler thread (idempotent; returns the running one)."""
+    global _reconciler
+    with _reconciler_lock:
+        if _reconciler is None or not _reconciler.is_alive():
+            seconds = float(interval if interval is not None else settings.RECONCILE_INTERVAL)
+            _reconciler = _ReconcilerThread(seconds)
+            _reconciler.start()
+            logger.info("flagapp: in-process reconciler started (every %g s)", seconds)
+        return _reconciler
+
+
+def stop_reconciler(timeout: float = 5.0) -> None:
+    """Stop this process's reconciler thread (tests) and let the next request decide again."""
+    global _reconciler, _reconciler_checked
+    with _reconciler_lock:
+        thread, _reconciler = _reconciler, None
+        _reconciler_checked = False
+    if thread is not None:
+        thread.stopping.set()
+        thread.join(timeout)
+
+
+def _is_server_handler(sender: Any) -> bool:
+    """A WSGI/ASGI handler class of a real server (Django's test client sends its own
+    handler classes, or None for ``request_finished``)."""
+    from django.core.handlers.base import BaseHandler
+    from django.test.client import AsyncClientHandler, ClientHandler
+
+    return (
+        isinstance(sender, type)
+        and issubclass(sender, BaseHandler)
+        and not issubclass(sender, ClientHandler | AsyncClientHandler)
+    )
+
+
+def on_server_request(sender: Any = None, **kwargs: Any) -> None:
+    """``request_started``/``request_finished`` receiver: the first request a *server*
+    handles (WSGI or ASGI; never Django's test client) starts the in-process reconciler when
+    :func:`in_process_wanted`. After the first decision this is one boolean check."""
+    global _reconciler_checked
+    if _reconciler_checked:
+        return
+    if not _is_server_handler(sender):
+        return
+    with _reconciler_lock:
+        if _reconciler_checked:
+            return
+        _reconciler_checked = True
+    try:
+        if in_process_wanted():
+            start_reconciler()
+    except Exception:
+        logger.exception("flagapp: could not start the in-process reconciler")
