@@ -113,7 +113,9 @@ def _postgres_databases() -> dict[str, Any] | None:
             "USER": "postgres",
             "HOST": "127.0.0.1",
             "PORT": "5432",
-            "CONN_MAX_AGE": 600,
+            # docs/deploy.md: Django's pool under ASGI (CONN_MAX_AGE > 0 leaks connections)
+            "CONN_MAX_AGE": 0,
+            "OPTIONS": {"pool": {"min_size": 2, "max_size": 8}},
         }
     }
 

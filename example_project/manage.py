@@ -10,8 +10,8 @@ from pathlib import Path
 
 def main() -> None:
     here = Path(__file__).resolve().parent
-    # Replace this directory on sys.path with the repository root: left there, its
-    # celery.py would shadow the celery package.
+    # Replace this directory on sys.path with the repository root, so ``example_project``
+    # and this checkout's ``flagapp`` import (and no module here can shadow a package).
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     sys.path.insert(0, str(here.parent))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "example_project.settings")

@@ -18,10 +18,15 @@ ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 
+# SQLite: BEGIN IMMEDIATE takes the write lock when a transaction starts, so concurrent
+# writers queue for it (up to "timeout" seconds) and the version check then answers 409;
+# with the default deferred transactions a reader upgrading to a writer fails at once with
+# "database is locked" (a 500). Needs Django >= 5.1.
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.environ.get("DATABASE_PATH", str(BASE_DIR / "db.sqlite3")),
+        "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -35,7 +40,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "simple_history",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # /api/docs/ serves Swagger UI from local static files

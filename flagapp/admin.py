@@ -1007,4 +1007,5 @@ class SnapshotAdmin(admin.ModelAdmin):
 from flagapp import (  # noqa: E402
     admin_governance,  # noqa: F401
     admin_rollouts,  # noqa: F401
+    admin_tokens,  # noqa: F401
 )

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -217,6 +218,7 @@ def _close_quietly(response: Any) -> None:
 def sdk_fast_path(app: ASGIApp, prefixes: tuple[str, ...] = SDK_PREFIXES) -> ASGIApp:
     """Route SDK/OFREP paths to a middleware-free handler, everything else to ``app``."""
     lean = LeanASGIHandler()
+    _log_asgi_connection_warnings()
 
     async def router(scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") == "http" and str(scope.get("path", "")).startswith(prefixes):
@@ -225,6 +227,15 @@ def sdk_fast_path(app: ASGIApp, prefixes: tuple[str, ...] = SDK_PREFIXES) -> ASG
             await app(scope, receive, send)
 
     return router
+
+
+def _log_asgi_connection_warnings() -> None:
+    """Serving under ASGI now: log flagapp.W010 (connections that leak under ASGI), which
+    ``manage.py check`` only sees when ``ASGI_APPLICATION`` is set."""
+    from flagapp.checks import asgi_connection_messages
+
+    for message in asgi_connection_messages(under_asgi=True):
+        logging.getLogger("flagapp").warning("%s (%s) %s", message.msg, message.id, message.hint)
 
 
 _application: ASGIApp | None = None

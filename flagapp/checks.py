@@ -15,6 +15,7 @@ would keep serving its own stale snapshot), missing apps, an unparseable key pat
 | flagapp.W001 | CACHE_ALIAS is a per-process cache (LocMem/Dummy) while DEBUG is off |
 | flagapp.W002 | simple_history's HistoryRequestMiddleware missing (admin changes lose the user) |
 | flagapp.W003 | FLAGAPP["ENVIRONMENT"] names no existing environment (database checks only) |
+| flagapp.W010 | PostgreSQL, CONN_MAX_AGE > 0, no pool, served under ASGI (leaks connections) |
 """
 
 from __future__ import annotations
@@ -27,7 +28,13 @@ from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as _register
 
-__all__ = ["check_database", "check_settings", "register"]
+__all__ = [
+    "asgi_connection_messages",
+    "check_asgi_connections",
+    "check_database",
+    "check_settings",
+    "register",
+]
 
 REQUIRED_APPS = (
     "django.contrib.auth",
@@ -175,6 +182,60 @@ def check_database(
     return []
 
 
+def asgi_connection_messages(
+    *, under_asgi: bool | None = None, databases: dict[str, Any] | None = None
+) -> list[CheckMessage]:
+    """flagapp.W010 for each PostgreSQL database that leaks connections under ASGI.
+
+    Why: Django keeps a persistent connection (``CONN_MAX_AGE > 0``) per thread *and async
+    context*. Under ASGI every request runs its synchronous part in a new context, so each
+    request opens a connection that is never reused and only closes when it is garbage
+    collected: four uvicorn workers exhausted PostgreSQL's ``max_connections=100``. Django's
+    own pool (``OPTIONS: {"pool": {...}}``, Django >= 5.1 with psycopg 3) or
+    ``CONN_MAX_AGE = 0`` bound the connections.
+
+    ``under_asgi`` None: decided from ``settings.ASGI_APPLICATION`` (``manage.py check``);
+    ``flagapp.asgi`` passes True when it builds the application (it logs the warning).
+    ``databases`` defaults to ``settings.DATABASES``.
+    """
+    from django.conf import settings as dj
+
+    if under_asgi is None:
+        under_asgi = bool(getattr(dj, "ASGI_APPLICATION", None))
+    if not under_asgi:
+        return []
+    messages: list[CheckMessage] = []
+    if databases is None:
+        databases = getattr(dj, "DATABASES", {})
+    for alias, db in databases.items():
+        if "postgresql" not in str(db.get("ENGINE", "")):
+            continue
+        age = db.get("CONN_MAX_AGE", 0)
+        persistent = age is None or (isinstance(age, int | float) and age > 0)
+        pooled = bool((db.get("OPTIONS") or {}).get("pool"))
+        if persistent and not pooled:
+            messages.append(
+                Warning(
+                    f"DATABASES[{alias!r}] is PostgreSQL with CONN_MAX_AGE={age!r} and no "
+                    "connection pool, served under ASGI: every request opens a connection "
+                    "that is never reused, until PostgreSQL refuses new clients.",
+                    hint="Use Django's connection pool: OPTIONS = {'pool': {'min_size': 2, "
+                    "'max_size': 10}} with CONN_MAX_AGE = 0 (pip install 'psycopg[pool]'), "
+                    "or set CONN_MAX_AGE = 0. See docs/deploy.md.",
+                    id="flagapp.W010",
+                    obj=f"DATABASES[{alias!r}]",
+                )
+            )
+    return messages
+
+
+def check_asgi_connections(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    return asgi_connection_messages()
+
+
 def register() -> None:
     _register(check_settings, Tags.compatibility, "flagapp")
+    _register(check_asgi_connections, Tags.compatibility, "flagapp")
     _register(check_database, Tags.database, "flagapp")

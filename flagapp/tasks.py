@@ -3,7 +3,7 @@
 Each task is a thin wrapper over a function that also runs without Celery: the embedded
 default (no broker) runs the same work with ``manage.py flagapp_run_tasks``, and
 :data:`PERIODIC_TASKS` is the list that command and the example beat schedule
-(``example_project/celery.py``) share. Tasks return JSON-friendly dicts so a result
+(``example_project/celery_app.py``) share. Tasks return JSON-friendly dicts so a result
 back-end can carry them and tests can check them.
 
 Retries are safe by construction: reconciling publishes only where content differs,

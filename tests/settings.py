@@ -34,6 +34,9 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": ":memory:",
+            # As the example project: writers queue for the write lock (409 on a stale
+            # version, never "database is locked") when a test points NAME at a file.
+            "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20},
         }
     }
 
@@ -48,7 +51,6 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "simple_history",
     "rest_framework",
-    "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI for /api/docs/ from local static files (no CDN)

@@ -12,13 +12,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.authentication import (
     BaseAuthentication,
     SessionAuthentication,
-    TokenAuthentication,
+    get_authorization_header,
 )
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import AuthenticationFailed, ParseError, ValidationError
 from rest_framework.filters import OrderingFilter, SearchFilter
 from rest_framework.generics import GenericAPIView
 from rest_framework.pagination import BasePagination, PageNumberPagination
@@ -33,7 +34,7 @@ from .errors import ChangeProposed, exception_handler
 from .permissions import ModelPermissions
 from .preconditions import change_reason, expected_version
 
-__all__ = ["FlagappAPIMixin", "Pagination", "change_request_info"]
+__all__ = ["ApiTokenAuthentication", "FlagappAPIMixin", "Pagination", "change_request_info"]
 
 T = TypeVar("T")
 
@@ -77,6 +78,53 @@ def change_request_info(cr: Any) -> dict[str, Any]:
     }
 
 
+class ApiTokenAuthentication(BaseAuthentication):
+    """``Authorization: Token fapi_...`` (or ``Bearer fapi_...``): a flagapp API token.
+
+    Tokens are stored hashed (``flagapp.models.ApiToken``, created with ``manage.py
+    flagapp_api_token create``) and checked on every request, so revoking one takes effect
+    at once. A revoked token, an unknown one and an inactive user are the same 401.
+    """
+
+    keywords = (b"token", b"bearer")
+
+    def authenticate(self, request: Any) -> tuple[Any, Any] | None:
+        parts = get_authorization_header(request).split()
+        if not parts or parts[0].lower() not in self.keywords:
+            return None
+        if len(parts) != 2:
+            raise AuthenticationFailed("Invalid token header: expected 'Token <token>'.")
+        try:
+            token = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise AuthenticationFailed("Invalid token.")
+        from . import tokens
+
+        row = tokens.authenticate(token)
+        if row is None or not row.user.is_active:
+            raise AuthenticationFailed("Invalid or revoked token.")
+        return row.user, row
+
+    def authenticate_header(self, request: Any) -> str:
+        return "Token"
+
+
+class ApiTokenScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI security scheme of :class:`ApiTokenAuthentication` (same name as DRF's)."""
+
+    target_class = ApiTokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": 'A flagapp API token with the prefix "Token": '
+            "`Authorization: Token fapi_...` (manage.py flagapp_api_token create).",
+        }
+
+
 class Pagination(PageNumberPagination):
     """``?page=N&page_size=M`` (at most 500 a page), with ``count``/``next``/``previous``."""
 
@@ -108,7 +156,7 @@ class FlagappAPIMixin(_MixinBase):
     # Token first: its WWW-Authenticate header turns "no credentials" into a 401, which a
     # client can act on, where SessionAuthentication alone would answer 403.
     authentication_classes: Sequence[type[BaseAuthentication]] = [
-        TokenAuthentication,
+        ApiTokenAuthentication,
         SessionAuthentication,
     ]
     permission_classes: Sequence[Any] = [IsAuthenticated, ModelPermissions]

@@ -1,6 +1,6 @@
 """Fixtures and helpers of the management-API tests (imported by tests/django/test_api_*.py).
 
-Clients authenticate with real DRF tokens (``Authorization: Token ...``) so the
+Clients authenticate with real flagapp API tokens (``Authorization: Token fapi_...``) so the
 authentication classes are exercised, not bypassed with ``force_authenticate``.
 """
 
@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 __all__ = [
@@ -66,8 +65,10 @@ def write_headers(version: int | None = None, reason: str = "api test") -> dict[
 
 def _client(user: User) -> APIClient:
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    from flagapp.api.tokens import create_api_token
+
+    _, token = create_api_token(user, "tests")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     client.user = user  # type: ignore[attr-defined]
     return client
 

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
-from rest_framework.authtoken.models import Token
 
 from flagapp import services
+from flagapp.api.tokens import create_api_token
 from flagapp.api.versions import version_of
 from flagapp.models import Environment, Flag, FlagState, Segment
 
@@ -46,7 +46,7 @@ def setup(live_server: Any) -> dict[str, Any]:
     )
     services.create_segment(key="beta", name="Beta", actor=None, reason="setup")
     admin = User.objects.create_superuser("racer", "racer@example.com", "x")
-    return {"base": live_server.url, "token": Token.objects.create(user=admin).key}
+    return {"base": live_server.url, "token": create_api_token(admin)[1]}
 
 
 def _race(url: str, token: str, version: int, bodies: list[dict[str, Any]]) -> list[Any]:

@@ -50,8 +50,8 @@ def api_schema(db: Any, owner_group: Any, envs: Any) -> Iterator[Any]:
     import datetime as dt
 
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
 
+    from flagapp.api.tokens import create_api_token
     from flagapp.sdk.keys import create_sdk_key
 
     services.create_flag(
@@ -65,8 +65,8 @@ def api_schema(db: Any, owner_group: Any, envs: Any) -> Iterator[Any]:
     services.create_segment(key="beta", name="Beta", actor=None, reason="setup")
     create_sdk_key(envs["staging"], "s")
     admin = User.objects.create_superuser("fuzz", "fuzz@example.com", "x")
-    token = Token.objects.create(user=admin)
-    _TOKEN_HEADER["Authorization"] = f"Token {token.key}"
+    _, token = create_api_token(admin, "fuzz")
+    _TOKEN_HEADER["Authorization"] = f"Token {token}"
     # Like Django's test client: the WSGI handler must not close the test's connection
     # (it is inside the test transaction, so it looks "obsolete" on PostgreSQL).
     request_started.disconnect(close_old_connections)

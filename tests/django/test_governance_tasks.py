@@ -88,7 +88,7 @@ def test_run_tasks_command__list__names_and_intervals() -> None:
 
 
 def test_example_beat_schedule__every_periodic_task__scheduled_by_registered_name() -> None:
-    from example_project.celery import app as example_app
+    from example_project.celery_app import app as example_app
 
     try:
         schedule = example_app.conf.beat_schedule

@@ -1,0 +1,215 @@
+"""Real processes for the fault suite: uvicorn servers, ``manage.py`` commands, setup data.
+
+Everything here starts real subprocesses (never an in-process test server): the faults the
+suite injects — a cut database connection, a second process, a dead worker — only exist
+between real processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "PY",
+    "REPO",
+    "Server",
+    "free_port",
+    "manage",
+    "setup_data",
+    "wait_until",
+]
+
+REPO = Path(__file__).resolve().parents[2]
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = str(REPO)
+    env.update(extra or {})
+    return env
+
+
+def manage(
+    *args: str, env: Mapping[str, str], timeout: float = 120, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``python -m django <args>`` in a fresh interpreter with ``env`` (settings module...)."""
+    proc = subprocess.run(
+        [PY, "-m", "django", *args],
+        cwd=REPO,
+        env=_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"manage {' '.join(args[:2])} exited {proc.returncode}:\n{proc.stdout[-3000:]}\n"
+            f"{proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+#: Creates what every fault test needs, through the services, and prints it as JSON:
+#: environments staging + production, flag ``faults.kill-switch`` (boolean, on in
+#: production), a superuser and its management-API token, a production SDK key.
+SETUP_SCRIPT = r"""
+import datetime as dt, json
+from django.contrib.auth.models import Group, User
+from flagapp import services
+from flagapp.models import Environment
+from flagapp.sdk.keys import create_sdk_key
+from tests.faults.support import create_api_token
+for order, key in enumerate(("staging", "production")):
+    if not Environment.objects.filter(key=key).exists():
+        services.create_environment(key=key, name=key, order=order, actor=None, reason="setup")
+group, _ = Group.objects.get_or_create(name="faults")
+flag = services.create_flag(key="faults.kill-switch", name="Kill switch", owner=group,
+    expires_on=dt.date.today() + dt.timedelta(days=30), actor=None, reason="setup")
+prod = Environment.objects.get(key="production")
+state = flag.states.get(environment=prod)
+services.update_flag_state(flag, prod, expected_version=state.version, enabled=True,
+    fallthrough={"variant": "on"}, actor=None, reason="setup")
+user = User.objects.create_superuser("faults", "faults@example.com", "faults-pw")
+_, sdk = create_sdk_key(prod, "faults")
+print("SETUP" + json.dumps({"api_token": create_api_token(user), "sdk_key": sdk}))
+"""
+
+
+def create_api_token(user: Any) -> str:
+    """A management-API token for ``user`` (called inside the server's settings)."""
+    from flagapp.api.tokens import create_api_token as create
+
+    return create(user, "faults")[1]
+
+
+def setup_data(env: Mapping[str, str]) -> dict[str, str]:
+    proc = manage("shell", "-c", SETUP_SCRIPT, env=env)
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("SETUP"))
+    return dict(json.loads(line[len("SETUP") :]))
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> float | None:
+    """Seconds until ``predicate()`` was true, or None after ``timeout``."""
+    start = time.monotonic()
+    while True:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return time.monotonic() - start
+        if time.monotonic() - start > timeout:
+            return None
+        time.sleep(interval)
+
+
+class Server:
+    """A uvicorn subprocess on a free loopback port; output goes to a temporary file."""
+
+    def __init__(
+        self,
+        app: str,
+        env: Mapping[str, str],
+        *,
+        cwd: Path = REPO,
+        workers: int = 1,
+        extra_args: tuple[str, ...] = (),
+        pythonpath: bool = True,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed in stop()
+            prefix="flagapp-faults-uvicorn-", suffix=".log", delete=False
+        )
+        full_env = _env(env)
+        if not pythonpath:
+            full_env.pop("PYTHONPATH", None)
+        cmd = [
+            PY,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--lifespan",
+            "off",
+            "--no-access-log",
+            "--timeout-graceful-shutdown",
+            "2",
+            *(("--workers", str(workers)) if workers > 1 else ()),
+            *extra_args,
+        ]
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=cwd,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def output(self) -> str:
+        return Path(self._log.name).read_text(errors="replace")[-6000:]
+
+    def wait_ready(self, path: str = "/sdk/v1/ruleset", timeout: float = 40) -> None:
+        """Until ``path`` answers anything below 500 (a 401 without key is fine)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"uvicorn exited with {self.proc.returncode}:\n{self.output()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + path, timeout=2).status_code < 500:
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"uvicorn not ready after {timeout}s:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+        self._log.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._log.name)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def running(server: Server, path: str = "/sdk/v1/ruleset") -> Iterator[Server]:
+    try:
+        server.wait_ready(path)
+        yield server
+    finally:
+        server.stop()
