@@ -10,8 +10,9 @@ import contextlib
 import json
 import os
 import secrets
+import signal
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,16 @@ from .support import SETUP_SCRIPT, Server, manage
 
 def _wanted(config: pytest.Config) -> bool:
     return os.environ.get("FLAGAPP_FAULTS") == "1" or "faults" in (config.option.markexpr or "")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _wanted(config):
+        # CI bounds the step with `timeout` (SIGTERM): end like Ctrl-C, so fixtures tear
+        # down (servers stopped, databases dropped) instead of dying mid-test.
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -147,32 +158,30 @@ class Deployment:
         return {"Authorization": f"Token {self.data['api_token']}"}
 
 
-@pytest.fixture
-def deployment(
-    fault_template: tuple[str, dict[str, str]],
-) -> Iterator[Callable[..., Deployment]]:
-    """``deployment(cache="redis"|"locmem")``: a fresh deployment per call, torn down after."""
-    template, data = fault_template
-    made: list[Deployment] = []
+class Deployments:
+    """Makes deployments from the template and tears every one of them down."""
 
-    def make(cache: str = "redis") -> Deployment:
+    def __init__(self, template: str, data: dict[str, str]) -> None:
+        self.template = template
+        self.data = data
+        self.made: list[Deployment] = []
+
+    def __call__(self, cache: str = "redis") -> Deployment:
         suffix = f"{RUN_ID}_{secrets.token_hex(4)}"
         name = f"flagapp_faults_{suffix}"
-        _pg_admin_execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+        _pg_admin_execute(f"CREATE DATABASE {name} TEMPLATE {self.template}")
         dep = Deployment(
             db_name=name,
             namespace=f"flagapp-faults-{suffix}",
-            data=data,
+            data=self.data,
             proxy=FaultProxy("127.0.0.1", 5432),
             cache=cache,
         )
-        made.append(dep)
+        self.made.append(dep)
         return dep
 
-    try:
-        yield make
-    finally:
-        for dep in made:
+    def close(self) -> None:
+        for dep in self.made:
             for server in dep.servers:
                 server.stop()
             dep.proxy.close()
@@ -184,3 +193,23 @@ def deployment(
                 client = redis.Redis.from_url(REDIS_URL)
                 for key in client.scan_iter(f"*{dep.namespace}*", count=1000):
                     client.delete(key)
+
+
+@pytest.fixture
+def deployment(fault_template: tuple[str, dict[str, str]]) -> Iterator[Deployments]:
+    """``deployment(cache="redis"|"locmem")``: a fresh deployment per call, torn down after."""
+    made = Deployments(*fault_template)
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+@pytest.fixture(scope="module")
+def module_deployment(fault_template: tuple[str, dict[str, str]]) -> Iterator[Deployments]:
+    """Like ``deployment``, shared by the tests of one module (tests that change nothing)."""
+    made = Deployments(*fault_template)
+    try:
+        yield made
+    finally:
+        made.close()

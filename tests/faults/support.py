@@ -7,6 +7,7 @@ between real processes.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -121,6 +122,18 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> float 
         time.sleep(interval)
 
 
+_STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    """A run cut short (CI's time bound) must not leave uvicorn workers behind."""
+    for proc in _STARTED:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
 class Server:
     """A uvicorn subprocess on a free loopback port; output goes to a temporary file."""
 
@@ -167,6 +180,7 @@ class Server:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        _STARTED.append(self.proc)
 
     def output(self) -> str:
         return Path(self._log.name).read_text(errors="replace")[-6000:]
