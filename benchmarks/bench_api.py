@@ -50,10 +50,10 @@ def _child() -> None:
     from django.db import connection, transaction
     from django.test import Client
     from django.test.utils import setup_test_environment
-    from rest_framework.authtoken.models import Token
 
     from benchmarks._table import print_table
     from flagapp import services
+    from flagapp.api.tokens import create_api_token
 
     setup_test_environment()
     call_command("migrate", verbosity=0, run_syncdb=True)
@@ -61,7 +61,7 @@ def _child() -> None:
     for order, key in enumerate(("development", "staging", "production")):
         services.create_environment(key=key, name=key, order=order, actor=None, reason="bench")
     admin = User.objects.create_superuser("bench", "bench@example.com", "x")
-    auth = {"HTTP_AUTHORIZATION": f"Token {Token.objects.create(user=admin).key}"}
+    auth = {"HTTP_AUTHORIZATION": f"Token {create_api_token(admin)[1]}"}
     client = Client()
     expiry = dt.date.today() + dt.timedelta(days=30)
     rows: list[list[Any]] = []
