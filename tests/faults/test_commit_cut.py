@@ -48,7 +48,6 @@ def _write_with_retry(base: str, headers: dict[str, str], version: int, enabled:
     return None, answers
 
 
-@pytest.mark.xfail(strict=True, reason="pending publish fix (outbox + reconciler + retry)")
 def test_commit_cut__pg_connection_dropped_after_commit__served_and_retry_not_409(
     deployment: Any,
 ) -> None:
