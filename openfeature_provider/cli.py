@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -65,6 +66,21 @@ def _row(res: Resolution, explain: bool) -> dict[str, Any]:
 def run(argv: Sequence[str] | None, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """The CLI with explicit streams (what tests and ``main`` call)."""
     args = _parser().parse_args(argv)
+    # The engine logs unusable attribute types (once per condition and type): shown as
+    # "flagapp-eval: warning: ..." on stderr, apart from the per-line input errors.
+    handler = logging.StreamHandler(stderr)
+    handler.setFormatter(logging.Formatter("flagapp-eval: warning: %(message)s"))
+    engine_logger = logging.getLogger("flagapp.engine")
+    engine_logger.addHandler(handler)
+    propagate, engine_logger.propagate = engine_logger.propagate, False
+    try:
+        return _run(args, stdin, stdout, stderr)
+    finally:
+        engine_logger.removeHandler(handler)
+        engine_logger.propagate = propagate
+
+
+def _run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     try:
         with open(args.ruleset, "rb") as fh:
             data = fh.read()

@@ -12,6 +12,7 @@ from .bucketing import bucket, hash32
 from .errors import EngineError, ParseError, UnusableBucketValue
 from .evaluate import changed_flag_keys, evaluate, evaluate_all
 from .limits import (
+    MAX_ADDRESS_LENGTH,
     MAX_INTEGER,
     MAX_MATCH_INPUT_LENGTH,
     MAX_OBJECT_DEPTH,
@@ -44,6 +45,7 @@ from .types import (
 __all__ = [
     "FORMAT_VERSION",
     "KINDS",
+    "MAX_ADDRESS_LENGTH",
     "MAX_INTEGER",
     "MAX_MATCH_INPUT_LENGTH",
     "MAX_OBJECT_DEPTH",

@@ -19,6 +19,8 @@ Evaluation time (the attribute is unusable: the condition is false, also when ne
 
 - ``MAX_MATCH_INPUT_LENGTH``: ``matches`` reads at most 16,384 characters.
 - ``MAX_SEMVER_LENGTH``: semver operators read at most 256 characters.
+- ``MAX_ADDRESS_LENGTH``: ``in_cidr`` reads at most 128 characters (an IPv6 address with a
+  zone is far shorter; ``ipaddress`` spent milliseconds rejecting a 60,000-character value).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 from typing import Final
 
 __all__ = [
+    "MAX_ADDRESS_LENGTH",
     "MAX_INTEGER",
     "MAX_MATCH_INPUT_LENGTH",
     "MAX_OBJECT_DEPTH",
@@ -42,3 +45,4 @@ MAX_OBJECT_DEPTH: Final = 64
 MAX_REGEX_LENGTH: Final = 1000
 MAX_MATCH_INPUT_LENGTH: Final = 16_384
 MAX_SEMVER_LENGTH: Final = 256
+MAX_ADDRESS_LENGTH: Final = 128

@@ -24,6 +24,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from .limits import (
+    MAX_ADDRESS_LENGTH,
     MAX_INTEGER,
     MAX_MATCH_INPUT_LENGTH,
     MAX_REGEX_LENGTH,
@@ -418,7 +419,7 @@ def _build_cidr(values: Sequence[Any], ci: bool) -> Test:
     nets = tuple(networks)
 
     def test(v: Any) -> bool | None:
-        if not isinstance(v, str):
+        if not isinstance(v, str) or len(v) > MAX_ADDRESS_LENGTH:
             return None
         try:
             addr = ipaddress.ip_address(v)

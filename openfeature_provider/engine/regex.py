@@ -10,8 +10,9 @@ keep their meaning) and is then translated for RE2 where the two read the same t
 differently, so the answer is Python's:
 
 - ``\\d \\D \\w \\W \\s \\S`` are Unicode classes in Python, ASCII in RE2: translated to the
-  Unicode property classes (``\\d`` -> ``\\p{Nd}``, ``\\w`` -> ``[\\p{L}\\p{N}_]`` ...).
-  ``\\W`` and ``\\S`` *inside* a character class cannot be expressed that way: rejected.
+  Unicode property classes (``\\d`` -> ``\\p{Nd}``, ``\\w`` -> ``[\\p{L}\\p{N}_]`` ...). A class
+  holding ``\\W`` or ``\\S`` becomes a union (``[a\\S]`` -> ``(?:[a]|[^...])``); inside a
+  *negated* class they cannot be expressed: rejected.
 - ``\\Z`` (Python: end of text) -> RE2's ``\\z``; ``\\uXXXX``, ``\\UXXXXXXXX``, ``\\N{NAME}`` ->
   ``\\x{...}``; ``x{,n}`` (Python: 0 to n) -> ``x{0,n}``; a ``[`` inside a class is a literal in
   Python, so it is escaped (RE2 would read ``[:alpha:]`` as a POSIX class).
@@ -75,53 +76,57 @@ def to_re2(pattern: str) -> str:
     keep_dollar = bool(_MULTILINE_FLAG.search(pattern))
     out: list[str] = []
     i, n = 0, len(pattern)
-    in_class = False
+    # The character class being read: its items, whether it is negated, and the negated
+    # Unicode classes (\W, \S) it holds, which RE2 cannot nest inside a class.
+    cls: list[str] | None = None
+    cls_negated = False
+    cls_outside: list[str] = []
     while i < n:
         c = pattern[i]
+        target = out if cls is None else cls
         if c == "\\" and i + 1 < n:
             e = pattern[i + 1]
             i += 2
             if e in _CLASSES:
                 outside, inside = _CLASSES[e]
-                if in_class and inside is None:
-                    raise RegexProblem(
-                        f"\\{e} inside a character class has no RE2 equivalent with "
-                        "Python's Unicode meaning; use a negated class [^...] instead"
-                    )
-                out.append(inside if in_class and inside is not None else outside)
-            elif e == "Z" and not in_class:
+                if cls is None:
+                    out.append(outside)
+                elif inside is not None:
+                    cls.append(inside)
+                else:
+                    cls_outside.append(outside)
+            elif e == "Z" and cls is None:
                 out.append(r"\z")
-            elif e == "b" and in_class:
-                out.append(r"\x08")  # backspace inside a class, as in Python
+            elif e == "b" and cls is not None:
+                cls.append(r"\x08")  # backspace inside a class, as in Python
             elif e in "uU":
                 width = 4 if e == "u" else 8
-                out.append(f"\\x{{{pattern[i : i + width]}}}")
+                target.append(f"\\x{{{pattern[i : i + width]}}}")
                 i += width
             elif e == "N" and pattern.startswith("{", i):
                 end = pattern.index("}", i)
-                out.append(f"\\x{{{ord(unicodedata.lookup(pattern[i + 1 : end])):x}}}")
+                target.append(f"\\x{{{ord(unicodedata.lookup(pattern[i + 1 : end])):x}}}")
                 i = end + 1
             else:
-                out.append(c + e)
+                target.append(c + e)
             continue
         i += 1
-        if in_class:
+        if cls is not None:
             if c == "]":
-                in_class = False
-                out.append(c)
+                out.append(_close_class(cls, cls_negated, cls_outside))
+                cls = None
             elif c == "[":
-                out.append(r"\[")  # a literal in Python; RE2 would see [:alpha:]
+                cls.append(r"\[")  # a literal in Python; RE2 would see [:alpha:]
             else:
-                out.append(c)
+                cls.append(c)
             continue
         if c == "[":
-            in_class = True
-            out.append(c)
-            if pattern.startswith("^", i):
-                out.append("^")
+            cls, cls_outside = [], []
+            cls_negated = pattern.startswith("^", i)
+            if cls_negated:
                 i += 1
             if pattern.startswith("]", i):  # "]" first in a class is a literal
-                out.append(r"\]")
+                cls.append(r"\]")
                 i += 1
             continue
         if c == "{" and out:
@@ -135,6 +140,21 @@ def to_re2(pattern: str) -> str:
             continue
         out.append(c)
     return "".join(out)
+
+
+def _close_class(items: list[str], negated: bool, outside: list[str]) -> str:
+    """``[items]``; with \\W or \\S inside (``outside`` holds their negated-class forms),
+    the union ``(?:[items]|[^...])`` — e.g. ``[\\s\\S]`` — which RE2 can run. A negated
+    class cannot be rewritten that way (it would need an intersection)."""
+    body = "".join(items)
+    if not outside:
+        return f"[{'^' if negated else ''}{body}]"
+    if negated:
+        raise RegexProblem(
+            "\\W or \\S inside a negated character class has no RE2 equivalent with "
+            "Python's Unicode meaning"
+        )
+    return "(?:" + "|".join(([f"[{body}]"] if body else []) + outside) + ")"
 
 
 _UNSUPPORTED: Final = (

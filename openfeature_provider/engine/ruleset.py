@@ -160,6 +160,7 @@ def _flag(key: str, doc: Any, path: str, segments: Mapping[str, Segment]) -> Fla
     for name in variants:
         if not name:
             raise ParseError(f"{path}.variants", "variant names must not be empty")
+        _utf8(name, _at(f"{path}.variants", name), "a variant name (it is served)")
 
     prerequisites = tuple(
         _prerequisite(item, f"{path}.prerequisites[{i}]")
@@ -185,7 +186,9 @@ def _flag(key: str, doc: Any, path: str, segments: Mapping[str, Segment]) -> Fla
         mpath = _at(f"{path}.metadata", mkey)
         if not isinstance(mvalue, str | bool | int | float):
             raise ParseError(mpath, "metadata values must be strings, numbers or booleans")
-        if not isinstance(mvalue, str | bool):
+        if isinstance(mvalue, str):
+            _utf8(mvalue, mpath, "a metadata value (it is served)")
+        elif not isinstance(mvalue, bool):
             _number(mvalue, mpath)
     return Flag(
         key=key,
@@ -205,6 +208,8 @@ def _variant_value(kind: str, value: Any, path: str) -> Any:
         ok = isinstance(value, bool)
     elif kind == "string":
         ok = isinstance(value, str)
+        if ok:
+            _utf8(value, path, "a served string")
     elif kind == "integer":
         ok = isinstance(value, int) and not isinstance(value, bool)
         if ok:
@@ -440,7 +445,13 @@ def _find_cycle(graph: Mapping[str, Sequence[str]], error: Any) -> None:
 
 
 def _at(path: str, key: str) -> str:
-    return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
+    quoted = json.dumps(key, ensure_ascii=False)
+    if not quoted.isascii():
+        try:
+            quoted.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: escape it, so the path is printable
+            quoted = json.dumps(key)
+    return f"{path}[{quoted}]"
 
 
 def _fail_type(path: str, expected: str, value: Any) -> NoReturn:
@@ -500,13 +511,17 @@ def _number(value: int | float, path: str) -> None:
 
 
 def _json_value(value: Any, path: str) -> None:
-    """An object/array variant: JSON values only, finite numbers within signed 64-bit, at
-    most ``MAX_OBJECT_DEPTH`` containers deep. Iterative, so no depth raises RecursionError;
+    """An object/array variant: JSON values only, finite numbers within signed 64-bit,
+    strings and keys with a UTF-8 form (it is served as JSON), at most ``MAX_OBJECT_DEPTH``
+    containers deep. Iterative, so no depth raises RecursionError;
     the error names the first offending location in document order."""
     stack: list[tuple[Any, str, int]] = [(value, path, 1)]
     while stack:
         node, where, depth = stack.pop()
-        if isinstance(node, str | bool) or node is None:
+        if isinstance(node, str):
+            _utf8(node, where, "a served string")
+            continue
+        if isinstance(node, bool) or node is None:
             continue
         if isinstance(node, int | float):
             _number(node, where)
@@ -520,6 +535,7 @@ def _json_value(value: Any, path: str) -> None:
             for k, _ in items:
                 if not isinstance(k, str):
                     raise ParseError(where, f"object keys must be strings, got {k!r}")
+                _utf8(k, where, "an object key (it is served)")
             stack.extend((v, _at(where, k), depth + 1) for k, v in reversed(items))
         elif isinstance(node, list | tuple):
             stack.extend(

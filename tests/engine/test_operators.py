@@ -145,6 +145,7 @@ ROWS: list[tuple[str, list[Any], dict[str, Any], Any, bool]] = [
     ("in_cidr", ["10.0.0.0/8"], {}, "10.0.0", False),
     ("in_cidr", ["10.0.0.0/8"], {"negate": True}, "garbage", False),
     ("in_cidr", ["10.0.0.0/8"], {"negate": True}, "8.8.8.8", True),
+    ("in_cidr", ["10.0.0.0/8"], {"negate": True}, "1:" * 30_000, False),  # over the bound
     # presence
     ("exists", [], {}, "", True),
     ("exists", [], {}, 0, True),

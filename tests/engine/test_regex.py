@@ -144,6 +144,9 @@ SAME_AS_PYTHON: list[tuple[str, bool, list[str]]] = [
     (r"^a{,2}$", False, ["", "aa", "aaa", "a{,2}"]),
     (r"[[:alpha:]]", False, ["a", ":", "["]),
     (r"^[]a]+$", False, ["]a", "b"]),
+    (r"^[\W_]+$", False, ["_-!", "é", "a", " "]),
+    (r"^[\s\S]{3,}$", False, ["a\nb", "ab"]),
+    (r"^[a\S]$", False, ["a", " ", "\u00a0", "é"]),
     (r"^\u00e9\N{EM DASH}$", False, ["é—", "e-"]),
     (r"^ユーザー\d$", False, ["ユーザー1", "ユーザ1"]),
 ]
@@ -176,7 +179,7 @@ def test_matches__python_re_pattern__same_answer_as_re_search(
         (r"a*+b", "possessive"),
         (r"(?>ab)", "atomic"),
         (r"(a)?(?(1)b|c)", "conditional"),
-        (r"[\W_]", r"\W inside a character class"),
+        (r"[^\W_]", r"\W or \S inside a negated character class"),
         (r"(?x) a b", "RE2"),
         (r"a{1001}", "RE2"),
     ],
@@ -206,7 +209,7 @@ def test_matches__attribute_with_lone_surrogate__unusable_no_error() -> None:
 
 _ATOMS = st.sampled_from(
     ["a", "b", "é", ".", r"\d", r"\D", r"\w", r"\W", r"\s", r"\S", "[ab]", "[^a]", r"[\d.]",
-     r"[\w-]", r"[\s_]", "[é-ü]", r"\.", "_", "-", "1", "٣", " "]
+     r"[\w-]", r"[\s_]", "[é-ü]", r"\.", "_", "-", "1", "٣", " ", r"[\W_]", r"[a\S]", r"[\s\S]"]
 )  # fmt: skip
 _QUANT = st.sampled_from(["", "", "*", "+", "?", "{1,2}", "{,2}", "*?", "+?"])
 

@@ -189,3 +189,38 @@ def test_evaluate__surrogate_in_matched_attribute__condition_unusable_not_error(
         res = evaluate(rs, op, {"a": "a\ud800"})
         assert res.error_code is None, (op, res.error_message)
         assert res.variant in ("on", "off")
+
+
+@pytest.mark.parametrize(
+    ("mutate", "path"),
+    [
+        (lambda d: d["flags"]["s"]["variants"].update(x="a\ud800"), '$.flags["s"].variants["x"]'),
+        (lambda d: d["flags"]["s"]["variants"].update({"\udfff": "v"}),
+         '$.flags["s"].variants["\\udfff"]'),
+        (lambda d: d["flags"]["o"]["variants"].update(x={"k": ["\ud800"]}),
+         '$.flags["o"].variants["x"]["k"][0]'),
+        (lambda d: d["flags"]["o"]["variants"].update(x={"\ud800": 1}),
+         '$.flags["o"].variants["x"]'),
+        (lambda d: d["flags"]["s"].update(metadata={"owner": "\ud800"}),
+         '$.flags["s"].metadata["owner"]'),
+    ],
+)  # fmt: skip
+def test_parse__served_text_not_encodable__parse_error_with_path(mutate: Any, path: str) -> None:
+    """Whatever is served (variant names and values, metadata) must have a UTF-8 form, or
+    every response carrying it fails to encode (a 500 in OFREP, a crash in flagapp-eval)."""
+    from openfeature_provider.engine import ParseError
+
+    doc: dict[str, Any] = {
+        "format": 1,
+        "environment": "t",
+        "version": 1,
+        "flags": {
+            "s": {"kind": "string", "enabled": True, "variants": {"v": "V"}},
+            "o": {"kind": "object", "enabled": True, "variants": {"v": {}}},
+        },
+    }
+    mutate(doc)
+    with pytest.raises(ParseError) as info:
+        parse_ruleset(doc)
+    assert info.value.path == path
+    assert "lone surrogate" in info.value.message
