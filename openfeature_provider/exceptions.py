@@ -9,6 +9,7 @@ from the *class* of the error, so the classes below are the whole vocabulary:
     │   └── RateLimited          429 with the server's Retry-After
     ├── AuthenticationError      401/403: the SDK key is missing, unknown or revoked (fatal)
     ├── InvalidSnapshot          the body is not JSON or fails ruleset validation (rejected whole)
+    ├── ResponseTooLarge         the body is over ``max_response_bytes`` (not read further)
     └── UnexpectedResponse       any other status (404 from a wrong URL, 400, ...)
 
 Transient errors lead to PROVIDER_STALE once the staleness window has passed; the others to
@@ -24,6 +25,7 @@ __all__ = [
     "FlagappProviderError",
     "InvalidSnapshot",
     "RateLimited",
+    "ResponseTooLarge",
     "SourceError",
     "SourceUnavailable",
     "UnexpectedResponse",
@@ -71,6 +73,19 @@ class AuthenticationError(SourceError):
 
 class InvalidSnapshot(SourceError):
     """The document is not JSON, not format v1, or fails validation; it is rejected whole."""
+
+
+class ResponseTooLarge(SourceError):
+    """The response body is over the client's ``max_response_bytes`` (decoded size).
+
+    Reading stops at the cap, before anything is parsed: a bogus or hostile reply costs at most
+    the cap in memory. Not transient from the client's side (the same server answer would be
+    just as large), so it is reported as PROVIDER_ERROR; retries continue with backoff.
+    """
+
+    def __init__(self, message: str, limit: int) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class UnexpectedResponse(SourceError):

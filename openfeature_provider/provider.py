@@ -49,7 +49,11 @@ from openfeature_provider.lkg import LastKnownGood
 from openfeature_provider.remote import PollingSource, StreamingSource
 from openfeature_provider.sources import FileSource, SnapshotSource
 from openfeature_provider.tracking import EventBuffer, EventSender
-from openfeature_provider.transport import RulesetClient
+from openfeature_provider.transport import (
+    DEFAULT_FETCH_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    RulesetClient,
+)
 
 __all__ = ["PROVIDER_NAME", "FlagappProvider"]
 
@@ -111,6 +115,8 @@ class FlagappProvider(AbstractProvider):
         poll_interval: float = 30.0,
         connect_timeout: float = 3.0,
         read_timeout: float = 5.0,
+        fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         init_timeout: float = 5.0,
         stale_after: float = 120.0,
         backoff_base: float = 0.5,
@@ -139,6 +145,8 @@ class FlagappProvider(AbstractProvider):
                 "poll_interval": poll_interval,
                 "connect_timeout": connect_timeout,
                 "read_timeout": read_timeout,
+                "fetch_timeout": fetch_timeout,
+                "max_response_bytes": max_response_bytes,
                 "backoff_base": backoff_base,
                 "backoff_max": backoff_max,
             }
@@ -169,7 +177,11 @@ class FlagappProvider(AbstractProvider):
                 post = remote.client.post_events
             else:  # a custom source that still reports events to a flag server
                 self._event_client = RulesetClient(
-                    url, sdk_key, connect_timeout=connect_timeout, read_timeout=read_timeout
+                    url,
+                    sdk_key,
+                    connect_timeout=connect_timeout,
+                    read_timeout=read_timeout,
+                    fetch_timeout=fetch_timeout,
                 )
                 post = self._event_client.post_events
         self.events: EventBuffer | None = EventBuffer(event_capacity) if post else None

@@ -23,7 +23,12 @@ from openfeature_provider.exceptions import (
     SourceError,
     UnexpectedResponse,
 )
-from openfeature_provider.transport import RulesetClient, iter_sse
+from openfeature_provider.transport import (
+    DEFAULT_FETCH_TIMEOUT,
+    DEFAULT_MAX_RESPONSE_BYTES,
+    RulesetClient,
+    iter_sse,
+)
 
 __all__ = ["Backoff", "PollingSource", "StreamingSource"]
 
@@ -75,6 +80,8 @@ class _RemoteSource:
         poll_interval: float = 30.0,
         connect_timeout: float = 3.0,
         read_timeout: float = 5.0,
+        fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         client: RulesetClient | None = None,
@@ -88,6 +95,8 @@ class _RemoteSource:
             sdk_key,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
+            fetch_timeout=fetch_timeout,
+            max_response_bytes=max_response_bytes,
             transport=transport,
         )
         self.backoff = Backoff(backoff_base, max(backoff_base, backoff_max))

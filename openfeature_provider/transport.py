@@ -12,9 +12,10 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -23,12 +24,15 @@ from openfeature_provider.exceptions import (
     AuthenticationError,
     InvalidSnapshot,
     RateLimited,
+    ResponseTooLarge,
     SourceError,
     SourceUnavailable,
     UnexpectedResponse,
 )
 
 __all__ = [
+    "DEFAULT_FETCH_TIMEOUT",
+    "DEFAULT_MAX_RESPONSE_BYTES",
     "EVENTS_PATH",
     "RULESET_PATH",
     "STREAM_PATH",
@@ -43,6 +47,13 @@ RULESET_PATH = "/sdk/v1/ruleset"
 STREAM_PATH = "/sdk/v1/stream"
 EVENTS_PATH = "/sdk/v1/events"
 USER_AGENT = "flagapp-openfeature-python/0.1"
+
+#: Total seconds for one ruleset fetch or event post: connect, headers and the whole body.
+DEFAULT_FETCH_TIMEOUT: Final = 30.0
+#: Largest ruleset body read (decoded size): 10,000 flags are about 3 MiB.
+DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
+#: Replies the protocol keeps small (errors, the events answer): read at most this much.
+_SMALL_REPLY_BYTES: Final = 64 * 1024
 
 logger = logging.getLogger("flagapp.provider")
 
@@ -83,6 +94,62 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
     if status >= 500:
         raise SourceUnavailable(f"{what}: server error {status}")
     raise UnexpectedResponse(f"{what}: unexpected status {status}", status)
+
+
+class _Deadline:
+    """The total deadline of one request: at expiry the request's socket is shut down.
+
+    httpx's timeouts are per operation (connect, each read), so a reply trickling in a byte at
+    a time never trips them. This watchdog learns the request's socket from httpcore's
+    ``trace`` extension (the client opens a fresh connection per request, so every request
+    reports one) and shuts it down when the deadline passes, which makes the blocked read
+    return; ``expired`` then tells the caller why. Reading loops also check ``passed()``
+    between chunks, which covers transports without a socket (tests' MockTransport).
+    """
+
+    __slots__ = ("_lock", "_sock", "_timer", "at", "expired", "seconds")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.at = time.monotonic() + seconds
+        self.expired = False
+        self._sock: socket.socket | None = None
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self.fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def passed(self) -> bool:
+        return self.expired or time.monotonic() >= self.at
+
+    def trace(self, name: str, info: dict[str, Any]) -> None:
+        if name not in ("connection.connect_tcp.complete", "connection.start_tls.complete"):
+            return
+        stream = info.get("return_value")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return
+        with self._lock:
+            self._sock = sock
+            expired = self.expired
+        if expired:
+            _shutdown(sock)
+
+    def fire(self) -> None:
+        """Expire now (the timer's action; also how ``interrupt_stream`` cuts a request)."""
+        with self._lock:
+            self.expired = True
+            sock = self._sock
+        if sock is not None:
+            _shutdown(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,25 +212,38 @@ class RulesetClient:
         *,
         connect_timeout: float = 3.0,
         read_timeout: float = 5.0,
+        fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not url:
             raise ValueError("url is required")
         if not sdk_key:
             raise ValueError("sdk_key is required")
+        if fetch_timeout <= 0:
+            raise ValueError("fetch_timeout must be positive")
+        if max_response_bytes < 1:
+            raise ValueError("max_response_bytes must be at least 1")
         self.base_url = url.rstrip("/")
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
+        self.fetch_timeout = fetch_timeout
+        self.max_response_bytes = max_response_bytes
         self._client = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {sdk_key}", "User-Agent": USER_AGENT},
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            # A fresh connection per request, so the deadline watchdog always learns the
+            # socket it must cut. Costs nothing in practice: polls are further apart than
+            # servers keep idle connections (uvicorn: 5 s).
+            limits=httpx.Limits(max_keepalive_connections=0),
             follow_redirects=False,
             transport=transport,
         )
         #: The snapshot this client last accepted; its etag goes into If-None-Match.
         self.current: Ruleset | None = None
         self._stream_response: httpx.Response | None = None
+        self._inflight: set[_Deadline] = set()  # requests under way (cut by interrupt_stream)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -177,36 +257,110 @@ class RulesetClient:
         headers = {"Accept": "application/json"}
         if self.current is not None:
             headers["If-None-Match"] = format_etag(self.current.etag)
-        try:
-            response = self._client.get(RULESET_PATH, headers=headers)
-        except httpx.TimeoutException as exc:
-            raise SourceUnavailable(f"ruleset: timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(f"ruleset: {type(exc).__name__}: {exc}") from exc
-        if response.status_code == 304:
+        status, response_headers, body = self._request(
+            "GET", RULESET_PATH, "ruleset", headers, None, self.max_response_bytes
+        )
+        if status == 304:
             if self.current is None:
                 raise UnexpectedResponse("ruleset: 304 without a prior snapshot", 304)
             return self.current, False
-        if response.status_code != 200:
-            raise_for_status(response, "ruleset")
-        ruleset = self._decode(response)
+        if status != 200:
+            raise_for_status(httpx.Response(status, headers=response_headers), "ruleset")
+        ruleset = self._decode(body, response_headers)
         changed = self.current is None or self.current.etag != ruleset.etag
         self.current = ruleset
         return ruleset, changed
 
-    @staticmethod
-    def _decode(response: httpx.Response) -> Ruleset:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        what: str,
+        headers: dict[str, str],
+        content: bytes | None,
+        max_bytes: int,
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """One request within ``fetch_timeout`` in total; the body read up to ``max_bytes``.
+
+        Returns (status, headers, body). Raises SourceUnavailable (unreachable, timed out,
+        connection broken) or ResponseTooLarge.
+        """
+        deadline = _Deadline(self.fetch_timeout)
+        with self._lock:
+            if self._closed:
+                deadline.cancel()
+                raise SourceUnavailable(f"{what}: client closed")
+            self._inflight.add(deadline)
         try:
-            doc = json.loads(response.content)
+            request = self._client.build_request(
+                method, path, headers=headers, content=content, extensions={"trace": deadline.trace}
+            )
+            response = self._client.send(request, stream=True)
+            try:
+                body = self._read_capped(response, deadline, what, max_bytes)
+            finally:
+                response.close()
+        except SourceError:
+            raise
+        except httpx.HTTPError as exc:
+            if deadline.passed():
+                raise self._timed_out(what) from exc
+            if isinstance(exc, httpx.TimeoutException):
+                raise SourceUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
+            raise SourceUnavailable(f"{what}: {type(exc).__name__}: {exc}") from exc
+        finally:
+            deadline.cancel()
+            with self._lock:
+                self._inflight.discard(deadline)
+        return response.status_code, response.headers, body
+
+    def _timed_out(self, what: str) -> SourceUnavailable:
+        return SourceUnavailable(
+            f"{what}: timed out: no complete response within {self.fetch_timeout:g}s"
+            " (fetch_timeout)"
+        )
+
+    def _read_capped(
+        self, response: httpx.Response, deadline: _Deadline, what: str, max_bytes: int
+    ) -> bytes:
+        """The decoded body, refusing more than ``max_bytes`` and stopping at the deadline."""
+        length = response.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > max_bytes:
+            raise self._too_large(what, max_bytes, f"Content-Length {length}")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > max_bytes:
+                raise self._too_large(what, max_bytes, "more bytes than that")
+            if deadline.passed():
+                raise self._timed_out(what)
+        if deadline.expired:  # the watchdog cut the connection at a chunk boundary
+            raise self._timed_out(what)
+        return bytes(body)
+
+    @staticmethod
+    def _too_large(what: str, max_bytes: int, seen: str) -> ResponseTooLarge:
+        return ResponseTooLarge(
+            f"{what}: response body over {max_bytes} bytes ({seen}); not read further"
+            " (max_response_bytes)",
+            max_bytes,
+        )
+
+    @staticmethod
+    def _decode(content: bytes, headers: httpx.Headers) -> Ruleset:
+        try:
+            doc = json.loads(content)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidSnapshot(f"ruleset: body is not JSON ({exc})") from exc
+        except RecursionError as exc:  # deeper than any valid document can be
+            raise InvalidSnapshot("ruleset: body is not JSON (nested too deep)") from exc
         try:
             ruleset = parse_ruleset(doc)
         except ParseError as exc:
             raise InvalidSnapshot(f"ruleset rejected: {exc}") from exc
         except Exception as exc:  # the parser's contract is ParseError; be safe anyway
             raise InvalidSnapshot(f"ruleset rejected: {type(exc).__name__}: {exc}") from exc
-        header = parse_etag(response.headers.get("ETag"))
+        header = parse_etag(headers.get("ETag"))
         if header is not None and header != ruleset.etag:
             logger.warning(
                 "flagapp: ETag header %r differs from the snapshot etag %r; using the body's",
@@ -230,7 +384,8 @@ class RulesetClient:
         try:
             with self._client.stream("GET", STREAM_PATH, headers=headers, timeout=timeout) as resp:
                 if resp.status_code != 200:
-                    resp.read()
+                    for _chunk in resp.iter_bytes():  # drain a little, never a huge body
+                        break
                     raise_for_status(resp, "stream")
                 ctype = resp.headers.get("Content-Type", "")
                 if not ctype.startswith("text/event-stream"):
@@ -252,9 +407,15 @@ class RulesetClient:
             raise SourceUnavailable(f"stream: {type(exc).__name__}: {exc}") from exc
 
     def interrupt_stream(self) -> None:
-        """Make a blocked stream read return now (shutting the socket down wakes ``recv``)."""
+        """Make a blocked stream read, and any request under way, return now.
+
+        Shutting a socket down wakes a ``recv`` blocked on it in another thread.
+        """
         with self._lock:
             resp = self._stream_response
+            inflight = list(self._inflight)
+        for deadline in inflight:
+            deadline.fire()
         if resp is None:
             return
         stream = resp.extensions.get("network_stream")
@@ -266,20 +427,18 @@ class RulesetClient:
     # -- POST /sdk/v1/events ----------------------------------------------------------------
     def post_events(self, body: bytes) -> int:
         """POST one batch; returns the server's ``accepted`` count. Raises SourceError."""
+        status, headers, reply = self._request(
+            "POST",
+            EVENTS_PATH,
+            "events",
+            {"Content-Type": "application/json", "Accept": "application/json"},
+            body,
+            _SMALL_REPLY_BYTES,
+        )
+        if status not in (200, 202):
+            raise_for_status(httpx.Response(status, headers=headers), "events")
         try:
-            response = self._client.post(
-                EVENTS_PATH,
-                content=body,
-                headers={"Content-Type": "application/json", "Accept": "application/json"},
-            )
-        except httpx.TimeoutException as exc:
-            raise SourceUnavailable(f"events: timed out ({type(exc).__name__})") from exc
-        except httpx.HTTPError as exc:
-            raise SourceUnavailable(f"events: {type(exc).__name__}: {exc}") from exc
-        if response.status_code not in (200, 202):
-            raise_for_status(response, "events")
-        try:
-            accepted = response.json().get("accepted", 0)
+            accepted = json.loads(reply).get("accepted", 0)
         except Exception:
             accepted = 0
         return accepted if isinstance(accepted, int) else 0

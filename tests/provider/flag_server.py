@@ -33,6 +33,13 @@ class Scripted:
     body: bytes | None = None  # None: the current ruleset
     delay: float = 0.0
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: Seconds between bytes: the whole reply (status line, headers, body) trickles out one
+    #: byte at a time, the slow-drip case a per-read timeout never catches.
+    drip: float = 0.0
+    drip_headers: bool = True  # False: status line and headers at once, then the body drips
+    #: Send the body with Transfer-Encoding: chunked (no Content-Length), in pieces of this
+    #: many bytes: what a proxy streaming an unknown-length body looks like.
+    chunked: int = 0
 
 
 @dataclass
@@ -260,6 +267,14 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(step.delay)
         if not self._auth():
             return
+        if step is not None and step.drip:
+            body = step.body if step.body is not None else json.dumps(state.doc).encode()
+            self._drip(step.status, body, step.drip, step.drip_headers)
+            return
+        if step is not None and step.chunked:
+            body = step.body if step.body is not None else json.dumps(state.doc).encode()
+            self._chunked(step.status, body, step.chunked)
+            return
         if step is not None and (step.status != 200 or step.body is not None):
             self._reply(step.status, step.body or b"", step.headers)
             return
@@ -269,6 +284,44 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(304, b"", {"ETag": etag})
             return
         self._reply(200, json.dumps(doc).encode(), {"ETag": etag, "Cache-Control": "no-cache"})
+
+    def _drip(self, status: int, body: bytes, interval: float, headers: bool) -> None:
+        """The whole reply one byte at a time; stops when the client hangs up or we stop."""
+        head = (
+            f"HTTP/1.1 {status} OK\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.close_connection = True
+        closing = self.server_state._closing
+        data = head + body
+        try:
+            if not headers:
+                self.wfile.write(head)
+                self.wfile.flush()
+                data = body
+            for i in range(len(data)):
+                if closing.wait(interval):
+                    return
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+        except OSError:
+            pass
+
+    def _chunked(self, status: int, body: bytes, size: int) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            view = memoryview(body)
+            for start in range(0, len(body), size):
+                piece = view[start : start + size]
+                self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            pass
 
     def _stream(self) -> None:
         state = self.server_state
