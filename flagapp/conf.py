@@ -109,6 +109,9 @@ DEFAULTS: dict[str, Any] = {
     # POST /sdk/v1/events: largest body (bytes, else 413) and most events per batch.
     "EVENTS_MAX_BODY_BYTES": 1_048_576,
     "EVENTS_MAX_BATCH": 1000,
+    # Seconds an X-Flagapp-Batch-Id is remembered per SDK key (a retry within it is stored
+    # once); older ids are pruned.
+    "EVENTS_BATCH_ID_RETENTION": 7 * 24 * 3600,
     # Recent evaluation contexts kept per environment for the blast-radius preview.
     "CONTEXT_SAMPLE_SIZE": 1000,
     # Share of in-process evaluations whose context is offered to the sample (0..1).
@@ -130,6 +133,12 @@ DEFAULTS: dict[str, Any] = {
     # Blast-radius preview: at most this many recent contexts, and this many examples.
     "BLAST_RADIUS_SAMPLE": 1000,
     "BLAST_RADIUS_EXAMPLES": 5,
+    # Each SDK key's contexts make up at most this share of BLAST_RADIUS_SAMPLE (and of the
+    # stored sample, CONTEXT_SAMPLE_SIZE): one key holder cannot rig a preview.
+    "BLAST_RADIUS_MAX_SOURCE_SHARE": 0.2,
+    # Sources the preview samples: None = all; else a list of "in-process" and/or SDK key
+    # public ids (or "sdk:<public id>") whose posted contexts are trusted.
+    "BLAST_RADIUS_SOURCES": None,
     # flagapp_code_refs: {name: regex with a (?P<key>...) group} or a list of regexes
     # (None: flagapp.governance.coderefs.DEFAULT_PATTERNS), file extensions scanned (None:
     # the defaults) and keys exempt from the dead/unknown checks.

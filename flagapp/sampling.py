@@ -11,14 +11,26 @@ written to the database by :func:`flush`, which :func:`offer` triggers at most e
 ``SAMPLING_FLUSH_SECONDS`` (outside an event loop only) and which a periodic task may call.
 Nothing here ever raises into the caller: losing a sample is better than failing a request.
 
-The stored sample is bounded per environment (``CONTEXT_SAMPLE_SIZE``): a flush inserts
-the new rows and deletes the oldest beyond the bound.
+The stored sample is bounded per environment and source: in-process evaluations keep at
+most ``CONTEXT_SAMPLE_SIZE`` rows, each SDK key at most its share of it
+(``BLAST_RADIUS_MAX_SOURCE_SHARE``), so one key posting many crafted exposures cannot push
+the server's own samples out (a write deletes the oldest rows of its source beyond the
+bound). Every row carries its source (``"in-process"`` or ``"sdk:<public id>"``) and its
+targeting key; :func:`preview_sample` deduplicates per targeting key, caps each SDK key's
+share and can be restricted to trusted sources (``BLAST_RADIUS_SOURCES``).
+
+Statistics are never silently lost: a context the database could not store (``NaN``, a NUL
+character, a value JSON cannot encode, nesting deeper than ``SDK_JSON_MAX_DEPTH``) loses its
+sample only (counted in :func:`dropped_samples`), never the evaluation counts; a flush that
+fails (database down) puts its counts back for the next flush.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import math
 import random
 import threading
 import time
@@ -33,7 +45,9 @@ from django.utils import timezone
 from flagapp.conf import settings
 
 __all__ = [
+    "IN_PROCESS",
     "Sample",
+    "dropped_samples",
     "evaluation_stats",
     "flush",
     "fold_counts",
@@ -50,6 +64,9 @@ logger = logging.getLogger("flagapp.sampling")
 # Contexts buffered per process between flushes, at most (the oldest are dropped).
 _BUFFER_MAX = 5000
 
+#: The source of contexts from this server's own evaluations (in-process and OFREP).
+IN_PROCESS = "in-process"
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -58,6 +75,7 @@ class Sample:
     variant: str
     context: Mapping[str, Any]
     at: datetime
+    source: str = IN_PROCESS
 
 
 _lock = threading.Lock()
@@ -65,6 +83,7 @@ _buffer: deque[Sample] = deque(maxlen=_BUFFER_MAX)
 _counts: dict[tuple[str, str], list[Any]] = {}  # (env, flag) -> [count, last datetime]
 _last_flush = time.monotonic()
 _flushing = threading.Lock()
+_dropped = 0  # samples dropped because the database could not store them
 
 
 def offer(env_key: str, flag_key: str, context: Mapping[str, Any] | None, variant: Any) -> None:
@@ -91,14 +110,16 @@ def record(
     samples: Iterable[tuple[str, str, Mapping[str, Any] | None, datetime]],
     *,
     counts: Mapping[str, tuple[int, datetime]] | None = None,
+    source: str = IN_PROCESS,
 ) -> None:
     """Store contexts and counts reported by an SDK (already validated) right away.
 
     ``samples`` are ``(flag_key, variant, context, at)``; ``counts`` maps a flag key to
-    ``(evaluations, last_evaluated_at)``.
+    ``(evaluations, last_evaluated_at)``; ``source`` is ``"sdk:<public id>"`` for events.
+    Database errors propagate (the events view stores a batch in one transaction).
     """
     rows = [
-        Sample(env_key, flag_key, variant, dict(ctx), at)
+        Sample(env_key, flag_key, variant, dict(ctx), at, source)
         for flag_key, variant, ctx, at in samples
         if ctx
     ]
@@ -140,42 +161,92 @@ def _take() -> tuple[list[Sample], dict[tuple[str, str], list[Any]]]:
 
 
 def flush() -> int:
-    """Write buffered samples and counts of this process; return how many samples."""
+    """Write buffered samples and counts of this process; return how many samples.
+
+    All or nothing, in one transaction: when the write fails (database down) the counts are
+    put back for the next flush (the samples are dropped: they are a sample).
+    """
+    from django.db import transaction
+
     if not _flushing.acquire(blocking=False):
         return 0
     try:
         samples, counts = _take()
-        if samples or counts:
-            _write(samples, counts)
-        return len(samples)
-    except Exception:
-        logger.exception("flagapp.sampling.flush failed; dropped one batch")
-        return 0
+        if not (samples or counts):
+            return 0
+        try:
+            with transaction.atomic():
+                written = _write(samples, counts)
+        except Exception:
+            _put_back(counts)
+            logger.exception(
+                "flagapp.sampling.flush failed; %d samples dropped, counts kept for the next flush",
+                len(samples),
+            )
+            return 0
+        return written
     finally:
         _flushing.release()
 
 
-def _write(samples: list[Sample], counts: Mapping[tuple[str, str], list[Any]]) -> None:
+def _put_back(counts: Mapping[tuple[str, str], list[Any]]) -> None:
+    with _lock:
+        for pair, (n, at) in counts.items():
+            slot = _counts.setdefault(pair, [0, at])
+            slot[0] += n
+            slot[1] = max(slot[1], at)
+
+
+def _storable(context: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The context as the database will store it, or None when it cannot be stored."""
+    from flagapp.sdk.limits import find_problem
+
+    try:
+        plain = json.loads(json.dumps(dict(context), allow_nan=False))
+    except (TypeError, ValueError, RecursionError):
+        return None
+    if find_problem(plain, "") is not None:
+        return None
+    return dict(plain)
+
+
+def dropped_samples() -> int:
+    """Samples this process dropped because the database could not store their context."""
+    return _dropped
+
+
+def _targeting_key(context: Mapping[str, Any]) -> str:
+    value = context.get("targetingKey")
+    return value[:200] if isinstance(value, str) else ""
+
+
+def _write(samples: list[Sample], counts: Mapping[tuple[str, str], list[Any]]) -> int:
+    global _dropped
     from flagapp.models import ContextSample, Environment
 
     env_keys = {s.environment_key for s in samples} | {env for env, _ in counts}
     if not env_keys:
-        return
+        return 0
     env_ids = dict(Environment.objects.filter(key__in=env_keys).values_list("key", "id"))
-    rows = [
-        ContextSample(
-            environment_id=env_ids[s.environment_key],
-            context=dict(s.context),
-            flag_key=s.flag_key[:200],
-            variant=s.variant[:200],
-            recorded_at=s.at,
+    rows = []
+    for s in samples:
+        if s.environment_key not in env_ids:
+            continue
+        context = _storable(s.context)
+        if context is None:
+            _dropped += 1
+            continue
+        rows.append(
+            ContextSample(
+                environment_id=env_ids[s.environment_key],
+                context=context,
+                flag_key=s.flag_key[:200],
+                variant=s.variant[:200],
+                targeting_key=_targeting_key(context),
+                source=s.source[:40],
+                recorded_at=s.at,
+            )
         )
-        for s in samples
-        if s.environment_key in env_ids
-    ]
-    if rows:
-        ContextSample.objects.bulk_create(rows)
-        _trim({r.environment_id for r in rows})
     fold_counts(
         {
             (env_ids[env], flag): (int(n), at)
@@ -183,21 +254,35 @@ def _write(samples: list[Sample], counts: Mapping[tuple[str, str], list[Any]]) -
             if env in env_ids
         }
     )
+    if rows:
+        ContextSample.objects.bulk_create(rows)
+        _trim({(r.environment_id, r.source) for r in rows})
+    return len(rows)
 
 
-def _trim(env_ids: Iterable[int]) -> None:
+def _source_bound(source: str) -> int:
+    size = int(settings.CONTEXT_SAMPLE_SIZE)
+    if source == IN_PROCESS:
+        return size
+    share = float(settings.BLAST_RADIUS_MAX_SOURCE_SHARE)
+    return max(1, math.ceil(size * share))
+
+
+def _trim(pairs: Iterable[tuple[int, str]]) -> None:
     from flagapp.models import ContextSample
 
-    size = int(settings.CONTEXT_SAMPLE_SIZE)
-    for env_id in env_ids:
+    for env_id, source in pairs:
+        size = _source_bound(source)
         boundary = (
-            ContextSample.objects.filter(environment_id=env_id)
+            ContextSample.objects.filter(environment_id=env_id, source=source)
             .order_by("-id")
             .values_list("id", flat=True)[size : size + 1]
         )
         cutoff = next(iter(boundary), None)
         if cutoff is not None:
-            ContextSample.objects.filter(environment_id=env_id, id__lte=cutoff).delete()
+            ContextSample.objects.filter(
+                environment_id=env_id, source=source, id__lte=cutoff
+            ).delete()
 
 
 def fold_counts(counts: Mapping[tuple[int, str], tuple[int, datetime]]) -> None:

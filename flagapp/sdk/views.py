@@ -261,12 +261,17 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
 @require_POST
 @survives_database_outage
 def events(request: HttpRequest) -> HttpResponse:
-    """Batched tracking, exposure and evaluation events (validated, bounded, stored)."""
+    """Batched tracking, exposure and evaluation events: validated per event, stored in one
+    transaction, once per ``X-Flagapp-Batch-Id`` (``flagapp.sdk.events``)."""
     info = authorize(request, "events")
     if isinstance(info, HttpResponse):
         return info
     from flagapp.sdk import events as events_module
 
+    batch_id = request.headers.get("X-Flagapp-Batch-Id")
+    if batch_id is not None and not events_module.valid_batch_id(batch_id):
+        message = "X-Flagapp-Batch-Id must be 1 to 64 characters of A-Z, a-z, 0-9, _ or -"
+        return json_response({"errors": [message]}, 400)
     body = read_capped(request)
     if isinstance(body, HttpResponse):
         return body
@@ -276,6 +281,14 @@ def events(request: HttpRequest) -> HttpResponse:
         return json_response({"errors": [str(exc)]}, 413)
     except events_module.Invalid as exc:
         return json_response({"errors": [str(exc)]}, 400)
-    accepted = events_module.store(info.environment_key, batch)
-    rejected = [{"index": index, "error": error} for index, error in batch.rejected]
-    return json_response({"accepted": accepted, "rejected": rejected}, status=202)
+    answer, replayed = events_module.store(
+        info.environment_key,
+        batch,
+        key_id=info.key_id,
+        source=f"sdk:{info.public_id}",
+        batch_id=batch_id,
+    )
+    response = json_response(answer, status=202)
+    if replayed:
+        response["X-Flagapp-Batch-Replayed"] = "true"
+    return response
