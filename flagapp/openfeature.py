@@ -180,14 +180,13 @@ def with_overrides(base: Ruleset | None, active: dict[str, Any], env_key: str) -
         doc = dict(base.raw)
         flags = dict(doc.get("flags") or {})
     else:
-        doc = {
-            "format": 1,
-            "environment": env_key,
-            "version": base.version if base is not None else 0,
-            "etag": base.etag if base is not None else "override",
-            "flags": {},
-            "segments": {},
-        }
+        from .documents import envelope
+
+        doc = envelope(
+            environment=env_key,
+            version=base.version if base is not None else 0,
+            etag=base.etag if base is not None else "override",
+        )
         flags = {}
     for key, value in active.items():
         flags[key] = {

@@ -17,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from flagapp.documents import rules_as_dicts
 from flagapp.models import FlagKind, FlagState, FlagType, Risk
 
 __all__ = [
@@ -162,15 +163,7 @@ class FlagStateSerializer(serializers.Serializer[Any]):
 
     def to_representation(self, instance: FlagState) -> dict[str, Any]:
         data = super().to_representation(instance)
-        data["rules"] = [
-            {
-                "id": r.rule_id,
-                "description": r.description,
-                "when": r.conditions,
-                "serve": r.serve,
-            }
-            for r in sorted(instance.rules.all(), key=lambda r: (r.order, r.pk))
-        ]
+        data["rules"] = rules_as_dicts(instance)
         data["version"] = instance.version
         return data
 

@@ -96,7 +96,9 @@ def _as_ruleset(doc: Ruleset | Mapping[str, Any] | None, environment: str) -> Ru
     if isinstance(doc, Ruleset):
         return doc
     if doc is None:
-        doc = {"format": 1, "environment": environment, "version": 0, "etag": "", "flags": {}}
+        from flagapp.documents import envelope
+
+        doc = envelope(environment=environment)
     return parse_ruleset(doc)
 
 

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
+from flagapp.documents import state_dict
 from flagapp.exceptions import (
     ApprovalRequired,
     ChangeNotPermitted,
@@ -126,8 +127,8 @@ def preview(change: Mapping[str, Any], *, contexts: Any = None) -> BlastRadius |
     is previewed in every environment and the counts are added up.
     """
     from flagapp import services
+    from flagapp.documents import compile_environment
     from flagapp.models import Environment
-    from flagapp.snapshot import compile_environment
 
     flag, environment = _objects(change)
     environments = [environment] if environment else list(Environment.objects.all())
@@ -156,8 +157,9 @@ def radius_since_published(
     inside this transaction (with the unpublished change). The admin uses it to show a
     direct change's blast radius before the user confirms it. None when the flag's
     outcome cannot change (no environment)."""
+    from flagapp.documents import compile_environment
     from flagapp.models import Environment
-    from flagapp.snapshot import compile_environment, latest
+    from flagapp.publishing import latest
 
     envs = list(environments) if environments is not None else list(Environment.objects.all())
     if not envs:
@@ -433,20 +435,7 @@ def _current_values(cr: ChangeRequest) -> tuple[dict[str, Any], int | None]:
         )
         if state is None:
             return values, None
-        values = {
-            "enabled": state.enabled,
-            "fallthrough": state.fallthrough,
-            "prerequisites": state.prerequisites,
-            "rules": [
-                {
-                    "id": r.rule_id,
-                    "description": r.description,
-                    "when": r.conditions,
-                    "serve": r.serve,
-                }
-                for r in sorted(state.rules.all(), key=lambda r: (r.order, r.pk))
-            ],
-        }
+        values = state_dict(state)
         return values, state.version
     if cr.kind == "set_variants":
         return {"variants": list(cr.flag.variants.values("key", "value", "description"))}, None

@@ -103,10 +103,9 @@ def _state_row(plan: Any) -> Any:
 
 
 def _rules_of(state: Any) -> list[dict[str, Any]]:
-    return [
-        {"id": r.rule_id, "description": r.description, "when": r.conditions, "serve": r.serve}
-        for r in state.rules.order_by("order", "id")
-    ]
+    from flagapp.documents import rules_as_dicts
+
+    return rules_as_dicts(state)
 
 
 def _authorization(plan: Any) -> PlanAuthorization | None:

@@ -171,7 +171,7 @@ def parse_or_raise(
 
     ``field_map`` renames document keys to field names (``when`` -> ``conditions``).
     """
-    from flagapp.snapshot import parse
+    from flagapp.documents import parse
     from openfeature_provider.engine import ParseError
 
     try:

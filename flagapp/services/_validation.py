@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from flagapp.documents import envelope, flag_entry, segment_entry
 from flagapp.exceptions import FlagValidationError
-from flagapp.snapshot import FORMAT_VERSION, flag_entry, segment_entry
 
 from ._base import parse_or_raise
 
@@ -189,14 +189,11 @@ def validate_flag_in_environment(
         fallthrough=fallthrough,
         metadata={},
     )
-    document = {
-        "format": FORMAT_VERSION,
-        "environment": environment.key,
-        "version": 0,
-        "etag": "",
-        "flags": flags,
-        "segments": {s.key: segment_entry(s) for s in Segment.objects.all()},
-    }
+    document = envelope(
+        environment=environment.key,
+        flags=flags,
+        segments={s.key: segment_entry(s) for s in Segment.objects.all()},
+    )
     parse_or_raise(document, flag_key=flag_key, context=context)
 
 

@@ -35,6 +35,7 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.db import transaction
 
+from flagapp.documents import state_dict
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import Environment, Flag, FlagState, Segment
 from flagapp.services._base import UNSET
@@ -75,15 +76,7 @@ _ENV_KEYS = {"key", "name", "protected", "order"}
 
 
 def _state_doc(state: FlagState) -> dict[str, Any]:
-    return {
-        "enabled": state.enabled,
-        "fallthrough": state.fallthrough,
-        "prerequisites": list(state.prerequisites or []),
-        "rules": [
-            {"id": r.rule_id, "description": r.description, "when": r.conditions, "serve": r.serve}
-            for r in sorted(state.rules.all(), key=lambda r: (r.order, r.pk))
-        ],
-    }
+    return state_dict(state)
 
 
 def _flag_doc(flag: Flag, env_keys: set[str] | None) -> dict[str, Any]:
@@ -269,9 +262,9 @@ def import_config(
     ``from_environment``/``to_environment`` applies the document's states of one
     environment to another (promotion, e.g. staging -> production: only states are
     written then, flags and segments must exist or be in the document)."""
+    from flagapp.documents import compile_environment, parse
     from flagapp.exceptions import ApprovalRequired, ChangeNotPermitted, VersionConflict
     from flagapp.services._base import clean_reason
-    from flagapp.snapshot import compile_environment, parse
 
     reason = clean_reason(reason)
     errors = _shape_errors(doc)

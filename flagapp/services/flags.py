@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flagapp.conf import settings
+from flagapp.documents import envelope, flag_entry, rules_as_dicts
 from flagapp.exceptions import FlagValidationError, KeyReuseError
 from flagapp.models import (
     Environment,
@@ -249,16 +250,12 @@ def create_flag(
             rules=[],
         )
     else:
-        from flagapp.snapshot import FORMAT_VERSION, flag_entry
-
         from ._base import parse_or_raise
 
         parse_or_raise(
-            {
-                "format": FORMAT_VERSION,
-                "environment": "-",
-                "version": 0,
-                "flags": {
+            envelope(
+                environment="-",
+                flags={
                     key: flag_entry(
                         kind=kind,
                         enabled=False,
@@ -269,7 +266,7 @@ def create_flag(
                         metadata={},
                     )
                 },
-            },
+            ),
             flag_key=key,
         )
 
@@ -410,10 +407,7 @@ def _set_archived(
                 enabled=state.enabled,
                 fallthrough=state.fallthrough,
                 prerequisites=state.prerequisites,
-                rules=[
-                    {"id": r.rule_id, "when": r.conditions, "serve": r.serve}
-                    for r in state.rules.all()
-                ],
+                rules=rules_as_dicts(state),
                 context=f"in {state.environment.key}",
             )
     require_approval(
@@ -520,9 +514,7 @@ def set_variants(
             enabled=state.enabled,
             fallthrough=state.fallthrough,
             prerequisites=state.prerequisites,
-            rules=[
-                {"id": r.rule_id, "when": r.conditions, "serve": r.serve} for r in state.rules.all()
-            ],
+            rules=rules_as_dicts(state),
             context=f"in {state.environment.key}",
         )
     for other in (

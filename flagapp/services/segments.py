@@ -9,9 +9,9 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from flagapp.documents import envelope, segment_entry
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import Environment, Segment, TargetingRule
-from flagapp.snapshot import FORMAT_VERSION, segment_entry
 
 from ._base import (
     UNSET,
@@ -84,13 +84,7 @@ def _validate(segment_key: str, entry: dict[str, Any]) -> None:
     others = {s.key: segment_entry(s) for s in Segment.objects.exclude(key=segment_key)}
     others[segment_key] = entry
     parse_or_raise(
-        {
-            "format": FORMAT_VERSION,
-            "environment": "-",
-            "version": 0,
-            "flags": {},
-            "segments": others,
-        },
+        envelope(environment="-", segments=others),
         segment_key=segment_key,
         field_map=_FIELD_MAP,
     )

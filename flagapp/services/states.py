@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
+from flagapp.documents import rules_as_dicts
 from flagapp.exceptions import FlagValidationError, VersionConflict
 from flagapp.models import Environment, Flag, FlagState, TargetingRule
 from flagapp.policy import kill_switch_bypasses_approval, requires_approval
@@ -33,10 +34,7 @@ __all__ = ["set_flag_enabled", "update_flag_state"]
 
 
 def _rules_of(state: FlagState) -> list[dict[str, Any]]:
-    return [
-        {"id": r.rule_id, "description": r.description, "when": r.conditions, "serve": r.serve}
-        for r in state.rules.order_by("order", "id")
-    ]
+    return rules_as_dicts(state)
 
 
 def update_flag_state(

@@ -1,0 +1,247 @@
+"""The one ORM -> format-v1 document mapper.
+
+Why one module: the document a process evaluates, the document the services validate a
+proposed change against, the flags-as-code export, the change-request diff, the rollout
+controller's view of a state and the API's representation of rules must all describe a flag
+the same way. Each of them used to rebuild it; now each calls this module.
+
+- :data:`FORMAT_VERSION` — the only definition of the document format number.
+- :func:`envelope` — the top-level document (``format``, ``environment``, ``version``,
+  ``etag``, ``flags``, ``segments``).
+- :func:`flag_entry`, :func:`segment_entry` / :func:`segment_doc`, :func:`metadata` — one
+  flag / one segment / a flag's metadata from plain values.
+- :func:`rule_dict`, :func:`rules_as_dicts` — "a state's rules as dicts"
+  (``{"id", "description", "when", "serve"}``, in evaluation order).
+- :func:`state_dict` — a flag state (enabled, fallthrough, prerequisites, rules) as a dict.
+- :func:`compile_environment` — a whole environment from the ORM (five queries).
+- :func:`canonical_json`, :func:`compute_etag`, :func:`parse` — the content hash and the
+  engine's validation of a document.
+
+Publishing (storing, caching, announcing) is :mod:`flagapp.publishing`'s job, not this one's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from openfeature_provider.engine.types import Ruleset
+
+    from .models import Environment, FlagState, Segment, TargetingRule
+
+__all__ = [
+    "FORMAT_VERSION",
+    "canonical_json",
+    "compile_environment",
+    "compute_etag",
+    "envelope",
+    "flag_entry",
+    "metadata",
+    "parse",
+    "rule_dict",
+    "rules_as_dicts",
+    "segment_doc",
+    "segment_entry",
+    "state_dict",
+]
+
+#: The format number of every document this module builds (the engine's ``format: 1``).
+FORMAT_VERSION = 1
+
+
+def canonical_json(value: Any) -> str:
+    """Deterministic JSON: sorted keys, no whitespace, UTF-8 kept. Lists keep their order
+    (rollout weights are ordered on purpose)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def compute_etag(flags: Mapping[str, Any], segments: Mapping[str, Any]) -> str:
+    """``"sha256:<hex>"`` of the canonical JSON of the flags and segments: equal content,
+    equal ETag, whatever the version number."""
+    payload = canonical_json({"flags": flags, "segments": segments}).encode("utf-8")
+    return "sha256:" + hashlib.sha256(payload).hexdigest()
+
+
+def parse(document: Mapping[str, Any]) -> Ruleset:
+    """Validate a document with the engine's parser (raises ``ParseError``)."""
+    from openfeature_provider.engine import parse_ruleset
+
+    return parse_ruleset(document)
+
+
+def envelope(
+    *,
+    environment: str,
+    flags: Mapping[str, Any] | None = None,
+    segments: Mapping[str, Any] | None = None,
+    version: int = 0,
+    etag: str | None = "",
+) -> dict[str, Any]:
+    """The top-level format-v1 document. ``etag=None`` computes the content hash; the
+    default ``""`` is for documents that are only validated, never published."""
+    flags = dict(flags or {})
+    segments = dict(segments or {})
+    return {
+        "format": FORMAT_VERSION,
+        "environment": environment,
+        "version": version,
+        "etag": compute_etag(flags, segments) if etag is None else etag,
+        "flags": flags,
+        "segments": segments,
+    }
+
+
+def flag_entry(
+    *,
+    kind: str,
+    enabled: bool,
+    variants: Iterable[tuple[str, Any]],
+    prerequisites: Sequence[Mapping[str, Any]] | None,
+    rules: Iterable[tuple[str, Any, Any]],
+    fallthrough: Mapping[str, Any] | None,
+    metadata: Mapping[str, Any],
+) -> dict[str, Any]:
+    """One flag of a format-v1 document from plain values. ``rules`` yields
+    ``(rule_id, conditions, serve)``. Used by the compiler and by the services to validate a
+    proposed (unsaved) change with the same code."""
+    return {
+        "kind": kind,
+        "enabled": bool(enabled),
+        "variants": dict(variants),
+        "prerequisites": list(prerequisites or []),
+        "rules": [
+            {"id": rule_id, "when": list(conditions or []), "serve": serve}
+            for rule_id, conditions, serve in rules
+        ],
+        "fallthrough": fallthrough,
+        "metadata": dict(metadata),
+    }
+
+
+def metadata(
+    owner: str, flag_type: str, risk: str, expires_on: Any, version: int
+) -> dict[str, Any]:
+    """Metadata carried by every resolution of the flag (OpenFeature flag metadata: strings,
+    numbers and booleans only)."""
+    meta: dict[str, Any] = {"owner": owner, "type": flag_type, "version": version, "risk": risk}
+    if expires_on is not None:
+        meta["expiresOn"] = expires_on.isoformat()
+    return meta
+
+
+def segment_doc(include: Any, exclude: Any, conditions: Any) -> dict[str, Any]:
+    """One segment of a format-v1 document from its stored columns."""
+    return {
+        "include": list(include or []),
+        "exclude": list(exclude or []),
+        "when": list(conditions or []),
+    }
+
+
+def segment_entry(segment: Segment) -> dict[str, Any]:
+    """One segment of a format-v1 document from its model."""
+    return segment_doc(segment.include, segment.exclude, segment.conditions)
+
+
+def rule_dict(rule: TargetingRule) -> dict[str, Any]:
+    """One targeting rule as ``{"id", "description", "when", "serve"}``."""
+    return {
+        "id": rule.rule_id,
+        "description": rule.description,
+        "when": rule.conditions,
+        "serve": rule.serve,
+    }
+
+
+def rules_as_dicts(state: FlagState) -> list[dict[str, Any]]:
+    """A state's rules in evaluation order (``order``, then id). Sorted in Python so a
+    ``prefetch_related("rules")`` is used rather than a query per state."""
+    return [rule_dict(r) for r in sorted(state.rules.all(), key=lambda r: (r.order, r.pk))]
+
+
+def state_dict(state: FlagState) -> dict[str, Any]:
+    """A flag state's evaluated configuration (what flags-as-code exports and what a
+    change-request diff compares)."""
+    return {
+        "enabled": state.enabled,
+        "fallthrough": state.fallthrough,
+        "prerequisites": list(state.prerequisites or []),
+        "rules": rules_as_dicts(state),
+    }
+
+
+def compile_environment(environment: Environment, *, version: int = 0) -> dict[str, Any]:
+    """The format-v1 document of one environment (archived flags left out).
+
+    Five queries whatever the number of flags (flags with owners, variants, states, rules,
+    segments), read as plain rows: building model instances and per-object prefetch caches
+    costs more than everything else here once there are hundreds of flags.
+    """
+    from .models import Flag, FlagState, Segment, TargetingRule, Variant
+
+    live = {"flag__archived": False}
+    variants: dict[int, list[tuple[str, Any]]] = {}
+    for flag_id, key, value in (
+        Variant.objects.filter(**live)
+        .order_by("flag_id", "order", "key")
+        .values_list("flag_id", "key", "value")
+    ):
+        variants.setdefault(flag_id, []).append((key, value))
+    states: dict[int, tuple[int, bool, Any, Any, int]] = {}
+    for (
+        state_id,
+        flag_id,
+        enabled,
+        fallthrough,
+        prerequisites,
+        state_version,
+    ) in FlagState.objects.filter(environment_id=environment.pk, **live).values_list(
+        "id", "flag_id", "enabled", "fallthrough", "prerequisites", "version"
+    ):
+        states[flag_id] = (state_id, enabled, fallthrough, prerequisites, state_version)
+    rules: dict[int, list[tuple[str, Any, Any]]] = {}
+    for state_id, rule_id, conditions, serve in (
+        TargetingRule.objects.filter(
+            state__environment_id=environment.pk, state__flag__archived=False
+        )
+        .order_by("state_id", "order", "id")
+        .values_list("state_id", "rule_id", "conditions", "serve")
+    ):
+        rules.setdefault(state_id, []).append((rule_id, conditions, serve))
+
+    flag_docs: dict[str, Any] = {}
+    for flag_id, key, kind, flag_type, risk, expires_on, owner in (
+        Flag.objects.filter(archived=False)
+        .order_by("key")
+        .values_list("id", "key", "kind", "flag_type", "risk", "expires_on", "owner__name")
+    ):
+        state = states.get(flag_id)
+        if state is None:
+            # Created before this environment existed and never configured here: off.
+            state = (0, False, None, [], 0)
+        state_id, enabled, fallthrough, prerequisites, state_version = state
+        flag_docs[key] = flag_entry(
+            kind=kind,
+            enabled=enabled,
+            variants=variants.get(flag_id, []),
+            prerequisites=prerequisites,
+            rules=rules.get(state_id, []),
+            fallthrough=fallthrough,
+            metadata=metadata(owner, flag_type, risk, expires_on, state_version),
+        )
+    segment_docs = {
+        key: segment_doc(include, exclude, conditions)
+        for key, include, exclude, conditions in Segment.objects.order_by("key").values_list(
+            "key", "include", "exclude", "conditions"
+        )
+    }
+    return envelope(
+        environment=environment.key,
+        flags=flag_docs,
+        segments=segment_docs,
+        version=version,
+        etag=None,
+    )
