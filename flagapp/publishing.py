@@ -70,6 +70,7 @@ __all__ = [
     "latest",
     "publish",
     "publish_all",
+    "publish_if_changed",
     "reconcile",
     "record",
     "start_reconciler",
@@ -181,6 +182,14 @@ def publish(environment: Environment, *, using: str = DEFAULT_DB_ALIAS) -> Snaps
     changes. Concurrent publishers of one environment are serialised by a row lock on it;
     a duplicate version (a race the lock does not cover, e.g. SQLite) is retried once.
     """
+    return publish_if_changed(environment, using=using)[0]
+
+
+def publish_if_changed(
+    environment: Environment, *, using: str = DEFAULT_DB_ALIAS
+) -> tuple[Snapshot, bool]:
+    """:func:`publish`, also saying whether *this call* stored a new snapshot (False when
+    the content was already the latest, e.g. another publisher got there first)."""
     try:
         return _publish_once(environment, using)
     except IntegrityError:
@@ -188,7 +197,7 @@ def publish(environment: Environment, *, using: str = DEFAULT_DB_ALIAS) -> Snaps
         return _publish_once(environment, using)
 
 
-def _publish_once(environment: Environment, using: str) -> Snapshot:
+def _publish_once(environment: Environment, using: str) -> tuple[Snapshot, bool]:
     from .models import Environment as EnvironmentModel
     from .models import PublishOutbox
     from .models import Snapshot as SnapshotModel
@@ -208,7 +217,7 @@ def _publish_once(environment: Environment, using: str) -> Snapshot:
             SnapshotModel.objects.using(using).filter(environment=env).order_by("-version").first()
         )
         if previous is not None and previous.etag == document["etag"]:
-            return previous
+            return previous, False
         document["version"] = (previous.version if previous is not None else 0) + 1
         ruleset = parse(document)  # never store what an evaluator would reject
         snapshot = SnapshotModel.objects.using(using).create(
@@ -227,7 +236,7 @@ def _publish_once(environment: Environment, using: str) -> Snapshot:
             lambda: announce(snapshot, env_key, ruleset), using=using, robust=True
         )
     logger.info("published %s snapshot v%s (%s)", env_key, snapshot.version, snapshot.etag)
-    return snapshot
+    return snapshot, True
 
 
 def announce(snapshot: Snapshot, environment_key: str, ruleset: Ruleset | None = None) -> None:
@@ -330,8 +339,8 @@ def reconcile(*, using: str = DEFAULT_DB_ALIAS) -> ReconcileResult:
             else:
                 needs_publish = compile_environment(env)["etag"] != before.etag
             if needs_publish:
-                snap = publish(env, using=using)
-                if before is None or snap.version != before.version:
+                snap, created = publish_if_changed(env, using=using)
+                if created:
                     result.republished.append((env.key, snap.version, snap.etag))
                     continue
                 before = snap

@@ -1,9 +1,10 @@
 """Signals flagapp sends.
 
-``snapshot_published(sender=Snapshot, snapshot=..., environment_key=...)`` is sent after a
-new snapshot was stored and written to the shared cache (inside the publishing transaction's
-on_commit, so receivers see committed data). The evaluation cache, the SSE stream and the
-Redis notifier listen to it.
+``snapshot_published(sender=Snapshot, snapshot=..., environment_key=..., ruleset=...)`` is
+sent by ``flagapp.publishing.announce`` after a new snapshot was committed and written to the
+shared cache; ``ruleset`` is the engine's parsed Ruleset (receivers do not parse again).
+The evaluation cache and the notifier (SSE, Redis) listen; every receiver is connected in
+``FlagappConfig.ready()``, none at import time.
 
 ``flag_changed(sender=Flag, flag=..., environment_keys=[...], actor=..., reason=...,
 operation=...)`` is sent by the services after every successful write, for notifications.
