@@ -50,6 +50,8 @@ if _shared:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": _redis,
             "KEY_PREFIX": _namespace,
+            # docs/deploy.md: bounded Redis calls, so a Redis partition cannot hang requests
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:

@@ -20,34 +20,15 @@ import httpx
 import pytest
 
 from .figures import FIGURES
-from .helpers import FLAG, ofrep_disabled, ruleset_enabled
+from .freshness_support import KILL_SCRIPT
+from .freshness_support import all_disabled as _all_disabled
+from .helpers import FLAG, ruleset_enabled
 from .support import wait_until
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 
 CACHE_CHECK_INTERVAL = 1.0  # tests/faults/fault_settings.py
 MARGIN_S = 2.0
-
-KILL_SCRIPT = """
-from flagapp import services
-from flagapp.models import Environment, Flag
-flag = Flag.objects.get(key="faults.kill-switch")
-env = Environment.objects.get(key="production")
-for i in range({n}):
-    state = flag.states.get(environment=env)
-    services.set_flag_enabled(flag, env, not state.enabled, expected_version=state.version,
-                              actor=None, reason="manage.py toggle " + str(i))
-state = flag.states.get(environment=env)
-print("ENABLED", state.enabled)
-"""
-
-
-def _all_disabled(base: str, headers: dict[str, str], probes: int = 4) -> bool:
-    """Several requests (new connections: any worker may answer) all serve the change."""
-    return all(
-        ruleset_enabled(base, headers) is False and ofrep_disabled(base, headers)
-        for _ in range(probes)
-    )
 
 
 @pytest.mark.xfail(strict=True, reason="pending freshness fix (per-process cache fallback)")

@@ -4,7 +4,7 @@ bounded.
 Before: docs/deploy.md said ``CONN_MAX_AGE: 600``; under uvicorn each request opened a
 connection that was never reused, and four workers exhausted ``max_connections=100``. The
 fault settings are what docs/deploy.md now recommends (Django's psycopg pool, ``max_size``
-8 per worker): 400 management-API reads (each queries) from 8 clients against 2 workers
+8 per worker): 240 management-API reads (each queries) from 8 clients against 2 workers
 must leave at most 2 x 8 connections (+ slack for the check itself).
 """
 
@@ -22,7 +22,7 @@ from .helpers import STATE_PATH
 
 pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 
-REQUESTS = 400
+REQUESTS = 240
 CLIENTS = 8
 BOUND = 2 * 8 + 2
 
@@ -56,7 +56,7 @@ def test_pg_under_asgi__documented_pool_settings__connections_bounded(deployment
         t.join(timeout=120)
     after = count()
     FIGURES.add(
-        "PostgreSQL connections, 400 API reads, 2 workers (pool)",
+        "PostgreSQL connections, 240 API reads, 2 workers (pool)",
         note=f"peak {peak[0]}, after {after}, bound {BOUND}; {dict(statuses)}",
     )
     assert statuses == Counter({200: REQUESTS}), statuses
