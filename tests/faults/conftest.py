@@ -205,6 +205,20 @@ def deployment(fault_template: tuple[str, dict[str, str]]) -> Iterator[Deploymen
         made.close()
 
 
+@pytest.fixture(scope="session")
+def shared(fault_template: tuple[str, dict[str, str]]) -> Iterator[tuple[Deployment, Server]]:
+    """The production shape most tests share (starting servers is what costs time): 2
+    uvicorn workers, Redis cache and notifier, PostgreSQL through the fault proxy. Tests
+    using it leave the proxy passing through and make no assumption about the flag's
+    state beyond what they read first."""
+    made = Deployments(*fault_template)
+    try:
+        dep = made()
+        yield dep, dep.server(workers=2)
+    finally:
+        made.close()
+
+
 @pytest.fixture(scope="module")
 def module_deployment(fault_template: tuple[str, dict[str, str]]) -> Iterator[Deployments]:
     """Like ``deployment``, shared by the tests of one module (tests that change nothing)."""

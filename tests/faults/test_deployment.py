@@ -7,6 +7,7 @@ a SQLite file, driven over HTTP. No PostgreSQL or Redis needed.
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 from collections import Counter
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from .figures import FIGURES
-from .support import REPO, Server, manage, running, setup_data
+from .support import REPO, SETUP_SCRIPT, Server, manage, running
 
 pytestmark = [pytest.mark.faults]
 
@@ -25,22 +26,27 @@ EXAMPLE = REPO / "example_project"
 
 
 @pytest.fixture(scope="module")
-def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated example-project SQLite file (copied per test, migrating once is enough)."""
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A migrated example-project SQLite file with the setup data, made by one ``manage.py``
+    process (copied per test), and the setup's tokens."""
     path = tmp_path_factory.mktemp("example-db") / "db.sqlite3"
-    manage(
-        "migrate",
-        "--noinput",
+    script = "from django.core.management import call_command\n"
+    script += "call_command('migrate', interactive=False, verbosity=0)\n" + SETUP_SCRIPT
+    proc = manage(
+        "shell",
+        "-c",
+        script,
         env={"DJANGO_SETTINGS_MODULE": "example_project.settings", "DATABASE_PATH": str(path)},
-        timeout=180,
+        timeout=240,
     )
-    return path
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("SETUP"))
+    return path, dict(json.loads(line[len("SETUP") :]))
 
 
 @pytest.fixture
-def example_env(migrated_sqlite: Path, tmp_path: Path) -> dict[str, str]:
+def example_env(migrated_sqlite: tuple[Path, dict[str, str]], tmp_path: Path) -> dict[str, str]:
     db = tmp_path / "db.sqlite3"
-    shutil.copy(migrated_sqlite, db)
+    shutil.copy(migrated_sqlite[0], db)
     return {"DJANGO_SETTINGS_MODULE": "example_project.settings", "DATABASE_PATH": str(db)}
 
 
@@ -75,14 +81,14 @@ WRITERS = 100
 
 
 def test_sqlite_default__100_concurrent_same_version_writes__only_200_or_409(
-    example_env: dict[str, str],
+    example_env: dict[str, str], migrated_sqlite: tuple[Path, dict[str, str]]
 ) -> None:
     """The embedded default (SQLite file) under 2 uvicorn workers: 100 writers PATCH the same
     flag state naming the same version at once. Exactly one wins (200); every other writer
     learns of the conflict (409). A "database is locked" 500 (26 of 100 before the fix:
     deferred transactions cannot upgrade to a write lock while another writer holds it)
     would tell a client nothing about whether its change was saved."""
-    data = setup_data(example_env)
+    data = migrated_sqlite[1]
     server = Server("example_project.asgi:application", example_env, workers=2)
     with running(server):
         headers = {"Authorization": f"Token {data['api_token']}"}

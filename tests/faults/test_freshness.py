@@ -44,7 +44,7 @@ def test_locmem_cache__change_from_manage_py_process__served_within_check_interv
     out = dep.manage("shell", "-c", KILL_SCRIPT.format(n=1)).stdout
     assert "ENABLED False" in out
     bound = CACHE_CHECK_INTERVAL + MARGIN_S
-    seconds = wait_until(lambda: _all_disabled(server.url, dep.sdk_headers), timeout=bound + 5)
+    seconds = wait_until(lambda: _all_disabled(server.url, dep.sdk_headers), timeout=bound + 1)
     FIGURES.add(
         "LocMemCache server, change by manage.py",
         changes_made=1,
@@ -105,7 +105,7 @@ def test_redis_namespace__foreign_deployment_announces__our_stream_sees_only_our
             any(e[1]["version"] == latest for e in events)
             and ruleset_enabled(server.url, ours.sdk_headers) is False
         ),
-        timeout=10,
+        timeout=5,
     )
     stop.set()
     announced = [e[1]["version"] for e in events]

@@ -24,11 +24,10 @@ pytestmark = [pytest.mark.faults, pytest.mark.postgres, pytest.mark.redis]
 HUGE = 300 * 1024 * 1024
 
 
-@pytest.fixture(scope="module")
-def limits_server(module_deployment: Any) -> tuple[Any, Any]:
-    """One deployment for the module: its tests refuse input and must change nothing."""
-    dep = module_deployment()
-    return dep, dep.server(workers=2)
+@pytest.fixture
+def limits_server(shared: Any) -> tuple[Any, Any]:
+    """The shared deployment: these tests refuse input and must change nothing."""
+    return shared  # type: ignore[no-any-return]
 
 
 def _headers_only(port: int, path: str, auth: str) -> tuple[int, float]:
@@ -114,6 +113,7 @@ def test_limits__5000_level_json__400_everywhere(limits_server: Any) -> None:
 def test_limits__weight_10_to_the_400__400_and_nothing_published(limits_server: Any) -> None:
     dep, server = limits_server
     before = state(server.url, dep.api_headers)
+    served_before = ruleset_enabled(server.url, dep.sdk_headers)
     published_before = dep.sql("SELECT count(*) FROM flagapp_snapshot")[0][0]
     huge = "1" + "0" * 400
     body = (
@@ -137,4 +137,4 @@ def test_limits__weight_10_to_the_400__400_and_nothing_published(limits_server: 
     assert "weight" in r.text
     assert state(server.url, dep.api_headers)["version"] == before["version"]
     assert dep.sql("SELECT count(*) FROM flagapp_snapshot")[0][0] == published_before
-    assert ruleset_enabled(server.url, dep.sdk_headers) is True
+    assert ruleset_enabled(server.url, dep.sdk_headers) is served_before

@@ -27,9 +27,8 @@ CLIENTS = 8
 BOUND = 2 * 8 + 2
 
 
-def test_pg_under_asgi__documented_pool_settings__connections_bounded(deployment: Any) -> None:
-    dep = deployment()
-    server = dep.server(workers=2, via_proxy=False)
+def test_pg_under_asgi__documented_pool_settings__connections_bounded(shared: Any) -> None:
+    dep, server = shared
     statuses: Counter[int] = Counter()
     peak = [0]
 
