@@ -51,7 +51,6 @@ def _post(base: str, headers: dict[str, str], body: str, batch_id: str) -> Any:
         return exc
 
 
-@pytest.mark.xfail(strict=True, reason="pending sdk fix (events exactly once)")
 def test_events__nan_nul_batch_resent_through_commit_cut__stored_exactly_once(
     shared: Any,
 ) -> None:
@@ -87,7 +86,8 @@ def test_events__nan_nul_batch_resent_through_commit_cut__stored_exactly_once(
     last = answers[-1]
     assert isinstance(last, httpx.Response) and last.status_code == 202, codes
     assert last.json()["accepted"] == len(good)
-    assert sorted(r["index"] for r in last.json()["rejected"]) == [20, 49]
+    assert last.json()["rejected"] == 2
+    assert sorted(e["index"] for e in last.json()["errors"]) == [20, 49]
     assert 500 not in codes
     assert stored == len(good), f"{stored} rows for {len(good)} valid events ({codes})"
 
@@ -103,7 +103,6 @@ def _sdk_key(base: str, api_headers: dict[str, str], name: str) -> str:
     return str(r.json()["token"])
 
 
-@pytest.mark.xfail(strict=True, reason="pending sdk fix (trusted blast radius)")
 def test_blast_radius__1000_rigged_exposures_from_one_key__preview_still_shows_real_users(
     shared: Any,
 ) -> None:
