@@ -46,6 +46,7 @@ from flagapp.conf import settings
 
 __all__ = [
     "IN_PROCESS",
+    "PreviewSample",
     "Sample",
     "dropped_samples",
     "evaluation_stats",
@@ -54,6 +55,7 @@ __all__ = [
     "offer",
     "on_request_finished",
     "pending_counts",
+    "preview_sample",
     "recent_contexts",
     "record",
     "reset",
@@ -330,6 +332,92 @@ def recent_contexts(env_key: str, limit: int = 1000) -> list[dict[str, Any]]:
         .values_list("context", flat=True)[: max(0, int(limit))]
     )
     return [dict(c) for c in rows]
+
+
+@dataclass(slots=True)
+class PreviewSample:
+    """The contexts a blast-radius preview replays, and where they came from."""
+
+    contexts: list[dict[str, Any]]
+    #: contexts used per source: {"in-process": n, "sdk:<public id>": m}
+    sources: dict[str, int]
+    #: None, or the trusted sources the sample was restricted to (BLAST_RADIUS_SOURCES)
+    restricted_to: list[str] | None
+    #: stored contexts skipped because their targeting key (or, without one, the same
+    #: context) was already in the sample
+    duplicates: int
+    #: stored contexts skipped because their SDK key had reached its share
+    capped: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "size": len(self.contexts),
+            "sources": dict(self.sources),
+            "restricted_to": None if self.restricted_to is None else list(self.restricted_to),
+            "duplicates": self.duplicates,
+            "capped": self.capped,
+        }
+
+
+def _trusted_sources() -> list[str] | None:
+    conf = settings.BLAST_RADIUS_SOURCES
+    if conf is None:
+        return None
+    out = []
+    for item in conf:
+        name = str(item)
+        out.append(name if name == IN_PROCESS or name.startswith("sdk:") else f"sdk:{name}")
+    return out
+
+
+def preview_sample(env_key: str, limit: int | None = None) -> PreviewSample:
+    """The stored sample of ``env_key`` as the blast-radius preview should trust it.
+
+    - Only sources in ``BLAST_RADIUS_SOURCES`` (None: every source).
+    - Each targeting key counts once: the server's own (in-process) sample first, then the
+      newest. A context without a targeting key is deduplicated on its content.
+    - Each SDK key contributes at most ``ceil(BLAST_RADIUS_MAX_SOURCE_SHARE * limit)``
+      contexts; the server's own sample is not capped.
+    - At most ``limit`` (default ``BLAST_RADIUS_SAMPLE``) contexts.
+
+    Flushes this process's buffer first, so a preview sees what this process just evaluated.
+    """
+    from flagapp.models import ContextSample
+
+    flush()
+    size = int(settings.BLAST_RADIUS_SAMPLE if limit is None else limit)
+    per_key = max(1, math.ceil(float(settings.BLAST_RADIUS_MAX_SOURCE_SHARE) * size))
+    trusted = _trusted_sources()
+    rows = ContextSample.objects.filter(environment__key=env_key)
+    if trusted is not None:
+        rows = rows.filter(source__in=trusted)
+    # In-process rows first (trusted over posted), newest first within each group.
+    ordered = sorted(
+        rows.order_by("-id").values_list("source", "targeting_key", "context"),
+        key=lambda row: row[0] != IN_PROCESS,
+    )
+    seen: set[str] = set()
+    contexts: list[dict[str, Any]] = []
+    sources: dict[str, int] = {}
+    duplicates = capped = 0
+    for source, targeting_key, context in ordered:
+        if len(contexts) >= size:
+            break
+        identity = (
+            "k:" + targeting_key
+            if targeting_key
+            else "c:" + json.dumps(context, sort_keys=True, separators=(",", ":"))
+        )
+        if identity in seen:
+            duplicates += 1
+            continue
+        if source != IN_PROCESS and sources.get(source, 0) >= per_key:
+            capped += 1
+            continue
+        seen.add(identity)
+        contexts.append(dict(context))
+        sources[source] = sources.get(source, 0) + 1
+    return PreviewSample(contexts, sources, trusted, duplicates, capped)
 
 
 def evaluation_stats(env_key: str) -> dict[str, tuple[int, datetime | None]]:

@@ -2,10 +2,12 @@
 
 The question a reviewer asks before a targeting change goes out is "who does this touch?".
 We answer it with the same engine that serves flags: evaluate the recent evaluation contexts
-of the environment (``flagapp.sampling.recent_contexts``: sampled from in-process
-evaluations and ``POST /sdk/v1/events``) against the ruleset as it is and as it would be,
-and count the contexts whose outcome differs. Because both sides use the real engine,
-prerequisites, segments and sticky bucketing are all accounted for.
+of the environment (``flagapp.sampling.preview_sample``: sampled from in-process
+evaluations and ``POST /sdk/v1/events``, one context per targeting key, each SDK key's share
+capped, optionally trusted sources only) against the ruleset as it is and as it would be,
+and count the contexts whose outcome differs. The result says how big the sample was and
+where it came from (``BlastRadius.sample``), so a reviewer can judge it. Because both sides
+use the real engine, prerequisites, segments and sticky bucketing are all accounted for.
 
 ``compare`` is pure (ruleset documents + contexts in, :class:`BlastRadius` out); the
 Django-facing ``preview`` helpers in :mod:`flagapp.governance.change_requests` compile the
@@ -51,6 +53,11 @@ class BlastRadius:
     examples: list[dict[str, Any]] = field(default_factory=list)
     #: per (before -> after) transition, how many contexts take it
     transitions: dict[str, int] = field(default_factory=dict)
+    #: where the contexts came from (``flagapp.sampling.PreviewSample.as_dict``): ``size``,
+    #: ``sources`` ({"in-process": n, "sdk:<public id>": m}), ``restricted_to`` (the
+    #: trusted sources, or None for all), ``duplicates`` and ``capped`` (skipped contexts);
+    #: ``{"sources": {"given": n}}`` when the caller supplied the contexts
+    sample: dict[str, Any] = field(default_factory=dict)
 
     @property
     def share(self) -> float:
@@ -66,15 +73,29 @@ class BlastRadius:
             "flags": list(self.flags),
             "examples": list(self.examples),
             "transitions": dict(self.transitions),
+            "sample": dict(self.sample),
         }
+
+    def provenance(self) -> str:
+        """``"in-process: 99, sdk:Ab3dE6gH: 200"`` (largest first), or ""."""
+        sources = self.sample.get("sources") or {}
+        text = ", ".join(
+            f"{name}: {n}" for name, n in sorted(sources.items(), key=lambda kv: -kv[1])
+        )
+        restricted = self.sample.get("restricted_to")
+        if restricted is not None:
+            text += f" (trusted sources only: {', '.join(restricted) or 'none'})"
+        return text
 
     def summary(self) -> str:
         if not self.sampled:
             return "no recent evaluation contexts sampled: the blast radius is unknown"
-        return (
+        text = (
             f"{self.changed} of {self.sampled} recent contexts ({self.share:.1%}) "
             f"would be served a different variant"
         )
+        provenance = self.provenance()
+        return f"{text}; sample from {provenance}" if provenance else text
 
 
 def dependent_flags(ruleset: Ruleset, flag_key: str) -> list[str]:

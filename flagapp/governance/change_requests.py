@@ -123,7 +123,7 @@ def preview(change: Mapping[str, Any], *, contexts: Any = None) -> BlastRadius |
     the services would publish, for every kind of operation, and a change the services
     would refuse raises the same ``FlagValidationError`` / ``VersionConflict`` here. The
     rollback also discards the publish-on-commit callbacks. ``contexts`` overrides the
-    sample (``flagapp.sampling.recent_contexts``) -- a flag-level change (no environment)
+    sample (``flagapp.sampling.preview_sample``) -- a flag-level change (no environment)
     is previewed in every environment and the counts are added up.
     """
     from flagapp import services
@@ -182,19 +182,25 @@ def _measure(
     """Compare per environment; several environments are added up (``environment="*"``)."""
     from flagapp.conf import settings
     from flagapp.governance.blast_radius import BlastRadius, compare
-    from flagapp.sampling import recent_contexts
+    from flagapp.sampling import preview_sample
 
     limit = int(settings.BLAST_RADIUS_SAMPLE)
     examples = int(settings.BLAST_RADIUS_EXAMPLES)
     results = []
     for env in environments:
-        sample = contexts if contexts is not None else recent_contexts(env.key, limit)
-        results.append(
-            compare(before[env.pk], after[env.pk], flag_key, sample, max_examples=examples)
-        )
+        if contexts is not None:
+            sample = list(contexts)
+            provenance: dict[str, Any] = {"size": len(sample), "sources": {"given": len(sample)}}
+        else:
+            trusted = preview_sample(env.key, limit)
+            sample, provenance = trusted.contexts, trusted.as_dict()
+        radius = compare(before[env.pk], after[env.pk], flag_key, sample, max_examples=examples)
+        radius.sample = provenance
+        results.append(radius)
     if len(results) == 1:
         return results[0]
     total = BlastRadius(flag_key=flag_key, environment="*", sampled=0, changed=0)
+    sources: dict[str, int] = {}
     for env, radius in zip(environments, results, strict=True):
         total.sampled += radius.sampled
         total.changed += radius.changed
@@ -205,6 +211,15 @@ def _measure(
             if len(total.examples) < examples:
                 total.examples.append({**example, "environment": env.key})
         total.flags = list(dict.fromkeys(total.flags + radius.flags))
+        for name, n in (radius.sample.get("sources") or {}).items():
+            sources[f"{env.key}/{name}"] = n
+    total.sample = {
+        "size": total.sampled,
+        "sources": sources,
+        "restricted_to": results[0].sample.get("restricted_to") if results else None,
+        "duplicates": sum(int(r.sample.get("duplicates", 0)) for r in results),
+        "capped": sum(int(r.sample.get("capped", 0)) for r in results),
+    }
     return total
 
 
