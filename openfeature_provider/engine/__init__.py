@@ -8,11 +8,13 @@ See docs/internals.md (contracts) and docs/ruleset-format.md (format and semanti
 
 from __future__ import annotations
 
+from .adapt import Served, ServedCache, copy_value, served
 from .bucketing import bucket, hash32
-from .errors import EngineError, ParseError, UnusableBucketValue
 from .evaluate import changed_flag_keys, evaluate, evaluate_all
+from .exceptions import EngineError, ParseError, UnusableBucketValue
 from .limits import (
     MAX_ADDRESS_LENGTH,
+    MAX_CHAIN_DEPTH,
     MAX_INTEGER,
     MAX_MATCH_INPUT_LENGTH,
     MAX_OBJECT_DEPTH,
@@ -46,6 +48,7 @@ __all__ = [
     "FORMAT_VERSION",
     "KINDS",
     "MAX_ADDRESS_LENGTH",
+    "MAX_CHAIN_DEPTH",
     "MAX_INTEGER",
     "MAX_MATCH_INPUT_LENGTH",
     "MAX_OBJECT_DEPTH",
@@ -69,13 +72,17 @@ __all__ = [
     "Ruleset",
     "Segment",
     "Serve",
+    "Served",
+    "ServedCache",
     "UnusableBucketValue",
     "WeightedVariant",
     "bucket",
     "changed_flag_keys",
+    "copy_value",
     "evaluate",
     "evaluate_all",
     "hash32",
     "load_schema",
     "parse_ruleset",
+    "served",
 ]

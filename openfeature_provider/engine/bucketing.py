@@ -24,7 +24,7 @@ from typing import Final
 
 import mmh3
 
-from .errors import UnusableBucketValue
+from .exceptions import UnusableBucketValue
 from .limits import MAX_TOTAL_WEIGHT
 
 __all__ = [

@@ -11,6 +11,11 @@ every value from the ruleset (attribute names, strings, thresholds, resolutions)
 function's globals, so nothing a flag author writes is ever parsed as code. Sources are
 therefore shared by every flag of the same shape, and their compiled code is cached.
 
+Debugging: each generated source is registered with ``linecache`` under its own file name
+(``<flagapp generated flag 1a2b...>``), so tracebacks and debuggers show the generated lines.
+``FLAGAPP_ENGINE_CODEGEN=0`` (or ``codegen.ENABLED = False``) turns generation off: every flag
+is then assembled from the same closures by ``assemble_closures`` (slower, same results).
+
 What is *not* inlined keeps its closure from compiler.py (``P*`` names): every condition other
 than string membership, the slow path of string membership (non-string, missing or unusable
 attribute values: logging and all), segments, prerequisites, and rollouts bucketed by a dotted
@@ -20,6 +25,9 @@ path.
 from __future__ import annotations
 
 import builtins
+import hashlib
+import linecache
+import os
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +37,14 @@ from typing import Any
 from .bucketing import digest
 from .types import Context, Resolution
 
-__all__ = ["CondPlan", "RolloutPlan", "generate_flag_function"]
+__all__ = [
+    "ENABLED",
+    "CondPlan",
+    "RolloutPlan",
+    "assemble_closures",
+    "codegen_enabled",
+    "generate_flag_function",
+]
 
 Compiled = Callable[[Context], Resolution]
 Predicate = Callable[[Context], bool]
@@ -101,11 +116,65 @@ def generate_flag_function(
     if code is None:
         if len(_CODE_CACHE) >= _CACHE_LIMIT:
             _CODE_CACHE.clear()
-        code = compile(source, "<flagapp generated flag>", "exec")
+        # One file name per source, registered with linecache, so a traceback through a
+        # generated function shows its lines (the way dataclasses/attrs do it). mtime None:
+        # linecache.checkcache() keeps the entry.
+        filename = f"<flagapp generated flag {hashlib.sha1(source.encode()).hexdigest()[:12]}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        code = compile(source, filename, "exec")
         _CODE_CACHE[source] = code
     exec(code, ns)
     fn: Compiled = ns["flag"]
     return fn
+
+
+def codegen_enabled() -> bool:
+    """Generated code is used unless ``ENABLED`` is False or the environment variable
+    ``FLAGAPP_ENGINE_CODEGEN`` is ``0``/``false``/``off`` (read when a ruleset is parsed):
+    then every flag is assembled from closures (``assemble_closures``), which a debugger
+    steps through line by line. Results are identical either way (tests/engine)."""
+    if ENABLED is not None:
+        return ENABLED
+    return os.environ.get("FLAGAPP_ENGINE_CODEGEN", "1").strip().lower() not in (
+        "0",
+        "false",
+        "off",
+        "no",
+    )
+
+
+#: Set to False (or True) to override ``FLAGAPP_ENGINE_CODEGEN`` in this process.
+ENABLED: bool | None = None
+
+
+def assemble_closures(
+    rules: Sequence[tuple[Sequence[CondPlan], Outcome]],
+    tail: Outcome,
+    prerequisites: tuple[Predicate, Resolution] | None = None,
+) -> Compiled:
+    """The same function as ``generate_flag_function``, from plain closures (no generated
+    source): for debugging, selected by ``codegen_enabled()``."""
+    plans = tuple((tuple(c.pred for c in conds), _as_callable(outcome)) for conds, outcome in rules)
+    last = _as_callable(tail)
+    pre, pre_failed = prerequisites if prerequisites is not None else (None, None)
+
+    def flag(ctx: Context) -> Resolution:
+        if pre is not None and not pre(ctx):
+            assert pre_failed is not None
+            return pre_failed
+        for preds, outcome in plans:
+            if all(p(ctx) for p in preds):
+                return outcome(ctx)
+        return last(ctx)
+
+    return flag
+
+
+def _as_callable(outcome: Outcome) -> Compiled:
+    if isinstance(outcome, Resolution):
+        fixed = outcome
+        return lambda ctx: fixed
+    return outcome.fn
 
 
 def _outcome(outcome: Outcome, name: str, ns: dict[str, Any], pad: str) -> list[str]:

@@ -19,7 +19,15 @@ from types import MappingProxyType
 from typing import Any
 
 from .bucketing import digest, thresholds
-from .codegen import CondPlan, Outcome, RolloutPlan, generate_flag_function
+from .codegen import (
+    CondPlan,
+    Outcome,
+    RolloutPlan,
+    assemble_closures,
+    codegen_enabled,
+    generate_flag_function,
+)
+from .graph import segment_graph, topological_order
 from .operators import OPERATORS
 from .types import (
     Condition,
@@ -210,36 +218,30 @@ def _all(preds: tuple[Predicate, ...]) -> Predicate:
 
 
 def compile_segments(segments: Mapping[str, Segment]) -> dict[str, Predicate]:
-    """A membership predicate per segment (segments may reference acyclic other segments)."""
+    """A membership predicate per segment (segments may reference acyclic other segments;
+    they are compiled in dependency order, graph.topological_order)."""
     done: dict[str, Predicate] = {}
-
-    def build(key: str) -> Predicate:
-        if key in done:
-            return done[key]
+    for key in topological_order(segment_graph(segments)):
         seg = segments[key]
-        for cond in seg.when:
-            if not OPERATORS[cond.op].uses_attr:
-                for ref in cond.values:
-                    build(ref)
         where = f"segment {key!r}"
         when = _all(tuple(compile_condition(c, done, where) for c in seg.when))
-        include, exclude, has_when = seg.include, seg.exclude, bool(seg.when)
-
-        def member(ctx: Context) -> bool:
-            tk = ctx.get("targetingKey")
-            if isinstance(tk, str):
-                if tk in exclude:
-                    return False
-                if tk in include:
-                    return True
-            return has_when and when(ctx)
-
-        done[key] = member
-        return member
-
-    for key in segments:
-        build(key)
+        done[key] = _membership(seg.include, seg.exclude, bool(seg.when), when)
     return done
+
+
+def _membership(
+    include: frozenset[str], exclude: frozenset[str], has_when: bool, when: Predicate
+) -> Predicate:
+    def member(ctx: Context) -> bool:
+        tk = ctx.get("targetingKey")
+        if isinstance(tk, str):
+            if tk in exclude:
+                return False
+            if tk in include:
+                return True
+        return has_when and when(ctx)
+
+    return member
 
 
 def compile_flag(
@@ -315,7 +317,9 @@ def compile_flag(
         )
         prerequisites = (prerequisites_met, failed)
 
-    return generate_flag_function(rules, tail, prerequisites)
+    if codegen_enabled():
+        return generate_flag_function(rules, tail, prerequisites)
+    return assemble_closures(rules, tail, prerequisites)
 
 
 def _outcome(

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+from .graph import dependents, flag_segment_refs, prerequisite_graph, segment_graph
 from .types import Context, ErrorCode, Reason, Resolution, Ruleset
 
 __all__ = ["changed_flag_keys", "evaluate", "evaluate_all"]
@@ -93,40 +94,17 @@ def changed_flag_keys(old: Ruleset | None, new: Ruleset) -> frozenset[str]:
     if old is None:
         return frozenset(new.flags)
     changed: set[str] = set(old.flags.keys() ^ new.flags.keys())
-
-    seg_changed = {
-        key
-        for key in old.segments.keys() | new.segments.keys()
-        if old.segments.get(key) != new.segments.get(key)
-    }
-    seg_refs = {
-        key: {v for c in seg.when if c.op in ("in_segment", "not_in_segment") for v in c.values}
-        for key, seg in new.segments.items()
-    }
-    _propagate(seg_changed, seg_refs)
-
+    seg_changed = dependents(
+        (
+            key
+            for key in old.segments.keys() | new.segments.keys()
+            if old.segments.get(key) != new.segments.get(key)
+        ),
+        segment_graph(new.segments),
+    )
     for key, flag in new.flags.items():
-        if key in changed:
-            continue
-        if old.flags.get(key) != flag:
+        if key not in changed and (
+            old.flags.get(key) != flag or not seg_changed.isdisjoint(flag_segment_refs(flag))
+        ):
             changed.add(key)
-            continue
-        for rule in flag.rules:
-            for cond in rule.when:
-                if cond.op in ("in_segment", "not_in_segment") and seg_changed.intersection(
-                    cond.values
-                ):
-                    changed.add(key)
-    _propagate(changed, {k: {p.flag for p in f.prerequisites} for k, f in new.flags.items()})
-    return frozenset(changed)
-
-
-def _propagate(changed: set[str], depends_on: Mapping[str, set[str]]) -> None:
-    """Add every key that (transitively) depends on a changed key."""
-    grew = True
-    while grew:
-        grew = False
-        for key, deps in depends_on.items():
-            if key not in changed and deps & changed:
-                changed.add(key)
-                grew = True
+    return frozenset(dependents(changed, prerequisite_graph(new.flags)))

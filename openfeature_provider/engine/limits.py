@@ -14,6 +14,9 @@ Parse time (``ParseError`` naming the JSON path):
   is level 1). Anything the parser accepts can be copied, frozen or JSON-encoded with
   recursion far below Python's limit (1000).
 - ``MAX_REGEX_LENGTH``: a ``matches`` pattern has at most 1000 characters.
+- ``MAX_CHAIN_DEPTH``: a chain of prerequisites (flag -> its prerequisite -> ...) or of
+  segments naming segments holds at most 50 keys (the server's bound), because evaluation
+  follows such chains by nested calls.
 
 Evaluation time (the attribute is unusable: the condition is false, also when negated):
 
@@ -29,6 +32,7 @@ from typing import Final
 
 __all__ = [
     "MAX_ADDRESS_LENGTH",
+    "MAX_CHAIN_DEPTH",
     "MAX_INTEGER",
     "MAX_MATCH_INPUT_LENGTH",
     "MAX_OBJECT_DEPTH",
@@ -46,3 +50,4 @@ MAX_REGEX_LENGTH: Final = 1000
 MAX_MATCH_INPUT_LENGTH: Final = 16_384
 MAX_SEMVER_LENGTH: Final = 256
 MAX_ADDRESS_LENGTH: Final = 128
+MAX_CHAIN_DEPTH: Final = 50

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
+from .exceptions import RegexProblem, ValueProblem
 from .limits import (
     MAX_ADDRESS_LENGTH,
     MAX_INTEGER,
@@ -31,7 +32,7 @@ from .limits import (
     MAX_SEMVER_LENGTH,
     MIN_INTEGER,
 )
-from .regex import RegexProblem, compile_search
+from .regex import compile_search
 
 __all__ = [
     "MAX_MATCH_INPUT_LENGTH",
@@ -49,15 +50,6 @@ __all__ = [
 
 #: A compiled test: attribute value -> match, or ``None`` for "unusable type".
 Test = Callable[[Any], "bool | None"]
-
-
-class ValueProblem(Exception):
-    """A condition's ``values`` are invalid; ``index`` points into the list (None: the list)."""
-
-    def __init__(self, index: int | None, message: str) -> None:
-        super().__init__(message)
-        self.index = index
-        self.message = message
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,7 @@ from typing import Any, Final
 
 import re2
 
+from .exceptions import RegexProblem
 from .limits import MAX_MATCH_INPUT_LENGTH
 
 __all__ = ["MAX_MATCH_INPUT_LENGTH", "RegexProblem", "compile_search", "to_re2"]
@@ -58,14 +59,6 @@ _CLASSES: Final[dict[str, tuple[str, str | None]]] = {
 }
 _MULTILINE_FLAG = re.compile(r"\(\?[a-zA-Z]*m[a-zA-Z]*[:)-]")
 _EMPTY_MIN_REPEAT = re.compile(r"\{,(\d*)\}")
-
-
-class RegexProblem(ValueError):
-    """A pattern is invalid or cannot run in linear time; ``message`` says why."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 def to_re2(pattern: str) -> str:

@@ -21,8 +21,9 @@ from types import MappingProxyType
 from typing import Any, NoReturn
 
 from .compiler import compile_flag, compile_segments
-from .errors import ParseError
-from .limits import MAX_OBJECT_DEPTH, MAX_TOTAL_WEIGHT
+from .exceptions import ParseError
+from .graph import find_cycle, longest_chain, prerequisite_graph, segment_graph
+from .limits import MAX_CHAIN_DEPTH, MAX_OBJECT_DEPTH, MAX_TOTAL_WEIGHT
 from .operators import OPERATORS, ValueProblem, json_type, number_problem
 from .types import (
     FORMAT_VERSION,
@@ -379,15 +380,16 @@ def _segment(key: str, doc: Any, path: str, all_segments: Mapping[str, Any]) -> 
 
 
 def _check_segment_cycles(segments: Mapping[str, Segment]) -> None:
-    def refs(seg: Segment) -> list[str]:
-        return [v for c in seg.when if not OPERATORS[c.op].uses_attr for v in c.values]
-
-    _find_cycle(
-        {k: refs(s) for k, s in segments.items()},
-        lambda key, chain: ParseError(
-            _at("$.segments", key), f"segment cycle: {' -> '.join(chain)}"
-        ),
-    )
+    graph = segment_graph(segments)
+    cycle = find_cycle(graph)
+    if cycle is not None:
+        raise ParseError(_at("$.segments", cycle[0]), f"segment cycle: {' -> '.join(cycle)}")
+    depth, chain = longest_chain(graph)
+    if depth > MAX_CHAIN_DEPTH:
+        raise ParseError(
+            _at("$.segments", chain[0]),
+            f"segments refer to segments {depth} deep (at most {MAX_CHAIN_DEPTH})",
+        )
 
 
 def _check_prerequisites(flags: Mapping[str, Flag]) -> None:
@@ -403,41 +405,19 @@ def _check_prerequisites(flags: Mapping[str, Flag]) -> None:
                         f"{path}.variants[{j}]",
                         f"flag {pre.flag!r} has no variant {variant!r}",
                     )
-    _find_cycle(
-        {k: [p.flag for p in f.prerequisites] for k, f in flags.items()},
-        lambda key, chain: ParseError(
-            f"{_at('$.flags', key)}.prerequisites", f"prerequisite cycle: {' -> '.join(chain)}"
-        ),
-    )
-
-
-def _find_cycle(graph: Mapping[str, Sequence[str]], error: Any) -> None:
-    """Iterative DFS (no recursion limit on long chains); raises ``error(key, chain)``."""
-    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
-    for start in graph:
-        if state.get(start):
-            continue
-        stack: list[tuple[str, int]] = [(start, 0)]
-        chain = [start]
-        state[start] = 1
-        while stack:
-            node, i = stack[-1]
-            edges = graph.get(node, ())
-            if i < len(edges):
-                stack[-1] = (node, i + 1)
-                nxt = edges[i]
-                mark = state.get(nxt)
-                if mark == 1:
-                    cycle = [*chain[chain.index(nxt) :], nxt]
-                    raise error(nxt, cycle)
-                if mark is None and nxt in graph:
-                    state[nxt] = 1
-                    stack.append((nxt, 0))
-                    chain.append(nxt)
-            else:
-                state[node] = 2
-                stack.pop()
-                chain.pop()
+    graph = prerequisite_graph(flags)
+    cycle = find_cycle(graph)
+    if cycle is not None:
+        raise ParseError(
+            f"{_at('$.flags', cycle[0])}.prerequisites",
+            f"prerequisite cycle: {' -> '.join(cycle)}",
+        )
+    depth, chain = longest_chain(graph)
+    if depth > MAX_CHAIN_DEPTH:
+        raise ParseError(
+            f"{_at('$.flags', chain[0])}.prerequisites",
+            f"prerequisites chain {depth} flags deep (at most {MAX_CHAIN_DEPTH})",
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -150,3 +150,38 @@ def test_rollout__shared_salt__users_bucketed_together() -> None:
     for k in _keys(2_000, seed=3):
         if evaluate(rs, "a", {"targetingKey": k}).variant == "on":
             assert evaluate(rs, "b", {"targetingKey": k}).variant == "on"
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    key=st.text(max_size=20),
+    salt=st.text(max_size=10),
+    weights=st.lists(st.integers(0, 2**20), min_size=1, max_size=5).filter(lambda w: sum(w) > 0),
+)
+def test_thresholds__any_weights__same_variant_as_choose(
+    key: str, salt: str, weights: list[int]
+) -> None:
+    """Issue 12: the compiled and generated rollouts use bucketing.thresholds/digest; that
+    shortcut must pick exactly what the reference arithmetic (bucket, choose) picks."""
+    from bisect import bisect_right
+
+    from openfeature_provider.engine.bucketing import thresholds
+
+    assert bisect_right(thresholds(weights), hash32(salt, key)) == choose(salt, key, weights)
+
+
+def test_exceptions__one_module__hierarchy_and_old_import_paths() -> None:
+    from openfeature_provider.engine import (
+        EngineError,
+        ParseError,
+        UnusableBucketValue,
+        errors,
+        exceptions,
+    )
+
+    assert errors.ParseError is exceptions.ParseError is ParseError
+    assert issubclass(ParseError, EngineError) and issubclass(UnusableBucketValue, EngineError)
+    assert issubclass(exceptions.ValueProblem, ValueError)
+    assert issubclass(exceptions.RegexProblem, ValueError)
+    for name in ("EngineError", "ParseError", "UnusableBucketValue", "ValueProblem"):
+        assert name in (exceptions.__doc__ or "")

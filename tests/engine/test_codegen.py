@@ -107,3 +107,63 @@ def test_codegen__same_shape_flags__share_one_compiled_source() -> None:
     assert evaluate(rs, "f3", {"plan": "p3"}).variant == "off"
     assert evaluate(rs, "f3", {"plan": "p4"}).variant == "on"
     assert evaluate(rs, "f3", {"plan": 4}).variant == "off"  # unusable type: never matches
+
+
+@pytest.fixture(autouse=True)
+def _codegen_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about generated code: on, whatever FLAGAPP_ENGINE_CODEGEN says."""
+    monkeypatch.setattr(codegen, "ENABLED", True)
+
+
+class _Exploding(dict[str, Any]):
+    def get(self, key: str, default: Any = None) -> Any:
+        raise RuntimeError(f"boom reading {key}")
+
+
+def _targeted() -> dict[str, Any]:
+    return {
+        "kind": "boolean",
+        "enabled": True,
+        "variants": BOOL,
+        "rules": [{"id": "r", "when": [{"attr": "plan", "op": "eq", "values": ["pro"]}],
+                   "serve": {"variant": "on"}}],
+        "fallthrough": {"variant": "off"},
+    }  # fmt: skip
+
+
+def test_codegen__exception_inside_generated_code__traceback_shows_generated_line() -> None:
+    """Issue 12: generated code keeps its source (linecache), so a traceback is readable."""
+    import traceback
+
+    flag = _rs({"f": _targeted()}).flags["f"]
+    assert flag.compiled is not None
+    with pytest.raises(RuntimeError) as info:
+        flag.compiled(_Exploding())
+    text = "".join(traceback.format_exception(info.value))
+    assert "<flagapp generated flag " in text
+    assert "get = ctx.get" in text or "type(v := get(A0_0)) is str" in text
+
+
+@pytest.mark.parametrize("setting", ["0", "false", "off"])
+def test_codegen__disabled_by_env__closures_same_answers(
+    monkeypatch: pytest.MonkeyPatch, setting: str
+) -> None:
+    from tests.conformance.cases import load_cases
+
+    monkeypatch.setattr(codegen, "ENABLED", None)
+    monkeypatch.setenv("FLAGAPP_ENGINE_CODEGEN", setting)
+    assert not codegen.codegen_enabled()
+    codegen._CODE_CACHE.clear()
+    parsed: dict[int, Any] = {}
+    for _name, doc, case in load_cases():
+        rs = parsed.setdefault(id(doc), parse_ruleset(doc))
+        monkeypatch.setattr(codegen, "ENABLED", True)
+        generated = parse_ruleset(doc)
+        monkeypatch.setattr(codegen, "ENABLED", None)
+        for key in rs.flags:
+            ctx = case.get("context") or {}
+            assert evaluate(rs, key, ctx) == evaluate(generated, key, ctx), (key, ctx)
+    # with codegen off, parsing generated nothing
+    codegen._CODE_CACHE.clear()
+    parse_ruleset({"format": 1, "environment": "t", "version": 1, "flags": {"f": _targeted()}})
+    assert codegen._CODE_CACHE == {}
