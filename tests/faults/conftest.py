@@ -104,8 +104,10 @@ def fault_template(fault_services: None) -> Iterator[tuple[str, dict[str, str]]]
     _pg_admin_execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", f"CREATE DATABASE {name}")
     try:
         env = _env(name, f"flagapp-faults-{RUN_ID}-tpl", FAULTS_DB_POOL="0")
-        manage("migrate", "--noinput", env=env, timeout=240)
-        proc = manage("shell", "-c", SETUP_SCRIPT, env=env)
+        # One process migrates and loads the setup data (a Django start-up costs seconds).
+        script = "from django.core.management import call_command\n"
+        script += "call_command('migrate', interactive=False, verbosity=0)\n" + SETUP_SCRIPT
+        proc = manage("shell", "-c", script, env=env, timeout=240)
         line = next(x for x in proc.stdout.splitlines() if x.startswith("SETUP"))
         yield name, dict(json.loads(line[len("SETUP") :]))
     finally:
@@ -215,15 +217,5 @@ def shared(fault_template: tuple[str, dict[str, str]]) -> Iterator[tuple[Deploym
     try:
         dep = made()
         yield dep, dep.server(workers=2)
-    finally:
-        made.close()
-
-
-@pytest.fixture(scope="module")
-def module_deployment(fault_template: tuple[str, dict[str, str]]) -> Iterator[Deployments]:
-    """Like ``deployment``, shared by the tests of one module (tests that change nothing)."""
-    made = Deployments(*fault_template)
-    try:
-        yield made
     finally:
         made.close()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -26,10 +25,11 @@ import httpx
 __all__ = [
     "PY",
     "REPO",
+    "SETUP_SCRIPT",
     "Server",
     "free_port",
     "manage",
-    "setup_data",
+    "running",
     "wait_until",
 ]
 
@@ -102,12 +102,6 @@ def create_api_token(user: Any) -> str:
     from flagapp.api.tokens import create_api_token as create
 
     return create(user, "faults")[1]
-
-
-def setup_data(env: Mapping[str, str]) -> dict[str, str]:
-    proc = manage("shell", "-c", SETUP_SCRIPT, env=env)
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("SETUP"))
-    return dict(json.loads(line[len("SETUP") :]))
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> float | None:
