@@ -44,12 +44,17 @@ OUTAGE_RETRY_AFTER = 5
 V = TypeVar("V", bound=Callable[..., Any])
 
 
+def json_bytes(payload: Any) -> bytes:
+    """UTF-8 JSON; text with no UTF-8 form (a lone surrogate echoed back from a client's
+    field name) is escaped as ``\\udXXX`` instead of failing the response with a 500."""
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=True).encode("ascii")
+
+
 def json_response(payload: Any, status: int = 200, **headers: str) -> HttpResponse:
-    response = HttpResponse(
-        json.dumps(payload, separators=(",", ":"), ensure_ascii=False),
-        content_type="application/json",
-        status=status,
-    )
+    response = HttpResponse(json_bytes(payload), content_type="application/json", status=status)
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
     return response
