@@ -7,13 +7,15 @@ from the *class* of the error, so the classes below are the whole vocabulary:
     SourceError                  anything a source reports
     ├── SourceUnavailable        transient: refused, timed out, 5xx, 429, stream dropped
     │   └── RateLimited          429 with the server's Retry-After
-    ├── AuthenticationError      401/403: the SDK key is missing, unknown or revoked (fatal)
+    ├── AuthenticationError      401/403: the SDK key is missing, unknown or revoked
     ├── InvalidSnapshot          the body is not JSON or fails ruleset validation (rejected whole)
     ├── ResponseTooLarge         the body is over ``max_response_bytes`` (not read further)
     └── UnexpectedResponse       any other status (404 from a wrong URL, 400, ...)
 
 Transient errors lead to PROVIDER_STALE once the staleness window has passed; the others to
-PROVIDER_ERROR with a message (an AuthenticationError with error code PROVIDER_FATAL).
+PROVIDER_ERROR with a message (and STALE too once the window has passed). A rejected key is
+fatal (PROVIDER_FATAL, the source stops) only while the provider has no snapshot at all; with
+one held it keeps serving it and the source keeps retrying with backoff.
 The provider itself only ever lets OpenFeature errors out; these never reach a caller of the
 OpenFeature client.
 """
@@ -62,9 +64,11 @@ class RateLimited(SourceUnavailable):
 
 
 class AuthenticationError(SourceError):
-    """401/403: the SDK key was rejected. Retrying with the same key cannot help."""
+    """401/403: the SDK key was rejected.
 
-    fatal = True
+    Not fatal by itself: a key restored on the server, a rotation in progress (``sdk_key`` may
+    be a callable returning the current key) or a proxy glitch heal on a later retry.
+    """
 
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)

@@ -14,8 +14,10 @@ Design points (each one is a requirement of the provider issue):
   PROVIDER_CONFIGURATION_CHANGED with the exact changed flag keys on each new snapshot;
   PROVIDER_STALE once the source has been failing and the served snapshot was last confirmed
   more than ``stale_after`` seconds ago (also when an old last-known-good file is served);
-  PROVIDER_ERROR with a message for a rejected snapshot or an unexpected response, and with
-  error code PROVIDER_FATAL for a rejected SDK key; PROVIDER_READY on recovery.
+  PROVIDER_ERROR with a message for a rejected snapshot, a rejected SDK key while a snapshot
+  is held (which keeps being served; the source keeps retrying) or an unexpected response,
+  then STALE if that lasts past the window; PROVIDER_ERROR with error code PROVIDER_FATAL only
+  for a rejected key while nothing at all is held; PROVIDER_READY on recovery.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from openfeature.provider import AbstractProvider, Metadata
 from openfeature.track import TrackingEventDetails
 
 from openfeature_provider.engine import Resolution, Ruleset, changed_flag_keys, evaluate
-from openfeature_provider.exceptions import InvalidSnapshot, SourceError
+from openfeature_provider.exceptions import AuthenticationError, InvalidSnapshot, SourceError
 from openfeature_provider.lkg import LastKnownGood
 from openfeature_provider.remote import PollingSource, StreamingSource
 from openfeature_provider.sources import FileSource, SnapshotSource
@@ -53,6 +55,7 @@ from openfeature_provider.transport import (
     DEFAULT_FETCH_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES,
     RulesetClient,
+    SdkKey,
 )
 
 __all__ = ["PROVIDER_NAME", "FlagappProvider"]
@@ -106,7 +109,7 @@ class FlagappProvider(AbstractProvider):
     def __init__(
         self,
         url: str | None = None,
-        sdk_key: str | None = None,
+        sdk_key: SdkKey | None = None,
         *,
         source: SnapshotSource | None = None,
         cache_path: str | os.PathLike[str] | None = None,
@@ -270,6 +273,13 @@ class FlagappProvider(AbstractProvider):
                     tried_lkg = True
                     if self._serve_fallback():
                         break
+                if tried_lkg and isinstance(self._last_error, AuthenticationError):
+                    # a rejected key and nothing to serve: the one fatal case (finding 4)
+                    with self._lock:
+                        self._fatal = self._last_error
+                        self._health = _FATAL
+                    self._stop_source()
+                    raise ProviderFatalError(f"flagapp: {self._fatal}")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -294,8 +304,8 @@ class FlagappProvider(AbstractProvider):
         if self._sender is not None:
             self._sender.start()
         if self.served_from in _FALLBACKS:
-            # STALE must follow the SDK's READY, which it emits right after we return.
-            timer = threading.Timer(0.05, self._check_stale)
+            # ERROR/STALE must follow the SDK's READY, which it emits right after we return.
+            timer = threading.Timer(0.05, self._after_fallback)
             timer.daemon = True
             self._stale_timer = timer
             timer.start()
@@ -386,10 +396,10 @@ class FlagappProvider(AbstractProvider):
             self._last_confirmed = time.time()
             self._failures = 0
             self._last_error = None
+            self.served_from = "source"  # new, or the file's snapshot confirmed by the server
             if old is None or old.etag != ruleset.etag:
                 self._details = {}
                 self._snapshot = ruleset  # the atomic swap readers rely on
-                self.served_from = "source"
                 save = self.lkg is not None and ruleset.etag != self._lkg_etag
                 if old is not None and not self._initializing:
                     # one event per new snapshot; flags_changed is exact (may be empty when
@@ -428,14 +438,31 @@ class FlagappProvider(AbstractProvider):
             logger.warning("flagapp: cannot write last-known-good file %s: %s", self.lkg.path, exc)
 
     def _on_error(self, exc: BaseException, fatal: bool = False) -> None:
+        """What a source error means for the OpenFeature world (see the module docstring).
+
+        - ``fatal=True`` (a source that stopped for good), or a rejected key (401/403) while
+          nothing at all is held: PROVIDER_ERROR with PROVIDER_FATAL; the source is stopped.
+          (During ``initialize`` a rejected key first lets the fallback files be tried.)
+        - otherwise the held snapshot keeps being served: a transient error counts towards
+          STALE; any other (a rejected key, a rejected snapshot, an unexpected answer)
+          signals PROVIDER_ERROR once, then STALE once the snapshot is older than the window.
+        """
         emit: tuple[ProviderEvent, ProviderEventDetails] | None = None
+        stop_source = False
         with self._lock:
             if self._closed:
                 return
             self._last_error = exc
-            if fatal or getattr(exc, "fatal", False):
+            rejected_key = isinstance(exc, AuthenticationError)
+            nothing_held = self._snapshot is None
+            if (
+                fatal
+                or getattr(exc, "fatal", False)
+                or (rejected_key and nothing_held and not self._initializing)
+            ):
                 logger.error("flagapp: snapshot source stopped: %s", exc)
                 self._fatal = exc
+                stop_source = self._initialized
                 if self._initialized and self._health != _FATAL:
                     self._health = _FATAL
                     emit = (
@@ -448,23 +475,28 @@ class FlagappProvider(AbstractProvider):
                 self._failures += 1
                 logger.warning("flagapp: snapshot source error: %s", exc)
                 if self._initialized and self._health != _FATAL:
-                    if not getattr(exc, "transient", False) or not isinstance(exc, SourceError):
-                        if self._health != _ERROR:
-                            self._health = _ERROR
-                            code = (
-                                ErrorCode.PARSE_ERROR
-                                if isinstance(exc, InvalidSnapshot)
-                                else ErrorCode.GENERAL
-                            )
-                            emit = (
-                                ProviderEvent.PROVIDER_ERROR,
-                                ProviderEventDetails(message=f"flagapp: {exc}", error_code=code),
-                            )
+                    transient = getattr(exc, "transient", False) and isinstance(exc, SourceError)
+                    if not transient and self._health == _OK:
+                        self._health = _ERROR
+                        code = (
+                            ErrorCode.PARSE_ERROR
+                            if isinstance(exc, InvalidSnapshot)
+                            else ErrorCode.GENERAL
+                        )
+                        message = f"flagapp: {exc}"
+                        if rejected_key:
+                            message += "; serving the snapshot held, retrying"
+                        emit = (
+                            ProviderEvent.PROVIDER_ERROR,
+                            ProviderEventDetails(message=message, error_code=code),
+                        )
                     else:
                         emit = self._stale_event()
             if emit is not None:
                 self.emit(*emit)
         self._wake.set()
+        if stop_source:
+            self._stop_source()
 
     def _stale_event(self) -> tuple[ProviderEvent, ProviderEventDetails] | None:
         """STALE if failing and last confirmed longer ago than the window (lock held).
@@ -493,6 +525,21 @@ class FlagappProvider(AbstractProvider):
             emit = None if self._closed else self._stale_event()
             if emit is not None:
                 self.emit(*emit)
+
+    def _after_fallback(self) -> None:
+        """Right after ``initialize`` served a file: ERROR if the key was rejected, then STALE."""
+        with self._lock:
+            exc = self._last_error
+            if not self._closed and self._health == _OK and isinstance(exc, AuthenticationError):
+                self._health = _ERROR
+                self.emit(
+                    ProviderEvent.PROVIDER_ERROR,
+                    ProviderEventDetails(
+                        message=f"flagapp: {exc}; serving the {self.served_from} file",
+                        error_code=ErrorCode.GENERAL,
+                    ),
+                )
+        self._check_stale()
 
     # -- evaluation (hot path: no lock, nothing built that is not returned) -----------------
     def _resolve(

@@ -27,6 +27,7 @@ from openfeature_provider.transport import (
     DEFAULT_FETCH_TIMEOUT,
     DEFAULT_MAX_RESPONSE_BYTES,
     RulesetClient,
+    SdkKey,
     iter_sse,
 )
 
@@ -75,7 +76,7 @@ class _RemoteSource:
     def __init__(
         self,
         url: str,
-        sdk_key: str,
+        sdk_key: SdkKey,
         *,
         poll_interval: float = 30.0,
         connect_timeout: float = 3.0,
@@ -157,12 +158,12 @@ class _RemoteSource:
     def poll_once(self) -> float:
         """One GET /sdk/v1/ruleset; returns how long to wait before the next one.
 
-        Raises AuthenticationError (the caller stops); other errors are reported here.
+        Every error is reported here, a rejected key (401/403) too: the provider keeps serving
+        what it holds and we keep asking with backoff, so a restored or rotated key is picked
+        up (the provider stops us if it holds nothing at all).
         """
         try:
             ruleset, _changed = self.client.fetch()
-        except AuthenticationError:
-            raise
         except RateLimited as exc:
             self._report(exc)
             return max(exc.retry_after or 0.0, self.backoff.next())
@@ -186,12 +187,7 @@ class PollingSource(_RemoteSource):
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                delay = self.poll_once()
-            except AuthenticationError as exc:
-                self._report(exc, fatal=True)
-                return
-            if self._stop.wait(delay):
+            if self._stop.wait(self.poll_once()):
                 return
 
 
@@ -213,7 +209,7 @@ class StreamingSource(_RemoteSource):
     def __init__(
         self,
         url: str,
-        sdk_key: str,
+        sdk_key: SdkKey,
         *,
         stream_read_timeout: float = 60.0,
         fallback_after: int = 3,
@@ -235,20 +231,18 @@ class StreamingSource(_RemoteSource):
         while not self._stop.is_set():
             if time.monotonic() < poll_until:
                 self.mode = "poll"
-                try:
-                    delay = self.poll_once()
-                except AuthenticationError as exc:
-                    self._report(exc, fatal=True)
-                    return
+                delay = self.poll_once()
                 if self._stop.wait(min(delay, max(0.0, poll_until - time.monotonic()) + 0.001)):
                     return
                 continue
             self.mode = "stream"
             try:
                 connected = self._stream_once()
-            except AuthenticationError as exc:
-                self._report(exc, fatal=True)
-                return
+            except AuthenticationError as exc:  # polling would be refused too: back off
+                self._report(exc)
+                if self._stop.wait(self.backoff.next()):
+                    return
+                continue
             except SourceError as exc:
                 if self._stop.is_set():
                     return
@@ -321,8 +315,6 @@ class StreamingSource(_RemoteSource):
         if current is None or etag is None or etag != current.etag:
             try:
                 current, _changed = self.client.fetch()
-            except AuthenticationError:
-                raise
             except SourceError as exc:
                 self._report(exc)
                 return False

@@ -19,7 +19,9 @@ Rules a source follows (the provider relies on them):
   etags, so this costs nothing and is how it learns that a failing source recovered.
 - A document that fails validation is never delivered: the source reports
   ``InvalidSnapshot`` through ``on_error`` and the provider keeps the previous snapshot.
-- ``on_error(exc, fatal=True)`` means the source has stopped for good (a rejected SDK key).
+- ``on_error(exc, fatal=True)`` means the source has stopped for good. The HTTP sources never
+  say that themselves: they report a rejected key (``AuthenticationError``) and keep retrying;
+  the provider stops them if it holds no snapshot at all.
   Error classes are in ``openfeature_provider.exceptions``: ``SourceUnavailable`` is
   transient; anything else non-fatal is reported as PROVIDER_ERROR.
 - Callbacks come from the source's own thread (or the caller's thread for ``InMemorySource``)

@@ -37,6 +37,7 @@ __all__ = [
     "RULESET_PATH",
     "STREAM_PATH",
     "RulesetClient",
+    "SdkKey",
     "SseEvent",
     "format_etag",
     "iter_sse",
@@ -47,6 +48,10 @@ RULESET_PATH = "/sdk/v1/ruleset"
 STREAM_PATH = "/sdk/v1/stream"
 EVENTS_PATH = "/sdk/v1/events"
 USER_AGENT = "flagapp-openfeature-python/0.1"
+
+#: An SDK key, or a callable returning the current one (read per request: a rotated secret
+#: file or vault entry is picked up without a restart).
+SdkKey = str | Callable[[], str]
 
 #: Total seconds for one ruleset fetch or event post: connect, headers and the whole body.
 DEFAULT_FETCH_TIMEOUT: Final = 30.0
@@ -208,7 +213,7 @@ class RulesetClient:
     def __init__(
         self,
         url: str,
-        sdk_key: str,
+        sdk_key: SdkKey,
         *,
         connect_timeout: float = 3.0,
         read_timeout: float = 5.0,
@@ -225,13 +230,14 @@ class RulesetClient:
         if max_response_bytes < 1:
             raise ValueError("max_response_bytes must be at least 1")
         self.base_url = url.rstrip("/")
+        self._sdk_key = sdk_key
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.fetch_timeout = fetch_timeout
         self.max_response_bytes = max_response_bytes
         self._client = httpx.Client(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {sdk_key}", "User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT},
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
             # A fresh connection per request, so the deadline watchdog always learns the
             # socket it must cut. Costs nothing in practice: polls are further apart than
@@ -246,6 +252,28 @@ class RulesetClient:
         self._inflight: set[_Deadline] = set()  # requests under way (cut by interrupt_stream)
         self._lock = threading.Lock()
         self._closed = False
+
+    @property
+    def sdk_key(self) -> str:
+        """The key to send now (the callable's answer when ``sdk_key`` is one).
+
+        Raises SourceUnavailable when the callable fails or returns no key: transient, the
+        secret may be being rewritten.
+        """
+        key = self._sdk_key
+        if isinstance(key, str):
+            return key
+        try:
+            value = key()
+        except Exception as exc:
+            raise SourceUnavailable(f"sdk_key callable failed: {type(exc).__name__}") from exc
+        if not isinstance(value, str) or not value.strip():
+            raise SourceUnavailable("sdk_key callable returned no key")
+        return value.strip()
+
+    def _auth(self, headers: dict[str, str]) -> dict[str, str]:
+        headers["Authorization"] = f"Bearer {self.sdk_key}"
+        return headers
 
     # -- GET /sdk/v1/ruleset ----------------------------------------------------------------
     def fetch(self) -> tuple[Ruleset, bool]:
@@ -285,6 +313,7 @@ class RulesetClient:
         Returns (status, headers, body). Raises SourceUnavailable (unreachable, timed out,
         connection broken) or ResponseTooLarge.
         """
+        headers = self._auth(headers)
         deadline = _Deadline(self.fetch_timeout)
         with self._lock:
             if self._closed:
@@ -377,7 +406,7 @@ class RulesetClient:
         ``stream_read_timeout`` should exceed the server's heartbeat interval: a silent
         connection (a dead peer, a proxy holding it) then ends with a timeout and a reconnect.
         """
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        headers = self._auth({"Accept": "text/event-stream", "Cache-Control": "no-cache"})
         if self.current is not None:
             headers["Last-Event-ID"] = str(self.current.version)
         timeout = httpx.Timeout(stream_read_timeout, connect=self.connect_timeout)

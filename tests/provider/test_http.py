@@ -144,30 +144,103 @@ def test_init__403__provider_fatal(flag_server: FlagServer, provider_name: str) 
         api.set_provider_and_wait(provider)
 
 
-def test_init__401_with_lkg__still_fatal(
-    flag_server: FlagServer, provider_name: str, tmp_path: Path
+def test_init__401_with_lkg__lkg_served_error_and_key_fixed_later_picked_up(
+    flag_server: FlagServer, provider_name: str, recorder: EventRecorder, tmp_path: Path
 ) -> None:
+    """A snapshot on disk beats a rejected key: serve it, say ERROR, keep asking (finding 4)."""
     cache = tmp_path / "lkg.json"
     LastKnownGood(cache).save(_parsed(make_doc(1)))
-    provider = FlagappProvider(
-        url=flag_server.url, sdk_key="revoked", cache_path=cache, name=provider_name
-    )
-    with pytest.raises(ProviderFatalError):
-        api.set_provider_and_wait(provider)
+    flag_server.keys.clear()
+    provider = _provider(flag_server, provider_name, cache_path=cache, stale_after=3600)
+    api.set_provider_and_wait(provider)  # no ProviderFatalError
+    assert provider.served_from == "last-known-good"
+    errors = recorder.wait_count(ProviderEvent.PROVIDER_ERROR, 1)
+    assert len(errors) == 1 and errors[0].error_code == ErrorCode.GENERAL
+    assert "401" in (errors[0].message or "")
+    assert api.get_client().get_boolean_value("checkout.new-flow", False, PRO) is True
+    polls = flag_server.count("/sdk/v1/ruleset")
+    flag_server.keys.add(VALID_KEY)  # the key is accepted again (rotation finished)
+    assert len(recorder.wait_count(ProviderEvent.PROVIDER_READY, 2)) == 2
+    assert flag_server.count("/sdk/v1/ruleset") > polls
+    assert provider.served_from == "source"
+    assert api.get_client().get_provider_status() == ProviderStatus.READY
 
 
-def test_midrun__key_revoked__provider_error_fatal_once(
+def test_midrun__key_revoked__held_snapshot_served_error_then_stale_then_ready(
     flag_server: FlagServer, provider_name: str, recorder: EventRecorder
 ) -> None:
-    api.set_provider_and_wait(_provider(flag_server, provider_name))
+    """Before: PROVIDER_FATAL and every evaluation returned the default until restart."""
+    provider = _provider(flag_server, provider_name, stale_after=0.5)
+    api.set_provider_and_wait(provider)
+    client = api.get_client()
     flag_server.keys.clear()
     errors = recorder.wait_count(ProviderEvent.PROVIDER_ERROR, 1)
     assert len(errors) == 1
-    assert errors[0].error_code == ErrorCode.PROVIDER_FATAL
-    assert api.get_client().get_provider_status() == ProviderStatus.FATAL
+    assert errors[0].error_code == ErrorCode.GENERAL  # not PROVIDER_FATAL: a snapshot is held
+    assert client.get_provider_status() == ProviderStatus.ERROR
+    served = [client.get_boolean_details("checkout.new-flow", False, PRO) for _ in range(500)]
+    assert {(d.value, d.error_code) for d in served} == {(True, None)}
+    stale = recorder.wait_count(ProviderEvent.PROVIDER_STALE, 1)
+    assert len(stale) == 1 and "401" in (stale[0].message or "")
     polls = flag_server.count("/sdk/v1/ruleset")
-    time.sleep(0.3)
-    assert flag_server.count("/sdk/v1/ruleset") == polls  # the source stopped
+    assert wait_until(lambda: flag_server.count("/sdk/v1/ruleset") > polls)  # still retrying
+    flag_server.keys.add(VALID_KEY)
+    assert len(recorder.wait_count(ProviderEvent.PROVIDER_READY, 2)) == 2
+    assert client.get_provider_status() == ProviderStatus.READY
+    assert len(recorder.of(ProviderEvent.PROVIDER_ERROR)) == 1
+
+
+def test_midrun__403__same_as_401(flag_server: FlagServer, provider_name: str) -> None:
+    api.set_provider_and_wait(_provider(flag_server, provider_name))
+    flag_server.forbidden.add(VALID_KEY)
+    assert wait_until(lambda: api.get_client().get_provider_status() == ProviderStatus.ERROR)
+    assert api.get_client().get_string_value("ui.theme", "x") == "dark"
+
+
+def test_rotated_key__sdk_key_callable__new_key_used_without_restart(
+    flag_server: FlagServer, provider_name: str, recorder: EventRecorder
+) -> None:
+    """``sdk_key`` may be a callable (a mounted secret): each request asks it for the key."""
+    current = {"key": VALID_KEY}
+    provider = FlagappProvider(
+        url=flag_server.url,
+        sdk_key=lambda: current["key"],
+        poll_interval=0.1,
+        backoff_base=0.05,
+        backoff_max=0.1,
+        name=provider_name,
+    )
+    api.set_provider_and_wait(provider)
+    flag_server.keys = {"fa_production_new"}  # the server rotated: the old key is refused
+    recorder.wait_count(ProviderEvent.PROVIDER_ERROR, 1)
+    current["key"] = "fa_production_new"  # the secret file was updated
+    assert len(recorder.wait_count(ProviderEvent.PROVIDER_READY, 2)) == 2
+    last = [r for r in flag_server.requests if r.path == "/sdk/v1/ruleset"][-1]
+    assert last.headers["Authorization"] == "Bearer fa_production_new"
+
+
+def test_midrun__no_snapshot_then_401__fatal_and_source_stops(
+    provider_name: str, recorder: EventRecorder
+) -> None:
+    """PROVIDER_FATAL only when there is nothing at all to serve."""
+    server = FlagServer(make_doc()).start()
+    port = server.port
+    server.stop()
+    provider = _provider(server, provider_name, init_timeout=0.3)
+    with pytest.raises(ProviderNotReadyError):
+        api.set_provider_and_wait(provider)
+    server = FlagServer(make_doc(), port=port)
+    server.keys.clear()
+    server.start()
+    try:
+        assert wait_until(lambda: api.get_client().get_provider_status() == ProviderStatus.FATAL)
+        errors = recorder.of(ProviderEvent.PROVIDER_ERROR)
+        assert errors[-1].error_code == ErrorCode.PROVIDER_FATAL
+        polls = server.count("/sdk/v1/ruleset")
+        time.sleep(0.3)
+        assert server.count("/sdk/v1/ruleset") == polls  # the source stopped
+    finally:
+        server.stop()
 
 
 def test_midrun__server_dies__stale_once_then_ready_on_restart(

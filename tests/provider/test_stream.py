@@ -184,3 +184,22 @@ def test_source_bug__thread_crash__provider_error_not_fatal(
     assert len(errors) == 1 and "crashed" in (errors[0].message or "")
     assert errors[0].error_code != ErrorCode.PROVIDER_FATAL
     assert api.get_client().get_string_value("ui.theme", "x") == "dark"  # still serving
+
+
+def test_stream__key_revoked__held_snapshot_served_and_stream_resumes(
+    flag_server: FlagServer, provider_name: str, recorder: EventRecorder
+) -> None:
+    """A 401 on reconnect is not fatal while a snapshot is held (issue 11 finding 4)."""
+    provider = _provider(flag_server, provider_name)
+    api.set_provider_and_wait(provider)
+    assert wait_until(lambda: flag_server.open_streams == 1)
+    flag_server.keys.clear()
+    flag_server.drop_streams()
+    errors = recorder.wait_count(ProviderEvent.PROVIDER_ERROR, 1)
+    assert len(errors) == 1 and errors[0].error_code == ErrorCode.GENERAL
+    assert api.get_client().get_string_value("ui.theme", "x") == "dark"
+    flag_server.keys.add(VALID_KEY)
+    assert wait_until(lambda: flag_server.open_streams == 1)
+    assert len(recorder.wait_count(ProviderEvent.PROVIDER_READY, 2)) == 2
+    flag_server.set_ruleset(_theme_doc(2, "light"))
+    assert wait_until(lambda: api.get_client().get_string_value("ui.theme", "x") == "light")
