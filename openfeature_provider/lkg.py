@@ -7,42 +7,71 @@ it last saw, not with every caller's default. So each accepted snapshot is writt
 File format (JSON, one object)::
 
     {"lkg_format": 1, "etag": "sha256:...", "saved_at": 1732380000.5,
-     "environment": "production", "version": 42, "ruleset": {...format v1 document...}}
+     "environment": "production", "version": 42,
+     "server": "https://flags.example.com", "key_environment": "production",
+     "key_fingerprint": "3f1c...", "ruleset": {...format v1 document...}}
+
+Rules (issue 11 finding 6):
+
+- **The server's snapshot always wins.** Every accepted snapshot is written, whatever its
+  version: versions restart when a database is restored or an environment re-created, and a
+  file must never pin the provider to a number the server has left behind.
+- **The file is bound to the server and the key's environment.** It is served only to a
+  provider talking to the same base URL, and only if the SDK key vouches for the file's
+  environment: a key of the form ``fa_<environment>_<40 chars>`` (what flagapp issues) must
+  name the ruleset's environment, so a rotated key of the same environment still uses the
+  file and a staging file is never served to a production key; any other key must be the very
+  key that wrote the file (compared by a truncated sha256 fingerprint; the key is not stored).
+- **A ``saved_at`` in the future counts as now**, so a clock that was ahead cannot keep an
+  old file from going STALE.
 
 Writes are atomic: a temporary file in the same directory (unique per process and thread),
 ``fsync``, ``os.replace`` onto the path, ``fsync`` of the directory. Several processes of one
-service may share the path: readers only ever see a whole file, and writers hold an advisory
-lock (``fcntl.flock`` on ``<path>.lock`` where available) while they compare versions, so an
-older snapshot never replaces a newer one of the same environment.
+service may share the path: readers only ever see a whole file, and the last writer wins.
 
-A file that is missing, truncated, not JSON, of another format, or whose ruleset fails
-validation is ignored with a warning: the provider then behaves as if there were none.
+A file that is missing, truncated, not JSON, of another format, whose ruleset fails
+validation, or written for another server or environment is ignored with a warning: the
+provider then behaves as if there were none.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
+import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from openfeature_provider.engine import Ruleset, parse_ruleset
 
-try:  # POSIX only; elsewhere writes are still atomic, just not version-ordered.
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
-
-__all__ = ["LKG_FORMAT", "LastKnownGood", "LoadedSnapshot"]
+__all__ = ["LKG_FORMAT", "LastKnownGood", "LoadedSnapshot", "key_environment"]
 
 LKG_FORMAT = 1
 logger = logging.getLogger("flagapp.provider")
+
+#: flagapp's SDK tokens: ``fa_<environment key>_`` + 8 characters of public id + 32 of secret.
+_TOKEN = re.compile(r"fa_(?P<env>.+)_[0-9A-Za-z]{40}")
+
+
+def key_environment(sdk_key: str) -> str | None:
+    """The environment a flagapp SDK token names, or None for a key of another form."""
+    match = _TOKEN.fullmatch(sdk_key.strip())
+    return match.group("env") if match else None
+
+
+def _fingerprint(sdk_key: str) -> str:
+    return hashlib.sha256(sdk_key.strip().encode()).hexdigest()[:16]
+
+
+class _Mismatch(ValueError):
+    """The file is valid but not for this server/key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,12 +88,30 @@ class LoadedSnapshot:
 
 
 class LastKnownGood:
-    """Reads and atomically writes one last-known-good file."""
+    """Reads and atomically writes one last-known-good file.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``server`` (the flag server's base URL) and ``sdk_key`` (a key or a callable returning the
+    current one) are the identity the file is bound to; both None for a provider fed by its
+    own source (no server, no key), whose files are only served to such providers.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        server: str | None = None,
+        sdk_key: str | Callable[[], str] | None = None,
+    ) -> None:
         self.path = Path(path)
-        self._lock_path = self.path.with_name(self.path.name + ".lock")
+        self.server = server.rstrip("/") if server else None
+        self._sdk_key = sdk_key
         self._thread_lock = threading.Lock()
+
+    def _key(self) -> str | None:
+        key = self._sdk_key
+        if key is None or isinstance(key, str):
+            return key
+        return key()
 
     # -- reading -----------------------------------------------------------------------------
     def load(self) -> LoadedSnapshot | None:
@@ -78,6 +125,9 @@ class LastKnownGood:
             return None
         try:
             return self._decode(data)
+        except _Mismatch as exc:
+            logger.warning("flagapp: not using last-known-good file %s: %s", self.path, exc)
+            return None
         except Exception as exc:  # any defect means "no usable file"
             logger.warning(
                 "flagapp: ignoring last-known-good file %s (%s: %s)",
@@ -87,8 +137,7 @@ class LastKnownGood:
             )
             return None
 
-    @staticmethod
-    def _decode(data: bytes) -> LoadedSnapshot:
+    def _decode(self, data: bytes) -> LoadedSnapshot:
         doc = json.loads(data)
         if not isinstance(doc, dict) or doc.get("lkg_format") != LKG_FORMAT:
             raise ValueError(f"not a flagapp last-known-good file (lkg_format {LKG_FORMAT})")
@@ -98,60 +147,50 @@ class LastKnownGood:
             raise ValueError("missing etag or saved_at")
         if not isinstance(saved_at, int | float):
             raise ValueError("saved_at is not a number")
+        if doc.get("server") != self.server:
+            raise _Mismatch(
+                f"written for another server ({doc.get('server')!r}, this provider uses"
+                f" {self.server!r})"
+            )
         ruleset = parse_ruleset(doc["ruleset"])
-        return LoadedSnapshot(ruleset=ruleset, etag=etag, saved_at=float(saved_at))
+        key = self._key()
+        if key is not None:
+            env = key_environment(key)
+            if env is not None and env != ruleset.environment:
+                raise _Mismatch(
+                    f"it holds environment {ruleset.environment!r}; the SDK key is for {env!r}"
+                )
+            if env is None and doc.get("key_fingerprint") != _fingerprint(key):
+                raise _Mismatch("written with another SDK key")
+        # a clock that was ahead must not keep the file fresh: the future counts as now
+        return LoadedSnapshot(
+            ruleset=ruleset, etag=etag, saved_at=min(float(saved_at), time.time())
+        )
 
     # -- writing -----------------------------------------------------------------------------
     def save(self, ruleset: Ruleset, etag: str | None = None) -> bool:
-        """Write ``ruleset`` atomically; False if skipped because the file holds a newer one.
+        """Write ``ruleset`` atomically, whatever the file held (the server's snapshot wins).
 
-        Raises OSError when the directory is not writable; the provider logs it and carries on
-        (serving flags matters more than caching them).
+        Returns True. Raises OSError when the directory is not writable; the provider logs it
+        and carries on (serving flags matters more than caching them).
         """
+        key = self._key()
         body = {
             "lkg_format": LKG_FORMAT,
             "etag": etag or ruleset.etag,
             "saved_at": time.time(),
             "environment": ruleset.environment,
             "version": ruleset.version,
+            "server": self.server,
+            "key_environment": key_environment(key) if key else None,
+            "key_fingerprint": _fingerprint(key) if key else None,
             "ruleset": dict(ruleset.raw),
         }
         data = json.dumps(body, separators=(",", ":"), default=_json_default).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._thread_lock, self._process_lock():
-            current = self._peek_version()
-            if (
-                current is not None
-                and current[0] == ruleset.environment
-                and current[1] > ruleset.version
-            ):
-                return False
+        with self._thread_lock:
             self._atomic_write(data)
         return True
-
-    def _peek_version(self) -> tuple[str, int] | None:
-        try:
-            doc = json.loads(self.path.read_bytes())
-            env, version = doc["environment"], doc["version"]
-        except Exception:
-            return None
-        if isinstance(env, str) and isinstance(version, int):
-            return env, version
-        return None
-
-    @contextlib.contextmanager
-    def _process_lock(self) -> Iterator[None]:
-        if fcntl is None:  # pragma: no cover
-            yield
-            return
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
 
     def _atomic_write(self, data: bytes) -> None:
         tmp = self.path.with_name(

@@ -168,7 +168,14 @@ class FlagappProvider(AbstractProvider):
         self.source: SnapshotSource = source
         self.init_timeout = init_timeout
         self.stale_after = stale_after
-        self.lkg: LastKnownGood | None = LastKnownGood(cache_path) if cache_path else None
+        # the file is bound to the server and the key's environment (issue 11 finding 6)
+        self.lkg: LastKnownGood | None = (
+            None
+            if not cache_path
+            else LastKnownGood(cache_path, server=url, sdk_key=sdk_key)
+            if remote is not None
+            else LastKnownGood(cache_path)
+        )
         self.bootstrap_path = Path(bootstrap_path) if bootstrap_path else None
         self._metadata = Metadata(name=name)
 

@@ -31,7 +31,10 @@ from openfeature_provider.transport import (
     iter_sse,
 )
 
-__all__ = ["Backoff", "PollingSource", "StreamingSource"]
+__all__ = ["STREAM_RETRY_MAX", "Backoff", "PollingSource", "StreamingSource"]
+
+#: Longest wait between stream reconnect attempts while polling as fall-back.
+STREAM_RETRY_MAX = 30.0
 
 logger = logging.getLogger("flagapp.provider")
 
@@ -199,9 +202,11 @@ class StreamingSource(_RemoteSource):
     - Heartbeat comments (and any event) confirm freshness; a connection silent for
       ``stream_read_timeout`` seconds is treated as dead and reopened.
     - Reconnects use exponential backoff with jitter (the server's ``retry:`` hint is the floor
-      after a clean close). After ``fallback_after`` consecutive failed connections — or at once
-      if the server has no stream endpoint (404/405/501) — it polls every ``poll_interval``
-      and tries the stream again after ``stream_retry_interval`` seconds.
+      after a clean close). After ``fallback_after`` consecutive failed connections it polls
+      every ``poll_interval`` and keeps trying the stream with its own backoff, capped at
+      ``STREAM_RETRY_MAX`` (30 s): after an outage, changes arrive at stream latency again
+      within one backoff step. A server without a stream endpoint (404/405/501) is polled and
+      the stream tried again only after ``stream_retry_interval`` seconds.
     """
 
     thread_name = "flagapp-stream"
@@ -220,6 +225,11 @@ class StreamingSource(_RemoteSource):
         self.stream_read_timeout = stream_read_timeout
         self.fallback_after = max(1, fallback_after)
         self.stream_retry_interval = stream_retry_interval
+        #: Reconnect attempts while polling as fall-back: capped at 30 s (and at
+        #: ``backoff_max`` / ``stream_retry_interval`` when those are shorter).
+        cap = max(self.backoff.base, min(STREAM_RETRY_MAX, self.backoff.maximum))
+        cap = max(self.backoff.base, min(cap, stream_retry_interval))
+        self.stream_backoff = Backoff(self.backoff.base, cap)
         self.retry_hint: float | None = None
         #: "stream" or "poll": visible for tests and diagnostics.
         self.mode = "stream"
@@ -248,11 +258,10 @@ class StreamingSource(_RemoteSource):
                     return
                 failures += 1
                 no_endpoint = isinstance(exc, UnexpectedResponse) and exc.status in (404, 405, 501)
-                if not no_endpoint:  # a server without streaming is normal, not a failure
-                    self._report(exc)
-                if no_endpoint or failures >= self.fallback_after:
+                if no_endpoint:  # a server without streaming is normal, not a failure
                     logger.warning(
-                        "flagapp: stream unavailable (%s); polling every %.0fs for %.0fs",
+                        "flagapp: no stream endpoint (%s); polling every %.0fs, stream retried"
+                        " in %.0fs",
                         exc,
                         self.poll_interval,
                         self.stream_retry_interval,
@@ -260,12 +269,28 @@ class StreamingSource(_RemoteSource):
                     failures = 0
                     poll_until = time.monotonic() + self.stream_retry_interval
                     continue
+                self._report(exc)
+                if failures >= self.fallback_after:
+                    # Poll meanwhile, and try the stream again after a capped backoff step,
+                    # so stream latency is back within one step after an outage (finding 5).
+                    retry_in = self.stream_backoff.next()
+                    if failures == self.fallback_after:
+                        logger.warning(
+                            "flagapp: stream unavailable (%s); polling every %.0fs and retrying"
+                            " the stream with backoff (at most %.0fs)",
+                            exc,
+                            self.poll_interval,
+                            self.stream_backoff.maximum,
+                        )
+                    poll_until = time.monotonic() + retry_in
+                    continue
                 if self._stop.wait(self.backoff.next()):
                     return
                 continue
             # the server closed a working stream: reconnect soon, honouring its retry hint
             if connected:
                 failures = 0
+                self.stream_backoff.reset()
             delay = self.backoff.next()
             if self.retry_hint is not None:
                 delay = max(delay, self.retry_hint)

@@ -95,8 +95,8 @@ def test_init__server_down_with_lkg__serves_lkg_then_stale_then_ready_on_recover
     provider_name: str, recorder: EventRecorder, tmp_path: Path
 ) -> None:
     cache = tmp_path / "lkg.json"
-    LastKnownGood(cache).save(_parsed(make_doc(5)))
     server = FlagServer(make_doc(5)).start()
+    _lkg(cache, server).save(_parsed(make_doc(5)))
     port = server.port
     server.stop()
     provider = _provider(server, provider_name, cache_path=cache, stale_after=0.0)
@@ -121,8 +121,8 @@ def test_init__server_down_with_fresh_lkg__ready_without_stale(
     provider_name: str, recorder: EventRecorder, tmp_path: Path
 ) -> None:
     cache = tmp_path / "lkg.json"
-    LastKnownGood(cache).save(_parsed(make_doc(5)))
     server = FlagServer(make_doc(5)).start()
+    _lkg(cache, server).save(_parsed(make_doc(5)))
     server.stop()
     api.set_provider_and_wait(_provider(server, provider_name, cache_path=cache, stale_after=60))
     time.sleep(0.4)
@@ -149,7 +149,7 @@ def test_init__401_with_lkg__lkg_served_error_and_key_fixed_later_picked_up(
 ) -> None:
     """A snapshot on disk beats a rejected key: serve it, say ERROR, keep asking (finding 4)."""
     cache = tmp_path / "lkg.json"
-    LastKnownGood(cache).save(_parsed(make_doc(1)))
+    _lkg(cache, flag_server).save(_parsed(make_doc(1)))
     flag_server.keys.clear()
     provider = _provider(flag_server, provider_name, cache_path=cache, stale_after=3600)
     api.set_provider_and_wait(provider)  # no ProviderFatalError
@@ -335,7 +335,7 @@ def test_init__slow_server_with_lkg__lkg_served_then_server_snapshot(
     old = make_doc(1)
     old["etag"] = "sha256:older"
     old["flags"]["ui.theme"]["fallthrough"] = {"variant": "light"}
-    LastKnownGood(cache).save(_parsed(old))
+    _lkg(cache, flag_server).save(_parsed(old))
     # slow twice: the quick retry after the first timeout must not beat the file
     flag_server.script.extend([Scripted(delay=0.6), Scripted(delay=0.6)])
     provider = _provider(flag_server, provider_name, cache_path=cache, read_timeout=0.3)
@@ -397,8 +397,8 @@ def test_init__lkg_preferred_over_bootstrap(provider_name: str, tmp_path: Path) 
     bootstrap = tmp_path / "bootstrap.json"
     bootstrap.write_text(json.dumps(make_doc(1)))
     cache = tmp_path / "lkg.json"
-    LastKnownGood(cache).save(_parsed(make_doc(7)))
     server = FlagServer(make_doc(7)).start()
+    _lkg(cache, server).save(_parsed(make_doc(7)))
     server.stop()
     provider = _provider(server, provider_name, cache_path=cache, bootstrap_path=bootstrap)
     api.set_provider_and_wait(provider)
@@ -419,3 +419,75 @@ def test_shutdown__polling_and_events_threads_stopped_idempotently(
     polls = flag_server.count("/sdk/v1/ruleset")
     time.sleep(0.3)
     assert flag_server.count("/sdk/v1/ruleset") == polls
+
+
+def _lkg(cache: Path, server: FlagServer, key: str = VALID_KEY) -> LastKnownGood:
+    """The last-known-good file as a provider for ``server`` with ``key`` writes it."""
+    return LastKnownGood(cache, server=server.url, sdk_key=key)
+
+
+def test_lkg_newer_version_than_server__server_wins_then_file_follows_it(
+    provider_name: str, tmp_path: Path
+) -> None:
+    """Issue 11 finding 6: a file at version 500 (restored database, re-created environment)
+    was never replaced by the server's version 3, and a restart with the server down served
+    the file's maintenance=true while the server said false."""
+    cache = tmp_path / "lkg.json"
+    maintenance = {"kind": "boolean", "enabled": True, "variants": {"on": True, "off": False}}
+    old = make_doc(
+        500, flags={"ops.maintenance": {**maintenance, "fallthrough": {"variant": "on"}}}
+    )
+    new = make_doc(3, flags={"ops.maintenance": {**maintenance, "fallthrough": {"variant": "off"}}})
+    server = FlagServer(new).start()
+    _lkg(cache, server).save(_parsed(old))
+    try:
+        provider = _provider(server, provider_name, cache_path=cache)
+        api.set_provider_and_wait(provider)
+        assert api.get_client().get_boolean_value("ops.maintenance", True) is False
+        assert wait_until(lambda: json.loads(cache.read_text())["version"] == 3)
+    finally:
+        server.stop()
+    api.clear_providers()
+    # restart with the server down: the file now holds what the server last said
+    again = _provider(server, provider_name + "-2", cache_path=cache)
+    api.set_provider_and_wait(again)
+    assert again.served_from == "last-known-good"
+    assert api.get_client().get_boolean_value("ops.maintenance", True) is False
+
+
+def test_init__staging_file_with_production_key__not_served(
+    provider_name: str, tmp_path: Path
+) -> None:
+    cache = tmp_path / "lkg.json"
+    server = FlagServer(make_doc()).start()
+    server.stop()
+    staging = {**make_doc(9), "environment": "staging"}
+    _lkg(cache, server, "fa_staging_" + "s" * 40).save(_parsed(staging))
+    provider = FlagappProvider(
+        url=server.url,
+        sdk_key="fa_production_" + "p" * 40,
+        cache_path=cache,
+        init_timeout=0.5,
+        connect_timeout=0.2,
+        name=provider_name,
+    )
+    with pytest.raises(ProviderNotReadyError):
+        api.set_provider_and_wait(provider)
+    assert provider.snapshot is None
+
+
+def test_init__lkg_saved_at_in_future__stale_once_past_window(
+    provider_name: str, recorder: EventRecorder, tmp_path: Path
+) -> None:
+    """A future ``saved_at`` counts as now: the file goes STALE after the window, not never."""
+    cache = tmp_path / "lkg.json"
+    server = FlagServer(make_doc()).start()
+    server.stop()
+    _lkg(cache, server).save(_parsed(make_doc(5)))
+    doc = json.loads(cache.read_text())
+    doc["saved_at"] = time.time() + 30 * 86400
+    cache.write_text(json.dumps(doc))
+    provider = _provider(server, provider_name, cache_path=cache, stale_after=0.5)
+    api.set_provider_and_wait(provider)
+    assert provider.served_from == "last-known-good"
+    assert len(recorder.wait_count(ProviderEvent.PROVIDER_STALE, 1, timeout=5)) == 1

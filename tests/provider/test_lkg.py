@@ -28,12 +28,75 @@ def test_save_then_load__round_trip_with_etag_and_time(tmp_path: Path) -> None:
     assert [p.name for p in (tmp_path / "sub").iterdir() if p.suffix == ".tmp"] == []
 
 
-def test_save__older_version_than_file__skipped(tmp_path: Path) -> None:
+def test_save__older_version_than_file__replaces_it(tmp_path: Path) -> None:
+    """The server's snapshot always wins (issue 11 finding 6): versions restart when a database
+    is restored or an environment re-created, and a file at version 500 used to pin the
+    provider to it forever."""
     lkg = LastKnownGood(tmp_path / "flags.json")
-    lkg.save(parse_ruleset(make_doc(5)))
-    assert lkg.save(parse_ruleset(make_doc(4))) is False
+    lkg.save(parse_ruleset(make_doc(500)))
+    assert lkg.save(parse_ruleset(make_doc(3))) is True
     loaded = lkg.load()
-    assert loaded is not None and loaded.ruleset.version == 5
+    assert loaded is not None and loaded.ruleset.version == 3
+
+
+def test_load__saved_at_in_the_future__counts_as_now(tmp_path: Path) -> None:
+    """A clock that was ahead must not keep the file "fresh" (it never went STALE before)."""
+    path = tmp_path / "flags.json"
+    LastKnownGood(path).save(parse_ruleset(make_doc(3)))
+    doc = json.loads(path.read_bytes())
+    doc["saved_at"] = time.time() + 365 * 86400
+    path.write_text(json.dumps(doc))
+    loaded = LastKnownGood(path).load()
+    assert loaded is not None
+    assert loaded.saved_at <= time.time()
+    assert loaded.age >= 0
+
+
+PROD_KEY = "fa_production_" + "A" * 40
+PROD_KEY_2 = "fa_production_" + "B" * 40
+STAGING_KEY = "fa_staging_" + "C" * 40
+SERVER = "https://flags.example.com"
+
+
+def _env_doc(environment: str, version: int = 1) -> dict[str, object]:
+    return {**make_doc(version), "environment": environment}
+
+
+def test_load__written_for_another_server__ignored(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "flags.json"
+    LastKnownGood(path, server=SERVER, sdk_key=PROD_KEY).save(parse_ruleset(_env_doc("production")))
+    with caplog.at_level(logging.WARNING, logger="flagapp.provider"):
+        other = LastKnownGood(path, server="https://flags.other.example", sdk_key=PROD_KEY)
+        assert other.load() is None
+    assert any("another server" in r.getMessage() for r in caplog.records)
+    same = LastKnownGood(path, server=SERVER + "/", sdk_key=PROD_KEY)  # trailing slash: same
+    assert same.load() is not None
+
+
+def test_load__staging_file_with_production_key__ignored(tmp_path: Path) -> None:
+    """A staging snapshot is never served to a production key (the key names its environment)."""
+    path = tmp_path / "flags.json"
+    LastKnownGood(path, server=SERVER, sdk_key=STAGING_KEY).save(parse_ruleset(_env_doc("staging")))
+    assert LastKnownGood(path, server=SERVER, sdk_key=PROD_KEY).load() is None
+    assert LastKnownGood(path, server=SERVER, sdk_key=STAGING_KEY).load() is not None
+
+
+def test_load__rotated_key_of_same_environment__served(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    LastKnownGood(path, server=SERVER, sdk_key=PROD_KEY).save(parse_ruleset(_env_doc("production")))
+    loaded = LastKnownGood(path, server=SERVER, sdk_key=lambda: PROD_KEY_2).load()
+    assert loaded is not None and loaded.ruleset.environment == "production"
+
+
+def test_load__key_naming_no_environment__only_the_same_key(tmp_path: Path) -> None:
+    """A key not in the fa_<environment>_ form cannot vouch for an environment: same key only."""
+    path = tmp_path / "flags.json"
+    LastKnownGood(path, server=SERVER, sdk_key="custom-key-1").save(parse_ruleset(make_doc()))
+    assert LastKnownGood(path, server=SERVER, sdk_key="custom-key-2").load() is None
+    assert LastKnownGood(path, server=SERVER, sdk_key="custom-key-1").load() is not None
+    assert "custom-key-1" not in path.read_text()  # only a fingerprint is stored
 
 
 @pytest.mark.parametrize(
@@ -89,7 +152,7 @@ for v in range(start, 40, 4):
 """
 
 
-def test_save__several_processes_share_path__file_always_whole_and_newest(
+def test_save__several_processes_share_path__file_always_whole(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "flags.json"
@@ -111,7 +174,7 @@ def test_save__several_processes_share_path__file_always_whole_and_newest(
     for p in procs:
         assert p.wait(timeout=30) == 0
     loaded = LastKnownGood(path).load()
-    assert loaded is not None and loaded.ruleset.version == 39
+    assert loaded is not None and loaded.ruleset.version in range(1, 40)  # the last writer's
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 

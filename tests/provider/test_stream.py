@@ -122,7 +122,9 @@ def test_stream__no_stream_endpoint_at_start__polls_instead_of_lkg(
     flag_server: FlagServer, provider_name: str, tmp_path: Path
 ) -> None:
     cache = tmp_path / "lkg.json"
-    LastKnownGood(cache).save(parse_ruleset({**make_doc(1), "etag": "older"}))
+    LastKnownGood(cache, server=flag_server.url, sdk_key=VALID_KEY).save(
+        parse_ruleset({**make_doc(1), "etag": "older"})
+    )
     flag_server.stream_status = 404
     provider = _provider(flag_server, provider_name, poll_interval=0.1, cache_path=cache)
     api.set_provider_and_wait(provider)
@@ -203,3 +205,38 @@ def test_stream__key_revoked__held_snapshot_served_and_stream_resumes(
     assert len(recorder.wait_count(ProviderEvent.PROVIDER_READY, 2)) == 2
     flag_server.set_ruleset(_theme_doc(2, "light"))
     assert wait_until(lambda: api.get_client().get_string_value("ui.theme", "x") == "light")
+
+
+def test_stream__outage_past_fallback__stream_retried_with_capped_backoff(
+    flag_server: FlagServer, provider_name: str, recorder: EventRecorder
+) -> None:
+    """After a short outage the stream is back within one backoff step (issue 11 finding 5).
+
+    Before, a few failed reconnects meant ``stream_retry_interval`` (5 minutes) of polling:
+    change latency went from a fraction of a second to the poll interval, silently.
+    """
+    provider = _provider(
+        flag_server, provider_name, stream_fallback_after=2, backoff_max=0.4, stale_after=3600
+    )
+    api.set_provider_and_wait(provider)
+    source = provider.source
+    assert isinstance(source, StreamingSource)
+    assert wait_until(lambda: flag_server.open_streams == 1)
+    flag_server.stop()
+    assert wait_until(lambda: source.mode == "poll")  # fell back: the stream kept failing
+    time.sleep(1.0)  # the outage goes on past several retries
+    flag_server.start()
+    assert wait_until(lambda: flag_server.open_streams == 1, timeout=5)
+    assert source.mode == "stream"
+    flag_server.set_ruleset(_theme_doc(2, "light"))  # poll_interval is 60 s: only the stream
+    changed = recorder.wait_count(ProviderEvent.PROVIDER_CONFIGURATION_CHANGED, 1)
+    assert [c.flags_changed for c in changed] == [["ui.theme"]]
+
+
+def test_stream__retry_backoff__capped_at_30_seconds() -> None:
+    source = StreamingSource("http://127.0.0.1:9", VALID_KEY, backoff_max=600.0)
+    try:
+        assert source.stream_backoff.maximum == 30.0
+        assert max(source.stream_backoff.next() for _ in range(40)) <= 30.0
+    finally:
+        source.stop()
