@@ -22,7 +22,6 @@ Design points (each one is a requirement of the provider issue):
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import random
@@ -58,7 +57,7 @@ from openfeature_provider.transport import (
     SdkKey,
 )
 
-__all__ = ["PROVIDER_NAME", "FlagappProvider"]
+__all__ = ["PROVIDER_NAME", "FlagappProvider", "copy_value"]
 
 PROVIDER_NAME: Final = "flagapp"
 logger = logging.getLogger("flagapp.provider")
@@ -77,6 +76,34 @@ _FALLBACKS: Final = ("last-known-good", "bootstrap")
 
 # health states (the SDK keeps the authoritative status; this is what we last told it)
 _OK, _STALE, _ERROR, _FATAL = "ok", "stale", "error", "fatal"
+
+
+def copy_value(value: Any) -> Any:
+    """A deep copy of a JSON value (objects become dicts, arrays lists), without recursion.
+
+    Object variants are handed out as copies so a caller mutating one cannot change the next
+    evaluation. ``copy.deepcopy`` recurses (about three frames per level), so a 600-level value
+    returned the caller's default (issue 11 finding 7); this walk is iterative, so no depth
+    raises, whatever bound the engine enforces (``MAX_OBJECT_DEPTH``).
+    """
+    if not isinstance(value, Mapping | list | tuple):
+        return value
+    root: Any = {} if isinstance(value, Mapping) else []
+    stack: list[tuple[Any, Any]] = [(value, root)]
+    while stack:
+        src, dst = stack.pop()
+        items = src.items() if isinstance(src, Mapping) else enumerate(src)
+        for key, item in items:
+            if isinstance(item, Mapping | list | tuple):
+                child: Any = {} if isinstance(item, Mapping) else []
+                stack.append((item, child))
+            else:
+                child = item
+            if isinstance(dst, dict):
+                dst[key] = child
+            else:
+                dst.append(child)
+    return root
 
 
 class _Listener:
@@ -595,7 +622,7 @@ class FlagappProvider(AbstractProvider):
                 self._expose(res, ctx)
             if kind == "object":  # never hand out the snapshot's own (shared) containers
                 return FlagResolutionDetails(
-                    copy.deepcopy(res.value), None, None, res.reason, res.variant, res.metadata
+                    copy_value(res.value), None, None, res.reason, res.variant, res.metadata
                 )
             details = self._details
             hit = details.get(id(res))
