@@ -234,8 +234,12 @@ def test_midrun__no_snapshot_then_401__fatal_and_source_stops(
     server.start()
     try:
         assert wait_until(lambda: api.get_client().get_provider_status() == ProviderStatus.FATAL)
-        errors = recorder.of(ProviderEvent.PROVIDER_ERROR)
-        assert errors[-1].error_code == ErrorCode.PROVIDER_FATAL
+        assert recorder.wait_for(
+            lambda: any(
+                e.error_code == ErrorCode.PROVIDER_FATAL
+                for e in recorder.of(ProviderEvent.PROVIDER_ERROR)
+            )
+        )
         polls = server.count("/sdk/v1/ruleset")
         time.sleep(0.3)
         assert server.count("/sdk/v1/ruleset") == polls  # the source stopped
