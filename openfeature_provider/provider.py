@@ -44,7 +44,14 @@ from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 from openfeature.track import TrackingEventDetails
 
-from openfeature_provider.engine import Resolution, Ruleset, changed_flag_keys, evaluate
+from openfeature_provider.engine import (
+    Resolution,
+    Ruleset,
+    changed_flag_keys,
+    copy_value,
+    evaluate,
+    served,
+)
 from openfeature_provider.exceptions import AuthenticationError, InvalidSnapshot, SourceError
 from openfeature_provider.lkg import LastKnownGood
 from openfeature_provider.remote import PollingSource, StreamingSource
@@ -57,7 +64,7 @@ from openfeature_provider.transport import (
     SdkKey,
 )
 
-__all__ = ["PROVIDER_NAME", "FlagappProvider", "copy_value"]
+__all__ = ["PROVIDER_NAME", "FlagappProvider"]
 
 PROVIDER_NAME: Final = "flagapp"
 logger = logging.getLogger("flagapp.provider")
@@ -76,34 +83,6 @@ _FALLBACKS: Final = ("last-known-good", "bootstrap")
 
 # health states (the SDK keeps the authoritative status; this is what we last told it)
 _OK, _STALE, _ERROR, _FATAL = "ok", "stale", "error", "fatal"
-
-
-def copy_value(value: Any) -> Any:
-    """A deep copy of a JSON value (objects become dicts, arrays lists), without recursion.
-
-    Object variants are handed out as copies so a caller mutating one cannot change the next
-    evaluation. ``copy.deepcopy`` recurses (about three frames per level), so a 600-level value
-    returned the caller's default (issue 11 finding 7); this walk is iterative, so no depth
-    raises, whatever bound the engine enforces (``MAX_OBJECT_DEPTH``).
-    """
-    if not isinstance(value, Mapping | list | tuple):
-        return value
-    root: Any = {} if isinstance(value, Mapping) else []
-    stack: list[tuple[Any, Any]] = [(value, root)]
-    while stack:
-        src, dst = stack.pop()
-        items = src.items() if isinstance(src, Mapping) else enumerate(src)
-        for key, item in items:
-            if isinstance(item, Mapping | list | tuple):
-                child: Any = {} if isinstance(item, Mapping) else []
-                stack.append((item, child))
-            else:
-                child = item
-            if isinstance(dst, dict):
-                dst[key] = child
-            else:
-                dst.append(child)
-    return root
 
 
 class _Listener:
@@ -604,23 +583,21 @@ class FlagappProvider(AbstractProvider):
             # the engine's own entry point for every error path; its compiled closure directly
             # on the hot path (that is all evaluate() would call)
             res = evaluate(ruleset, flag_key, ctx, kind) if compiled is None else compiled(ctx)
-            if res.use_default:
-                code = res.error_code
-                if code is None:
-                    return FlagResolutionDetails(
-                        default_value, None, None, res.reason, None, res.metadata
-                    )
+            if res.use_default:  # the engine's one adapter decides reason and error code
+                out = served(res, default_value, kind)
+                code = out.error_code
                 return FlagResolutionDetails(
                     default_value,
-                    _ERROR_CODES.get(code, ErrorCode.GENERAL),
-                    res.error_message,
-                    Reason.ERROR,
+                    None if code is None else _ERROR_CODES.get(code, ErrorCode.GENERAL),
+                    out.error_message,
+                    out.reason,
                     None,
                     res.metadata,
                 )
             if self._sample_rate and _random() < self._sample_rate:
                 self._expose(res, ctx)
             if kind == "object":  # never hand out the snapshot's own (shared) containers
+                # iterative copy (issue 11 finding 7): no depth raises RecursionError
                 return FlagResolutionDetails(
                     copy_value(res.value), None, None, res.reason, res.variant, res.metadata
                 )
@@ -628,10 +605,8 @@ class FlagappProvider(AbstractProvider):
             hit = details.get(id(res))
             if hit is not None and hit[0] is res:
                 return hit[1]
-            value = res.value
-            if kind == "float" and type(value) is int:
-                value = float(value)
-            elif kind == "integer" and type(value) is not int:
+            value = served(res, default_value, kind).value  # a float flag serves floats
+            if kind == "integer" and type(value) is not int:
                 return FlagResolutionDetails(
                     default_value,
                     ErrorCode.TYPE_MISMATCH,

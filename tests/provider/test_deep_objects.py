@@ -18,7 +18,7 @@ from openfeature.exception import ErrorCode
 
 from openfeature_provider import FlagappProvider
 from openfeature_provider.engine import MAX_OBJECT_DEPTH
-from openfeature_provider.provider import copy_value
+from openfeature_provider.engine.adapt import copy_value
 from tests.provider.conftest import EventRecorder, make_doc, wait_until
 from tests.provider.flag_server import VALID_KEY, FlagServer, Scripted
 
