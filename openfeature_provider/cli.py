@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from openfeature_provider.engine import ParseError, Resolution, evaluate, parse_ruleset
+from openfeature_provider.engine import ParseError, Resolution, evaluate, parse_ruleset, served
 
 __all__ = ["main"]
 
@@ -50,16 +50,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _row(res: Resolution, explain: bool) -> dict[str, Any]:
+    out = served(res, None)  # the engine's one adapter; the CLI has no default: null
     row: dict[str, Any] = {
         "flag": res.flag_key,
-        "value": None if res.use_default else res.value,
-        "variant": res.variant,
-        "reason": res.reason,
-        "errorCode": res.error_code,
+        "value": out.value,
+        "variant": out.variant,
+        "reason": out.reason,
+        "errorCode": out.error_code,
     }
     if explain:
         row["rule"] = res.rule_id
-        row["errorMessage"] = res.error_message
+        row["errorMessage"] = out.error_message
     return row
 
 
