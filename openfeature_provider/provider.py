@@ -79,6 +79,20 @@ _ERROR_CODES: Final[dict[str, ErrorCode]] = {code.value: code for code in ErrorC
 _DETAILS_CACHE_MAX: Final = 50_000
 
 _STALE_MIN_FAILURES: Final = 2
+_TRACKING_STATS: Final = (
+    "recorded",
+    "buffered",
+    "overflow_dropped",
+    "sent",
+    "rejected",
+    "invalid_events",
+    "batches_sent",
+    "failed_posts",
+    "dropped_batches",
+    "dropped_events",
+    "pending_batches",
+    "pending_events",
+)
 _FALLBACKS: Final = ("last-known-good", "bootstrap")
 
 # health states (the SDK keeps the authoritative status; this is what we last told it)
@@ -134,11 +148,13 @@ class FlagappProvider(AbstractProvider):
         stream_fallback_after: int = 3,
         stream_retry_interval: float = 300.0,
         send_events: bool = True,
-        event_sink: Callable[[bytes], int] | None = None,
+        event_sink: Callable[..., int] | None = None,
         exposure_sample_rate: float = 0.0,
         event_capacity: int = 10_000,
         event_batch_size: int = 500,
         event_flush_interval: float = 5.0,
+        event_retry_base: float = 1.0,
+        event_max_attempts: int = 5,
         name: str = PROVIDER_NAME,
     ) -> None:
         super().__init__()
@@ -207,6 +223,9 @@ class FlagappProvider(AbstractProvider):
                 post,
                 batch_size=event_batch_size,
                 flush_interval=event_flush_interval,
+                retry_base=event_retry_base,
+                backoff_max=max(event_retry_base, 60.0),
+                max_attempts=event_max_attempts,
             )
             if post and self.events is not None
             else None
@@ -244,6 +263,13 @@ class FlagappProvider(AbstractProvider):
     def snapshot(self) -> Ruleset | None:
         """The ruleset being served (None before the first one)."""
         return self._snapshot
+
+    def tracking_stats(self) -> dict[str, int]:
+        """Event delivery counters: recorded, sent, rejected, invalid_events, failed_posts,
+        dropped_batches, dropped_events, pending_events, ... (zeros when events are off)."""
+        if self._sender is not None:
+            return self._sender.stats()
+        return dict.fromkeys(_TRACKING_STATS, 0)
 
     @property
     def health(self) -> str:

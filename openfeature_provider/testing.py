@@ -96,13 +96,16 @@ class RecordingSink:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
         self.batches = 0
+        #: The ``X-Flagapp-Batch-Id`` each batch would have carried, in order.
+        self.batch_ids: list[str | None] = []
         self._lock = threading.Lock()
 
-    def __call__(self, body: bytes) -> int:
+    def __call__(self, body: bytes, batch_id: str | None = None) -> int:
         batch = json.loads(body)["events"]
         with self._lock:
             self.events.extend(batch)
             self.batches += 1
+            self.batch_ids.append(batch_id)
         return len(batch)
 
     def of_kind(self, kind: str) -> list[dict[str, Any]]:

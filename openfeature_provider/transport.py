@@ -31,6 +31,7 @@ from openfeature_provider.exceptions import (
 )
 
 __all__ = [
+    "BATCH_ID_HEADER",
     "DEFAULT_FETCH_TIMEOUT",
     "DEFAULT_MAX_RESPONSE_BYTES",
     "EVENTS_PATH",
@@ -47,6 +48,7 @@ __all__ = [
 RULESET_PATH = "/sdk/v1/ruleset"
 STREAM_PATH = "/sdk/v1/stream"
 EVENTS_PATH = "/sdk/v1/events"
+BATCH_ID_HEADER = "X-Flagapp-Batch-Id"
 USER_AGENT = "flagapp-openfeature-python/0.1"
 
 #: An SDK key, or a callable returning the current one (read per request: a rotated secret
@@ -454,18 +456,25 @@ class RulesetClient:
                 sock.shutdown(socket.SHUT_RDWR)
 
     # -- POST /sdk/v1/events ----------------------------------------------------------------
-    def post_events(self, body: bytes) -> int:
-        """POST one batch; returns the server's ``accepted`` count. Raises SourceError."""
-        status, headers, reply = self._request(
+    def post_events(self, body: bytes, batch_id: str | None = None) -> int:
+        """POST one batch; returns the server's ``accepted`` count. Raises SourceError.
+
+        ``batch_id`` goes into ``X-Flagapp-Batch-Id``: the server stores a batch once per id,
+        so resending it after a lost answer does not duplicate events.
+        """
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if batch_id is not None:
+            headers[BATCH_ID_HEADER] = batch_id
+        status, headers_in, reply = self._request(
             "POST",
             EVENTS_PATH,
             "events",
-            {"Content-Type": "application/json", "Accept": "application/json"},
+            headers,
             body,
             _SMALL_REPLY_BYTES,
         )
         if status not in (200, 202):
-            raise_for_status(httpx.Response(status, headers=headers), "events")
+            raise_for_status(httpx.Response(status, headers=headers_in), "events")
         try:
             accepted = json.loads(reply).get("accepted", 0)
         except Exception:

@@ -61,6 +61,7 @@ class FlagServer:
         self.sticky: Scripted | None = None  # applies to every ruleset request while set
         self.stream_status: int | None = None  # e.g. 404: no stream endpoint; 500
         self.events_status: int | None = None
+        self.events_script: deque[int] = deque()  # one status per POST, before events_status
         self.requests: list[Request] = []
         self.events: list[dict[str, Any]] = []
         self._streams: list[queue.Queue[bytes | None]] = []
@@ -162,6 +163,10 @@ class FlagServer:
                 self._streams.remove(q)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # like the real server: NaN/Infinity are refused
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -248,11 +253,12 @@ class _Handler(BaseHTTPRequestHandler):
         if not self._auth():
             return
         state = self.server_state
-        if state.events_status is not None:
-            self._reply(state.events_status, b'{"error":"scripted"}')
+        scripted = state.events_script.popleft() if state.events_script else state.events_status
+        if scripted is not None:
+            self._reply(scripted, b'{"error":"scripted"}')
             return
         try:
-            events = json.loads(body)["events"]
+            events = json.loads(body, parse_constant=_reject_constant)["events"]
             assert isinstance(events, list)
         except Exception:
             self._reply(400, b'{"errors":["body must be {\\"events\\": [...]}"]}')

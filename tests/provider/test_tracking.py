@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.track import TrackingEventDetails
 
 from openfeature_provider import FlagappProvider, InMemorySource
-from openfeature_provider.exceptions import SourceUnavailable, UnexpectedResponse
-from openfeature_provider.tracking import EventBuffer, EventSender, encode_events
+from openfeature_provider.exceptions import RateLimited, SourceUnavailable, UnexpectedResponse
+from openfeature_provider.tracking import EventBuffer, EventSender, encode_batch, encode_events
 from tests.provider.conftest import make_doc, wait_until
 from tests.provider.flag_server import VALID_KEY, FlagServer
 
@@ -107,7 +110,7 @@ def test_sender__server_down__events_kept_for_retry() -> None:
     sender = EventSender(buf, post, batch_size=5, flush_timeout=0.2)
     buf.add(_event(1))
     sender.close()
-    assert sender.failed_batches >= 1 and len(buf) == 1
+    assert sender.failed_batches >= 1 and sender.stats()["pending_events"] == 1
 
 
 def test_provider__track_and_exposures__posted_to_server_and_flushed_on_shutdown(
@@ -202,3 +205,168 @@ def test_provider__custom_source_with_url__events_still_posted(flag_server: Flag
     provider.shutdown()
     assert [e["name"] for e in flag_server.events] == ["signup"]
     assert flag_server.count("/sdk/v1/ruleset") == 0  # rules came from the custom source
+
+
+# --- issue 10 item 5: batch ids, bounded retries, poisoned batches, unencodable events ------
+
+
+def _strict(body: bytes) -> dict[str, Any]:
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} sent")
+
+    return json.loads(body, parse_constant=refuse)  # type: ignore[no-any-return]
+
+
+def test_post__batch_id_header__uuid4_hex_and_same_on_every_retry(flag_server: FlagServer) -> None:
+    """The server stores a retried batch once, keyed on X-Flagapp-Batch-Id."""
+    flag_server.events_script.extend([503, 500])
+    provider = FlagappProvider(
+        url=flag_server.url,
+        sdk_key=VALID_KEY,
+        event_flush_interval=0.05,
+        event_retry_base=0.05,
+    )
+    api.set_provider_and_wait(provider)
+    api.get_client().track("signup", EvaluationContext("u1"))
+    assert wait_until(lambda: len(flag_server.events) == 1)
+    posts = [r for r in flag_server.requests if r.path == "/sdk/v1/events"]
+    ids = {r.headers.get("X-Flagapp-Batch-Id") for r in posts}
+    assert len(posts) == 3 and len(ids) == 1
+    batch_id = ids.pop()
+    assert batch_id is not None and uuid.UUID(hex=batch_id).version == 4
+    assert batch_id == uuid.UUID(hex=batch_id).hex  # 32 lowercase hex digits
+    api.get_client().track("second", EvaluationContext("u1"))
+    assert wait_until(lambda: len(flag_server.events) == 2)
+    last = [r for r in flag_server.requests if r.path == "/sdk/v1/events"][-1]
+    assert last.headers["X-Flagapp-Batch-Id"] != batch_id  # a new batch, a new id
+
+
+def test_sender__transient_failures__bounded_attempts_with_backoff_then_dropped() -> None:
+    calls: list[tuple[float, str]] = []
+    down = True
+
+    def post(body: bytes, batch_id: str) -> int:
+        calls.append((time.monotonic(), batch_id))
+        if down:
+            raise SourceUnavailable("events: server error 503")
+        return len(json.loads(body)["events"])
+
+    buf = EventBuffer(capacity=100)
+    sender = EventSender(
+        buf, post, batch_size=10, flush_interval=0.01, retry_base=0.05, max_attempts=4
+    )
+    sender.start()
+    buf.add(_event(1))
+    assert wait_until(lambda: sender.stats()["dropped_batches"] == 1)
+    assert len(calls) == 4 and len({b for _, b in calls}) == 1  # same id, 4 attempts
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(calls)]
+    assert gaps[-1] > gaps[0]  # exponential, not a fixed retry rate
+    down = False
+    buf.add(_event(2))  # later batches are not blocked by the dropped one
+    assert wait_until(lambda: sender.sent == 1)
+    sender.close()
+    stats = sender.stats()
+    assert (stats["dropped_events"], stats["failed_posts"], stats["sent"]) == (1, 4, 1)
+
+
+def test_sender__poisoned_batch_4xx__dropped_at_once_later_batches_flow() -> None:
+    bodies: list[bytes] = []
+
+    def post(body: bytes, batch_id: str) -> int:
+        bodies.append(body)
+        if b"poison" in body:
+            raise UnexpectedResponse("events: unexpected status 422", 422)
+        return len(json.loads(body)["events"])
+
+    buf = EventBuffer(capacity=100)
+    sender = EventSender(buf, post, batch_size=1, flush_interval=0.01)
+    buf.add(("track", "poison", None, None, {}, None, 1.7e9))
+    buf.add(_event(2))
+    sender.close()
+    assert len(bodies) == 2  # the poisoned batch was posted once, never retried
+    stats = sender.stats()
+    assert (stats["dropped_batches"], stats["dropped_events"], stats["sent"]) == (1, 1, 1)
+
+
+def test_sender__429__retried_like_a_transient_failure() -> None:
+    attempts: list[str] = []
+
+    def post(body: bytes, batch_id: str) -> int:
+        attempts.append(batch_id)
+        if len(attempts) == 1:
+            raise RateLimited("events: rate limited (429)", 0.01)
+        return 1
+
+    buf = EventBuffer(capacity=10)
+    sender = EventSender(buf, post, batch_size=5, flush_interval=0.01, retry_base=0.01)
+    sender.start()
+    buf.add(_event(1))
+    assert wait_until(lambda: sender.sent == 1)
+    sender.close()
+    assert len(attempts) == 2 and attempts[0] == attempts[1]
+    assert sender.stats()["dropped_batches"] == 0
+
+
+def test_track__nan_infinity_nul__that_event_dropped_and_counted_queue_flows(
+    flag_server: FlagServer,
+) -> None:
+    """Before: Python's json wrote NaN, the server answered 500 and the provider resent the
+    batch forever, so no later event was ever delivered."""
+    provider = FlagappProvider(url=flag_server.url, sdk_key=VALID_KEY, event_flush_interval=0.05)
+    api.set_provider_and_wait(provider)
+    client = api.get_client()
+    ctx = EvaluationContext("u1")
+    client.track("nan", ctx, TrackingEventDetails(float("nan")))
+    client.track("inf", ctx, TrackingEventDetails(1.0, {"ratio": float("inf")}))
+    client.track("nul", ctx, TrackingEventDetails(1.0, {"note": "a\x00b"}))
+    client.track("nul-key", EvaluationContext("u1", {"k\x00": 1}))
+    client.track("neg-inf", EvaluationContext("u1", {"score": float("-inf")}))
+    client.track("good", ctx, TrackingEventDetails(2.0, {"note": "a\\u0000 is fine as text"}))
+    assert wait_until(lambda: len(flag_server.events) == 1)
+    assert flag_server.events[0]["name"] == "good"
+    assert flag_server.events[0]["details"]["note"] == "a\\u0000 is fine as text"
+    client.track("later", ctx)
+    assert wait_until(lambda: len(flag_server.events) == 2)
+    for r in flag_server.requests:
+        if r.path == "/sdk/v1/events":
+            _strict(r.body)
+    stats = provider.tracking_stats()
+    assert stats["invalid_events"] == 5 and stats["sent"] == 2
+    assert stats["dropped_batches"] == 0
+
+
+def test_encode_batch__strict_json_and_invalid_events_counted() -> None:
+    body, invalid = encode_batch(
+        [
+            ("track", "a", None, float("nan"), {}, None, 1.7e9),
+            ("track", "b", None, 1.0, {"deep": _deep(5000)}, None, 1.7e9),  # unencodable
+            ("track", "c", None, 1.0, {}, None, 1.7e9),
+        ]
+    )
+    assert invalid == 2
+    assert [e["name"] for e in _strict(body)["events"]] == ["c"]
+
+
+def _deep(levels: int) -> Any:
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def test_tracking_stats__no_events_configured__zeros() -> None:
+    provider = FlagappProvider(source=InMemorySource(make_doc()), send_events=False)
+    stats = provider.tracking_stats()
+    assert stats["sent"] == 0 and stats["recorded"] == 0
+
+
+def test_event_sink__one_argument__still_supported_and_gets_strict_json() -> None:
+    bodies: list[bytes] = []
+    provider = FlagappProvider(
+        source=InMemorySource(make_doc()), event_sink=lambda b: bodies.append(b) or 1
+    )
+    api.set_provider_and_wait(provider)
+    api.get_client().track("x", EvaluationContext("u1", {"v": float("nan")}))
+    api.get_client().track("y", EvaluationContext("u1"))
+    provider.shutdown()
+    assert [e["name"] for b in bodies for e in _strict(b)["events"]] == ["y"]
