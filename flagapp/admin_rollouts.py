@@ -21,7 +21,7 @@ from django.template.response import TemplateResponse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from flagapp.exceptions import ApprovalRequired, FlagappError
+from flagapp.exceptions import ApprovalRequired, FlagappError, FlagValidationError
 from flagapp.models import Experiment, RolloutGuardrail, RolloutPlan, RolloutTransition
 from flagapp.rollouts import controller
 from flagapp.rollouts.schedule import build_steps, format_bps, validate_steps
@@ -251,8 +251,37 @@ class RolloutPlanAdmin(admin.ModelAdmin):
         return mark_safe(plan_timeline_svg(obj))
 
 
+class ExperimentForm(forms.ModelForm):
+    """Validated by :func:`flagapp.services.validate_experiment`, the API's validation: the
+    admin cannot store an experiment the API refuses."""
+
+    class Meta:
+        model = Experiment
+        exclude = ["created_by"]
+
+    def clean(self) -> dict[str, Any]:
+        from flagapp.services.experiments import EXPERIMENT_FIELDS, validate_experiment
+
+        cleaned = super().clean() or self.cleaned_data
+        values: dict[str, Any] = {}
+        if self.instance.pk is not None:
+            values = {name: getattr(self.instance, name) for name in EXPERIMENT_FIELDS}
+        values.update({k: v for k, v in cleaned.items() if k in EXPERIMENT_FIELDS})
+        if "flag" in self.fields and "flag" not in cleaned:
+            return cleaned  # the field's own error is shown already
+        try:
+            validate_experiment(values)
+        except FlagValidationError as exc:
+            for field, messages_ in exc.message_dict.items():
+                target = field if field in self.fields else None
+                for message in messages_:
+                    self.add_error(target, message)
+        return cleaned
+
+
 @admin.register(Experiment)
 class ExperimentAdmin(admin.ModelAdmin):
+    form = ExperimentForm
     list_display = [
         "name",
         "flag",
@@ -274,6 +303,23 @@ class ExperimentAdmin(admin.ModelAdmin):
         if field is not None:
             field.queryset = field.queryset.filter(flag_type="experiment")
         return form
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Through the services, like the API (validation, permission)."""
+        from flagapp.services.experiments import (
+            EXPERIMENT_FIELDS,
+            create_experiment,
+            update_experiment,
+        )
+
+        fields = {k: v for k, v in form.cleaned_data.items() if k in EXPERIMENT_FIELDS}
+        if change:
+            stored = Experiment.objects.get(pk=obj.pk)
+            saved = update_experiment(stored, actor=request.user, **fields)
+        else:
+            saved = create_experiment(actor=request.user, **fields)
+        form.instance = saved
+        obj.pk = saved.pk
 
     @admin.display(description="results")
     def results(self, obj: Experiment) -> SafeString:

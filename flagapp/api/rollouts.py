@@ -22,7 +22,6 @@ the API and the admin refuse and allow exactly the same transitions.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.db.models import QuerySet
@@ -34,6 +33,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
+from flagapp.exceptions import FlagValidationError
 from flagapp.models import (
     Environment,
     Experiment,
@@ -274,34 +274,17 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
         read_only_fields = ["id", "created_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        flag = attrs.get("flag") or getattr(self.instance, "flag", None)
-        if flag is not None and flag.flag_type != "experiment":
-            raise serializers.ValidationError({"flag": "only experiment flags have experiments"})
-        control = attrs.get("control_variant")
-        if flag is not None and control and not flag.variants.filter(key=control).exists():
-            raise serializers.ValidationError({"control_variant": f"not a variant of {flag}"})
-        confidence = attrs.get("confidence", 0.95)
-        if not 0.5 <= confidence < 1:
-            raise serializers.ValidationError({"confidence": "must be in [0.5, 1)"})
-        for name in ("srm_threshold", "baseline_rate"):
-            value = attrs.get(name)
-            if value is not None and not 0 < value < 1:
-                raise serializers.ValidationError({name: "must be between 0 and 1"})
-        weights = attrs.get("expected_weights")
-        if weights is not None and (
-            not isinstance(weights, dict)
-            or not all(
-                isinstance(k, str)
-                and isinstance(v, int | float)
-                and not isinstance(v, bool)
-                and math.isfinite(v)
-                and v >= 0
-                for k, v in weights.items()
-            )
-        ):
-            raise serializers.ValidationError(
-                {"expected_weights": 'an object {"variant": weight} of non-negative numbers'}
-            )
+        """The services' validation (the admin runs the same), on the stored values merged
+        with the request's."""
+        from flagapp.services.experiments import EXPERIMENT_FIELDS, validate_experiment
+
+        current: dict[str, Any] = {}
+        if self.instance is not None:
+            current = {name: getattr(self.instance, name) for name in EXPERIMENT_FIELDS}
+        try:
+            validate_experiment(current | attrs)
+        except FlagValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
         return attrs
 
 
@@ -325,8 +308,18 @@ class ExperimentViewSet(
     queryset = Experiment.objects.select_related("flag", "environment")
 
     def perform_create(self, serializer: Any) -> None:
-        user = self.request.user
-        serializer.save(created_by=user if user.is_authenticated else None)
+        from flagapp.services.experiments import create_experiment
+
+        serializer.instance = create_experiment(
+            actor=self.request.user, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer: Any) -> None:
+        from flagapp.services.experiments import update_experiment
+
+        serializer.instance = update_experiment(
+            serializer.instance, actor=self.request.user, **serializer.validated_data
+        )
 
     @action(detail=True, methods=["get"])
     def results(self, request: Request, pk: Any = None) -> Response:

@@ -26,6 +26,7 @@ from flagapp.exceptions import FlagValidationError
 
 from ._base import UNSET
 from .environments import copy_environment, create_environment, update_environment
+from .experiments import create_experiment, update_experiment, validate_experiment
 from .flags import (
     archive_flag,
     create_flag,
@@ -43,6 +44,7 @@ __all__ = [
     "archive_flag",
     "copy_environment",
     "create_environment",
+    "create_experiment",
     "create_flag",
     "create_segment",
     "delete_flag",
@@ -52,9 +54,11 @@ __all__ = [
     "set_variants",
     "unarchive_flag",
     "update_environment",
+    "update_experiment",
     "update_flag",
     "update_flag_state",
     "update_segment",
+    "validate_experiment",
 ]
 
 _REPLAYABLE = {
