@@ -8,11 +8,19 @@ Hierarchy::
     ├── VersionConflict       the edited version is stale; ``current_version`` says the latest
     ├── ApprovalRequired      the change needs an approved change request; carries the change
     ├── ChangeNotPermitted    the actor may not make this change
-    └── KeyReuseError         (also FlagValidationError) a deleted flag's key was reused
+    ├── ChangeProposed        (REST API) a write needing approval became a change request
+    ├── InvalidTransition     a rollout action not allowed in the plan's current state
+    ├── MetricSourceError     a rollout metric source could not answer (no judgement)
+    └── FlagValidationError
+        ├── KeyReuseError     a deleted flag's key was reused
+        └── ConfigImportError a flags-as-code import was refused (keys are document paths)
 
-The REST API maps them to 400 / 409 / 202-or-409 / 403 / 400; the admin shows them as form
-errors or messages. Engine parse errors stay ``openfeature_provider.engine.ParseError`` and
-are converted to ``FlagValidationError`` by the services.
+The REST API maps them to 400 (validation, key reuse, import) / 409 (version conflict,
+invalid transition) / 202-or-409 (approval) / 403 (not permitted) / 202 (proposed); the
+admin shows them as form errors or messages. Engine parse errors stay
+``openfeature_provider.engine.ParseError`` and are converted to ``FlagValidationError`` by
+the services. The SDK endpoints' internal errors (``flagapp.sdk``) are answered on the spot
+and never leave those modules.
 """
 
 from __future__ import annotations
@@ -26,9 +34,13 @@ from django.core.exceptions import ValidationError
 __all__ = [
     "ApprovalRequired",
     "ChangeNotPermitted",
+    "ChangeProposed",
+    "ConfigImportError",
     "FlagValidationError",
     "FlagappError",
+    "InvalidTransition",
     "KeyReuseError",
+    "MetricSourceError",
     "VersionConflict",
 ]
 
@@ -102,3 +114,37 @@ class KeyReuseError(FlagValidationError):
                 ]
             }
         )
+
+
+class ConfigImportError(FlagValidationError):
+    """A flags-as-code import was refused; ``message_dict`` keys are document paths
+    (``flag checkout.new-flow``, ``document``...)."""
+
+
+class ChangeProposed(FlagappError):
+    """Raised by a REST view when a write needed approval and a change request now holds it:
+    the API's exception handler answers 202 with the change and the request."""
+
+    def __init__(self, approval: ApprovalRequired, change_request: Any = None) -> None:
+        super().__init__(str(approval))
+        self.approval = approval
+        self.change_request = change_request
+
+
+class InvalidTransition(FlagappError):
+    """The rollout action is not allowed in the plan's current state (nothing was changed)."""
+
+    def __init__(self, state: str, action: str, allowed: tuple[str, ...] = ()) -> None:
+        self.state = state
+        self.action = action
+        self.allowed = allowed
+        listed = ", ".join(allowed) or "none"
+        super().__init__(f"cannot {action} a rollout that is {state} (allowed: {listed})")
+
+
+class MetricSourceError(FlagappError):
+    """A rollout metric source could not answer (unreachable, bad query, malformed reply).
+
+    The controller treats this as "no judgement" for the tick: it neither steps nor rolls
+    back on missing data, and it records the error in the plan's last check.
+    """

@@ -6,19 +6,53 @@ tune, and both the services and the governance app (change requests) consult it.
 services raise :class:`flagapp.exceptions.ApprovalRequired` when :func:`requires_approval`
 is true and no approved change request is passed.
 
-A change request is anything with an ``is_approved`` attribute (bool) and, optionally,
-``flag_id`` / ``environment_id`` attributes restricting what it covers; the governance
-helper's ``ChangeRequest`` model provides them.
+What the services accept as an approval is typed by the :class:`Approval` protocol
+(``is_approved``, and ``flag_id`` / ``environment_id`` restricting what it covers, None
+meaning "any"). Two kinds satisfy it: the governance app's ``ChangeRequest`` model, and
+:class:`GrantedApproval`, an approval that exists without a change-request row (a rollout
+plan approved as a whole, carried to each of its steps; the blast-radius dry run).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from .models import Environment, Flag
 
-__all__ = ["change_request_covers", "kill_switch_bypasses_approval", "requires_approval"]
+__all__ = [
+    "Approval",
+    "GrantedApproval",
+    "change_request_covers",
+    "kill_switch_bypasses_approval",
+    "requires_approval",
+]
+
+
+@runtime_checkable
+class Approval(Protocol):
+    """An approval the services can check (:func:`change_request_covers`)."""
+
+    @property
+    def is_approved(self) -> bool: ...
+
+    @property
+    def flag_id(self) -> int | None: ...
+
+    @property
+    def environment_id(self) -> int | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GrantedApproval:
+    """An approval without a change-request row, restricted to one flag and/or environment
+    (None = any): a rollout plan's approval carried to its steps and rollback, or the stand-in
+    a blast-radius dry run uses (never saved, its transaction is rolled back)."""
+
+    flag_id: int | None = None
+    environment_id: int | None = None
+    is_approved: bool = True
 
 
 def requires_approval(flag: Flag | None, environment: Environment | None = None) -> bool:
@@ -39,13 +73,13 @@ def kill_switch_bypasses_approval() -> bool:
 
 
 def change_request_covers(
-    change_request: Any, flag: Flag | None, environment: Environment | None
+    change_request: Approval | None, flag: Flag | None, environment: Environment | None
 ) -> bool:
     """Whether ``change_request`` is approved and is about this flag and environment."""
-    if change_request is None or not bool(getattr(change_request, "is_approved", False)):
+    if change_request is None or not bool(change_request.is_approved):
         return False
-    cr_flag = getattr(change_request, "flag_id", None)
+    cr_flag = change_request.flag_id
     if cr_flag is not None and flag is not None and cr_flag != flag.pk:
         return False
-    cr_env = getattr(change_request, "environment_id", None)
+    cr_env = change_request.environment_id
     return not (cr_env is not None and environment is not None and cr_env != environment.pk)

@@ -24,7 +24,12 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from flagapp.exceptions import ApprovalRequired, ChangeNotPermitted, VersionConflict
+from flagapp.exceptions import (
+    ApprovalRequired,
+    ChangeNotPermitted,
+    ChangeProposed,
+    VersionConflict,
+)
 
 from .preconditions import etag_for
 
@@ -94,13 +99,3 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             status=status.HTTP_409_CONFLICT,
         )
     return drf_exception_handler(exc, context)
-
-
-class ChangeProposed(Exception):
-    """Raised by a view when a write needed approval and a change request now holds it:
-    the handler answers 202 with the change and the request."""
-
-    def __init__(self, approval: ApprovalRequired, change_request: Any = None) -> None:
-        super().__init__(str(approval))
-        self.approval = approval
-        self.change_request = change_request

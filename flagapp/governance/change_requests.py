@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -48,6 +47,7 @@ from flagapp.exceptions import (
     FlagValidationError,
     VersionConflict,
 )
+from flagapp.policy import GrantedApproval
 
 if TYPE_CHECKING:
     from flagapp.governance.blast_radius import BlastRadius
@@ -86,15 +86,6 @@ _OPERATION_PERMISSIONS: Mapping[str, str] = {
 
 # ---------------------------------------------------------------------------------------
 # preview (dry run + blast radius)
-
-
-@dataclass(frozen=True, slots=True)
-class _DryRunApproval:
-    """Stands in for an approved request during a dry run (never saved)."""
-
-    is_approved: bool = True
-    flag_id: int | None = None
-    environment_id: int | None = None
 
 
 class _Rollback(Exception):
@@ -137,7 +128,7 @@ def preview(change: Mapping[str, Any], *, contexts: Any = None) -> BlastRadius |
     try:
         with transaction.atomic():
             services.apply_change(
-                change, actor=None, reason="blast-radius preview", change_request=_DryRunApproval()
+                change, actor=None, reason="blast-radius preview", change_request=GrantedApproval()
             )
             if flag is not None:
                 after = {env.pk: compile_environment(env) for env in environments}

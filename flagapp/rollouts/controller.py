@@ -23,6 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from flagapp.exceptions import FlagValidationError
+from flagapp.policy import GrantedApproval
 
 from .guardrails import GuardrailResult, Status, evaluate_guardrail, overall_status
 from .metrics import MetricQuery, MetricSource, MetricSourceError
@@ -53,17 +54,10 @@ __all__ = [
 logger = logging.getLogger("flagapp.rollouts")
 
 
-@dataclass(frozen=True, slots=True)
-class PlanAuthorization:
-    """What the services see as "an approved change request" for a plan's own steps.
-
-    The plan was approved as a whole (``RolloutPlan.change_request``); this carries that
-    approval to each step and to the rollback, restricted to the plan's flag and
-    environment (``flagapp.policy.change_request_covers`` checks both ids)."""
-
-    flag_id: int
-    environment_id: int
-    is_approved: bool = True
+#: What the services see as "an approved change request" for a plan's own steps: the plan
+#: was approved as a whole (``RolloutPlan.change_request``); this carries that approval to
+#: each step and to the rollback, restricted to the plan's flag and environment.
+PlanAuthorization = GrantedApproval
 
 
 @dataclass
@@ -108,14 +102,14 @@ def _rules_of(state: Any) -> list[dict[str, Any]]:
     return rules_as_dicts(state)
 
 
-def _authorization(plan: Any) -> PlanAuthorization | None:
+def _authorization(plan: Any) -> GrantedApproval | None:
     from flagapp.policy import requires_approval
 
     if not requires_approval(plan.flag, plan.environment):
         return None
     if not plan.approved:
         return None
-    return PlanAuthorization(plan.flag_id, plan.environment_id)
+    return GrantedApproval(plan.flag_id, plan.environment_id)
 
 
 def _record(

@@ -13,17 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
+from flagapp.exceptions import MetricSourceError
+
 from .guardrails import GuardrailSpec, VariantSample
 
 __all__ = ["MetricQuery", "MetricSource", "MetricSourceError"]
-
-
-class MetricSourceError(Exception):
-    """The source could not answer (unreachable, bad query, malformed reply).
-
-    The controller treats this as "no judgement" for the tick: it neither steps nor rolls
-    back on missing data, and it records the error in the plan's last check.
-    """
 
 
 @dataclass(frozen=True, slots=True)

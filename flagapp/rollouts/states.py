@@ -11,6 +11,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Final
 
+from flagapp.exceptions import InvalidTransition
+
 __all__ = [
     "TERMINAL_STATES",
     "TRANSITIONS",
@@ -52,22 +54,13 @@ TRANSITIONS: Final[dict[tuple[State, Action], State]] = {
 TERMINAL_STATES: Final = frozenset({State.COMPLETED, State.ROLLED_BACK})
 
 
-class InvalidTransition(Exception):
-    """The action is not allowed in the plan's current state (nothing was changed)."""
-
-    def __init__(self, state: str, action: str) -> None:
-        self.state = state
-        self.action = action
-        allowed = ", ".join(a.value for a in allowed_actions(state)) or "none"
-        super().__init__(f"cannot {action} a rollout that is {state} (allowed: {allowed})")
-
-
 def next_state(state: str, action: str) -> State:
     """The state after ``action``; raises ``InvalidTransition`` if it is not allowed."""
     try:
         return TRANSITIONS[(State(state), Action(action))]
     except (KeyError, ValueError):
-        raise InvalidTransition(state, action) from None
+        allowed = tuple(a.value for a in allowed_actions(state))
+        raise InvalidTransition(state, action, allowed) from None
 
 
 def allowed_actions(state: str) -> tuple[Action, ...]:

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import Model
 
 from flagapp.exceptions import ApprovalRequired, ChangeNotPermitted, FlagValidationError
-from flagapp.policy import change_request_covers
+from flagapp.policy import Approval, change_request_covers
 
 if TYPE_CHECKING:
     from flagapp.models import Environment, Flag, Segment
@@ -88,7 +88,7 @@ def delete(instance: Model, actor: Any, reason: str) -> None:
 
 def require_approval(
     needed: bool,
-    change_request: Any,
+    change_request: Approval | None,
     flag: Flag | None,
     environment: Environment | None,
     change: Mapping[str, Any],

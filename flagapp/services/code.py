@@ -36,7 +36,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 
 from flagapp.documents import state_dict
-from flagapp.exceptions import FlagValidationError
+from flagapp.exceptions import ConfigImportError, FlagValidationError
 from flagapp.models import Environment, Flag, FlagState, Segment
 from flagapp.services._base import UNSET
 from flagapp.services.environments import create_environment
@@ -228,22 +228,18 @@ class ImportResult:
         )
 
 
-class ImportError_(FlagValidationError):
-    """An import was refused; ``message_dict`` keys are document paths."""
-
-
 class _DryRunRollback(Exception):
     pass
 
 
-def _fail(path: str, exc: Exception) -> ImportError_:
+def _fail(path: str, exc: Exception) -> ConfigImportError:
     if isinstance(exc, FlagValidationError):
         msgs = [
             f"{f}: {m}" if f != "__all__" else m for f, ms in exc.message_dict.items() for m in ms
         ]
     else:
         msgs = [str(exc) or type(exc).__name__]
-    return ImportError_({path: msgs})
+    return ConfigImportError({path: msgs})
 
 
 def import_config(
@@ -271,7 +267,7 @@ def import_config(
     if (from_environment is None) != (to_environment is None):
         errors.append("give both the source and the target environment, or neither")
     if errors:
-        raise ImportError_({"document": errors})
+        raise ConfigImportError({"document": errors})
     refusals = (FlagValidationError, VersionConflict, ApprovalRequired, ChangeNotPermitted)
     result = ImportResult(dry_run=dry_run)
     try:
@@ -327,7 +323,7 @@ def _apply(
     existing = {e.key: e for e in Environment.objects.all()}
     for key in sorted(needed - set(existing)):
         if not create_envs:
-            raise ImportError_(
+            raise ConfigImportError(
                 {
                     f"environment {key}": [
                         "no such environment (pass --create-environments to create it)"
@@ -360,7 +356,7 @@ def _apply(
         flag = Flag.objects.filter(key=key).select_related("owner").first()
         if promoting:
             if flag is None:
-                raise ImportError_({f"flag {key}": ["does not exist here; import it first"]})
+                raise ConfigImportError({f"flag {key}": ["does not exist here; import it first"]})
             flags[key] = flag
             continue
         try:

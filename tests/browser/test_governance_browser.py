@@ -76,7 +76,7 @@ def setup() -> dict[str, Any]:
         actor=None,
         reason="setup",
     )
-    from flagapp.governance.change_requests import _DryRunApproval
+    from flagapp.policy import GrantedApproval
 
     services.update_flag_state(
         flag,
@@ -85,7 +85,7 @@ def setup() -> dict[str, Any]:
         reason="serve off",
         enabled=True,
         fallthrough={"variant": "off"},
-        change_request=_DryRunApproval(),
+        change_request=GrantedApproval(),
     )
     ContextSample.objects.bulk_create(
         ContextSample(

@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, Permission, User
 from django.utils import timezone
 
 from flagapp.models import Environment, Flag, FlagState, Variant
+from flagapp.policy import GrantedApproval
 
 
 def user(
@@ -97,7 +98,6 @@ def production_baseline(flag: Flag, env: Environment) -> Flag:
     change request writes, so the baseline has a published snapshot and history.
     """
     from flagapp import services
-    from flagapp.governance import change_requests as crs
 
     services.update_flag_state(
         flag,
@@ -106,6 +106,6 @@ def production_baseline(flag: Flag, env: Environment) -> Flag:
         reason="baseline",
         enabled=True,
         fallthrough={"variant": "off"},
-        change_request=crs._DryRunApproval(),
+        change_request=GrantedApproval(),
     )
     return flag

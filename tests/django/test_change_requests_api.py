@@ -11,8 +11,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from flagapp import sampling, services
-from flagapp.governance import change_requests as crs
 from flagapp.models import ChangeRequest, ContextSample, Environment, Flag, FlagState
+from flagapp.policy import GrantedApproval
 
 from . import governance_helpers as h
 
@@ -191,7 +191,7 @@ def test_propose__segment_change_in_protected_environment__pending_then_applied(
         prod,
         actor=None,
         reason="x",
-        change_request=crs._DryRunApproval(),
+        change_request=GrantedApproval(),
         rules=[{"when": [{"op": "in_segment", "values": ["beta"]}], "serve": {"variant": "on"}}],
     )
     carol, _ = _client("carol", "flagapp.change_segment")

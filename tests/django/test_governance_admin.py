@@ -14,6 +14,7 @@ import flagapp.admin_governance  # noqa: F401 - registers the admin (flagapp/adm
 from flagapp import sampling, services
 from flagapp.governance import change_requests as crs
 from flagapp.models import ChangeRequest, ContextSample, Environment, Flag, FlagState
+from flagapp.policy import GrantedApproval
 
 from . import governance_helpers as h
 
@@ -59,7 +60,7 @@ def cr(
         reason="baseline",
         enabled=True,
         fallthrough={"variant": "off"},
-        change_request=crs._DryRunApproval(),
+        change_request=GrantedApproval(),
     )
     ContextSample.objects.bulk_create(
         ContextSample(
