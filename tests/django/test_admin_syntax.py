@@ -1,4 +1,4 @@
-"""The admin's text syntaxes (flagapp.forms): parse/format round trips and errors."""
+"""The admin's text syntaxes (flagapp.admin.syntax): parse/format round trips and errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flagapp.forms import (
+from flagapp.admin.syntax import (
     format_conditions,
     format_prerequisites,
     format_rules,
@@ -198,3 +198,29 @@ def test_value__per_kind__parsed_and_formatted(kind: str, text: str, value: Any)
 def test_value__wrong_for_kind__validation_error(kind: str, text: str) -> None:
     with pytest.raises(ValidationError):
         parse_value(kind, text)
+
+
+def test_syntax_module__imports__no_django_admin_forms_or_models() -> None:
+    """The text syntax is a pure module (issue 12): it reads and writes the ruleset-format
+    JSON and nothing else, so it can be reused outside the admin (and tested without it)."""
+    import ast
+    from pathlib import Path
+
+    import flagapp.admin.syntax as syntax
+
+    tree = ast.parse(Path(syntax.__file__).read_text())
+    imported = {
+        node.module if isinstance(node, ast.ImportFrom) else alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported <= {
+        "__future__",
+        "json",
+        "re",
+        "collections.abc",
+        "typing",
+        "django.core.exceptions",
+        "openfeature_provider.engine.operators",
+    }, imported

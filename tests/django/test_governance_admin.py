@@ -10,7 +10,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.utils import timezone
 
-import flagapp.admin_governance  # noqa: F401 - registers the admin (flagapp/admin.py does too)
+import flagapp.admin.governance  # noqa: F401 - registers the admin (flagapp.admin does too)
 from flagapp import sampling, services
 from flagapp.governance import change_requests as crs
 from flagapp.models import ChangeRequest, ContextSample, Environment, Flag, FlagState
@@ -180,7 +180,7 @@ def test_state_page__direct_targeting_change__blast_radius_shown_then_confirmed(
 
     from django.urls import reverse
 
-    from flagapp.admin_governance import CONFIRM_FIELD
+    from flagapp.admin.governance import CONFIRM_FIELD
 
     from .test_admin import form_data
 

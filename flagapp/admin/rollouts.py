@@ -1,4 +1,4 @@
-"""Admin for rollouts and experiments (registered from ``flagapp.admin``).
+"""Admin for rollouts and experiments .
 
 Plans are created here as drafts (with their guardrails inline); start, pause, resume and
 rollback are admin actions that ask for a reason and go through

@@ -1,5 +1,5 @@
-"""Forms of the admin, and the small text syntaxes that let people edit targeting without
-writing JSON.
+"""The admin's text syntaxes for targeting (pure: no Django admin or forms import; a syntax
+mistake raises ``django.core.exceptions.ValidationError``).
 
 Why text syntaxes: rules, rollouts and prerequisites are lists of small structures; a form
 field per structure would need nested formsets the admin does not have. One line per item
@@ -28,20 +28,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django import forms
 from django.core.exceptions import ValidationError
 
-from flagapp.models import Environment, Flag, FlagState, Segment, TargetingRule, Variant
-
 __all__ = [
-    "EnvironmentForm",
-    "FlagForm",
-    "FlagStateForm",
-    "FlagStateInlineForm",
-    "ReasonForm",
-    "RuleForm",
-    "SegmentForm",
-    "VariantForm",
     "format_conditions",
     "format_prerequisites",
     "format_rules",
@@ -55,17 +44,7 @@ __all__ = [
     "parse_value",
 ]
 
-REASON_HELP = "Why? Recorded in the history with your name (required)."
 _LITERAL = re.compile(r"^(?:-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|true|false|null)$")
-
-
-def reason_field() -> forms.CharField:
-    return forms.CharField(
-        label="Reason for the change",
-        help_text=REASON_HELP,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 80}),
-        max_length=2000,
-    )
 
 
 # --- serve -----------------------------------------------------------------------------------
@@ -400,208 +379,3 @@ def format_value(kind: str, value: Any) -> str:
     if kind == "string" and isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
-
-
-# --- forms -------------------------------------------------------------------------------------
-
-
-class ReasonForm(forms.Form):
-    """Intermediate page of admin actions (kill switch, archive)."""
-
-    reason = reason_field()
-
-
-class FlagForm(forms.ModelForm):
-    tags = forms.CharField(required=False, help_text="Comma-separated.")
-    reason = reason_field()
-
-    class Meta:
-        model = Flag
-        fields = [
-            "key",
-            "name",
-            "description",
-            "kind",
-            "flag_type",
-            "owner",
-            "risk",
-            "expires_on",
-            "tags",
-            "archived",
-        ]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if "tags" in self.fields and self.instance.pk:
-            self.initial["tags"] = ", ".join(self.instance.tags or [])
-
-    def clean_tags(self) -> list[str]:
-        return parse_keys(self.cleaned_data.get("tags") or "")
-
-    def validate_unique(self) -> None:
-        """Key uniqueness and reuse are the services' (with the tombstone check)."""
-
-
-class VariantForm(forms.ModelForm):
-    value = forms.CharField(
-        help_text="Text for string flags; true/false; a number; JSON for object flags.",
-        widget=forms.TextInput(attrs={"size": 30}),
-    )
-
-    class Meta:
-        model = Variant
-        fields = ["key", "value", "description", "order"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial["value"] = format_value(self.instance.flag.kind, self.instance.value)
-
-    def validate_unique(self) -> None:
-        """The formset checks duplicates among the rows; the services do the rest."""
-
-
-class _StateFieldsMixin(forms.ModelForm):
-    fallthrough = forms.CharField(
-        required=False,
-        help_text="When no rule matches: a variant (off), weights (on:10 off:90 [by=attr]), "
-        "or empty for the caller's own default.",
-    )
-    prerequisites = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="One per line: <flag key>: <variant>, <variant>",
-    )
-    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial["fallthrough"] = format_serve(self.instance.fallthrough)
-            self.initial["prerequisites"] = format_prerequisites(self.instance.prerequisites)
-            self.initial["version"] = self.instance.version
-
-    def clean_fallthrough(self) -> dict[str, Any] | None:
-        return parse_serve(self.cleaned_data.get("fallthrough") or "", allow_empty=True)
-
-    def clean_prerequisites(self) -> list[dict[str, Any]]:
-        return parse_prerequisites(self.cleaned_data.get("prerequisites") or "")
-
-
-class FlagStateInlineForm(_StateFieldsMixin):
-    rules_text = forms.CharField(
-        label="Rules",
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
-        help_text="One rule per line, tried in order: [id] plan in pro; country eq US => on "
-        "· [beta] in_segment beta => on:10 off:90 · => off (everyone). Descriptions are "
-        "kept by id; edit them on the rules page.",
-    )
-
-    class Meta:
-        model = FlagState
-        fields = ["enabled", "fallthrough", "prerequisites", "rules_text", "version"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial["rules_text"] = format_rules(
-                [(r.rule_id, r.conditions, r.serve) for r in self.instance.rules.all()]
-            )
-
-    def clean_rules_text(self) -> list[dict[str, Any]]:
-        return parse_rules(self.cleaned_data.get("rules_text") or "")
-
-
-class FlagStateForm(_StateFieldsMixin):
-    reason = reason_field()
-
-    class Meta:
-        model = FlagState
-        fields = ["enabled", "fallthrough", "prerequisites", "version"]
-
-
-class RuleForm(forms.ModelForm):
-    rule_id = forms.CharField(
-        required=False, max_length=64, label="Id", help_text="Generated when empty."
-    )
-    conditions = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 50}),
-        help_text="One per line, all must hold: plan in pro, enterprise / country eq US / "
-        "not email ends_with/i @example.com / in_segment beta. Empty: everyone.",
-    )
-    serve = forms.CharField(help_text="A variant (on) or weights (on:10 off:90 [by=attr]).")
-
-    class Meta:
-        model = TargetingRule
-        fields = ["order", "rule_id", "description", "conditions", "serve"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial["conditions"] = format_conditions(self.instance.conditions)
-            self.initial["serve"] = format_serve(self.instance.serve)
-
-    def clean_conditions(self) -> list[dict[str, Any]]:
-        return parse_conditions(self.cleaned_data.get("conditions") or "")
-
-    def clean_serve(self) -> dict[str, Any] | None:
-        return parse_serve(self.cleaned_data.get("serve") or "", allow_empty=False)
-
-    def validate_unique(self) -> None:
-        """Rule ids are checked by the engine (duplicate ids) through the services."""
-
-
-class SegmentForm(forms.ModelForm):
-    include = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
-        help_text="Context keys that always match, one per line.",
-    )
-    exclude = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
-        help_text="Context keys that never match, one per line.",
-    )
-    conditions = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
-        help_text="Everyone else matches when all hold (one per line, as in rules). "
-        "Empty: only the include list.",
-    )
-    reason = reason_field()
-
-    class Meta:
-        model = Segment
-        fields = ["key", "name", "description", "include", "exclude", "conditions"]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if self.instance.pk:
-            self.initial["include"] = "\n".join(self.instance.include or [])
-            self.initial["exclude"] = "\n".join(self.instance.exclude or [])
-            self.initial["conditions"] = format_conditions(self.instance.conditions)
-
-    def clean_include(self) -> list[str]:
-        return parse_keys(self.cleaned_data.get("include") or "")
-
-    def clean_exclude(self) -> list[str]:
-        return parse_keys(self.cleaned_data.get("exclude") or "")
-
-    def clean_conditions(self) -> list[dict[str, Any]]:
-        return parse_conditions(self.cleaned_data.get("conditions") or "")
-
-    def validate_unique(self) -> None:
-        """The services check segment keys."""
-
-
-class EnvironmentForm(forms.ModelForm):
-    reason = reason_field()
-
-    class Meta:
-        model = Environment
-        fields = ["key", "name", "protected", "order"]
-
-    def validate_unique(self) -> None:
-        """The services check environment keys."""

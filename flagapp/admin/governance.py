@@ -6,7 +6,7 @@ through ``flagapp.governance.change_requests`` (approve, reject, apply), so the 
 rule and the history hold whatever screen is used. This admin is therefore read-only plus
 three buttons, each a POST to its own URL.
 
-Imported by ``flagapp/admin.py`` (which registers everything on ``admin.site``).
+Imported by ``flagapp.admin`` (which registers everything on ``admin.site``).
 """
 
 from __future__ import annotations
@@ -188,7 +188,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
 
 
 def propose_from_admin(request: HttpRequest, exc: ApprovalRequired, form: Any) -> Any:
-    """Turn a refused admin save into a change request; the hook ``flagapp/admin.py`` calls.
+    """Turn a refused admin save into a change request; the hook ``flagapp.admin.base`` calls.
 
     Called when the services raised ``ApprovalRequired`` for a form the user submitted
     (nothing was saved). Creates the request from ``exc.change`` with the form's reason,

@@ -1,0 +1,511 @@
+"""The flag admin: the flag list (per-environment columns, kill switch and archive
+actions), the flag page (fields, variants, one state per environment as text) and the flag's
+combined history. Deleting flags is not offered (a deletion leaves a tombstone and needs a
+reason): archive them instead, or use ``services.delete_flag``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.db.models import Model, Prefetch, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from flagapp import services
+from flagapp.exceptions import (
+    FlagValidationError,
+    VersionConflict,
+)
+from flagapp.models import (
+    Environment,
+    Flag,
+    FlagState,
+    TargetingRule,
+    Variant,
+)
+
+from .base import SERVICE_ERRORS, ServiceAdminMixin, Targeted, messages_of, reason_action
+from .forms import (
+    FlagForm,
+    FlagStateInlineForm,
+    VariantForm,
+)
+from .syntax import parse_value
+
+
+class ExpiredFilter(admin.SimpleListFilter):
+    title = "expired"
+    parameter_name = "expired"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Expired"), ("no", "Not expired")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        today = timezone.localdate()
+        if self.value() == "yes":
+            return queryset.filter(expires_on__lt=today)
+        if self.value() == "no":
+            return queryset.exclude(expires_on__lt=today)
+        return queryset
+
+
+class VariantInline(admin.TabularInline):
+    model = Variant
+    form = VariantForm
+    extra = 1
+    fields = ["key", "value", "description", "order"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_change_permission(request, obj)
+
+    def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
+        return 2 if obj is None else 1
+
+
+class FlagStateInline(admin.StackedInline):
+    model = FlagState
+    form = FlagStateInlineForm
+    extra = 0
+    can_delete = False
+    fields = [
+        "environment_name",
+        "enabled",
+        "fallthrough",
+        "prerequisites",
+        "rules_text",
+        "rules_page",
+        "version",
+    ]
+    readonly_fields = ["environment_name", "rules_page"]
+    verbose_name = "state in an environment"
+    verbose_name_plural = "state per environment"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("environment")
+            .prefetch_related("rules")
+            .order_by("environment__order", "environment__key")
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("flagapp.change_flagstate"))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.has_perm("flagapp.view_flagstate")) or self.has_change_permission(
+            request, obj
+        )
+
+    @admin.display(description="environment")
+    def environment_name(self, obj: FlagState) -> str:
+        env = obj.environment
+        return f"{env.name} ({env.key}){' — protected' if env.protected else ''}"
+
+    @admin.display(description="rules")
+    def rules_text(self, obj: FlagState) -> str:
+        """Read-only display (view permission only)."""
+        from .syntax import format_rules
+
+        return format_rules([(r.rule_id, r.conditions, r.serve) for r in obj.rules.all()])
+
+    @admin.display(description="rules page")
+    def rules_page(self, obj: FlagState) -> str:
+        if not obj.pk:
+            return "-"
+        url = reverse("admin:flagapp_flagstate_change", args=[obj.pk])
+        return format_html(
+            '<a href="{}">Edit the rules of {} one by one (with descriptions)</a>',
+            url,
+            obj.environment.key,
+        )
+
+
+_CHANGE = {"+": "created", "~": "changed", "-": "deleted"}
+
+
+def _related_history(flag_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    """History rows of a flag's variants, states and rules, newest first."""
+    try:
+        pk = int(flag_id)
+    except (TypeError, ValueError):
+        return []
+    rows: list[dict[str, Any]] = []
+    for h in Variant.history.filter(flag_id=pk).select_related("history_user")[:limit]:
+        rows.append(
+            {
+                "when": h.history_date,
+                "what": f"variant {h.key} = {h.value!r}",
+                "change": _CHANGE.get(h.history_type, h.history_type),
+                "user": h.history_user,
+                "reason": h.history_change_reason,
+            }
+        )
+    env_keys = dict(Environment.objects.values_list("pk", "key"))
+    # state id -> environment key, from the history so deleted states still resolve
+    states = {
+        state_id: env_keys.get(env_id, "?")
+        for state_id, env_id in FlagState.history.filter(flag_id=pk).values_list(
+            "id", "environment_id"
+        )
+    }
+    for h in FlagState.history.filter(flag_id=pk).select_related("history_user")[:limit]:
+        env = env_keys.get(h.environment_id, h.environment_id)
+        rows.append(
+            {
+                "when": h.history_date,
+                "what": f"{env}: {'on' if h.enabled else 'off'}, v{h.version}",
+                "change": _CHANGE.get(h.history_type, h.history_type),
+                "user": h.history_user,
+                "reason": h.history_change_reason,
+            }
+        )
+    for h in TargetingRule.history.filter(state_id__in=list(states)).select_related("history_user")[
+        :limit
+    ]:
+        env = states.get(h.state_id, "?")
+        rows.append(
+            {
+                "when": h.history_date,
+                "what": f"{env}: rule {h.rule_id}",
+                "change": _CHANGE.get(h.history_type, h.history_type),
+                "user": h.history_user,
+                "reason": h.history_change_reason,
+            }
+        )
+    rows.sort(key=lambda r: r["when"], reverse=True)
+    return rows[:limit]
+
+
+@admin.register(Flag)
+class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
+    form = FlagForm
+    inlines = [VariantInline, FlagStateInline]
+    list_display = ["key", "name", "owner", "flag_type", "risk", "expiry", "archived"]
+    list_filter = ["owner", "flag_type", ExpiredFilter, "archived", "risk", "kind"]
+    search_fields = ["key", "name", "description"]
+    list_select_related = ["owner"]
+    ordering = ["key"]
+    fieldsets = [
+        (None, {"fields": ["key", "name", "description", "kind"]}),
+        (
+            "Governance",
+            {"fields": ["flag_type", "owner", "risk", "expires_on", "tags", "archived"]},
+        ),
+        ("Why", {"fields": ["reason"]}),
+    ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["key", "kind"] if obj is not None else []
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is not None:
+            return self.fieldsets
+        # A new flag is never archived: leave the box out of the add page.
+        return [
+            (name, {**opts, "fields": [f for f in opts["fields"] if f != "archived"]})
+            for name, opts in self.fieldsets
+        ]
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> Any:
+        return [VariantInline] if obj is None else [VariantInline, FlagStateInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return (
+            super()
+            .get_queryset(request)
+            .prefetch_related(
+                Prefetch("states", queryset=FlagState.objects.select_related("environment"))
+            )
+        )
+
+    object_history_template = "admin/flagapp/flag/object_history.html"
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        """The flag's own history, plus its variants', states' and rules' (read-only): a
+        kill switch or a rule change is part of the flag's story."""
+        context = {**(extra_context or {}), "related_history": _related_history(object_id)}
+        return super().history_view(request, object_id, extra_context=context)
+
+    # list: one on/off column per environment ----------------------------------------------
+
+    def _environments(self, request: HttpRequest) -> list[Environment]:
+        cached = getattr(request, "_flagapp_envs", None)
+        if cached is None:
+            cached = list(Environment.objects.order_by("order", "key"))
+            request._flagapp_envs = cached  # type: ignore[attr-defined]
+        return cached
+
+    def get_list_display(self, request: HttpRequest) -> Any:
+        columns: list[Any] = ["key", "name"]
+        for env in self._environments(request):
+            columns.append(self._env_column(env))
+        return [*columns, "owner", "flag_type", "risk", "expiry", "archived"]
+
+    @staticmethod
+    def _env_column(env: Environment) -> Callable[[Flag], bool | None]:
+        def column(flag: Flag) -> bool | None:
+            for state in flag.states.all():
+                if state.environment_id == env.pk:
+                    return state.enabled
+            return None
+
+        column.__name__ = f"env_{re.sub(r'[^a-z0-9_]', '_', env.key)}"
+        return admin.display(description=env.key, boolean=True)(column)
+
+    @admin.display(description="expires", ordering="expires_on")
+    def expiry(self, flag: Flag) -> str:
+        if flag.expires_on is None:
+            return "-"
+        if flag.expires_on < timezone.localdate():
+            return format_html(
+                '<strong class="flagapp-expired">{} (expired)</strong>', flag.expires_on.isoformat()
+            )
+        return flag.expires_on.isoformat()
+
+    # actions: kill switch per environment, archive -----------------------------------------
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        if request.user.has_perm("flagapp.change_flagstate"):
+            for env in self._environments(request):
+                name = f"kill_switch_{env.key}"
+                actions[name] = (
+                    self._kill_action(env, name),
+                    name,
+                    f"Kill switch: turn selected flags OFF in {env.key}",
+                )
+        if request.user.has_perm("flagapp.change_flag"):
+            actions["archive_flags"] = (
+                FlagAdmin.archive_flags,
+                "archive_flags",
+                "Archive selected flags",
+            )
+        return actions
+
+    def _kill_action(self, env: Environment, name: str) -> Callable[..., Any]:
+        def kill(modeladmin: FlagAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+            def perform(flag: Flag, reason: str) -> str | None:
+                try:
+                    services.set_flag_enabled(flag, env, False, actor=request.user, reason=reason)
+                except SERVICE_ERRORS as exc:
+                    return " ".join(m for ms in messages_of(exc).values() for m in ms)
+                modeladmin.log_change(request, flag, f"Kill switch in {env.key}. Reason: {reason}")
+                return None
+
+            return reason_action(
+                modeladmin,
+                request,
+                queryset,
+                action=name,
+                title=f"Kill switch in {env.key}",
+                explanation=(
+                    f"Turn these flags OFF in {env.name}: every caller gets its own "
+                    "default value at once. The change is recorded with your reason."
+                ),
+                submit_label=f"Turn off in {env.key}",
+                perform=perform,
+            )
+
+        return kill
+
+    @staticmethod
+    def archive_flags(modeladmin: FlagAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        def perform(flag: Flag, reason: str) -> str | None:
+            try:
+                services.archive_flag(flag, actor=request.user, reason=reason)
+            except SERVICE_ERRORS as exc:
+                return " ".join(m for ms in messages_of(exc).values() for m in ms)
+            modeladmin.log_change(request, flag, f"Archived. Reason: {reason}")
+            return None
+
+        return reason_action(
+            modeladmin,
+            request,
+            queryset,
+            action="archive_flags",
+            title="Archive flags",
+            explanation="Archived flags leave every snapshot: callers get their default "
+            "(FLAG_NOT_FOUND).",
+            submit_label="Archive",
+            perform=perform,
+        )
+
+    # saving through the services ------------------------------------------------------------
+
+    def apply(
+        self, request: HttpRequest, form: Any, formsets: Sequence[Any], obj: Any, change: bool
+    ) -> Model:
+        cd = form.cleaned_data
+        actor, reason = request.user, cd["reason"]
+        variant_fs = next((fs for fs in formsets if getattr(fs, "model", None) is Variant), None)
+        state_fs = next((fs for fs in formsets if getattr(fs, "model", None) is FlagState), None)
+        kind = obj.kind if change else cd["kind"]
+        variants = self._variants(variant_fs, kind)
+        if not change:
+            try:
+                return services.create_flag(
+                    key=cd["key"],
+                    name=cd["name"],
+                    description=cd.get("description", ""),
+                    kind=kind,
+                    flag_type=cd["flag_type"],
+                    owner=cd["owner"],
+                    risk=cd["risk"],
+                    expires_on=cd.get("expires_on"),
+                    tags=cd.get("tags") or [],
+                    variants=[v for v, _ in variants] or None,
+                    actor=actor,
+                    reason=reason,
+                )
+            except FlagValidationError as exc:
+                self._route_variant_errors(exc, variant_fs, form)
+                raise
+        flag = Flag.objects.get(pk=obj.pk)
+        archived = cd.get("archived", flag.archived)
+        if flag.archived and not archived:
+            services.unarchive_flag(flag, actor=actor, reason=reason)
+        services.update_flag(
+            flag,
+            name=cd["name"],
+            description=cd.get("description", ""),
+            flag_type=cd["flag_type"],
+            owner=cd["owner"],
+            risk=cd["risk"],
+            expires_on=cd.get("expires_on"),
+            tags=cd.get("tags") or [],
+            actor=actor,
+            reason=reason,
+        )
+        changed_states = self._changed_states(state_fs)
+        new_items = [v for v, _ in variants]
+        old = list(flag.variants.order_by("order", "key"))
+        new_keys = {v["key"] for v in new_items}
+        removed = [
+            {"key": v.key, "value": v.value, "description": v.description}
+            for v in old
+            if v.key not in new_keys
+        ]
+        try:
+            if variant_fs is not None and removed and changed_states:
+                # Keep removed variants until the states stop using them.
+                services.set_variants(flag, new_items + removed, actor=actor, reason=reason)
+            elif variant_fs is not None:
+                services.set_variants(flag, new_items, actor=actor, reason=reason)
+        except FlagValidationError as exc:
+            self._route_variant_errors(exc, variant_fs, form)
+            raise
+        for state_form, state in changed_states:
+            state_cd = state_form.cleaned_data
+            kwargs: dict[str, Any] = {}
+            if "rules_text" in state_cd:
+                # The one-line syntax has no descriptions: keep them by rule id.
+                described = dict(state.rules.values_list("rule_id", "description"))
+                kwargs["rules"] = [
+                    {**rule, "description": described.get(rule["id"] or "", "")}
+                    for rule in state_cd["rules_text"]
+                ]
+            try:
+                services.update_flag_state(
+                    flag,
+                    state.environment,
+                    actor=actor,
+                    reason=reason,
+                    enabled=state_cd["enabled"],
+                    fallthrough=state_cd["fallthrough"],
+                    prerequisites=state_cd["prerequisites"],
+                    **kwargs,
+                )
+            except SERVICE_ERRORS as exc:
+                raise Targeted(
+                    exc, state_form, f"{state.environment.key}: ", {"rules": "rules_text"}
+                ) from None
+        if variant_fs is not None and removed and changed_states:
+            try:
+                services.set_variants(flag, new_items, actor=actor, reason=reason)
+            except FlagValidationError as exc:
+                self._route_variant_errors(exc, variant_fs, form)
+                raise
+        if archived and not flag.archived:
+            services.archive_flag(flag, actor=actor, reason=reason)
+        return flag
+
+    @staticmethod
+    def _variants(variant_fs: Any, kind: str) -> list[tuple[dict[str, Any], Any]]:
+        if variant_fs is None:
+            return []
+        rows = []
+        for index, vform in enumerate(variant_fs.forms):
+            vcd = getattr(vform, "cleaned_data", None) or {}
+            if not vcd or vcd.get("DELETE") or not vcd.get("key"):
+                continue
+            try:
+                value = parse_value(kind, vcd.get("value", ""))
+            except ValidationError as exc:
+                raise Targeted(FlagValidationError({"value": exc.messages}), vform) from None
+            order = vcd.get("order")
+            rows.append((order if order is not None else index, index, vcd, value, vform))
+        rows.sort(key=lambda r: (r[0], r[1]))
+        return [
+            (
+                {"key": vcd["key"], "value": value, "description": vcd.get("description") or ""},
+                vform,
+            )
+            for _, _, vcd, value, vform in rows
+        ]
+
+    @staticmethod
+    def _changed_states(state_fs: Any) -> list[tuple[Any, FlagState]]:
+        """State forms whose values differ from the stored state, after checking each was
+        edited from the current version (locked until the end of the request)."""
+        if state_fs is None:
+            return []
+        out = []
+        for sform in state_fs.forms:
+            if not sform.has_changed() or sform.instance.pk is None:
+                continue
+            current = (
+                FlagState.objects.select_for_update()
+                .select_related("environment")
+                .get(pk=sform.instance.pk)
+            )
+            expected = sform.cleaned_data.get("version")
+            if expected is not None and expected != current.version:
+                raise Targeted(
+                    VersionConflict(current.version, expected),
+                    sform,
+                    f"{current.environment.key}: ",
+                )
+            out.append((sform, current))
+        return out
+
+    @staticmethod
+    def _route_variant_errors(exc: FlagValidationError, variant_fs: Any, form: Any) -> None:
+        """Variant errors (field ``variants`` in the services) go to the variants table."""
+        if variant_fs is None:
+            return
+        errors = exc.error_dict.pop("variants", None)
+        if not errors:
+            return
+        texts = [text for err in errors for text in err.messages]
+        variant_fs._non_form_errors = variant_fs.error_class(
+            [*variant_fs.non_form_errors(), *texts], error_class="nonform"
+        )
+        if not exc.error_dict:
+            exc.error_dict["__all__"] = [ValidationError("See the variants below.")]
+
+
+# --- per-environment state with ordered rules -------------------------------------------------
