@@ -25,6 +25,7 @@ from flagapp import sampling, services
 from flagapp.governance import change_requests as crs
 from flagapp.governance.blast_radius import BlastRadius
 from flagapp.models import Environment, Flag, FlagState
+from flagapp.policy import GrantedApproval
 from flagapp.sdk import keys
 from flagapp.testutils import reset_flag_cache
 
@@ -65,7 +66,7 @@ def flag(make_flag: Callable[..., Flag], prod: Environment) -> Flag:
         actor=None,
         reason="pro rule",
         rules=[PRO_RULE],
-        change_request=crs._DryRunApproval(),
+        change_request=GrantedApproval(),
     )
     return f
 
