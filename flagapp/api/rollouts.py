@@ -44,6 +44,7 @@ from flagapp.models import (
 )
 from flagapp.rollouts import controller
 from flagapp.rollouts.states import InvalidTransition, allowed_actions
+from flagapp.services.experiments import EXPERIMENT_FIELDS
 
 from .base import FlagappAPIMixin
 
@@ -254,29 +255,13 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
 
     class Meta:
         model = Experiment
-        fields = [
-            "id",
-            "flag",
-            "environment",
-            "name",
-            "hypothesis",
-            "control_variant",
-            "conversion_event",
-            "started_at",
-            "ended_at",
-            "confidence",
-            "srm_threshold",
-            "expected_weights",
-            "baseline_rate",
-            "minimum_detectable_effect",
-            "created_at",
-        ]
+        fields = ["id", *EXPERIMENT_FIELDS, "created_at"]
         read_only_fields = ["id", "created_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The services' validation (the admin runs the same), on the stored values merged
         with the request's."""
-        from flagapp.services.experiments import EXPERIMENT_FIELDS, validate_experiment
+        from flagapp.services.experiments import validate_experiment
 
         current: dict[str, Any] = {}
         if self.instance is not None:
