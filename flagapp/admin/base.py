@@ -42,7 +42,7 @@ from .forms import (
 SERVICE_ERRORS = (FlagValidationError, VersionConflict, ApprovalRequired, ChangeNotPermitted)
 
 
-class Targeted(Exception):
+class _Targeted(Exception):
     """A service error and the form whose fields should show it."""
 
     def __init__(
@@ -139,7 +139,7 @@ class _ServiceStep:
         sid = transaction.savepoint()
         try:
             saved = self.model_admin.apply(self.request, form, self.formsets, self.obj, self.change)
-        except Targeted as exc:
+        except _Targeted as exc:
             transaction.savepoint_rollback(sid)
             if isinstance(exc.exc, ApprovalRequired):
                 return _propose(self.request, exc.exc, form)

@@ -31,7 +31,7 @@ from flagapp.models import (
     Variant,
 )
 
-from .base import SERVICE_ERRORS, ServiceAdminMixin, Targeted, messages_of, reason_action
+from .base import SERVICE_ERRORS, ServiceAdminMixin, _Targeted, messages_of, reason_action
 from .forms import (
     FlagForm,
     FlagStateInlineForm,
@@ -430,7 +430,7 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
                     **kwargs,
                 )
             except SERVICE_ERRORS as exc:
-                raise Targeted(
+                raise _Targeted(
                     exc, state_form, f"{state.environment.key}: ", {"rules": "rules_text"}
                 ) from None
         if variant_fs is not None and removed and changed_states:
@@ -455,7 +455,7 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
             try:
                 value = parse_value(kind, vcd.get("value", ""))
             except ValidationError as exc:
-                raise Targeted(FlagValidationError({"value": exc.messages}), vform) from None
+                raise _Targeted(FlagValidationError({"value": exc.messages}), vform) from None
             order = vcd.get("order")
             rows.append((order if order is not None else index, index, vcd, value, vform))
         rows.sort(key=lambda r: (r[0], r[1]))
@@ -484,7 +484,7 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
             )
             expected = sform.cleaned_data.get("version")
             if expected is not None and expected != current.version:
-                raise Targeted(
+                raise _Targeted(
                     VersionConflict(current.version, expected),
                     sform,
                     f"{current.environment.key}: ",
