@@ -74,7 +74,7 @@ def test_redis_partition__change_made_meanwhile__answers_continue_and_served_aft
             time.sleep(PARTITION_S)
         finally:
             redis_proxy.pass_through()
-            healed = wait_until(lambda: all_disabled(server.url, dep.sdk_headers), timeout=12)
+            healed = wait_until(lambda: all_disabled(server.url, dep.sdk_headers), timeout=8)
             stop.set()
             for t in threads:
                 t.join(timeout=60)
