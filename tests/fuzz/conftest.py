@@ -3,7 +3,7 @@
 ``FLAGAPP_FUZZ_EXAMPLES`` scales every fuzz test (default 1 = the CI budget, about a minute
 on two cores for the whole folder; e.g. 20 for a long local run). At the end of the session
 one line per surface is printed: ``fuzz figures: engine cases=... max_eval_us=... crashes=0``
-(engine: evaluations and the slowest one, timed inside the evaluating process;
+(engine: evaluations and the slowest one, CPU time measured inside the evaluating process;
 flagapp-eval: output rows, and the slowest whole run, process start-up included;
 ofrep: requests, the slowest request and the statuses seen).
 """
