@@ -9,8 +9,8 @@ content hash comparison, the announcement, and the reconciler. Drawn in text::
     COMMIT
       └─ on_commit: drain(env_ids)                                       (never raises)
            └─ publish(env)  per environment that still has outbox rows
-                ├─ lock the Environment row (select_for_update)
-                ├─ compile (flagapp.snapshot.compile_environment) -> etag = content hash
+                ├─ lock the Environment row (select_for_update, no_key)
+                ├─ compile (flagapp.documents.compile_environment) -> etag = content hash
                 ├─ delete the environment's visible outbox rows
                 ├─ etag == latest snapshot's etag? -> nothing new stored
                 ├─ parse once with the engine -> Ruleset (never store what it rejects)
@@ -51,8 +51,8 @@ from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 
 from .conf import settings
+from .documents import FORMAT_VERSION, compile_environment, parse
 from .signals import snapshot_published
-from .snapshot import FORMAT_VERSION, compile_environment, parse
 
 if TYPE_CHECKING:
     from openfeature_provider.engine import Ruleset
@@ -203,7 +203,14 @@ def _publish_once(environment: Environment, using: str) -> tuple[Snapshot, bool]
     from .models import Snapshot as SnapshotModel
 
     with transaction.atomic(using=using):
-        env = EnvironmentModel.objects.using(using).select_for_update().get(pk=environment.pk)
+        # FOR NO KEY UPDATE (PostgreSQL): publishers of this environment wait for each other,
+        # but writers inserting outbox rows (a foreign key: FOR KEY SHARE) do not wait for a
+        # publisher's compile.
+        env = (
+            EnvironmentModel.objects.using(using)
+            .select_for_update(no_key=True)
+            .get(pk=environment.pk)
+        )
         # Rows visible now are committed (or ours): the compile below includes their changes.
         outbox = list(
             PublishOutbox.objects.using(using)

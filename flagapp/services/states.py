@@ -72,7 +72,12 @@ def update_flag_state(
 
     with transaction.atomic():
         state = (
-            FlagState.objects.select_for_update().filter(flag=flag, environment=environment).first()
+            # of=("self",): the default ordering joins Flag and Environment, and a bare FOR
+            # UPDATE would lock their rows too (every writer of the environment, and its
+            # publisher, waiting on one row). Only the state row is ours to lock.
+            FlagState.objects.select_for_update(of=("self",))
+            .filter(flag=flag, environment=environment)
+            .first()
         )
         if state is None:
             from .flags import default_fallthrough

@@ -240,3 +240,52 @@ def test_reconcile__two_reconcilers_at_once_on_postgres__one_new_version(
     republished = [r for result in results for r in result.republished]
     assert len(republished) == len(envs)  # each environment once, by one of the four
     assert all(not result.failed for result in results)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_publish__slow_compile_holds_environment_lock__writers_not_blocked(
+    make_flag: Any, envs: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write inserts outbox rows (a foreign key to the environment); a publisher compiling
+    the same environment must not make it wait: the publisher's lock is FOR NO KEY UPDATE."""
+    if not POSTGRES:
+        pytest.skip("needs PostgreSQL (FLAGAPP_TEST_DB=postgres): row locks")
+    from django.db import connections, transaction
+
+    flag = make_flag()
+    env = envs["staging"]
+    compiling = threading.Event()
+    release = threading.Event()
+    real_compile = publishing.compile_environment
+
+    def slow_compile(environment: Any, **kwargs: Any) -> Any:
+        compiling.set()
+        release.wait(30)
+        return real_compile(environment, **kwargs)
+
+    monkeypatch.setattr(publishing, "compile_environment", slow_compile)
+    errors: list[BaseException] = []
+
+    def publisher() -> None:
+        try:
+            publishing.publish(env)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=publisher)
+    thread.start()
+    try:
+        assert compiling.wait(10)
+        monkeypatch.setattr(publishing, "_after_commit", lambda ids, using: None)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            services.set_flag_enabled(flag, env, True, actor=None, reason="during a publish")
+    finally:
+        release.set()
+        thread.join(30)
+    assert errors == []
+    assert PublishOutbox.objects.filter(environment=env).exists()
