@@ -12,7 +12,8 @@ JSON: Python's parser accepts ``NaN``, ``Infinity`` and ``-Infinity`` (not JSON;
 :class:`NonFinite` (so a caller can reject exactly the event or field that carries one),
 turns deep nesting into :class:`JsonError`, and :func:`find_problem` walks a value with a
 depth bound and names the first field that cannot be stored: a non-finite number, a NUL
-character (PostgreSQL text refuses it), or nesting deeper than ``SDK_JSON_MAX_DEPTH``.
+character (PostgreSQL text refuses it), a lone surrogate (no UTF-8 form), or nesting
+deeper than ``SDK_JSON_MAX_DEPTH``.
 """
 
 from __future__ import annotations
@@ -85,21 +86,45 @@ def find_problem(value: Any, path: str, limit: int | None = None) -> tuple[str, 
         if isinstance(item, NonFinite):
             return where, f"{item.text} is not a JSON number (NaN and Infinity are not allowed)"
         if isinstance(item, str):
-            if "\x00" in item:
-                return where, "must not contain a NUL character"
+            problem = _text_problem(item)
+            if problem is not None:
+                return where, problem
             continue
         if isinstance(item, dict | list):
             if depth >= bound:
                 return where, f"nested too deep (more than {bound} levels)"
             if isinstance(item, dict):
                 for key, child in reversed(list(item.items())):
-                    if "\x00" in key:
-                        return where, "a field name must not contain a NUL character"
+                    problem = _text_problem(key)
+                    if problem is not None:
+                        named = f"{where}.{_printable(key)}" if where else _printable(key)
+                        return named, f"a field name {problem}"
                     stack.append((child, f"{where}.{key}" if where else key, depth + 1))
             else:
                 for index in range(len(item) - 1, -1, -1):
                     stack.append((item[index], f"{where}[{index}]", depth + 1))
     return None
+
+
+def _text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored (PostgreSQL refuses NUL; a lone surrogate, which JSON's
+    ``\\udXXX`` escapes can produce, has no UTF-8 form), or None."""
+    if "\x00" in text:
+        return "must not contain a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (it holds a lone surrogate)"
+    return None
+
+
+def _printable(text: str) -> str:
+    """``text`` with what has no UTF-8 form escaped (``\\udafb``), for error messages."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def body_cap(path: str) -> tuple[int, str]:

@@ -28,6 +28,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
 
@@ -152,6 +154,7 @@ async def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
         return json_response({"key": key, "errorCode": exc.code, "errorDetails": exc.detail}, 400)
     rs: Ruleset | None = await aget_ruleset(info.environment_key)
     if rs is None:
+        await _confirm_nothing_published(info.environment_key)
         return json_response(
             {
                 "key": key,
@@ -164,6 +167,21 @@ async def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
     _offer(info.environment_key, res, context)
     status, payload = resolution_payload(res, rs)
     return json_response(payload, status)
+
+
+def _published(env_key: str) -> bool:
+    from flagapp.models import Snapshot
+
+    return Snapshot.objects.filter(environment__key=env_key).exists()
+
+
+async def _confirm_nothing_published(env_key: str) -> None:
+    """This process holds no ruleset: make sure that is because nothing is published, not
+    because the database is unreachable (a cold process in an outage). A database error
+    propagates (``survives_database_outage``: 503 + Retry-After); a snapshot that exists
+    but could not be loaded is a 503 too -- never "flag not found" or "no flags"."""
+    if await sync_to_async(_published)(env_key):
+        raise DatabaseError(f"a snapshot of {env_key!r} exists but could not be loaded")
 
 
 def _offer(env_key: str, res: Resolution, context: Mapping[str, Any]) -> None:
@@ -195,6 +213,7 @@ async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
         return json_response({"errorCode": exc.code, "errorDetails": exc.detail}, 400)
     rs: Ruleset | None = await aget_ruleset(info.environment_key)
     if rs is None:
+        await _confirm_nothing_published(info.environment_key)
         return json_response({"flags": []})
     etag = _bulk_etag(rs, context)
     quoted = f'"{etag}"'

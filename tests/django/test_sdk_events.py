@@ -229,3 +229,20 @@ def test_sampling_flush__database_down__counts_kept_for_the_next_flush(
         assert sampling.pending_counts() == {("production", "demo.bool"): 7}
         sampling.flush()
     assert FlagEvaluationStat.objects.get(flag_key="demo.bool").count == 7
+
+
+def test_events__lone_surrogate_in_a_field_name_or_value__that_event_rejected_json_answer(
+    client: Client, sdk_token: str
+) -> None:
+    """JSON's ``\\udXXX`` escapes can produce a lone surrogate, which has no UTF-8 form: the
+    database cannot store it and an answer echoing it could not be encoded (a 500)."""
+    body = (
+        b'{"events": [{"kind": "track", "name": "a", "details": {"\\udafb": 1}},'
+        b'{"kind": "track", "name": "b\\udafb"}, {"kind": "track", "name": "ok"}]}'
+    )
+    response = _post(client, sdk_token, body, batch_id="surrogates")
+    assert response.status_code == 202
+    answer = json.loads(response.content)
+    assert (answer["accepted"], answer["rejected"]) == (1, 2)
+    assert [e["field"] for e in answer["errors"]] == ["details.\\udafb", "name"]
+    assert SdkEvent.objects.get().key == "ok"

@@ -190,3 +190,21 @@ def test_sdk_endpoints__simulated_outage__no_500_for_known_or_unknown_keys(
     assert statuses.count(500) == 0
     assert statuses[:30] == [200] * 30
     assert set(statuses[30:]) == {503}
+
+
+@pytest.mark.parametrize("path", [OFREP, BULK])
+def test_ofrep__cold_process_database_down__503_not_flag_not_found(
+    client: Client, sdk_token: str, path: str
+) -> None:
+    """A process that holds no ruleset yet and cannot reach the database must not tell an
+    OFREP client that the flag does not exist (404) or that there are no flags ({"flags":
+    []}): the client would serve defaults as if that were the truth. 503: retry."""
+    from flagapp import evaluation
+
+    with override_settings(FLAGAPP=EXPIRED_KEY_CACHE):
+        keys.authenticate_token(sdk_token)
+        evaluation.clear_cache()
+        with database_down():
+            response = _request(client, sdk_token, path)
+    assert response.status_code == 503
+    assert response["Retry-After"]
