@@ -55,6 +55,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI for /api/docs/ from local static files (no CDN)
     "flagapp",
+    # The real django-waffle, for the waffle import and equivalence tests
+    # (tests/django/contrib/waffle/); flagapp itself never imports it.
+    "waffle",
 ]
 
 MIDDLEWARE = [
