@@ -94,7 +94,7 @@ def flag_is_active(request: Any, flag_name: str, read_only: bool = False) -> boo
 
     ``read_only`` is accepted and ignored (flagapp sets no cookie for percentages).
     """
-    from flagapp.evaluation import evaluate
+    from flagapp import evaluate
 
     if request is not None and _setting("OVERRIDE"):
         query = getattr(request, "GET", None)
@@ -141,7 +141,7 @@ def _note_test_cookie(request: Any, flag_name: str, key: str, active: bool) -> N
 
 def switch_is_active(switch_name: str) -> bool:
     """waffle's ``switch_is_active``: flag ``waffle-switch.<switch_name>`` (no request)."""
-    from flagapp.evaluation import evaluate
+    from flagapp import evaluate
 
     details = evaluate(switch_key(switch_name), False, None, kind="boolean")
     if _not_found(details):
@@ -151,7 +151,7 @@ def switch_is_active(switch_name: str) -> bool:
 
 def sample_is_active(sample_name: str) -> bool:
     """waffle's ``sample_is_active``: true for the flag's percentage of calls, at random."""
-    from flagapp.evaluation import evaluate
+    from flagapp import evaluate
 
     details = evaluate(sample_key(sample_name), None, None, kind="float")
     if _not_found(details):

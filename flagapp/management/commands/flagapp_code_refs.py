@@ -38,10 +38,18 @@ class Command(BaseCommand):
             action="store_true",
             help="count archived flags as known (by default a reference to one is unknown)",
         )
+        parser.add_argument(
+            "--waffle",
+            action="store_true",
+            help="list the django-waffle call sites left instead (docs/migrating-from-waffle.md)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from flagapp.models import Flag
 
+        if options["waffle"]:
+            self._waffle(options)
+            return
         patterns = options["pattern"] or settings.CODE_REF_PATTERNS or None
         try:
             refs = coderefs.scan_paths(
@@ -74,4 +82,23 @@ class Command(BaseCommand):
                 f"flagapp_code_refs: {len(report.unreferenced)} unreferenced, "
                 f"{len(report.unknown)} unknown",
                 returncode=1,
+            )
+
+    def _waffle(self, options: dict[str, Any]) -> None:
+        """Remaining waffle call sites; exit status 1 while there are any."""
+        from flagapp.contrib.waffle.coderefs import report
+        from flagapp.models import Flag
+
+        try:
+            text, left = report(
+                options["paths"],
+                Flag.objects.values_list("key", flat=True),
+                as_json=options["json"],
+            )
+        except FileNotFoundError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(text)
+        if left:
+            raise CommandError(
+                f"flagapp_code_refs: {left} django-waffle call site(s) left", returncode=1
             )
