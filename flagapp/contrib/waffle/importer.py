@@ -237,7 +237,8 @@ def _flag_differences(flag: Any, user_keys: Sequence[str], group_names: Sequence
         d.append(
             f"percent {pt}: waffle draws at random per browser and remembers it in cookie "
             f"dwf_{flag.name}; flagapp picks {pt}% of users by hashing their targetingKey "
-            "(user pk, or session key) — sticky across browsers and devices, no cookie. "
+            "(user pk, or session key) — sticky, which is better: the same answer in every "
+            "browser and on every device, no cookie, and raising it only adds users. "
             f"Existing dwf_ cookies are not read: about {flip:.1f}% of visitors see the other "
             "answer once. Anonymous requests without a session get False (waffle rolled)."
         )
@@ -483,6 +484,20 @@ def build_plan(
             )
         )
 
+    # A flag deleted in flagapp stays deleted (keys are never reused); one archived there
+    # stays archived with its states as they are (re-running the import must not undo it).
+    from flagapp.models import FlagKeyTombstone
+
+    deleted = set(FlagKeyTombstone.objects.filter(key__in=all_keys).values_list("key", flat=True))
+    for o in objects:
+        if o.key in deleted:
+            del flags_doc[o.key]
+            o.becomes = "skipped: deleted in flagapp (a key is never reused)"
+            o.differences = []
+        elif o.key in existing and existing[o.key].archived:
+            flags_doc[o.key]["archived"] = True
+            o.becomes = "archived in flagapp: left as it is"
+            o.differences = []
     if uses_ctx and not context_builder_ok:
         for o in objects:
             if any("waffle context builder" in d for d in o.differences):

@@ -280,6 +280,23 @@ def test_import__existing_flag__keeps_owner_type_and_expiry(envs: dict[str, Any]
     assert (flag.owner.name, flag.flag_type) == ("growth", "permission")
 
 
+def test_import__flag_archived_or_deleted_in_flagapp__left_alone(envs: dict[str, Any]) -> None:
+    """Re-running the import must not undo an archive or resurrect a deleted key."""
+    WaffleFlag.objects.create(name="old", everyone=True)
+    WaffleFlag.objects.create(name="gone", everyone=True)
+    run()
+    services.archive_flag(Flag.objects.get(key="waffle.old"), actor=None, reason="done")
+    services.delete_flag(Flag.objects.get(key="waffle.gone"), actor=None, reason="done")
+    WaffleFlag.objects.filter(name="old").update(everyone=False)
+    out = run()
+    assert "archived in flagapp: left as it is" in out
+    assert "skipped: deleted in flagapp" in out
+    old = Flag.objects.get(key="waffle.old")
+    assert old.archived is True
+    assert state("waffle.old").enabled is True
+    assert not Flag.objects.filter(key="waffle.gone").exists()
+
+
 def test_import__history__every_row_carries_the_reason(envs: dict[str, Any]) -> None:
     WaffleFlag.objects.create(name="x", staff=True)
     run()

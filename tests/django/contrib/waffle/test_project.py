@@ -8,6 +8,7 @@ equivalence tests. The project is tests/django/contrib/waffle/project (README.md
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -19,9 +20,12 @@ PROJECT = Path(__file__).parent / "project"
 ROOT = Path(__file__).resolve().parents[4]
 
 
-def run(settings: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run(
+    settings: str, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "PYTHONPATH": os.pathsep.join([str(PROJECT), str(ROOT)]),
         "DJANGO_SETTINGS_MODULE": settings,
     }
@@ -62,3 +66,23 @@ def test_compat_app__installed_next_to_waffle__refused() -> None:
     result = run("settings_both", "-c", "import django; django.setup()")
     assert result.returncode != 0
     assert "INSTALLED_APPS has both 'waffle' and 'flagapp.contrib.waffle'" in result.stderr
+
+
+def test_project_migration__import_then_swap__same_answers_from_the_database(
+    tmp_path: Path,
+) -> None:
+    """The whole path on one SQLite file: waffle answers, the import, the app swap, and the
+    same answers through ``import waffle`` now served by flagapp from published snapshots."""
+    db = tmp_path / "shop.sqlite3"
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    env_db = {"SHOP_DB": str(db)}
+    first = run("settings_waffle", "data_check.py", "before", str(before), extra_env=env_db)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "11 created" in first.stdout  # 9 flags, 1 environment, 1 group segment
+    second = run("settings_compat", "data_check.py", "after", str(after), extra_env=env_db)
+    assert second.returncode == 0, second.stdout + second.stderr
+    old, new = json.loads(before.read_text()), json.loads(after.read_text())
+    assert (old.pop("module"), new.pop("module")) == ("waffle", "flagapp.contrib.waffle")
+    assert new == old
+    assert old["ann/en"]["staff_only"] is True and old["bob/en"]["beta_group"] is True
+    assert old["anonymous/de"]["german"] is True and old["ann/en"]["killed"] is False
