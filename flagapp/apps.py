@@ -14,10 +14,11 @@ class FlagappConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import request_finished, request_started
 
-        from . import checks, conf, publishing
+        from . import checks, conf, evaluation, publishing
 
         conf.connect_signals()
         checks.register()
+        evaluation.connect()
         # Snapshot announcements for the SSE streams (and Redis pub/sub across processes):
         # connected in every process, since a change may be published by any of them.
         from .sdk import notifier

@@ -12,7 +12,8 @@ would keep serving its own stale snapshot), missing apps, an unparseable key pat
 | flagapp.E004 | FLAGAPP["CACHE_ALIAS"] is not in CACHES |
 | flagapp.E005 | FLAGAPP["CACHE_CHECK_INTERVAL"] is not a positive number |
 | flagapp.E006 | FLAGAPP["RELEASE_EXPIRY_MAX_DAYS"] is not a positive integer |
-| flagapp.W001 | CACHE_ALIAS is a per-process cache (LocMem/Dummy) while DEBUG is off |
+| flagapp.W001 | CACHE_ALIAS is a per-process cache (LocMem/Dummy) while DEBUG is off: every |
+|  | check for a newer snapshot is a query (or SHARED_CACHE wrongly claims it is shared) |
 | flagapp.W002 | simple_history's HistoryRequestMiddleware missing (admin changes lose the user) |
 | flagapp.W003 | FLAGAPP["ENVIRONMENT"] names no existing environment (database checks only) |
 | flagapp.W010 | PostgreSQL, CONN_MAX_AGE > 0, no pool, served under ASGI (leaks connections) |
@@ -28,6 +29,8 @@ from django.apps import AppConfig
 from django.core.checks import CheckMessage, Error, Tags, Warning
 from django.core.checks import register as _register
 
+from .evaluation.cache import PER_PROCESS_CACHES
+
 __all__ = [
     "asgi_connection_messages",
     "check_asgi_connections",
@@ -40,11 +43,6 @@ REQUIRED_APPS = (
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "simple_history",
-)
-
-PER_PROCESS_CACHES = (
-    "django.core.cache.backends.locmem.LocMemCache",
-    "django.core.cache.backends.dummy.DummyCache",
 )
 
 
@@ -107,15 +105,38 @@ def check_settings(
         )
     else:
         backend = caches[alias].get("BACKEND", "")
-        if backend in PER_PROCESS_CACHES and not dj.DEBUG and not merged["SINGLE_PROCESS"]:
+        name = backend.rsplit(".", 1)[-1]
+        per_process = backend in PER_PROCESS_CACHES
+        if per_process and merged["SHARED_CACHE"] is True:
             messages.append(
                 Warning(
-                    f"The flagapp cache {alias!r} uses {backend.rsplit('.', 1)[-1]}, a "
-                    "per-process cache: with several processes, a flag change reaches only "
-                    "the process that made it until the others restart.",
-                    hint="Use a shared cache (Redis, Memcached, database) for "
-                    "FLAGAPP['CACHE_ALIAS'], or set FLAGAPP['SINGLE_PROCESS'] = True if "
-                    "exactly one process serves the app.",
+                    f"FLAGAPP['SHARED_CACHE'] is True but the flagapp cache {alias!r} uses "
+                    f"{name}, which lives in one process: a change made in another process "
+                    "(manage.py, a Celery worker, another server worker) is never served "
+                    "here until this process restarts.",
+                    hint="Remove FLAGAPP['SHARED_CACHE'] (the backend decides) or use a "
+                    "shared cache (Redis, Memcached, database).",
+                    id="flagapp.W001",
+                    obj="FLAGAPP",
+                )
+            )
+        elif (
+            per_process
+            and merged["SHARED_CACHE"] is None
+            and not dj.DEBUG
+            and not merged["SINGLE_PROCESS"]
+        ):
+            messages.append(
+                Warning(
+                    f"The flagapp cache {alias!r} uses {name}, a per-process cache: it cannot "
+                    "tell a process of a change made in another one, so every process that "
+                    "evaluates flags asks the database for the latest snapshot version once "
+                    f"per CACHE_CHECK_INTERVAL ({merged['CACHE_CHECK_INTERVAL']} s): one "
+                    "small query per process and environment, e.g. 16 workers at 1 s = 16 "
+                    "queries/s. Changes are served everywhere within the interval either way.",
+                    hint="With several processes, use a shared cache (Redis, Memcached) for "
+                    "FLAGAPP['CACHE_ALIAS']: the checks become cache reads, query-free. Set "
+                    "FLAGAPP['SINGLE_PROCESS'] = True to accept the queries (docs/deploy.md).",
                     id="flagapp.W001",
                     obj="FLAGAPP",
                 )

@@ -14,10 +14,14 @@ Usage::
 
 from __future__ import annotations
 
+import hashlib
+import os
 import threading
 from typing import Any
 
-__all__ = ["DEFAULTS", "FlagappSettings", "settings"]
+from django.db import connections  # lazy: importing it reads no settings
+
+__all__ = ["DEFAULTS", "FlagappSettings", "namespace", "settings"]
 
 #: Every key flagapp reads, with its default. Add new keys here, with a comment, and document
 #: them in docs/settings.md.
@@ -29,8 +33,18 @@ DEFAULTS: dict[str, Any] = {
     "FLAG_KEY_PATTERN": r"^[a-z0-9]+(?:[-_][a-z0-9]+)*(?:\.[a-z0-9]+(?:[-_][a-z0-9]+)*){1,3}$",
     # Django cache alias shared by every process: published snapshots are announced there.
     "CACHE_ALIAS": "default",
-    # Seconds between two checks of the shared cache for a newer snapshot version.
+    # Seconds between two checks for a newer snapshot version: a change made in any process
+    # is served within this (docs/deploy.md). With a shared cache the check is one cache read;
+    # with a per-process cache (LocMem, Dummy) it is one small query.
     "CACHE_CHECK_INTERVAL": 1.0,
+    # Whether CACHE_ALIAS is seen by every process: None decides from the backend class
+    # (LocMem and Dummy are per process, everything else shared); True/False forces it.
+    "SHARED_CACHE": None,
+    # Deployment namespace in every Redis channel and shared-cache key flagapp uses, so two
+    # deployments (or test runs) on one Redis never see each other's announcements. None:
+    # derived from the default database (a short hash of ENGINE, HOST, PORT and NAME), so
+    # every process of one deployment agrees without configuration.
+    "NAMESPACE": None,
     # A release flag's expiry date may be at most this many days after it is set.
     "RELEASE_EXPIRY_MAX_DAYS": 180,
     # --- In-process evaluation (flagapp.evaluation, flagapp.context; docs/django.md) ---
@@ -198,6 +212,31 @@ class FlagappSettings:
 
 
 settings = FlagappSettings()
+
+
+def namespace() -> str:
+    """This deployment's namespace: ``FLAGAPP["NAMESPACE"]``, or 12 hex characters of the
+    sha256 of the default database's ENGINE, HOST, PORT and NAME (a file database by its
+    absolute path; an in-memory one with this process's id). Read at call time: a test
+    run's database is renamed after start-up."""
+    configured = settings.NAMESPACE
+    if configured:
+        return str(configured)
+    db = connections["default"].settings_dict
+    identity = tuple(str(db.get(part) or "") for part in ("ENGINE", "HOST", "PORT", "NAME"))
+    value = _derived.get(identity)
+    if value is None:
+        engine, host, port, name = identity
+        if engine.endswith("sqlite3"):
+            # A file database by its real path; an in-memory one belongs to this process.
+            in_memory = not name or name.startswith(":") or "mode=memory" in name
+            name = f"{name}@pid{os.getpid()}" if in_memory else os.path.abspath(name)
+        digest = hashlib.sha256("\0".join((engine, host, port, name)).encode("utf-8"))
+        value = _derived[identity] = digest.hexdigest()[:12]
+    return value
+
+
+_derived: dict[tuple[str, ...], str] = {}
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:

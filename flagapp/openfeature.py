@@ -29,6 +29,7 @@ from openfeature_provider.engine import parse_ruleset
 from openfeature_provider.exceptions import SourceUnavailable
 
 from . import evaluation
+from .conf import settings
 
 if TYPE_CHECKING:
     from openfeature_provider.engine import Ruleset
@@ -59,7 +60,7 @@ class DjangoSource:
 
     @property
     def env_key(self) -> str:
-        return self.environment or evaluation._environment()
+        return self.environment or evaluation.default_environment()
 
     def start(self, listener: _Listener) -> None:
         with self._lock:
@@ -118,7 +119,7 @@ class DjangoSource:
     @staticmethod
     def _interval() -> float:
         try:
-            return max(0.05, float(evaluation._conf().CACHE_CHECK_INTERVAL))
+            return max(0.05, float(settings.CACHE_CHECK_INTERVAL))
         except Exception:
             return 1.0
 

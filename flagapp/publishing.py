@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 
-from .conf import settings
+from .conf import namespace, settings
 from .documents import FORMAT_VERSION, compile_environment, parse
 from .signals import snapshot_published
 
@@ -85,13 +85,14 @@ DOCUMENT_CACHE_SECONDS = 7 * 24 * 3600
 
 
 def cache_version_key(environment_key: str) -> str:
-    """The shared-cache key of an environment's newest published version number."""
-    return f"flagapp:snapshot:{environment_key}:version"
+    """The shared-cache key of an environment's newest published version number (namespaced
+    per deployment, ``flagapp.conf.namespace``: deployments sharing a cache never mix)."""
+    return f"flagapp:{namespace()}:snapshot:{environment_key}:version"
 
 
 def cache_document_key(environment_key: str, version: int) -> str:
     """The shared-cache key of one published version's document (JSON text)."""
-    return f"flagapp:snapshot:{environment_key}:{version}"
+    return f"flagapp:{namespace()}:snapshot:{environment_key}:{version}"
 
 
 # ---------------------------------------------------------------------------------------

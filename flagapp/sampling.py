@@ -1,9 +1,10 @@
 """A bounded, sampled record of recent evaluation contexts, and evaluation counts.
 
-Two producers feed it: in-process evaluations (``flagapp.evaluation`` calls :func:`offer`
-on every evaluation) and SDKs through ``POST /sdk/v1/events`` (:func:`record`). Two readers
-use it: the blast-radius preview (:func:`recent_contexts`) and the stale-flag report
-(``FlagEvaluationStat`` rows: count and last-evaluated time per flag and environment).
+Two producers feed it: in-process evaluations (``flagapp.evaluate`` calls :func:`note` on
+every evaluation, OFREP calls :func:`offer`) and SDKs through ``POST /sdk/v1/events``
+(:func:`record`). Two readers use it: the blast-radius preview (:func:`recent_contexts`) and
+the stale-flag report (``FlagEvaluationStat`` rows: count and last-evaluated time per flag
+and environment).
 
 Why buffered: :func:`offer` runs inside every flag check, so it only touches memory (a
 counter and, for a sampled share ``CONTEXT_SAMPLE_RATE``, a bounded buffer). The buffer is
@@ -52,6 +53,7 @@ __all__ = [
     "evaluation_stats",
     "flush",
     "fold_counts",
+    "note",
     "offer",
     "on_request_finished",
     "pending_counts",
@@ -89,7 +91,15 @@ _dropped = 0  # samples dropped because the database could not store them
 
 
 def offer(env_key: str, flag_key: str, context: Mapping[str, Any] | None, variant: Any) -> None:
-    """Note one in-process evaluation. Cheap: memory only, except an occasional flush."""
+    """Note one evaluation (:func:`note`), then flush if one is due (outside an event loop)."""
+    note(env_key, flag_key, context, variant)
+    if time.monotonic() - _last_flush > float(settings.SAMPLING_FLUSH_SECONDS):
+        _maybe_flush_inline()
+
+
+def note(env_key: str, flag_key: str, context: Mapping[str, Any] | None, variant: Any) -> None:
+    """Note one evaluation in memory only, never a query: ``flagapp.evaluate``'s hot path
+    (its buffer is written by :func:`flush` after the response, :func:`on_request_finished`)."""
     try:
         now = timezone.now()
         pair = (env_key, flag_key)
@@ -101,10 +111,8 @@ def offer(env_key: str, flag_key: str, context: Mapping[str, Any] | None, varian
         slot[1] = now
         if context and random.random() < float(settings.CONTEXT_SAMPLE_RATE):
             _buffer.append(Sample(env_key, flag_key, str(variant or ""), dict(context), now))
-        if time.monotonic() - _last_flush > float(settings.SAMPLING_FLUSH_SECONDS):
-            _maybe_flush_inline()
     except Exception:  # pragma: no cover - never fail an evaluation for a statistic
-        logger.exception("flagapp.sampling.offer failed")
+        logger.exception("flagapp.sampling.note failed")
 
 
 def record(

@@ -8,13 +8,17 @@ The evaluation cache and the notifier (SSE, Redis) listen; every receiver is con
 
 ``flag_changed(sender=Flag, flag=..., environment_keys=[...], actor=..., reason=...,
 operation=...)`` is sent by the services after every successful write, for notifications.
+
+``sdk_key_revoked(sender=SdkKey, public_id=...)`` is sent by ``flagapp.sdk.keys`` after a
+revocation; the notifier broadcasts it to the other processes.
 """
 
 from __future__ import annotations
 
 from django.dispatch import Signal
 
-__all__ = ["flag_changed", "snapshot_published"]
+__all__ = ["flag_changed", "sdk_key_revoked", "snapshot_published"]
 
 snapshot_published = Signal()
 flag_changed = Signal()
+sdk_key_revoked = Signal()

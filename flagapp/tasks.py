@@ -65,10 +65,8 @@ def stale_flag_report(days: int | None = None) -> dict[str, Any]:
 def fold_evaluation_counts() -> dict[str, Any]:
     """Fold this process's buffered evaluation counts and context samples into the
     database (``FlagEvaluationStat.last_evaluated_at`` per flag and environment)."""
-    from flagapp import evaluation, sampling
+    from flagapp import sampling
 
-    # flagapp.evaluate buffers its own usage; hand it to sampling, then write sampling's.
-    evaluation.flush_usage()
     pending = sampling.pending_counts()
     samples = sampling.flush()
     return {"pairs": len(pending), "evaluations": sum(pending.values()), "samples": samples}

@@ -40,6 +40,7 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from flagapp.conf import settings
+from flagapp.signals import sdk_key_revoked
 
 if TYPE_CHECKING:
     from flagapp.models import SdkKey
@@ -159,9 +160,7 @@ def revoke_sdk_key(key: Any, actor: Any = None) -> SdkKey:
         )
     forget_public_id(obj.public_id)
     try:
-        from flagapp.sdk import notifier
-
-        notifier.broadcast_key_revoked(obj.public_id)
+        sdk_key_revoked.send(sender=SdkKey, public_id=obj.public_id)  # the notifier tells others
     except Exception:  # pragma: no cover - a notifier fault must not undo a revocation
         logger.exception("could not broadcast the revocation of SDK key %s", obj.public_id)
     return obj

@@ -4,9 +4,17 @@ Flow: ``flagapp.snapshot.publish`` sends ``snapshot_published`` (after commit) i
 process made the change (a web request, the admin, a Celery worker, a management
 command). :func:`on_snapshot_published` delivers the announcement to the streams of this
 process at once and, with ``FLAGAPP["NOTIFIER"] = "redis"``, publishes it on the Redis
-channel ``flagapp:snapshots``; every other process runs one listener thread that fans
-messages out to its own streams. The embedded default (``"local"``) needs no Redis: one
-process, in-process fan-out only.
+channel ``flagapp:<namespace>:snapshots`` (:func:`channel`; the namespace is
+``flagapp.conf.namespace()``, so deployments and test runs sharing a Redis server never hear
+each other); every other process runs one listener thread that fans messages out to its
+own streams. The embedded default (``"local"``) needs no Redis: one process, in-process
+fan-out only.
+
+A message from Redis is a hint, not a fact: before it reaches a stream it is confirmed
+against the store (the latest published snapshot of that environment, one small query), and
+the stream is given the store's version and ETag. An announcement of a version the store
+does not have (another deployment, a stale or forged message) is dropped, so it can neither
+freeze a stream (a too-high version it would wait to exceed) nor mislead a client.
 
 Streams subscribe from an asyncio event loop (the ASGI server's); announcements arrive from
 other threads, so delivery goes through ``loop.call_soon_threadsafe``. Messages carry the
@@ -14,8 +22,8 @@ id of the process that sent them, so a process skips the Redis echo of its own m
 Streams also re-check the current version at each heartbeat, so a lost message costs at
 most one heartbeat interval, never a stale client.
 
-The same channel carries SDK key revocations (``{"type": "sdk_key_revoked"}``) so every
-process drops its cached lookup at once.
+The same channel carries SDK key revocations (``{"type": "sdk_key_revoked"}``, sent for
+``flagapp.signals.sdk_key_revoked``) so every process drops its cached lookup at once.
 """
 
 from __future__ import annotations
@@ -29,14 +37,20 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from flagapp.conf import settings
+from django.db import close_old_connections
+
+from flagapp import evaluation, sampling
+from flagapp.conf import namespace, settings
+from flagapp.sdk.keys import forget_public_id
+from flagapp.signals import sdk_key_revoked, snapshot_published
 
 __all__ = [
-    "CHANNEL",
     "Announcement",
     "Subscription",
     "broadcast_key_revoked",
+    "channel",
     "ensure_listener",
+    "listening_channel",
     "on_snapshot_published",
     "publish",
     "stop_listener",
@@ -47,8 +61,12 @@ __all__ = [
 
 logger = logging.getLogger("flagapp.sdk")
 
-CHANNEL = "flagapp:snapshots"
 _ORIGIN = uuid.uuid4().hex
+
+
+def channel() -> str:
+    """This deployment's Redis channel: ``flagapp:<namespace>:snapshots``."""
+    return f"flagapp:{namespace()}:snapshots"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +137,12 @@ def broadcast_key_revoked(public_id: str) -> None:
         _redis_publish({"type": "sdk_key_revoked", "origin": _ORIGIN, "public_id": public_id})
 
 
+def _on_sdk_key_revoked(sender: Any = None, public_id: str = "", **kwargs: Any) -> None:
+    """Receiver of ``flagapp.signals.sdk_key_revoked`` (this process already forgot it)."""
+    if public_id:
+        broadcast_key_revoked(public_id)
+
+
 def on_snapshot_published(sender: Any = None, **kwargs: Any) -> None:
     """Receiver of ``flagapp.signals.snapshot_published``."""
     snap = kwargs.get("snapshot")
@@ -143,6 +167,7 @@ def on_snapshot_published(sender: Any = None, **kwargs: Any) -> None:
 
 _redis_client: Any = None
 _listener: threading.Thread | None = None
+_listener_channel: str | None = None
 _listener_stop = threading.Event()
 _listener_lock = threading.Lock()
 
@@ -150,7 +175,7 @@ _listener_lock = threading.Lock()
 def _client() -> Any:
     global _redis_client
     if _redis_client is None:
-        import redis
+        import redis  # optional dependency: only redis mode needs it
 
         _redis_client = redis.Redis.from_url(
             settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5
@@ -159,11 +184,12 @@ def _client() -> Any:
 
 
 def _redis_publish(message: dict[str, Any]) -> None:
+    name = channel()
     try:
-        _client().publish(CHANNEL, json.dumps(message))
+        _client().publish(name, json.dumps(message))
     except Exception:
         # Streams elsewhere still catch up at their next heartbeat check.
-        logger.warning("could not publish on Redis channel %s", CHANNEL, exc_info=True)
+        logger.warning("could not publish on Redis channel %s", name, exc_info=True)
 
 
 def _handle(raw: bytes | str) -> None:
@@ -171,49 +197,58 @@ def _handle(raw: bytes | str) -> None:
     if not isinstance(msg, dict) or msg.get("origin") == _ORIGIN:
         return
     if msg.get("type") == "snapshot":
+        confirmed = _confirm(str(msg["environment"]), int(msg["version"]))
+        if confirmed is None:
+            return
         # This process's evaluation cache may hold the old version until its next check;
         # a client told "new version" must not be answered 304 by this process.
-        _expire_evaluation_cache(str(msg["environment"]))
-        _deliver(
-            Announcement(
-                environment=str(msg["environment"]),
-                version=int(msg["version"]),
-                etag=str(msg.get("etag", "")),
-            )
-        )
+        evaluation.expire(confirmed.environment)
+        _deliver(confirmed)
     elif msg.get("type") == "sdk_key_revoked":
-        from flagapp.sdk.keys import forget_public_id
-
         forget_public_id(str(msg["public_id"]))
 
 
-def _expire_evaluation_cache(env_key: str) -> None:
+def _confirm(env_key: str, version: int) -> Announcement | None:
+    """The store's latest snapshot of ``env_key`` when it is at least ``version``, else None
+    (the announcement names a version this deployment never published: dropped)."""
+    close_old_connections()  # this thread's connection may have outlived the database's
     try:
-        from flagapp.evaluation import expire
+        published = evaluation.published_version(env_key)
+    finally:
+        close_old_connections()
+    if published is None or published[0] < version:
+        logger.info(
+            "dropped an announcement of %s v%s: the store has %s",
+            env_key,
+            version,
+            published[0] if published else "nothing",
+        )
+        return None
+    return Announcement(environment=env_key, version=published[0], etag=published[1])
 
-        expire(env_key)
-    except Exception:  # pragma: no cover - evaluation is part of the core app
-        logger.warning("could not expire the evaluation cache of %s", env_key, exc_info=True)
 
-
-def _listen(url: str) -> None:
-    import redis
+def _listen(url: str, name: str, subscribed: threading.Event) -> None:
+    import redis  # optional dependency: only redis mode needs it
 
     backoff = 0.5
     while not _listener_stop.is_set():
         pubsub = None
         try:
             client = redis.Redis.from_url(url, socket_connect_timeout=2)
-            pubsub = client.pubsub(ignore_subscribe_messages=True)
-            pubsub.subscribe(CHANNEL)
+            pubsub = client.pubsub(ignore_subscribe_messages=False)
+            pubsub.subscribe(name)
             backoff = 0.5
             while not _listener_stop.is_set():
                 message = pubsub.get_message(timeout=1.0)
-                if message and message.get("type") == "message":
+                if not message:
+                    continue
+                if message.get("type") == "subscribe":
+                    subscribed.set()
+                elif message.get("type") == "message":
                     try:
                         _handle(message["data"])
                     except Exception:
-                        logger.warning("bad message on %s ignored", CHANNEL, exc_info=True)
+                        logger.warning("bad message on %s ignored", name, exc_info=True)
         except Exception:
             logger.warning("Redis listener lost its connection; retrying", exc_info=True)
             _listener_stop.wait(backoff)
@@ -224,37 +259,53 @@ def _listen(url: str) -> None:
                     pubsub.close()
 
 
-def ensure_listener() -> None:
-    """Start this process's Redis listener thread once (redis mode only)."""
-    global _listener
-    if _listener is not None and _listener.is_alive():
-        return
+def ensure_listener(wait: float = 0.0) -> bool:
+    """Start this process's Redis listener thread once (redis mode only).
+
+    ``wait`` > 0 blocks until the listener's own subscription is confirmed by Redis (at most
+    that many seconds) and returns whether it is; tests use it instead of counting the
+    channel's subscribers, which other processes could inflate.
+    """
+    global _listener, _listener_channel, _subscribed
     if settings.NOTIFIER != "redis":
-        return
+        return False
     with _listener_lock:
-        if _listener is not None and _listener.is_alive():
-            return
-        _listener_stop.clear()
-        _listener = threading.Thread(
-            target=_listen, args=(settings.REDIS_URL,), name="flagapp-notifier", daemon=True
-        )
-        _listener.start()
+        if _listener is None or not _listener.is_alive():
+            _listener_stop.clear()
+            _listener_channel = channel()
+            _subscribed = threading.Event()
+            _listener = threading.Thread(
+                target=_listen,
+                args=(settings.REDIS_URL, _listener_channel, _subscribed),
+                name="flagapp-notifier",
+                daemon=True,
+            )
+            _listener.start()
+        subscribed = _subscribed
+    return subscribed.wait(wait) if wait > 0 else subscribed.is_set()
+
+
+_subscribed = threading.Event()
+
+
+def listening_channel() -> str | None:
+    """The channel this process's listener is subscribed to (None: no listener)."""
+    return _listener_channel if _listener is not None and _listener.is_alive() else None
 
 
 def stop_listener(timeout: float = 3.0) -> None:
-    global _listener, _redis_client
+    global _listener, _redis_client, _listener_channel
     _listener_stop.set()
     if _listener is not None:
         _listener.join(timeout)
     _listener = None
+    _listener_channel = None
     _redis_client = None
 
 
 def connect() -> None:
     """Connect the receivers; called from ``AppConfig.ready`` (idempotent)."""
-    from flagapp import sampling
-    from flagapp.signals import snapshot_published
-
     snapshot_published.connect(on_snapshot_published, dispatch_uid="flagapp.sdk.notifier")
+    sdk_key_revoked.connect(_on_sdk_key_revoked, dispatch_uid="flagapp.sdk.notifier.revoked")
     # Async SDK views buffer statistics they cannot write from the event loop.
     sampling.connect()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from django.core.cache import caches
 
-from flagapp import evaluation
+from flagapp import evaluation, sampling
 from openfeature_provider.engine import Ruleset, parse_ruleset
 
 
@@ -79,12 +79,11 @@ def clean_flag_cache_fixture() -> Iterator[None]:
     """Every test starts cold: no in-process ruleset, an empty shared cache, no overrides."""
     evaluation.clear_cache()
     caches["default"].clear()
-    evaluation._usage_counts.clear()
-    evaluation._usage_samples.clear()
+    sampling.reset()
     yield
     evaluation.clear_cache()
     caches["default"].clear()
-    evaluation._overrides.clear()
+    evaluation.clear_overrides()
 
 
 @pytest.fixture(name="install_flags")

@@ -65,6 +65,25 @@ def test_check_settings__per_process_cache_in_production__W001() -> None:
     assert ids(FLAGAPP={}, CACHES=LOCMEM, DEBUG=False) == ["flagapp.W001"]
     assert ids(FLAGAPP={}, CACHES=LOCMEM, DEBUG=True) == []
     assert ids(FLAGAPP={}, CACHES=REDIS, DEBUG=False) == []
+    assert ids(FLAGAPP={"SINGLE_PROCESS": True}, CACHES=LOCMEM, DEBUG=False) == []
+
+
+def test_check_settings__per_process_cache__W001_explains_the_query_trade_off() -> None:
+    """Issue 10 finding 2: with a per-process cache changes still arrive (one query per
+    check); the warning says what that costs and what a shared cache buys."""
+    with override_settings(FLAGAPP={}, CACHES=LOCMEM, DEBUG=False):
+        (message,) = check_settings()
+    text = f"{message.msg} {message.hint}"
+    assert message.id == "flagapp.W001"
+    assert "query" in text and "CACHE_CHECK_INTERVAL" in text and "shared cache" in text
+
+
+def test_check_settings__shared_cache_forced_on_locmem__W001_even_in_debug() -> None:
+    flagapp = {"SHARED_CACHE": True, "SINGLE_PROCESS": True}
+    with override_settings(FLAGAPP=flagapp, CACHES=LOCMEM, DEBUG=True):
+        (message,) = check_settings()
+    assert message.id == "flagapp.W001" and "never served" in message.msg
+    assert ids(FLAGAPP={"SHARED_CACHE": True}, CACHES=REDIS) == []
 
 
 def test_check_settings__no_history_middleware__W002() -> None:

@@ -14,6 +14,7 @@ from openfeature.evaluation_context import EvaluationContext
 import flagapp
 from flagapp import evaluation
 from flagapp.context import CONTEXT_ATTR, default_context
+from flagapp.evaluation import api as evaluation_api
 
 from .eval_helpers import (  # noqa: F401 - fixtures
     Installer,
@@ -158,7 +159,7 @@ def test_evaluate__engine_raises__general_error_and_default(
     def boom(*args: Any) -> Any:
         raise RuntimeError("engine exploded")
 
-    monkeypatch.setattr(evaluation, "engine_evaluate", boom)
+    monkeypatch.setattr(evaluation_api, "engine_evaluate", boom)
     details = flagapp.evaluate("x.flag", False)
     assert (details.value, details.error_code) == (False, "GENERAL")
     assert "exploded" in (details.error_message or "")
@@ -286,7 +287,7 @@ def test_evaluate__sampling_hook__offered_env_key_context_variant(
 ):
     install_flags({"x.flag": flag_doc()})
     seen: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(evaluation, "_sampler", lambda *a: seen.append(a))
+    monkeypatch.setattr(evaluation_api, "_sampler", lambda *a: seen.append(a))
     flagapp.evaluate("x.flag", False, {"targetingKey": "u1"})
     assert seen == [("production", "x.flag", {"targetingKey": "u1"}, "on")]
 
@@ -299,7 +300,7 @@ def test_evaluate__sampling_hook_raises__evaluation_unaffected(
     def broken(*a: Any) -> None:
         raise ValueError("sampler down")
 
-    monkeypatch.setattr(evaluation, "_sampler", broken)
+    monkeypatch.setattr(evaluation_api, "_sampler", broken)
     assert flagapp.evaluate("x.flag", False).value is True
 
 

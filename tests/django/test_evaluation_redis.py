@@ -36,13 +36,14 @@ OTHER_PROCESS = textwrap.dedent("""
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}},
         CACHES={"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                             "LOCATION": sys.argv[1], "KEY_PREFIX": sys.argv[2]}},
-        FLAGAPP={"ENVIRONMENT": "production", "CACHE_CHECK_INTERVAL": 0.2},
+        FLAGAPP={"ENVIRONMENT": "production", "CACHE_CHECK_INTERVAL": 0.2,
+                 "NAMESPACE": sys.argv[2]},
         USE_TZ=True, LOGGING_CONFIG=None,
     )
     django.setup()
     import flagapp
-    from flagapp import evaluation
-    evaluation._sampler = lambda *a: None  # nothing to record into: no tables here
+    from flagapp.evaluation import api
+    api._sampler = lambda *a: None  # nothing to record into: no tables here
     last = None
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -84,7 +85,9 @@ def test_publish__other_process_on_shared_redis__sees_new_version_without_databa
             "KEY_PREFIX": prefix,
         }
     }
-    with override_settings(CACHES=caches):
+    # Two separate in-memory databases: say they are one deployment (one namespace).
+    flagapp_settings = {"ENVIRONMENT": "production", "NAMESPACE": prefix}
+    with override_settings(CACHES=caches, FLAGAPP=flagapp_settings):
         make_flag("checkout.new-flow")
         publish()
         proc = subprocess.Popen(

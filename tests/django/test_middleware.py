@@ -71,9 +71,9 @@ def test_request_flags__non_string_membership__false():
 
 
 def test_middleware__lazy__nothing_evaluated_without_a_check(monkeypatch: pytest.MonkeyPatch):
-    from flagapp import evaluation
+    from flagapp.evaluation import api
 
     calls: list[Any] = []
-    monkeypatch.setattr(evaluation, "_sampler", lambda *a: calls.append(a))
+    monkeypatch.setattr(api, "_sampler", lambda *a: calls.append(a))
     FlagMiddleware(lambda request: HttpResponse("ok"))(_request())
     assert calls == []

@@ -89,7 +89,8 @@ def test_provider__same_process_publish__seen_at_once_with_change_event(client: 
 
 
 def test_provider__other_process_publish__seen_within_check_interval(client: Any):
-    with override_settings(FLAGAPP={"CACHE_CHECK_INTERVAL": 0.05}):
+    # The LocMem cache stands in for a shared one (SHARED_CACHE): one process plays both.
+    with override_settings(FLAGAPP={"CACHE_CHECK_INTERVAL": 0.05, "SHARED_CACHE": True}):
         FlagState.objects.filter(flag__key="checkout.new-flow").update(enabled=False)
         _announce_from_other_process()  # cache keys only: no signal here
         # nothing in this test calls flagapp.evaluate: the source's thread follows the cache

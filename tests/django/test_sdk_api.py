@@ -464,16 +464,18 @@ def test_ruleset__newer_version_only_in_shared_cache__200_not_stale_304(
 ) -> None:
     from django.core.cache import caches
 
-    from flagapp import evaluation
+    from flagapp import snapshot
 
     from .sdk_helpers import ruleset_doc
 
-    with override_settings(FLAGAPP={"CACHE_CHECK_INTERVAL": 3600, "RULESET_RECHECK_SECONDS": 0}):
+    # The LocMem cache stands in for a shared one (SHARED_CACHE): one process plays both.
+    flagapp = {"CACHE_CHECK_INTERVAL": 3600, "RULESET_RECHECK_SECONDS": 0, "SHARED_CACHE": True}
+    with override_settings(FLAGAPP=flagapp):
         install_flags(ALL_KINDS, version=7)
         # Another process published v8: shared cache updated, no signal reached this one.
         doc = ruleset_doc(ALL_KINDS, version=8)
-        caches["default"].set(evaluation.document_key("production", 8), json.dumps(doc), None)
-        caches["default"].set(evaluation.version_key("production"), 8, None)
+        caches["default"].set(snapshot.cache_document_key("production", 8), json.dumps(doc))
+        caches["default"].set(snapshot.cache_version_key("production"), 8, None)
         response = client.get(
             RULESET, HTTP_IF_NONE_MATCH='"sha256:test-production-7"', **bearer(sdk_token)
         )

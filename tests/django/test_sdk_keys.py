@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from typing import Any
 
 import pytest
@@ -78,6 +79,32 @@ def test_revoke_sdk_key__warm_cache__refused_at_once(environments: dict[str, Any
         keys.authenticate_token(token)
     assert info.value.status == 401
     assert SdkKey.objects.get(pk=key.pk).revoked_at is not None
+
+
+def test_revoke_sdk_key__redis_notifier__broadcast_on_this_deployments_channel(
+    environments: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """keys no longer imports the notifier (issue 12: no keys <-> notifier cycle): the
+    revocation goes out through ``flagapp.signals.sdk_key_revoked``, which the notifier
+    turns into a message on the namespaced channel."""
+    from flagapp.sdk import notifier
+
+    sent: list[tuple[str, dict[str, Any]]] = []
+
+    class FakeRedis:
+        def publish(self, channel: str, payload: str) -> None:
+            sent.append((channel, json.loads(payload)))
+
+    monkeypatch.setattr(notifier, "_client", FakeRedis)
+    key, _ = keys.create_sdk_key("production")
+    with override_settings(FLAGAPP={"NOTIFIER": "redis", "NAMESPACE": "deployment-a"}):
+        keys.revoke_sdk_key(key)
+    assert sent == [
+        (
+            "flagapp:deployment-a:snapshots",
+            {"type": "sdk_key_revoked", "origin": notifier._ORIGIN, "public_id": key.public_id},
+        )
+    ]
 
 
 def test_authenticate_token__revoked_elsewhere__refused_after_cache_expiry(

@@ -13,6 +13,7 @@ from django.core.cache import caches
 from django.db import connection
 
 from flagapp import services, snapshot
+from flagapp.conf import namespace
 from flagapp.models import Environment, Flag, FlagState, Snapshot
 from flagapp.signals import snapshot_published
 from openfeature_provider.engine import evaluate, load_schema, parse_ruleset
@@ -132,8 +133,9 @@ def test_publish__committed__cache_keys_set_and_signal_sent(
     cache = caches["default"]
     snap = snapshot.latest("production")
     assert snap is not None
-    assert cache.get("flagapp:snapshot:production:version") == snap.version
-    assert cache.get(f"flagapp:snapshot:production:{snap.version}") == snap.document
+    ns = namespace()  # the deployment's namespace is in every key (issue 10 finding 3)
+    assert cache.get(f"flagapp:{ns}:snapshot:production:version") == snap.version
+    assert cache.get(f"flagapp:{ns}:snapshot:production:{snap.version}") == snap.document
     keys = sorted(r["environment_key"] for r in received)
     assert keys == ["development", "production", "staging"]
     assert all(isinstance(r["snapshot"], Snapshot) for r in received)
@@ -144,7 +146,7 @@ def test_publish__inside_uncommitted_transaction__nothing_announced(
 ) -> None:
     make_flag()
     snapshot.publish(envs["production"])  # the test transaction never commits
-    assert caches["default"].get("flagapp:snapshot:production:version") is None
+    assert caches["default"].get(snapshot.cache_version_key("production")) is None
 
 
 def test_latest__several_versions__newest_in_one_query(

@@ -132,9 +132,30 @@ def test_stream__idle__heartbeat_comments(asgi_server: AsgiServer, world: dict[s
     assert "heartbeat" in reader.comments
 
 
-def test_stream__announcement_lost__version_caught_at_heartbeat(
-    asgi_server: AsgiServer, world: dict[str, Any]
+def _store_from_other_process(env_key: str = "production", **enabled: bool) -> tuple[int, str]:
+    """Another process's publish as this one sees it: a stored snapshot, no signal here.
+    Returns (version, etag)."""
+    from flagapp import snapshot
+    from flagapp.models import Environment, FlagState, Snapshot
+
+    env = Environment.objects.get(key=env_key)
+    for flag_key, on in enabled.items():
+        FlagState.objects.filter(flag__key=flag_key, environment=env).update(enabled=on)
+    doc = snapshot.compile_environment(env)
+    latest = snapshot.latest(env_key)
+    doc["version"] = (latest.version if latest else 0) + 1
+    Snapshot.objects.create(
+        environment=env, version=doc["version"], etag=doc["etag"], document=json.dumps(doc)
+    )
+    return doc["version"], doc["etag"]
+
+
+def test_stream__announcement_lost_shared_cache__version_caught_at_heartbeat(
+    asgi_server: AsgiServer, world: dict[str, Any], settings: Any
 ) -> None:
+    from flagapp import snapshot
+
+    settings.FLAGAPP = {**settings.FLAGAPP, "SHARED_CACHE": True}  # LocMem standing in
     with _open(asgi_server, world["token"]) as response:
         reader = Reader(response)
         current = reader.next_snapshot()["version"]
@@ -143,9 +164,23 @@ def test_stream__announcement_lost__version_caught_at_heartbeat(
         newer = current + 5
         doc = ruleset_doc({"web.banner": flag_doc()}, version=newer)
         cache = caches["default"]
-        cache.set(evaluation.document_key("production", newer), json.dumps(doc), None)
-        cache.set(evaluation.version_key("production"), newer, None)
+        cache.set(snapshot.cache_document_key("production", newer), json.dumps(doc), None)
+        cache.set(snapshot.cache_version_key("production"), newer, None)
         assert reader.next_snapshot()["version"] == newer
+
+
+def test_stream__announcement_lost_per_process_cache__version_caught_at_heartbeat(
+    asgi_server: AsgiServer, world: dict[str, Any]
+) -> None:
+    """Issue 10 finding 2: with LocMem nothing in this process's cache tells of another
+    process's publish; the heartbeat's check asks the database."""
+    with _open(asgi_server, world["token"]) as response:
+        reader = Reader(response)
+        current = reader.next_snapshot()["version"]
+        version, etag = _store_from_other_process(**{"web.banner": True})
+        announced = reader.next_snapshot()
+    assert (announced["version"], announced["etag"]) == (version, etag)
+    assert version == current + 1
 
 
 @pytest.mark.parametrize("case", ["none", "unknown", "revoked"])
@@ -191,12 +226,14 @@ def _redis_available() -> bool:
         return False
 
 
-@pytest.mark.redis
-def test_stream__redis_notifier__announcement_from_another_process_delivered(
-    asgi_server: AsgiServer, world: dict[str, Any], settings: Any
-) -> None:
+@pytest.fixture
+def redis_notifier(settings: Any) -> Iterator[Any]:
+    """Redis mode with a namespace of this test's own: no other process on the shared Redis
+    (another test run, another deployment) can talk on its channel. Yields a client."""
     if not _redis_available():
         pytest.skip("Redis is not running on 127.0.0.1:6379")
+    import uuid
+
     import redis
 
     from flagapp.sdk import notifier
@@ -205,75 +242,98 @@ def test_stream__redis_notifier__announcement_from_another_process_delivered(
         **settings.FLAGAPP,
         "NOTIFIER": "redis",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "NAMESPACE": f"test-{uuid.uuid4().hex[:12]}",
         "STREAM_HEARTBEAT_SECONDS": 30,
+        "SDK_KEY_CACHE_SECONDS": 3600,
     }
+    notifier.stop_listener()  # a listener of an earlier test is on another channel
+    client = redis.Redis(host="127.0.0.1", port=6379)
     try:
-        with _open(asgi_server, world["token"]) as response:
-            reader = Reader(response)
-            current = reader.next_snapshot()["version"]
-            client = redis.Redis(host="127.0.0.1", port=6379)
-            # Wait until this process's listener has subscribed, then speak as another one.
-            deadline = time.monotonic() + 5
-            while client.pubsub_numsub(notifier.CHANNEL)[0][1] < 1:
-                assert time.monotonic() < deadline, "listener never subscribed"
-                time.sleep(0.05)
-            client.publish(
-                notifier.CHANNEL,
-                json.dumps(
-                    {
-                        "type": "snapshot",
-                        "origin": "another-process",
-                        "environment": "production",
-                        "version": current + 1,
-                        "etag": "sha256:elsewhere",
-                    }
-                ),
-            )
-            announced = reader.next_snapshot()
-        assert (announced["version"], announced["etag"]) == (current + 1, "sha256:elsewhere")
+        yield client
     finally:
         notifier.stop_listener()
+        client.close()
+
+
+def _message(**fields: Any) -> str:
+    return json.dumps({"origin": "another-process", **fields})
+
+
+@pytest.mark.redis
+def test_stream__redis_announcement_confirmed_by_store__delivered_with_stored_etag(
+    asgi_server: AsgiServer, world: dict[str, Any], redis_notifier: Any
+) -> None:
+    from flagapp.sdk import notifier
+
+    with _open(asgi_server, world["token"]) as response:
+        reader = Reader(response)
+        current = reader.next_snapshot()["version"]
+        assert notifier.ensure_listener(wait=5), "listener never subscribed"
+        # Another process of this deployment published (stored, no signal here) and says so.
+        version, etag = _store_from_other_process(**{"web.banner": True})
+        redis_notifier.publish(
+            notifier.channel(),
+            _message(type="snapshot", environment="production", version=version, etag="x"),
+        )
+        announced = reader.next_snapshot()
+    assert (announced["version"], announced["etag"]) == (version, etag)  # the store's word
+    assert version == current + 1
+
+
+@pytest.mark.redis
+def test_stream__foreign_and_bogus_announcements__dropped_and_real_change_still_seen(
+    asgi_server: AsgiServer, world: dict[str, Any], redis_notifier: Any
+) -> None:
+    """Issue 10 finding 3: announcements of another deployment on the same Redis (another
+    namespace, another DB number: pub/sub channels ignore DB numbers) and a forged one on
+    this deployment's own channel must not freeze the stream at a version the store never
+    had; the next real change is announced."""
+    import redis
+
+    from flagapp.sdk import notifier
+
+    with _open(asgi_server, world["token"]) as response:
+        reader = Reader(response)
+        current = reader.next_snapshot()["version"]
+        assert notifier.ensure_listener(wait=5), "listener never subscribed"
+        other_db = redis.Redis(host="127.0.0.1", port=6379, db=3)
+        foreign = _message(
+            type="snapshot", environment="production", version=current + 100, etag="sha256:x"
+        )
+        other_db.publish("flagapp:another-deployment:snapshots", foreign)
+        other_db.publish("flagapp:snapshots", foreign)  # the old, global channel
+        other_db.close()
+        redis_notifier.publish(notifier.channel(), foreign)  # forged on our own channel
+        services.set_flag_enabled(world["flag"], world["env"], True, actor=None, reason="go")
+        announced = reader.next_snapshot()
+    assert announced["version"] == current + 1
 
 
 @pytest.mark.redis
 def test_notifier__redis_revocation_from_another_process__cached_key_dropped(
-    world: dict[str, Any], settings: Any
+    world: dict[str, Any], redis_notifier: Any
 ) -> None:
-    if not _redis_available():
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
-    import redis
-
+    """Waits on this process's own subscription, on a channel no other process shares (it
+    used to count any subscriber of a global channel and failed ~20% on a shared Redis)."""
     from flagapp.models import SdkKey
     from flagapp.sdk import notifier
 
-    settings.FLAGAPP = {"NOTIFIER": "redis", "SDK_KEY_CACHE_SECONDS": 3600}
-    try:
-        keys.authenticate_token(world["token"])  # cached for an hour
-        notifier.ensure_listener()
-        client = redis.Redis(host="127.0.0.1", port=6379)
-        deadline = time.monotonic() + 5
-        while client.pubsub_numsub(notifier.CHANNEL)[0][1] < 1:
-            assert time.monotonic() < deadline
+    keys.authenticate_token(world["token"])  # cached for an hour
+    assert notifier.ensure_listener(wait=5), "listener never subscribed"
+    public_id = keys.public_id_of(world["token"])
+    SdkKey.objects.filter(public_id=public_id).update(revoked_at="2026-01-01T00:00:00Z")
+    redis_notifier.publish(
+        notifier.channel(), _message(type="sdk_key_revoked", public_id=public_id)
+    )
+    deadline = time.monotonic() + 5
+    refused = False
+    while not refused and time.monotonic() < deadline:
+        try:
+            keys.authenticate_token(world["token"])
             time.sleep(0.05)
-        public_id = keys.public_id_of(world["token"])
-        SdkKey.objects.filter(public_id=public_id).update(revoked_at="2026-01-01T00:00:00Z")
-        client.publish(
-            notifier.CHANNEL,
-            json.dumps(
-                {"type": "sdk_key_revoked", "origin": "another-process", "public_id": public_id}
-            ),
-        )
-        deadline = time.monotonic() + 5
-        refused = False
-        while not refused and time.monotonic() < deadline:
-            try:
-                keys.authenticate_token(world["token"])
-                time.sleep(0.05)
-            except keys.AuthFailure:
-                refused = True
-        assert refused
-    finally:
-        notifier.stop_listener()
+        except keys.AuthFailure:
+            refused = True
+    assert refused
 
 
 def test_asgi_fast_path__sdk_and_other_paths__each_served_by_its_handler(
