@@ -75,7 +75,8 @@ DEFAULTS: dict[str, Any] = {
     "SNAPSHOT_KEEP": 500,
     # --- SDK and OFREP server surfaces (flagapp.sdk; docs/api.md, docs/deploy.md) ---
     # How snapshot announcements reach the SSE streams of every process: "local" (in-process,
-    # the embedded default) or "redis" (pub/sub on channel flagapp:snapshots at REDIS_URL).
+    # the embedded default) or "redis" (pub/sub on channel flagapp:<NAMESPACE>:snapshots at
+    # REDIS_URL).
     "NOTIFIER": "local",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
     # Seconds between two SSE heartbeats (comment lines) on /sdk/v1/stream.

@@ -38,8 +38,8 @@ from django.core.cache import caches
 from django.core.signals import setting_changed
 
 from flagapp.conf import settings
-from flagapp.signals import snapshot_published
 from flagapp.publishing import cache_document_key, cache_version_key, latest
+from flagapp.signals import snapshot_published
 from openfeature_provider.engine import parse_ruleset
 
 if TYPE_CHECKING:
