@@ -224,20 +224,21 @@ def namespace() -> str:
     if configured:
         return str(configured)
     db = connections["default"].settings_dict
-    identity = tuple(str(db.get(part) or "") for part in ("ENGINE", "HOST", "PORT", "NAME"))
-    value = _derived.get(identity)
+    engine, host, port, name = (str(db.get(k) or "") for k in ("ENGINE", "HOST", "PORT", "NAME"))
+    pid = os.getpid()  # part of the memo key: an in-memory database is this process's own
+    value = _derived.get((engine, host, port, name, pid))
     if value is None:
-        engine, host, port, name = identity
+        identity = name
         if engine.endswith("sqlite3"):
             # A file database by its real path; an in-memory one belongs to this process.
             in_memory = not name or name.startswith(":") or "mode=memory" in name
-            name = f"{name}@pid{os.getpid()}" if in_memory else os.path.abspath(name)
-        digest = hashlib.sha256("\0".join((engine, host, port, name)).encode("utf-8"))
-        value = _derived[identity] = digest.hexdigest()[:12]
+            identity = f"{name}@pid{pid}" if in_memory else os.path.abspath(name)
+        digest = hashlib.sha256("\0".join((engine, host, port, identity)).encode("utf-8"))
+        value = _derived[(engine, host, port, name, pid)] = digest.hexdigest()[:12]
     return value
 
 
-_derived: dict[tuple[str, ...], str] = {}
+_derived: dict[tuple[str, str, str, str, int], str] = {}
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:

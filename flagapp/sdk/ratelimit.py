@@ -35,13 +35,17 @@ from typing import Any
 
 from django.core.cache import caches
 
-from flagapp.conf import settings
+from flagapp.conf import namespace, settings
 
 __all__ = ["Decision", "check", "reset"]
 
 logger = logging.getLogger("flagapp.sdk")
 
-_PREFIX = "flagapp:rl:"
+
+def _bucket_name(scope: str, identity: str) -> str:
+    """``flagapp:<namespace>:rl:<scope>:<identity>``: key ids are small integers, so without
+    the deployment namespace two deployments on one Redis would share buckets."""
+    return f"flagapp:{namespace()}:rl:{scope}:{identity}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +78,7 @@ def check(scope: str, identity: str) -> Decision:
     if limits is None:
         return _ALLOW
     rate, burst = limits
-    name = f"{_PREFIX}{scope}:{identity}"
+    name = _bucket_name(scope, identity)
     store = settings.RATE_LIMIT_STORE
     try:
         if store == "redis":
@@ -198,7 +202,7 @@ def _check_redis(name: str, rate: float, burst: float) -> Decision:
 
 
 def reset(scope: str, identity: str) -> None:
-    name = f"{_PREFIX}{scope}:{identity}"
+    name = _bucket_name(scope, identity)
     with _local_lock:
         _local.pop(name, None)
         _leases.pop(name, None)

@@ -449,8 +449,10 @@ def test_rate_limit__redis_store_busy_key__leases_tokens_in_batches() -> None:
             decisions = [ratelimit.check("ofrep", "lease-test").allowed for _ in range(45)]
             import redis
 
+            from flagapp.conf import namespace
+
             stored = redis.Redis.from_url(conf["REDIS_URL"]).hget(
-                "flagapp:rl:ofrep:lease-test", "t"
+                f"flagapp:{namespace()}:rl:ofrep:lease-test", "t"
             )
         finally:
             ratelimit.reset("ofrep", "lease-test")
