@@ -31,7 +31,6 @@ CACHE_CHECK_INTERVAL = 1.0  # tests/faults/fault_settings.py
 MARGIN_S = 2.0
 
 
-@pytest.mark.xfail(strict=True, reason="pending freshness fix (per-process cache fallback)")
 def test_locmem_cache__change_from_manage_py_process__served_within_check_interval(
     deployment: Any,
 ) -> None:
@@ -74,7 +73,6 @@ def _stream(base: str, headers: dict[str, str], events: list[Any], stop: threadi
             events.append((time.monotonic(), {"version": "stream broken"}))
 
 
-@pytest.mark.xfail(strict=True, reason="pending freshness fix (namespaced Redis)")
 def test_redis_namespace__foreign_deployment_announces__our_stream_sees_only_our_change(
     deployment: Any,
 ) -> None:
