@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings as django_settings
 from django.core.cache import caches
 from django.core.signals import setting_changed
 
@@ -125,8 +126,6 @@ def cache_is_shared() -> bool:
         if forced is not None:
             shared = bool(forced)
         else:
-            from django.conf import settings as django_settings
-
             config = getattr(django_settings, "CACHES", {}).get(settings.CACHE_ALIAS, {})
             shared = config.get("BACKEND", "") not in PER_PROCESS_CACHES
         _shared = shared
