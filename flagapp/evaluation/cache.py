@@ -181,71 +181,107 @@ def published_version(env_key: str) -> tuple[int, str] | None:
 
 
 def refresh(env: str) -> Ruleset | None:
-    """Check for a newer version now (see the module docstring) and return what is held."""
-    installed: Ruleset | None = None
+    """Check for a newer version now (see the module docstring) and return what is held.
+
+    Single flight: while one thread checks an environment whose ruleset is held, the others
+    keep serving that ruleset instead of waiting (a slow cache or database then delays one
+    request per interval, not every request). A cold environment is loaded by one thread
+    while the others wait for it: they have nothing to serve meanwhile.
+    """
     with _lock:
         entry = _entries.get(env)
         now = _monotonic()
         if entry is not None and now < entry.next_check_at:
             return entry.ruleset
         interval = float(settings.CACHE_CHECK_INTERVAL)
-        cache = _cache()
-        shared = cache is not None and cache_is_shared()
-        known_version: int | None = None
-        try:
-            if shared:
-                value = cache.get(cache_version_key(env))
-                known_version = int(value) if value is not None else None
-            elif entry is not None:
-                published = published_version(env)
-                known_version = published[0] if published is not None else None
-        except Exception:  # a cache or database outage must not break pages
-            logger.warning(
-                "flagapp: could not check the snapshot version of %r", env, exc_info=True
-            )
-            if entry is not None:
-                entry.next_check_at = now + interval
+        if entry is not None and entry.ruleset is not None:
+            entry.next_check_at = now + interval  # claimed: others see it warm meanwhile
+            held = True
+        else:
+            held = False
+    if held:
+        ruleset, installed = _check(env, entry, now, interval)
+    else:
+        with _lock:
+            entry = _entries.get(env)
+            now = _monotonic()
+            if entry is not None and now < entry.next_check_at:
                 return entry.ruleset
-        if entry is not None and known_version is not None and known_version == entry.version:
+            ruleset, installed = _check(env, entry, now, interval)
+    if installed:
+        _notify(env, ruleset)
+    return ruleset
+
+
+def _check(
+    env: str, entry: _Entry | None, now: float, interval: float
+) -> tuple[Ruleset | None, bool]:
+    """One freshness check: ``(ruleset to serve, whether it was newly swapped in)``."""
+    cache = _cache()
+    shared = cache is not None and cache_is_shared()
+    known_version: int | None = None
+    try:
+        if shared:
+            value = cache.get(cache_version_key(env))
+            known_version = int(value) if value is not None else None
+        elif entry is not None:
+            published = published_version(env)
+            known_version = published[0] if published is not None else None
+    except Exception:  # a cache or database outage must not break pages
+        logger.warning("flagapp: could not check the snapshot version of %r", env, exc_info=True)
+        if entry is not None:
+            with _lock:
+                entry.next_check_at = now + interval
+            return entry.ruleset, False
+    if entry is not None and known_version is not None and known_version == entry.version:
+        with _lock:
             entry.next_check_at = now + interval
-            return entry.ruleset
-        try:
-            document, version = _load_document(env, known_version, cache, shared)
-        except Exception:
-            logger.exception("flagapp: could not load the snapshot of environment %r", env)
-            return _keep(env, entry, now + interval)
-        if document is None:
-            if env not in _warned_missing:
-                _warned_missing.add(env)
-                logger.warning(
-                    "flagapp: no snapshot published for environment %r; every flag serves "
-                    "the caller's default (FLAG_NOT_FOUND) until one is",
-                    env,
-                )
-            return _keep(env, entry, now + interval)
-        if entry is not None and entry.ruleset is not None and version == entry.version:
-            entry.next_check_at = now + interval
-            return entry.ruleset
-        try:
-            ruleset = parse_ruleset(document)
-        except Exception:
-            logger.exception(
-                "flagapp: snapshot %s of %r failed to parse; kept the old one", version, env
+        return entry.ruleset, False
+    try:
+        document, version = _load_document(env, known_version, cache, shared)
+    except Exception:
+        logger.exception("flagapp: could not load the snapshot of environment %r", env)
+        return _keep(env, entry, now + interval), False
+    if document is None:
+        if env not in _warned_missing:
+            _warned_missing.add(env)
+            logger.warning(
+                "flagapp: no snapshot published for environment %r; every flag serves "
+                "the caller's default (FLAG_NOT_FOUND) until one is",
+                env,
             )
-            return _keep(env, entry, now + interval)
+        return _keep(env, entry, now + interval), False
+    if entry is not None and entry.ruleset is not None and version == entry.version:
+        with _lock:
+            entry.next_check_at = now + interval
+        return entry.ruleset, False
+    try:
+        ruleset = parse_ruleset(document)
+    except Exception:
+        logger.exception(
+            "flagapp: snapshot %s of %r failed to parse; kept the old one", version, env
+        )
+        return _keep(env, entry, now + interval), False
+    with _lock:
+        current = _entries.get(env)
+        if current is not None and current.ruleset is not None and current.version >= version:
+            # A same-process publish swapped a newer (or this) version in meanwhile.
+            return current.ruleset, False
         _swap(env, _Entry(ruleset, version, now + interval))
-        installed = ruleset
-    _notify(env, installed)
-    return installed
+    return ruleset, True
 
 
 def _keep(env: str, entry: _Entry | None, next_check_at: float) -> Ruleset | None:
     """Nothing new could be taken: keep what is held (or remember there is nothing)."""
-    if entry is not None and entry.ruleset is not None:
-        entry.next_check_at = next_check_at
-        return entry.ruleset
-    _entries[env] = _Entry(None, 0, next_check_at)
-    return None
+    with _lock:
+        if entry is not None and entry.ruleset is not None:
+            entry.next_check_at = next_check_at
+            return entry.ruleset
+        current = _entries.get(env)
+        if current is not None and current.ruleset is not None:
+            return current.ruleset  # swapped in by another thread meanwhile
+        _entries[env] = _Entry(None, 0, next_check_at)
+        return None
 
 
 def _cache() -> Any:

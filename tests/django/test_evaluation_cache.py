@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from typing import Any
 
@@ -406,3 +407,37 @@ def test_cache_is_shared__backend_or_setting__decides(
     settings.CACHES = {**settings.CACHES, "flags": {"BACKEND": backend, "LOCATION": "x"}}
     settings.FLAGAPP = {**settings.FLAGAPP, "CACHE_ALIAS": "flags", "SHARED_CACHE": forced}
     assert evaluation.cache_is_shared() is shared
+
+
+def test_freshness_check__slow_in_one_thread__other_threads_serve_the_held_ruleset(
+    clock: list[float], monkeypatch: pytest.MonkeyPatch
+):
+    """Single flight: a slow check (a Redis partition makes one cache read wait for the
+    client's timeouts and retries, seconds) delays the one caller that runs it, not every
+    request of the process queued on the cache's lock."""
+    make_flag("checkout.new-flow")
+    publish()
+    assert flagapp.evaluate("checkout.new-flow", False).value is True
+    entered, release = threading.Event(), threading.Event()
+
+    def slow(env: str) -> tuple[int, str]:
+        entered.set()
+        release.wait(10)
+        return 1, "unchanged"
+
+    monkeypatch.setattr(evaluation_cache, "published_version", slow)
+    clock[0] += 1.1
+    checker = threading.Thread(target=flagapp.evaluate, args=("checkout.new-flow", False))
+    checker.start()
+    try:
+        assert entered.wait(5)
+        answers: list[Any] = []
+        other = threading.Thread(
+            target=lambda: answers.append(flagapp.evaluate("checkout.new-flow", False).value)
+        )
+        other.start()
+        other.join(3)
+        assert answers == [True]  # answered while the check is still running
+    finally:
+        release.set()
+        checker.join(5)
