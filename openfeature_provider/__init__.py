@@ -18,20 +18,27 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "AuthenticationError",
+    "ConfigurationError",
     "FileSource",
     "FlagappProvider",
+    "FlagappProviderError",
     "InMemorySource",
     "InvalidSnapshot",
     "PollingSource",
+    "ProviderConfig",
+    "RateLimited",
+    "ResponseTooLarge",
     "SnapshotListener",
     "SnapshotSource",
     "SourceError",
     "SourceUnavailable",
     "StreamingSource",
+    "UnexpectedResponse",
 ]
 
 _WHERE = {
     "FlagappProvider": "openfeature_provider.provider",
+    "ProviderConfig": "openfeature_provider.config",
     "FileSource": "openfeature_provider.sources",
     "InMemorySource": "openfeature_provider.sources",
     "PollingSource": "openfeature_provider.sources",
@@ -39,17 +46,28 @@ _WHERE = {
     "SnapshotSource": "openfeature_provider.sources",
     "StreamingSource": "openfeature_provider.sources",
     "AuthenticationError": "openfeature_provider.exceptions",
+    "ConfigurationError": "openfeature_provider.exceptions",
+    "FlagappProviderError": "openfeature_provider.exceptions",
     "InvalidSnapshot": "openfeature_provider.exceptions",
+    "RateLimited": "openfeature_provider.exceptions",
+    "ResponseTooLarge": "openfeature_provider.exceptions",
     "SourceError": "openfeature_provider.exceptions",
     "SourceUnavailable": "openfeature_provider.exceptions",
+    "UnexpectedResponse": "openfeature_provider.exceptions",
 }
 
 if TYPE_CHECKING:
+    from openfeature_provider.config import ProviderConfig
     from openfeature_provider.exceptions import (
         AuthenticationError,
+        ConfigurationError,
+        FlagappProviderError,
         InvalidSnapshot,
+        RateLimited,
+        ResponseTooLarge,
         SourceError,
         SourceUnavailable,
+        UnexpectedResponse,
     )
     from openfeature_provider.provider import FlagappProvider
     from openfeature_provider.sources import (

@@ -1,4 +1,10 @@
-"""Errors raised by snapshot sources and reported to the provider.
+"""Every public exception of the provider package (the engine's are in engine/exceptions.py).
+
+    FlagappProviderError             base of everything below
+    ├── ConfigurationError           an invalid option (also a ValueError); names the field
+    └── SourceError                  (below)
+
+Errors raised by snapshot sources and reported to the provider.
 
 A source never lets an exception escape its thread: it reports it to its listener with
 ``listener.on_error(exc, fatal=...)``. The provider decides what the OpenFeature world sees
@@ -24,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationError",
+    "ConfigurationError",
     "FlagappProviderError",
     "InvalidSnapshot",
     "RateLimited",
@@ -36,6 +43,14 @@ __all__ = [
 
 class FlagappProviderError(Exception):
     """Base of every error this package defines."""
+
+
+class ConfigurationError(FlagappProviderError, ValueError):
+    """An invalid provider option: ``field`` names it, the message says what is allowed."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
 
 
 class SourceError(FlagappProviderError):

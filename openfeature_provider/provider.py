@@ -23,14 +23,13 @@ Design points (each one is a requirement of the provider issue):
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, Unpack
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEvent, ProviderEventDetails
@@ -44,6 +43,7 @@ from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
 from openfeature.track import TrackingEventDetails
 
+from openfeature_provider.config import DEFAULT_NAME, ProviderConfig, ProviderOptions
 from openfeature_provider.engine import (
     Resolution,
     Ruleset,
@@ -52,21 +52,24 @@ from openfeature_provider.engine import (
     evaluate,
     served,
 )
-from openfeature_provider.exceptions import AuthenticationError, InvalidSnapshot, SourceError
+from openfeature_provider.exceptions import (
+    AuthenticationError,
+    ConfigurationError,
+    InvalidSnapshot,
+    SourceError,
+)
 from openfeature_provider.lkg import LastKnownGood
 from openfeature_provider.remote import PollingSource, StreamingSource
 from openfeature_provider.sources import FileSource, SnapshotSource
 from openfeature_provider.tracking import EventBuffer, EventSender
 from openfeature_provider.transport import (
-    DEFAULT_FETCH_TIMEOUT,
-    DEFAULT_MAX_RESPONSE_BYTES,
     RulesetClient,
     SdkKey,
 )
 
 __all__ = ["PROVIDER_NAME", "FlagappProvider"]
 
-PROVIDER_NAME: Final = "flagapp"
+PROVIDER_NAME: Final = DEFAULT_NAME
 logger = logging.getLogger("flagapp.provider")
 
 T = TypeVar("T")
@@ -131,41 +134,54 @@ class FlagappProvider(AbstractProvider):
         url: str | None = None,
         sdk_key: SdkKey | None = None,
         *,
-        source: SnapshotSource | None = None,
-        cache_path: str | os.PathLike[str] | None = None,
-        bootstrap_path: str | os.PathLike[str] | None = None,
-        stream: bool = False,
-        poll_interval: float = 30.0,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 5.0,
-        fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        init_timeout: float = 5.0,
-        stale_after: float = 120.0,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
-        stream_read_timeout: float = 60.0,
-        stream_fallback_after: int = 3,
-        stream_retry_interval: float = 300.0,
-        send_events: bool = True,
-        event_sink: Callable[..., int] | None = None,
-        exposure_sample_rate: float = 0.0,
-        event_capacity: int = 10_000,
-        event_batch_size: int = 500,
-        event_flush_interval: float = 5.0,
-        event_retry_base: float = 1.0,
-        event_max_attempts: int = 5,
-        name: str = PROVIDER_NAME,
+        config: ProviderConfig | None = None,
+        **options: Unpack[ProviderOptions],
     ) -> None:
+        """Options as keywords, or as a ``ProviderConfig`` (keywords override its fields).
+
+        Raises ConfigurationError (a ValueError) naming an invalid option.
+        """
         super().__init__()
-        if not 0.0 <= exposure_sample_rate <= 1.0:
-            raise ValueError("exposure_sample_rate must be between 0 and 1")
-        if init_timeout < 0 or stale_after < 0:
-            raise ValueError("timeouts must not be negative")
+        cfg = config or ProviderConfig()
+        given: dict[str, Any] = dict(options)
+        if url is not None:
+            given["url"] = url
+        if sdk_key is not None:
+            given["sdk_key"] = sdk_key
+        if given:
+            cfg = cfg.replace(**given)
+        #: The options in force (read-only).
+        self.config = cfg
+        url, sdk_key = cfg.url, cfg.sdk_key
+        source = cfg.source
+        cache_path = cfg.cache_path
+        bootstrap_path = cfg.bootstrap_path
+        stream = cfg.stream
+        poll_interval = cfg.poll_interval
+        connect_timeout = cfg.connect_timeout
+        read_timeout = cfg.read_timeout
+        fetch_timeout = cfg.fetch_timeout
+        max_response_bytes = cfg.max_response_bytes
+        init_timeout = cfg.init_timeout
+        stale_after = cfg.stale_after
+        backoff_base = cfg.backoff_base
+        backoff_max = cfg.backoff_max
+        stream_read_timeout = cfg.stream_read_timeout
+        stream_fallback_after = cfg.stream_fallback_after
+        stream_retry_interval = cfg.stream_retry_interval
+        send_events = cfg.send_events
+        event_sink = cfg.event_sink
+        exposure_sample_rate = cfg.exposure_sample_rate
+        event_capacity = cfg.event_capacity
+        event_batch_size = cfg.event_batch_size
+        event_flush_interval = cfg.event_flush_interval
+        event_retry_base = cfg.event_retry_base
+        event_max_attempts = cfg.event_max_attempts
+        name = cfg.name
         remote: PollingSource | StreamingSource | None = None
         if source is None:
             if not url or not sdk_key:
-                raise ValueError("give url and sdk_key, or a source")
+                raise ConfigurationError("url", "give url and sdk_key, or a source")
             common: dict[str, Any] = {
                 "poll_interval": poll_interval,
                 "connect_timeout": connect_timeout,
