@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
-from .bucketing import digest
+from .bucketing import DEFAULT_HASH, digest
 from .types import Context, Resolution
 
 __all__ = [
@@ -68,6 +68,7 @@ class RolloutPlan:
     fn: Compiled
     bucket_by: str
     salt: str
+    hash: str
     thresholds: tuple[int, ...]
     results: tuple[Resolution, ...]
     missing: Resolution
@@ -181,7 +182,7 @@ def _outcome(outcome: Outcome, name: str, ns: dict[str, Any], pad: str) -> list[
     if isinstance(outcome, Resolution):
         ns[name] = outcome
         return [f"{pad}return {name}"]
-    if "." in outcome.bucket_by or len(outcome.results) < 2:
+    if "." in outcome.bucket_by or len(outcome.results) < 2 or outcome.hash != DEFAULT_HASH:
         ns[name] = outcome.fn
         return [f"{pad}return {name}(ctx)"]
     ns[f"{name}_B"] = outcome.bucket_by

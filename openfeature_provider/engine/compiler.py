@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .bucketing import digest, thresholds
+from .bucketing import DEFAULT_HASH, digest, key_encoder, thresholds
 from .codegen import (
     CondPlan,
     Outcome,
@@ -372,15 +372,48 @@ def _rollout(
         rule_id=rule_id,
         metadata=meta,
     )
+    if rollout.hash != DEFAULT_HASH:
+        fn = _encoded_rollout_closure(
+            bucket_by, key_encoder(rollout.hash, salt), limits, results, missing, unusable
+        )
+    else:
+        fn = _rollout_closure(bucket_by, salt, limits, results, missing, unusable)
     return RolloutPlan(
-        fn=_rollout_closure(bucket_by, salt, limits, results, missing, unusable),
+        fn=fn,
         bucket_by=bucket_by,
         salt=salt,
+        hash=rollout.hash,
         thresholds=limits,
         results=results,
         missing=missing,
         unusable=unusable,
     )
+
+
+def _encoded_rollout_closure(
+    bucket_by: str,
+    encode: Callable[[str], bytes],
+    limits: tuple[int, ...],
+    results: tuple[Resolution, ...],
+    missing: Resolution,
+    unusable: Resolution,
+) -> Compiled:
+    """A rollout whose hashed bytes come from ``bucketing.key_encoder`` (a non-default hash
+    algorithm such as ``flagd-cbor``); codegen.py calls this closure rather than inlining it.
+    """
+    get = make_getter(bucket_by)
+
+    def split_encoded(ctx: Context) -> Resolution:
+        value = get(ctx)
+        if not isinstance(value, str):
+            return missing
+        try:
+            h = digest(encode(value), 0)
+        except UnicodeEncodeError:
+            return unusable
+        return results[bisect_right(limits, h)]
+
+    return split_encoded
 
 
 def _rollout_closure(

@@ -20,6 +20,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, NoReturn
 
+from .bucketing import DEFAULT_HASH, HASH_ALGORITHMS
 from .compiler import compile_flag, compile_segments
 from .exceptions import ParseError
 from .graph import find_cycle, longest_chain, prerequisite_graph, segment_graph
@@ -56,7 +57,7 @@ _FLAG_REQUIRED = ("kind", "enabled", "variants")
 _RULE_KEYS = {"id", "when", "serve"}
 _COND_KEYS = {"attr", "op", "values", "negate", "case_insensitive"}
 _SERVE_KEYS = {"variant", "rollout"}
-_ROLLOUT_KEYS = {"weights", "bucket_by", "salt"}
+_ROLLOUT_KEYS = {"weights", "bucket_by", "salt", "hash"}
 _WEIGHT_KEYS = {"variant", "weight"}
 _PREREQ_KEYS = {"flag", "variants"}
 _SEGMENT_KEYS = {"include", "exclude", "when"}
@@ -354,7 +355,15 @@ def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
     salt = robj.get("salt")
     if salt is not None:
         salt = _utf8(_string(salt, f"{rpath}.salt"), f"{rpath}.salt", "the salt")
-    return Serve(rollout=Rollout(weights=tuple(weights), bucket_by=bucket_by, salt=salt))
+    algorithm = _string(robj.get("hash", DEFAULT_HASH), f"{rpath}.hash")
+    if algorithm not in HASH_ALGORITHMS:
+        raise ParseError(
+            f"{rpath}.hash",
+            f"unknown hash algorithm {algorithm!r} (one of {', '.join(HASH_ALGORITHMS)})",
+        )
+    return Serve(
+        rollout=Rollout(weights=tuple(weights), bucket_by=bucket_by, salt=salt, hash=algorithm)
+    )
 
 
 def _variant_ref(doc: Any, path: str, variants: Mapping[str, Any]) -> str:

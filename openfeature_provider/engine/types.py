@@ -92,6 +92,7 @@ class Rollout:
     weights: tuple[WeightedVariant, ...]
     bucket_by: str = "targetingKey"
     salt: str | None = None  # None means "the flag key"
+    hash: str = "murmur3-concat"  # bucketing.HASH_ALGORITHMS
 
     @property
     def total_weight(self) -> int:
