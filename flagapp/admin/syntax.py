@@ -7,7 +7,8 @@ reads like the rule itself, and every field still round-trips to the ruleset-for
 (what is stored and validated by the engine's parser). The syntaxes (docs/admin.md):
 
 - serve (rule or fallthrough): ``on`` (a variant) or ``on:10 off:90`` (a rollout: integer
-  weights, in order) optionally followed by ``by=<attribute>`` and ``salt=<text>``;
+  weights, in order) optionally followed by ``by=<attribute>``, ``salt=<text>`` and
+  ``hash=<algorithm>`` (docs/bucketing.md);
   empty fallthrough = serve the caller's default.
 - conditions, one per line: ``[not] <attribute> <operator>[/i] <value>, <value>...``,
   ``<attribute> exists``, ``in_segment <segment>, ...``; values that look like numbers or
@@ -64,8 +65,10 @@ def parse_serve(text: str, *, allow_empty: bool) -> dict[str, Any] | None:
             continue
         if "=" in token:
             name, _, value = token.partition("=")
-            if name not in ("by", "salt") or not value:
-                raise ValidationError(f"{token!r}: options are by=<attribute> and salt=<text>")
+            if name not in ("by", "salt", "hash") or not value:
+                raise ValidationError(
+                    f"{token!r}: options are by=<attribute>, salt=<text> and hash=<algorithm>"
+                )
             options[name] = value
         elif ":" in token:
             variant, _, weight = token.rpartition(":")
@@ -87,6 +90,8 @@ def parse_serve(text: str, *, allow_empty: bool) -> dict[str, Any] | None:
         rollout["bucket_by"] = options["by"]
     if "salt" in options:
         rollout["salt"] = options["salt"]
+    if "hash" in options:
+        rollout["hash"] = options["hash"]
     return {"rollout": rollout}
 
 
@@ -101,6 +106,8 @@ def format_serve(serve: Mapping[str, Any] | None) -> str:
         parts.append(f"by={rollout['bucket_by']}")
     if rollout.get("salt") is not None:
         parts.append(f"salt={rollout['salt']}")
+    if rollout.get("hash") is not None:
+        parts.append(f"hash={rollout['hash']}")
     return " ".join(parts)
 
 

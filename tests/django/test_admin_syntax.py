@@ -224,3 +224,19 @@ def test_syntax_module__imports__no_django_admin_forms_or_models() -> None:
         "django.core.exceptions",
         "openfeature_provider.engine.operators",
     }, imported
+
+
+def test_serve_syntax__flagd_cbor_hash__round_trips() -> None:
+    """Why: an admin edit that dropped ``hash`` would silently reshuffle about half of a
+    flagd-cbor rollout's users (the default hash buckets differently)."""
+    from flagapp.admin.syntax import format_serve, parse_serve
+
+    serve = {
+        "rollout": {
+            "weights": [{"variant": "on", "weight": 10}, {"variant": "off", "weight": 90}],
+            "hash": "flagd-cbor",
+        }
+    }
+    text = format_serve(serve)
+    assert text == "on:10 off:90 hash=flagd-cbor"
+    assert parse_serve(text, allow_empty=False) == serve
