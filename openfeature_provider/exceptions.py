@@ -2,6 +2,7 @@
 
     FlagappProviderError             base of everything below
     ├── ConfigurationError           an invalid option (also a ValueError); names the field
+    ├── FlagdExportError             interop.flagd: not exportable identically (a ValueError)
     └── SourceError                  (below)
 
 Errors raised by snapshot sources and reported to the provider.
@@ -32,6 +33,7 @@ __all__ = [
     "AuthenticationError",
     "ConfigurationError",
     "FlagappProviderError",
+    "FlagdExportError",
     "InvalidSnapshot",
     "RateLimited",
     "ResponseTooLarge",
@@ -43,6 +45,16 @@ __all__ = [
 
 class FlagappProviderError(Exception):
     """Base of every error this package defines."""
+
+
+class FlagdExportError(FlagappProviderError, ValueError):
+    """A construct flagd cannot evaluate identically; ``flag`` and ``path`` (JSON) locate it."""
+
+    def __init__(self, flag: str | None, path: str, message: str) -> None:
+        self.flag = flag
+        self.path = path
+        where = f"flag {flag!r} at {path}" if flag is not None else path
+        super().__init__(f"{where}: {message}")
 
 
 class ConfigurationError(FlagappProviderError, ValueError):

@@ -23,6 +23,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 
+from openfeature_provider.exceptions import FlagdExportError
+
 __all__ = ["BUCKETING_MODES", "FLAGD_SCHEMA_URL", "FlagdExportError", "export_flagd"]
 
 FLAGD_SCHEMA_URL: Final = "https://flagd.dev/schema/v0/flags.json"
@@ -39,16 +41,6 @@ _SEMVER_OPS: Final = {
     "semver_gt": ">",
     "semver_gte": ">=",
 }
-
-
-class FlagdExportError(ValueError):
-    """A construct flagd cannot evaluate identically; ``path`` is the JSON location."""
-
-    def __init__(self, flag: str | None, path: str, message: str) -> None:
-        self.flag = flag
-        self.path = path
-        where = f"flag {flag!r} at {path}" if flag is not None else path
-        super().__init__(f"{where}: {message}")
 
 
 def _p(key: str) -> str:
