@@ -79,6 +79,10 @@ DEFAULTS: dict[str, Any] = {
     # REDIS_URL).
     "NOTIFIER": "local",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    # The Redis listener's liveness bound (seconds): after this much silence it PINGs its
+    # subscription and reconnects when no answer comes within the same time, then re-checks
+    # the store for what it missed (flagapp.sdk.notifier; docs/deploy.md).
+    "NOTIFIER_HEALTH_SECONDS": 5.0,
     # Seconds between two SSE heartbeats (comment lines) on /sdk/v1/stream.
     "STREAM_HEARTBEAT_SECONDS": 15.0,
     # Seconds a stream stays open before the server ends it (the client reconnects); 0 = never.

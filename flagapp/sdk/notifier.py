@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -227,36 +228,98 @@ def _confirm(env_key: str, version: int) -> Announcement | None:
     return Announcement(environment=env_key, version=published[0], etag=published[1])
 
 
+class _Dead(Exception):
+    """The subscription stopped answering (a partition, a half-open socket): reconnect."""
+
+
 def _listen(url: str, name: str, subscribed: threading.Event) -> None:
+    """The listener thread: subscribe, fan messages out, and never trust a quiet socket.
+
+    A pub/sub connection is silent by nature, so silence cannot tell a dead link from an
+    idle channel: after ``NOTIFIER_HEALTH_SECONDS`` of silence the listener sends a PING on
+    the subscription and expects its answer within the same time, and a (re)subscription
+    must be confirmed within it too; otherwise it drops the connection and reconnects (a
+    reconnect made into a network partition has its SUBSCRIBE swallowed and would otherwise
+    wait forever). Announcements published while the listener was disconnected are lost
+    (Redis pub/sub keeps nothing), so after every reconnect it re-checks the store for each
+    environment it has streams of (:func:`_resync`). Bound: a change announced during an
+    outage reaches the streams at most about 2 x ``NOTIFIER_HEALTH_SECONDS`` (detect, then
+    reconnect; the backoff is capped at the same value) after Redis is reachable again,
+    plus one query per environment; the streams' own heartbeat re-check remains the backstop.
+    """
     import redis  # optional dependency: only redis mode needs it
 
-    backoff = 0.5
+    backoff = 0.25
+    lost = False
     while not _listener_stop.is_set():
+        health = max(0.1, float(settings.NOTIFIER_HEALTH_SECONDS))
         pubsub = None
         try:
-            client = redis.Redis.from_url(url, socket_connect_timeout=2)
+            client = redis.Redis.from_url(
+                url, socket_connect_timeout=min(2.0, health), socket_timeout=health
+            )
             pubsub = client.pubsub(ignore_subscribe_messages=False)
             pubsub.subscribe(name)
-            backoff = 0.5
+            now = time.monotonic()
+            confirmed = False
+            last_heard = now
+            ping_sent: float | None = None
             while not _listener_stop.is_set():
-                message = pubsub.get_message(timeout=1.0)
-                if not message:
+                message = pubsub.get_message(timeout=min(1.0, health))
+                now = time.monotonic()
+                if message:
+                    last_heard, ping_sent = now, None
+                    kind = message.get("type")
+                    if kind == "subscribe":
+                        confirmed = True
+                        backoff = 0.25
+                        subscribed.set()
+                        if lost:
+                            lost = False
+                            _resync()
+                    elif kind == "message":
+                        try:
+                            _handle(message["data"])
+                        except Exception:
+                            logger.warning("bad message on %s ignored", name, exc_info=True)
                     continue
-                if message.get("type") == "subscribe":
-                    subscribed.set()
-                elif message.get("type") == "message":
-                    try:
-                        _handle(message["data"])
-                    except Exception:
-                        logger.warning("bad message on %s ignored", name, exc_info=True)
-        except Exception:
-            logger.warning("Redis listener lost its connection; retrying", exc_info=True)
+                if ping_sent is not None and now - ping_sent >= health:
+                    raise _Dead(f"no answer to PING within {health:g} s")
+                if not confirmed and now - last_heard >= health:
+                    raise _Dead(f"SUBSCRIBE not confirmed within {health:g} s")
+                if ping_sent is None and now - last_heard >= health:
+                    pubsub.ping()
+                    ping_sent = now
+        except Exception as exc:
+            lost = True
+            subscribed.clear()
+            logger.warning("Redis listener on %s lost its connection (%s); retrying", name, exc)
             _listener_stop.wait(backoff)
-            backoff = min(backoff * 2, 10.0)
+            backoff = min(backoff * 2, health)
         finally:
             if pubsub is not None:
                 with contextlib.suppress(Exception):
                     pubsub.close()
+
+
+def _resync() -> None:
+    """After a reconnect: announcements sent meanwhile are lost, so ask the store.
+
+    Each environment with streams in this process gets the store's latest version (the
+    streams skip a version they already sent), and this process's evaluation cache
+    re-checks at its next use.
+    """
+    with _subs_lock:
+        envs = {s.environment for s in _subs}
+    evaluation.expire()
+    for env in sorted(envs):
+        try:
+            confirmed = _confirm(env, 0)
+        except Exception:
+            logger.warning("could not re-check %s after a reconnect", env, exc_info=True)
+            continue
+        if confirmed is not None:
+            _deliver(confirmed)
 
 
 def ensure_listener(wait: float = 0.0) -> bool:

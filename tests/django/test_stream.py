@@ -75,14 +75,14 @@ class Reader:
         raise AssertionError("stream ended")
 
 
-def _open(server: AsgiServer, token: str | None, **params: str) -> Any:
+def _open(server: AsgiServer, token: str | None, read_timeout: float = 5.0, **params: str) -> Any:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.stream(
         "GET",
         f"{server.url}/sdk/v1/stream",
         headers=headers,
         params=params,
-        timeout=httpx.Timeout(5.0),
+        timeout=httpx.Timeout(5.0, read=read_timeout),
     )
 
 
@@ -307,6 +307,53 @@ def test_stream__foreign_and_bogus_announcements__dropped_and_real_change_still_
         services.set_flag_enabled(world["flag"], world["env"], True, actor=None, reason="go")
         announced = reader.next_snapshot()
     assert announced["version"] == current + 1
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("fault", ["blackhole", "refuse"])
+def test_notifier__redis_partition_heals__missed_announcement_delivered_within_health_bound(
+    asgi_server: AsgiServer, world: dict[str, Any], redis_notifier: Any, settings: Any, fault: str
+) -> None:
+    """Issue 10 (fault suite finding): the listener's connection to Redis is lost while
+    another process publishes. ``refuse``: Redis is down (connections cut, reconnects
+    refused); the announcement sent meanwhile is gone for good. ``blackhole``:
+    a partition; the listener's reconnect lands in the black hole, its SUBSCRIBE is
+    swallowed and, before the fix, it waited on that dead subscription forever. Either way
+    the stream must be told of the missed version within the notifier's health bound after
+    Redis is back (the heartbeat re-check, 30 s here, must not be what saves it)."""
+    from flagapp.sdk import notifier
+    from tests.faults.proxy import FaultProxy
+
+    with FaultProxy("127.0.0.1", 6379) as proxy:
+        settings.FLAGAPP = {
+            **settings.FLAGAPP,
+            "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0",
+            "NOTIFIER_HEALTH_SECONDS": 1.0,
+        }
+        with _open(asgi_server, world["token"], read_timeout=20.0) as response:
+            reader = Reader(response)
+            current = reader.next_snapshot()["version"]
+            assert notifier.ensure_listener(wait=5), "listener never subscribed"
+            proxy.blackhole(fault == "blackhole")
+            proxy.refuse(fault == "refuse")
+            proxy.cut_all()
+            time.sleep(1.5)  # the listener has reconnected (into the black hole, if any)
+            version, etag = _store_from_other_process(**{"web.banner": True})
+            redis_notifier.publish(  # straight to Redis: the listener cannot hear it
+                notifier.channel(),
+                _message(type="snapshot", environment="production", version=version, etag="x"),
+            )
+            time.sleep(0.5)
+            proxy.pass_through()
+            healed_at = time.monotonic()
+            announced = reader.next_snapshot(within=8.0)
+            took = time.monotonic() - healed_at
+    print(f"notifier heal ({fault}): missed announcement delivered {took:.2f} s after Redis")
+    assert (announced["version"], announced["etag"]) == (version, etag)
+    assert version == current + 1
+    # bound: health interval (1 s) to notice, the reconnect backoff (<= 1 s after a short
+    # outage) and one re-check; generous for a loaded CI machine, far below the 30 s heartbeat
+    assert took < 8.0, took
 
 
 @pytest.mark.redis

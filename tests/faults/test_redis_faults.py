@@ -31,12 +31,6 @@ PARTITION_S = 4.0
 CACHE_CHECK_INTERVAL = 1.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="new finding, no owner yet: after a Redis partition the change is served 4-8 s "
-    "after Redis returns, above CACHE_CHECK_INTERVAL + 2 s (the notifier's subscriber has no "
-    "socket timeout or health check); slow answers were fixed by single-flight freshness",
-)
 def test_redis_partition__change_made_meanwhile__answers_continue_and_served_after_heal(
     deployment: Any,
 ) -> None:
