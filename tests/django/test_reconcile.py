@@ -199,15 +199,17 @@ def test_reconciler_thread__committed_change_left_unpublished__healed_on_first_p
     thread = publishing.start_reconciler(interval=0.2)
     try:
         assert _wait_for(lambda: len(passes) >= 1, within=60)
-        # The first pass heals it: (environment, new version) republished.
-        assert [(k, v) for k, v, _ in passes[0].republished] == [("staging", before.version + 1)]
-        newest = publishing.latest("staging")
-        assert newest is not None and newest.version == before.version + 1
-        assert newest.data["flags"][flag.key]["enabled"] is True
-        assert PublishOutbox.objects.count() == 0
     finally:
-        publishing.stop_reconciler()
+        # Stopped before this thread reads: SQLite's shared-cache test database answers
+        # "database table is locked" at once (no busy wait) to a read racing the next pass.
+        publishing.stop_reconciler(timeout=30)
     assert not thread.is_alive()
+    # The first pass heals it: (environment, new version) republished.
+    assert [(k, v) for k, v, _ in passes[0].republished] == [("staging", before.version + 1)]
+    newest = publishing.latest("staging")
+    assert newest is not None and newest.version == before.version + 1
+    assert newest.data["flags"][flag.key]["enabled"] is True
+    assert PublishOutbox.objects.count() == 0
 
 
 @pytest.mark.postgres
