@@ -6,6 +6,7 @@ process on its own queue); skipped cleanly without PostgreSQL or Redis."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 import pytest
@@ -85,3 +86,37 @@ def test_worker__advance_rollouts__steps_healthy_plan_and_rolls_back_breaching_o
     assert bad.state == "rolled_back"
     assert bad.transitions.last().reason == ("automatic rollback: error_rate 10.0% > 1.0% (n=200)")
     assert bad.flag.states.get(environment=bad.environment).fallthrough == {"variant": "off"}
+
+
+def test_worker__rollout_step_published_by_worker__served_here_within_check_interval(
+    worker: tuple[Celery, str],  # noqa: F811 - the imported fixture
+    settings: Any,
+) -> None:
+    """Issue 10 finding 2 with a Celery worker as the other process: this test process and
+    the worker each have Django's per-process LocMemCache (the example project's default),
+    so nothing the worker caches can reach us; the freshness check (one cheap query per
+    ``CACHE_CHECK_INTERVAL``) must bring the worker's publish here within the interval."""
+    from flagapp import evaluation, publishing
+
+    settings.FLAGAPP = {**settings.FLAGAPP, "CACHE_CHECK_INTERVAL": 1.0}
+    evaluation.clear_cache()
+    assert not evaluation.cache_is_shared()
+    client, queue = worker
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    plan = _running_plan("worker.rollout.fresh", [], start)
+    env_key = plan.environment.key
+    held = evaluation.get_ruleset(env_key)
+    assert held is not None
+    result = client.send_task("flagapp.tasks.advance_rollouts", queue=queue).get(timeout=60)
+    assert result.get("advanced") == 1
+    published = publishing.latest(env_key)
+    assert published is not None and published.version > held.version  # the worker published
+    deadline = time.monotonic() + 1.0 + 2.0  # the interval plus a margin for a busy machine
+    served = held.version
+    while served != published.version and time.monotonic() < deadline:
+        time.sleep(0.05)
+        current = evaluation.get_ruleset(env_key)
+        served = current.version if current is not None else -1
+    assert served == published.version, (served, published.version)
+    details = evaluation.evaluate(plan.flag.key, False, {"targetingKey": "u1"}, environment=env_key)
+    assert details.variant in {"on", "off"} and details.error_code is None, details
