@@ -8,8 +8,10 @@ production runs, without Django or a server. Usage (see docs/cli.md)::
 Each input line is one JSON object (an evaluation context). For each context and each flag
 (or only ``--flag``) one JSON line is written:
 ``{"flag", "value", "variant", "reason", "errorCode"}``; ``--explain`` adds ``"rule"`` (the
-id of the deciding rule, null for the fallthrough) and ``"errorMessage"``. ``value`` is null
-whenever the caller's default would be served.
+id of the deciding rule, null for the fallthrough), ``"errorMessage"`` and ``"why"`` (the
+path to the outcome: prerequisites, each rule's conditions and segments with the values
+read, the rollout position; ``engine.explain``, also what the admin's playground shows).
+``value`` is null whenever the caller's default would be served.
 
 Exit status: 0 all lines evaluated; 1 some input lines were invalid (not UTF-8, not JSON,
 nested too deeply for the JSON decoder, or not an object: reported on stderr with their line
@@ -28,6 +30,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from openfeature_provider.engine import ParseError, Resolution, evaluate, parse_ruleset, served
+from openfeature_provider.engine.explain import Explainer, explain_row, to_json_line
 
 __all__ = ["main"]
 
@@ -44,24 +47,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--ruleset", required=True, metavar="FILE", help="ruleset JSON file")
     parser.add_argument("--flag", metavar="KEY", help="evaluate only this flag")
     parser.add_argument(
-        "--explain", action="store_true", help="add the deciding rule id and error message"
+        "--explain",
+        action="store_true",
+        help="add the deciding rule id, the error message and why (the path to the outcome)",
     )
     return parser
 
 
-def _row(res: Resolution, explain: bool) -> dict[str, Any]:
+def _row(res: Resolution) -> dict[str, Any]:
     out = served(res, None)  # the engine's one adapter; the CLI has no default: null
-    row: dict[str, Any] = {
+    return {
         "flag": res.flag_key,
         "value": out.value,
         "variant": out.variant,
         "reason": out.reason,
         "errorCode": out.error_code,
     }
-    if explain:
-        row["rule"] = res.rule_id
-        row["errorMessage"] = out.error_message
-    return row
 
 
 def run(argv: Sequence[str] | None, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
@@ -95,6 +96,7 @@ def _run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO
         return EXIT_BAD_RULESET
 
     keys = [args.flag] if args.flag is not None else list(ruleset.flags)
+    explainer = Explainer(ruleset) if args.explain else None
     status = EXIT_OK
     for lineno, line in enumerate(stdin, start=1):
         if not line.strip():
@@ -121,11 +123,11 @@ def _run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO
             status = EXIT_BAD_INPUT
             continue
         for key in keys:
-            row = _row(evaluate(ruleset, key, context), args.explain)
-            text = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
-            if not text.isascii() and not _is_utf8(text):
-                text = json.dumps(row, separators=(",", ":"))  # "\ud800" escapes instead
-            stdout.write(text + "\n")
+            if explainer is not None:
+                row = explain_row(ruleset, key, context, explainer=explainer)
+            else:
+                row = _row(evaluate(ruleset, key, context))
+            stdout.write(to_json_line(row) + "\n")
     stdout.flush()
     return status
 

@@ -25,6 +25,7 @@ from .forms import (
     EnvironmentForm,
     SegmentForm,
 )
+from .playground import PlaygroundURLs
 
 
 @admin.register(Segment)
@@ -104,8 +105,9 @@ class EnvironmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
 
 
 @admin.register(Snapshot)
-class SnapshotAdmin(admin.ModelAdmin):
-    """Published snapshots, read-only: what every evaluator was served."""
+class SnapshotAdmin(PlaygroundURLs, admin.ModelAdmin):
+    """Published snapshots, read-only: what every evaluator was served. Also mounts the
+    playground (``admin:flagapp_playground``), which evaluates them."""
 
     list_display = ["environment", "version", "etag", "created_at"]
     list_filter = ["environment"]
