@@ -17,6 +17,8 @@ would keep serving its own stale snapshot), missing apps, an unparseable key pat
 | flagapp.W002 | simple_history's HistoryRequestMiddleware missing (admin changes lose the user) |
 | flagapp.W003 | FLAGAPP["ENVIRONMENT"] names no existing environment (database checks only) |
 | flagapp.W010 | PostgreSQL, CONN_MAX_AGE > 0, no pool, served under ASGI (leaks connections) |
+| flagapp.W011 | PostgreSQL pool without CONN_HEALTH_CHECKS (after a database restart its |
+|  | dead connections are handed to requests, which answer 500) |
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ __all__ = [
     "asgi_connection_messages",
     "check_asgi_connections",
     "check_database",
+    "check_database_pools",
     "check_settings",
+    "pool_messages",
     "register",
 ]
 
@@ -256,7 +260,51 @@ def check_asgi_connections(
     return asgi_connection_messages()
 
 
+def pool_messages(databases: dict[str, Any] | None = None) -> list[CheckMessage]:
+    """flagapp.W011 for each PostgreSQL connection pool that does not check connections.
+
+    Why: psycopg's pool hands out a pooled connection as it is. After PostgreSQL restarts
+    (or a failover, or a proxy drops idle connections) every pooled connection is dead, and
+    each is given to a request that then fails with a 500 (the fault suite measured 9 of 40
+    API reads after a restart, tests/faults/test_pg_connections.py). With
+    ``CONN_HEALTH_CHECKS = True`` Django gives the pool psycopg_pool's
+    ``ConnectionPool.check_connection``: one round trip per checkout, and a dead connection
+    is replaced before use. (Django passes ``check`` itself: putting one in
+    ``OPTIONS["pool"]`` fails every connection with a duplicate keyword.) WSGI or ASGI alike.
+    """
+    from django.conf import settings as dj
+
+    if databases is None:
+        databases = getattr(dj, "DATABASES", {})
+    messages: list[CheckMessage] = []
+    for alias, db in databases.items():
+        if "postgresql" not in str(db.get("ENGINE", "")):
+            continue
+        if not (db.get("OPTIONS") or {}).get("pool"):
+            continue
+        if not db.get("CONN_HEALTH_CHECKS", False):
+            messages.append(
+                Warning(
+                    f"DATABASES[{alias!r}] uses a connection pool that does not check "
+                    "connections: after a database restart each dead pooled connection "
+                    "is handed to a request, which fails with HTTP 500.",
+                    hint="Set CONN_HEALTH_CHECKS = True: Django then gives the pool "
+                    "psycopg_pool's ConnectionPool.check_connection. See docs/deploy.md.",
+                    id="flagapp.W011",
+                    obj=f"DATABASES[{alias!r}]",
+                )
+            )
+    return messages
+
+
+def check_database_pools(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    return pool_messages()
+
+
 def register() -> None:
     _register(check_settings, Tags.compatibility, "flagapp")
     _register(check_asgi_connections, Tags.compatibility, "flagapp")
+    _register(check_database_pools, Tags.compatibility, "flagapp")
     _register(check_database, Tags.database, "flagapp")

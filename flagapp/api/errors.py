@@ -10,6 +10,10 @@ responses documented in docs/api.md, so views never translate errors one by one:
 ``ChangeNotPermitted``       403, ``{"detail"}``
 ``IntegrityError``           409, ``{"detail"}`` (a concurrent create won the unique key)
 ``DataError``                400, ``{"detail"}`` (a value the database cannot store)
+``OperationalError``         503, ``{"detail"}`` + ``Retry-After`` (the database is down,
+``InterfaceError``           restarting or its connection was lost: retry, with the same
+                             ``Idempotency-Key`` for a write, which then learns whether
+                             its first attempt committed)
 ==========================  ===========================================================
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, IntegrityError
+from django.db import DataError, IntegrityError, InterfaceError, OperationalError
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -34,6 +38,10 @@ from flagapp.exceptions import (
 from .preconditions import etag_for
 
 __all__ = ["ChangeProposed", "approval_response", "exception_handler", "validation_payload"]
+
+#: Seconds a client is asked to wait before retrying when the database is unavailable (the
+#: SDK endpoints use the same figure, ``flagapp.sdk.auth.OUTAGE_RETRY_AFTER``).
+DATABASE_RETRY_AFTER = 5
 
 
 def validation_payload(exc: DjangoValidationError) -> dict[str, list[str]]:
@@ -92,6 +100,15 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return Response(
             {"detail": "The database refused a value of this request."},
             status=status.HTTP_400_BAD_REQUEST,
+        )
+    if isinstance(exc, OperationalError | InterfaceError):
+        # Not the request's fault and not a bug: a 500 reads as one (and clients do not
+        # retry it), while a 503 with Retry-After is retried. Seen after a PostgreSQL
+        # restart, when a pooled connection was dead (tests/faults/test_pg_connections.py).
+        return Response(
+            {"detail": "The database is unavailable; retry later."},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER)},
         )
     if isinstance(exc, IntegrityError):
         return Response(

@@ -296,3 +296,26 @@ def test_patch_flag__utf8_reason_header__recorded_as_sent(admin_client: Any, api
     )
     assert response.status_code == 200, response.content
     assert Flag.objects.get().history.first().history_change_reason == reason
+
+
+@pytest.mark.parametrize("error", ["OperationalError", "InterfaceError"])
+def test_api__database_unreachable__503_with_retry_after_not_500(
+    admin_client: Any, api_flag: Any, monkeypatch: pytest.MonkeyPatch, error: str
+) -> None:
+    """A dead pooled connection after a PostgreSQL restart (tests/faults), or the database
+    down: not the request's fault and not a bug, so 503 + Retry-After (clients retry it),
+    never 500."""
+    import django.db
+    from django.db.models import QuerySet
+
+    api_flag()
+    exc = getattr(django.db, error)
+
+    def unreachable(self: Any, *args: Any, **kwargs: Any) -> Any:
+        raise exc("connection is lost")
+
+    monkeypatch.setattr(QuerySet, "_fetch_all", unreachable)
+    response = admin_client.get(f"{URL}checkout.new-flow/")
+    assert response.status_code == 503
+    assert response["Retry-After"] == "5"
+    assert "database" in response.json()["detail"]

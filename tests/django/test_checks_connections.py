@@ -1,4 +1,5 @@
-"""flagapp.W010: PostgreSQL persistent connections without a pool, served under ASGI.
+"""flagapp.W010: PostgreSQL persistent connections without a pool, served under ASGI;
+flagapp.W011: a PostgreSQL pool that does not check its connections.
 
 Issue 10, finding 8: docs/deploy.md recommended ``CONN_MAX_AGE: 600`` under uvicorn; every
 request then opened a connection that was never reused, and four workers exhausted
@@ -14,7 +15,7 @@ from typing import Any
 import pytest
 from django.test import override_settings
 
-from flagapp.checks import asgi_connection_messages, check_asgi_connections
+from flagapp.checks import asgi_connection_messages, check_asgi_connections, pool_messages
 
 
 def _pg(**extra: Any) -> dict[str, dict[str, Any]]:
@@ -79,3 +80,24 @@ def test_sdk_fast_path__leaking_postgres_settings__logs_w010(
     finally:
         logging.getLogger("flagapp").removeHandler(caplog.handler)
     assert any("flagapp.W010" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        pytest.param(True, id="pool-true"),
+        pytest.param({"min_size": 2, "max_size": 10}, id="no-check"),
+    ],
+)
+def test_pool_messages__postgres_pool_without_check__w011(pool: Any) -> None:
+    messages = pool_messages(databases=_pg(OPTIONS={"pool": pool}))
+    assert [m.id for m in messages] == ["flagapp.W011"]
+    assert "CONN_HEALTH_CHECKS" in messages[0].hint
+
+
+def test_pool_messages__checked_pool_no_pool_or_sqlite__no_message() -> None:
+    checked = _pg(CONN_HEALTH_CHECKS=True, OPTIONS={"pool": {"max_size": 10}})
+    assert pool_messages(databases=checked) == []
+    assert pool_messages(databases=_pg(CONN_MAX_AGE=0)) == []
+    sqlite = {"default": {"ENGINE": "django.db.backends.sqlite3", "OPTIONS": {"pool": True}}}
+    assert pool_messages(databases=sqlite) == []

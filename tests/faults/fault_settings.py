@@ -31,6 +31,9 @@ DATABASES = {
         "HOST": "127.0.0.1",
         "PORT": os.environ.get("FAULTS_DB_PORT", "5432"),
         "CONN_MAX_AGE": 0,
+        # With a pool, Django gives it psycopg_pool's check_connection: a dead pooled
+        # connection (a database restart) is replaced before a request gets it.
+        "CONN_HEALTH_CHECKS": True,
         "OPTIONS": {
             "connect_timeout": 3,
             "pool": {"min_size": 1, "max_size": 8, "timeout": 5},
@@ -91,5 +94,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"flagapp": {"handlers": ["console"], "level": "WARNING"}},
+    "loggers": {
+        "flagapp": {"handlers": ["console"], "level": "WARNING"},
+        # a 500's traceback in the server's output (tests print it when they fail)
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }

@@ -60,3 +60,34 @@ def test_pg_under_asgi__documented_pool_settings__connections_bounded(shared: An
     )
     assert statuses == Counter({200: REQUESTS}), statuses
     assert max(peak[0], after) <= BOUND, (peak[0], after)
+
+
+def test_pg_restart__pooled_connections_cut__api_reads_200_or_503_never_500(shared: Any) -> None:
+    """Found by this suite (a 500 in the test above after the outage test): PostgreSQL
+    restarts (every open connection is cut) while the servers are idle; each worker's pool
+    still holds those dead connections. Before: each was handed to the next request, which
+    answered 500 (9 of 40). Now ``CONN_HEALTH_CHECKS`` (docs/deploy.md, flagapp.W011) makes
+    the pool check a connection before use; psycopg_pool then retries with a backoff of
+    1, 2, 4 s per dead connection, so a worker holding several can still exceed the pool's
+    ``timeout``: that request is told 503 + Retry-After (the API's answer to a database it
+    cannot reach), never 500."""
+    dep, server = shared
+    with httpx.Client(timeout=30) as c:
+        for _ in range(40):  # both workers' pools fill
+            assert c.get(server.url + "/api/v1/flags/", headers=dep.api_headers).is_success
+    cut = dep.proxy.cut_all()
+    statuses: Counter[int] = Counter()
+    no_retry_after = 0
+    for _ in range(40):
+        with httpx.Client(timeout=30) as c:  # new connections: either worker may answer
+            r = c.get(server.url + STATE_PATH, headers=dep.api_headers)
+        statuses[r.status_code] += 1
+        no_retry_after += r.status_code == 503 and "retry-after" not in r.headers
+    FIGURES.add(
+        "PostgreSQL restart (pooled connections cut), 40 API reads",
+        faults=cut,
+        note=f"{dict(statuses)}",
+    )
+    assert cut > 0
+    assert set(statuses) <= {200, 503} and statuses[200] >= 30, (statuses, server.output())
+    assert no_retry_after == 0
