@@ -63,7 +63,7 @@ class Backoff:
         self._rng = rng or random.Random()
 
     def next(self) -> float:
-        step = min(self.maximum, self.base * (2 ** min(self.attempt, 32)))
+        step = min(self.maximum, self.base * float(1 << min(self.attempt, 32)))
         self.attempt += 1
         return step / 2 + self._rng.uniform(0, step / 2)
 

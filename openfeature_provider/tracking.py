@@ -279,7 +279,7 @@ class EventSender:
         """Backoff for the batch at the front: retry_base * 2**(attempts-1), equal jitter."""
         batch = self._pending[0] if self._pending else None
         attempts = batch.attempts if batch is not None else 1
-        step = min(self.backoff_max, self.retry_base * 2 ** min(attempts - 1, 32))
+        step = min(self.backoff_max, self.retry_base * float(1 << min(max(attempts - 1, 0), 32)))
         delay = step / 2 + self._rng.uniform(0, step / 2)
         if batch is not None and batch.retry_after:
             delay = max(delay, min(batch.retry_after, self.backoff_max))
