@@ -17,6 +17,11 @@ Two situations are timed for each library:
 
 Figures are CPU microseconds per call (``time.process_time``), median of 5 runs.
 Target: flagapp's "in request" at most 5 µs, and at least 5x faster than waffle.
+
+A second table prices exposure recording (``FLAGAPP["RECORD_EXPOSURES"]``, on by default, so
+the first table includes it): the same "in request" call with ``record=False`` (nothing
+recorded) and with the default (an exposure appended to the in-memory buffer; the buffer is
+bounded and written after responses, which these calls do not have, so no query is timed).
 Run: ``python -m benchmarks django``.
 """
 
@@ -237,6 +242,36 @@ def main() -> None:
     print(
         f"worst: flagapp {worst_us:.2f} us per in-request evaluation; "
         f"at least {worst_ratio:.1f}x faster than waffle"
+    )
+    _exposure_overhead(evaluate, keys, defaults, requests)
+
+
+def _exposure_overhead(
+    evaluate: Any, keys: dict[str, str], defaults: dict[str, Any], requests: list[Any]
+) -> None:
+    """flagapp.evaluate in request with exposure recording on (default) vs record=False."""
+    from flagapp import exposures
+
+    rows = []
+    for label, key in keys.items():
+        default = defaults[label]
+        nxt = _cycle(requests)
+        off = per_call_us(
+            lambda k=key, d=default, n=nxt: evaluate(k, d, n(), record=False),
+            calls=CALLS,
+            repeats=REPEATS,
+        )
+        nxt = _cycle(requests)
+        on = per_call_us(
+            lambda k=key, d=default, n=nxt: evaluate(k, d, n()), calls=CALLS, repeats=REPEATS
+        )
+        rows.append([label, off, on, on - off])
+    exposures.reset()
+    print_table(
+        "Django: exposure recording, flagapp.evaluate in request, us/call "
+        "(record=False vs RECORD_EXPOSURES on at EXPOSURE_SAMPLE_RATE 1.0)",
+        ["scenario", "record=False", "recording", "overhead"],
+        rows,
     )
 
 

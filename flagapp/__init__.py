@@ -15,9 +15,12 @@ __all__ = [
     "aevaluate",
     "aflag_is_active",
     "aget_value",
+    "atrack",
     "evaluate",
     "flag_is_active",
+    "flush_usage",
     "get_value",
+    "track",
 ]
 
 _LAZY: dict[str, tuple[str, str]] = {
@@ -28,6 +31,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     "aget_value": ("flagapp.evaluation", "aget_value"),
     "flag_is_active": ("flagapp.evaluation", "flag_is_active"),
     "get_value": ("flagapp.evaluation", "get_value"),
+    "flush_usage": ("flagapp.evaluation", "flush_usage"),
+    "track": ("flagapp.tracking", "track"),
+    "atrack": ("flagapp.tracking", "atrack"),
 }
 
 

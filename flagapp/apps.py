@@ -19,6 +19,9 @@ class FlagappConfig(AppConfig):
         conf.connect_signals()
         checks.register()
         evaluation.connect()
+        from . import exposures
+
+        exposures.connect()
         # Snapshot announcements for the SSE streams (and Redis pub/sub across processes):
         # connected in every process, since a change may be published by any of them.
         from .sdk import notifier

@@ -137,6 +137,17 @@ DEFAULTS: dict[str, Any] = {
     "CONTEXT_SAMPLE_RATE": 0.05,
     # In-process evaluation counts and sampled contexts are written at most this often.
     "SAMPLING_FLUSH_SECONDS": 10.0,
+    # --- Exposures and track() of this process (flagapp.exposures; docs/observability.md) ---
+    # Record flagapp.evaluate's evaluations that served a variant (flag_is_active, the
+    # template tags, decorators and mixins included) as exposure events, stored with the
+    # SDKs' events (experiments, stored-events guardrails). False turns it off everywhere;
+    # evaluate(..., record=False) turns it off for one call.
+    "RECORD_EXPOSURES": True,
+    # Share of those evaluations recorded (0..1). Experiments and guardrail rates need 1.0.
+    "EXPOSURE_SAMPLE_RATE": 1.0,
+    # Exposures and track() events buffered per process between two writes, at most (the
+    # oldest are dropped and counted; a half-full buffer is written after the next response).
+    "EVENT_BUFFER_SIZE": 10_000,
     # --- Governance and lifecycle (flagapp.governance; docs/governance.md) ---
     # Expiry reminders: the first mail this many days before the expiry date, one on the
     # day, then one every REMINDER_OVERDUE_EVERY_DAYS days while overdue.

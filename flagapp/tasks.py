@@ -64,12 +64,19 @@ def stale_flag_report(days: int | None = None) -> dict[str, Any]:
 @shared_task(name="flagapp.tasks.fold_evaluation_counts")
 def fold_evaluation_counts() -> dict[str, Any]:
     """Fold this process's buffered evaluation counts and context samples into the
-    database (``FlagEvaluationStat.last_evaluated_at`` per flag and environment)."""
-    from flagapp import sampling
+    database (``FlagEvaluationStat.last_evaluated_at`` per flag and environment), and store
+    its buffered exposures and ``track()`` events (``flagapp.exposures``)."""
+    from flagapp import exposures, sampling
 
     pending = sampling.pending_counts()
     samples = sampling.flush()
-    return {"pairs": len(pending), "evaluations": sum(pending.values()), "samples": samples}
+    events = exposures.flush()
+    return {
+        "pairs": len(pending),
+        "evaluations": sum(pending.values()),
+        "samples": samples,
+        "events": events,
+    }
 
 
 @shared_task(name="flagapp.tasks.reconcile_snapshots")

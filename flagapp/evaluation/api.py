@@ -15,7 +15,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from flagapp import sampling
+from flagapp import exposures, sampling
 from openfeature_provider.engine import ErrorCode, Reason
 from openfeature_provider.engine import evaluate as engine_evaluate
 
@@ -39,6 +39,9 @@ logger = logging.getLogger("flagapp")
 
 #: Called as ``_sampler(env, key, context, variant)`` after each evaluation (tests swap it).
 _sampler: Any = sampling.note
+#: Called as ``_exposer(env, resolution, context)`` for each evaluation that served a
+#: variant, unless ``record=False`` (memory only).
+_exposer: Any = exposures.expose
 
 #: id(Resolution) -> (that Resolution, its EvaluationDetails); the Resolution is held so its
 #: id cannot be reused while the entry exists. Cleared when a ruleset is swapped in.
@@ -54,12 +57,16 @@ def evaluate(
     *,
     environment: str | None = None,
     kind: str | None = None,
+    record: bool = True,
 ) -> EvaluationDetails:
     """Evaluate flag ``key`` for a request (or a context mapping) in this process.
 
     ``kind`` defaults to the type of ``default`` (bool → boolean, str → string, int →
     integer, float → float, dict/list → object), so asking a string flag for a bool gives
-    TYPE_MISMATCH and the default. Never raises.
+    TYPE_MISMATCH and the default. An evaluation that served a variant is recorded as an
+    exposure (``FLAGAPP["RECORD_EXPOSURES"]``, sampled at ``EXPOSURE_SAMPLE_RATE``; in
+    memory, stored after the response); ``record=False`` skips that for this call (an
+    admin page, a health check). Never raises.
     """
     try:
         if kind is None:
@@ -101,8 +108,10 @@ def evaluate(
         res = engine_evaluate(ruleset, key, ctx, kind)
         # Statistics must never cost a page. (try/except, not contextlib.suppress: this is
         # the hot path and a with-block costs more than the call it guards.)
-        try:  # noqa: SIM105
+        try:
             _sampler(env, key, ctx, res.variant)
+            if record and not res.use_default:
+                _exposer(env, res, ctx)
         except Exception:
             pass
         if res.use_default:
@@ -152,14 +161,17 @@ async def aevaluate(
     *,
     environment: str | None = None,
     kind: str | None = None,
+    record: bool = True,
 ) -> EvaluationDetails:
     """``evaluate`` for async code: inline when warm, else in a thread (it may query)."""
     warm = is_warm(environment)
     needs_context = request_or_context is not None and hasattr(request_or_context, "META")
     if warm and (not needs_context or hasattr(request_or_context, CONTEXT_ATTR)):
-        return evaluate(key, default, request_or_context, environment=environment, kind=kind)
+        return evaluate(
+            key, default, request_or_context, environment=environment, kind=kind, record=record
+        )
     return await sync_to_async(evaluate)(
-        key, default, request_or_context, environment=environment, kind=kind
+        key, default, request_or_context, environment=environment, kind=kind, record=record
     )
 
 
@@ -172,8 +184,10 @@ async def aflag_is_active(request_or_context: Any, key: str, **kwargs: Any) -> b
 
 
 def flush_usage() -> int:
-    """Write this process's buffered evaluation counts and sampled contexts now
-    (:func:`flagapp.sampling.flush`; returns how many contexts). Responses trigger it
-    (throttled); call it from long-running non-request code (a worker loop) that evaluates
-    flags."""
-    return sampling.flush()
+    """Write this process's buffered evaluation counts, sampled contexts, exposures and
+    ``track()`` events now (:func:`flagapp.sampling.flush`, :func:`flagapp.exposures.flush`;
+    returns how many contexts). Responses trigger it (throttled); call it from long-running
+    non-request code (a worker loop) that evaluates flags."""
+    samples = sampling.flush()
+    exposures.flush()
+    return samples

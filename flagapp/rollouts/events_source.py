@@ -87,7 +87,10 @@ class StoredEventsSource:
     name = "events"
 
     def measure(self, query: MetricQuery) -> dict[str, VariantSample]:
+        from flagapp import exposures as buffered
         from flagapp.models import Environment, SdkEvent
+
+        buffered.flush()  # this process's own exposures and track() events first
 
         env_id = Environment.objects.filter(key=query.environment).values_list("pk", flat=True)
         env_pk = next(iter(env_id), None)

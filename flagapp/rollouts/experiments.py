@@ -162,8 +162,12 @@ def expected_weights(experiment: Any) -> dict[str, float]:
 
 
 def analyse(experiment: Any, *, now: datetime | None = None) -> ExperimentResults:
-    """Read the experiment's exposures and conversions and summarise them."""
+    """Read the experiment's exposures and conversions and summarise them (this process's
+    buffered in-process exposures and ``track()`` events are stored first)."""
+    from flagapp import exposures as buffered
     from flagapp.models import SdkEvent
+
+    buffered.flush()
 
     since = experiment.started_at
     until = experiment.ended_at or now or timezone.now()

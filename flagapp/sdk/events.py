@@ -41,6 +41,8 @@ __all__ = [
     "parse_batch",
     "store",
     "valid_batch_id",
+    "validate_tracking",
+    "write_events",
 ]
 
 _MAX_KEY = 200
@@ -190,6 +192,17 @@ def _one(event: Any) -> tuple[str, dict[str, Any]]:
     return kind, out
 
 
+def validate_tracking(event: dict[str, Any]) -> dict[str, Any]:
+    """One tracking event in the wire shape (``{"kind": "tracking", "name", "value",
+    "details", "targetingKey", "timestamp"}``) validated as a posted one would be; the
+    stored shape, or ``EventError`` (a ``ValueError``) naming the field. ``flagapp.track``
+    validates with this, so a Django view and an SDK are held to the same rules."""
+    kind, out = _one(event)
+    if kind != "tracking":
+        raise EventError("kind", "must be tracking")
+    return out
+
+
 def parse_batch(body: bytes, *, max_events: int) -> Batch:
     try:
         doc = limits.loads(body or b"null")
@@ -255,6 +268,29 @@ def store(
 def _write(env_key: str, batch: Batch, source: str) -> None:
     """Events, counts and sampled contexts (inside the caller's transaction)."""
     from flagapp import sampling
+
+    write_events(env_key, batch)
+    counts: dict[str, tuple[int, datetime]] = {}
+    for e in batch.exposures + batch.evaluations:
+        n, last = counts.get(e["flag_key"], (0, e["timestamp"]))
+        counts[e["flag_key"]] = (n + e.get("count", 1), max(last, e["timestamp"]))
+    samples = [
+        (e["flag_key"], e["variant"], e["context"], e["timestamp"])
+        for e in batch.exposures + batch.evaluations
+        if e["context"]
+    ]
+    if source:
+        sampling.record(env_key, samples, counts=counts, source=source)
+    else:
+        sampling.record(env_key, samples, counts=counts)
+
+
+def write_events(env_key: str, batch: Batch) -> None:
+    """The ``SdkEvent`` rows of a batch's tracking events and exposures, nothing else.
+
+    The one writer of ``SdkEvent``: SDK batches (:func:`store`) and this server's own
+    exposures and ``flagapp.track`` events (``flagapp.exposures.flush``, whose evaluation
+    counts ``flagapp.sampling`` already keeps) both come through here."""
     from flagapp.models import Environment, SdkEvent
 
     env = Environment.objects.only("id").get(key=env_key)
@@ -285,19 +321,6 @@ def _write(env_key: str, batch: Batch, source: str) -> None:
     ]
     if rows:
         SdkEvent.objects.bulk_create(rows, batch_size=500)
-    counts: dict[str, tuple[int, datetime]] = {}
-    for e in batch.exposures + batch.evaluations:
-        n, last = counts.get(e["flag_key"], (0, e["timestamp"]))
-        counts[e["flag_key"]] = (n + e.get("count", 1), max(last, e["timestamp"]))
-    samples = [
-        (e["flag_key"], e["variant"], e["context"], e["timestamp"])
-        for e in batch.exposures + batch.evaluations
-        if e["context"]
-    ]
-    if source:
-        sampling.record(env_key, samples, counts=counts, source=source)
-    else:
-        sampling.record(env_key, samples, counts=counts)
 
 
 _PRUNE_EVERY = 3600.0

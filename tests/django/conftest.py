@@ -41,9 +41,10 @@ def _drop_usage_buffers() -> None:
     """Evaluation counts and sampled contexts buffered in this process by earlier tests must
     not be flushed into this test's database (they would show up as recent contexts, e.g.
     in a blast-radius preview)."""
-    from flagapp import sampling
+    from flagapp import exposures, sampling
 
     sampling.reset()  # the one usage buffer (flagapp.evaluate notes into it too)
+    exposures.reset()  # exposures and track() events (flagapp.evaluate records into it)
 
 
 @pytest.fixture
