@@ -11,9 +11,9 @@ responses documented in docs/api.md, so views never translate errors one by one:
 ``IntegrityError``           409, ``{"detail"}`` (a concurrent create won the unique key)
 ``DataError``                400, ``{"detail"}`` (a value the database cannot store)
 ``OperationalError``         503, ``{"detail"}`` + ``Retry-After`` (the database is down,
-``InterfaceError``           restarting or its connection was lost: retry, with the same
-                             ``Idempotency-Key`` for a write, which then learns whether
-                             its first attempt committed)
+``InterfaceError``           restarting or its connection was lost: retry; a write retried
+                             with the same body and version learns whether its first
+                             attempt committed, ``views._common.already_applied``)
 ==========================  ===========================================================
 """
 

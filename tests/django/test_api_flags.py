@@ -319,3 +319,33 @@ def test_api__database_unreachable__503_with_retry_after_not_500(
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert "database" in response.json()["detail"]
+
+
+def test_patch_flag__retry_of_committed_write_with_its_stale_version__200_nothing_written(
+    admin_client: Any, api_flag: Any
+) -> None:
+    """Issue 10: a client whose write committed always learns that it committed. The first
+    answer is lost (a dropped connection after COMMIT, a 503); the retry sends the same body
+    with the version it had, now stale. It asks for exactly what is stored, so it is told
+    200 with the current version (as flag states already were), not 409 for its own change;
+    a stale write asking for anything else is still refused."""
+    api_flag()
+    before = admin_client.get(f"{URL}checkout.new-flow/").json()["version"]
+    body = {"name": "Renamed", "description": "new copy"}
+    first = admin_client.patch(
+        f"{URL}checkout.new-flow/", body, format="json", **write_headers(before)
+    )
+    assert first.status_code == 200, first.content
+    history = Flag.objects.get().history.count()
+    retry = admin_client.patch(
+        f"{URL}checkout.new-flow/", body, format="json", **write_headers(before)
+    )
+    assert retry.status_code == 200, retry.content
+    assert retry.json()["version"] == first.json()["version"]
+    assert retry["ETag"] == first["ETag"]
+    assert Flag.objects.get().history.count() == history  # nothing written
+    other = admin_client.patch(
+        f"{URL}checkout.new-flow/", {"name": "Other"}, format="json", **write_headers(before)
+    )
+    assert other.status_code == 409
+    assert Flag.objects.get().name == "Renamed"

@@ -48,6 +48,35 @@ def test_segment__create_patch_delete__round_trip(admin_client: Any, envs: Any) 
     assert not Segment.objects.exists()
 
 
+def test_segment__retry_of_committed_patch_with_stale_version__200_nothing_written(
+    admin_client: Any, envs: Any
+) -> None:
+    """Issue 10 ("a client whose write committed always learns that it committed") for a
+    resource versioned by its history: the retried PATCH (same body, the version it had)
+    gets 200 and the current version; a different stale PATCH still gets 409."""
+    created = admin_client.post(
+        "/api/v1/segments/",
+        {"key": "beta-testers", "name": "Beta", "include": ["u1"], "conditions": []},
+        format="json",
+        **write_headers(),
+    )
+    v = created.json()["version"]
+    body = {"exclude": ["u2"], "conditions": [{"attr": "plan", "op": "in", "values": ["pro"]}]}
+    first = admin_client.patch(
+        "/api/v1/segments/beta-testers/", body, format="json", **write_headers(v)
+    )
+    assert first.status_code == 200, first.content
+    retry = admin_client.patch(
+        "/api/v1/segments/beta-testers/", body, format="json", **write_headers(v)
+    )
+    assert retry.status_code == 200, retry.content
+    assert retry.json()["version"] == first.json()["version"] == v + 1
+    other = admin_client.patch(
+        "/api/v1/segments/beta-testers/", {"exclude": []}, format="json", **write_headers(v)
+    )
+    assert other.status_code == 409
+
+
 def test_segment__bad_condition__400_on_conditions(admin_client: Any, envs: Any) -> None:
     response = admin_client.post(
         "/api/v1/segments/",

@@ -110,6 +110,27 @@ def check_version(locked: Model, expected: int) -> int:
     return current
 
 
+def already_applied(locked: Model, data: dict[str, Any]) -> bool:
+    """Whether every field of ``data`` already holds the requested value on ``locked``.
+
+    Conservative: only plain attributes are compared; a related manager (a flag's
+    variants) or a write field with no attribute of the same name (an action such as
+    ``archived``) counts as "not applied", so such a stale retry still gets its 409.
+    """
+    if not data:
+        return False
+    for field, value in data.items():
+        current = getattr(locked, field, _MISSING)
+        if current is _MISSING or hasattr(current, "all"):
+            return False
+        if current != value:
+            return False
+    return True
+
+
+_MISSING = object()
+
+
 class VersionedResourceMixin(FlagappAPIMixin):
     # Reading side of a versioned resource: every response to a single object carries its
     # version as an ETag, which the write mixins below check against ``If-Match``.
@@ -196,6 +217,12 @@ class VersionedUpdateMixin(VersionedResourceMixin):
 
         def write() -> None:
             locked = self._lock(obj)
+            if version_of(locked) != expected and already_applied(locked, data):
+                # A retry of a write that committed (its first answer lost to a dropped
+                # connection or a 503) sends its now-stale version and asks for exactly
+                # what is stored: it learns that it committed (200, current version), as
+                # flag states do in the services, instead of a 409 for its own change.
+                return
             check_version(locked, expected)
             self._update(locked, data, user, reason)
 
