@@ -238,7 +238,10 @@ class ServiceAdminMixin:
     ) -> HttpResponse:
         if request.method == "POST":
             raise PermissionDenied("history is read-only")
-        return super().history_form_view(request, object_id, version_id, extra_context)  # type: ignore[misc]
+        response: HttpResponse = super().history_form_view(  # type: ignore[misc]
+            request, object_id, version_id, extra_context
+        )
+        return response
 
 
 def reason_action(

@@ -221,13 +221,14 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         return [VariantInline] if obj is None else [VariantInline, FlagStateInline]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return (
+        flags: QuerySet[Any] = (
             super()
             .get_queryset(request)
             .prefetch_related(
                 Prefetch("states", queryset=FlagState.objects.select_related("environment"))
             )
         )
+        return flags
 
     object_history_template = "admin/flagapp/flag/object_history.html"
 
@@ -237,7 +238,8 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         """The flag's own history, plus its variants', states' and rules' (read-only): a
         kill switch or a rule change is part of the flag's story."""
         context = {**(extra_context or {}), "related_history": _related_history(object_id)}
-        return super().history_view(request, object_id, extra_context=context)
+        response: HttpResponse = super().history_view(request, object_id, extra_context=context)
+        return response
 
     # list: one on/off column per environment ----------------------------------------------
 
@@ -278,7 +280,7 @@ class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     # actions: kill switch per environment, archive -----------------------------------------
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+        actions: dict[str, Any] = super().get_actions(request)
         actions.pop("delete_selected", None)
         if request.user.has_perm("flagapp.change_flagstate"):
             for env in self._environments(request):

@@ -101,7 +101,8 @@ def _parts() -> dict[str, tuple[Any, dict[str, Any]]]:
 
 def _ids(model: Any, key: str) -> QuerySet[Any]:
     """Ids of every object that ever had ``key`` (from its history, so deleted ones too)."""
-    return _h(model).objects.filter(key=key).order_by().values("id").distinct()
+    ids: QuerySet[Any] = _h(model).objects.filter(key=key).order_by().values("id").distinct()
+    return ids
 
 
 def _scope(name: str, qs: QuerySet[Any], flag: str | None, env: str | None) -> QuerySet[Any]:
@@ -166,7 +167,8 @@ def history_queryset(filters: Mapping[str, Any], models: list[str]) -> QuerySet[
     if not parts:
         return None
     union = parts[0].union(*parts[1:], all=True) if len(parts) > 1 else parts[0]
-    return union.order_by("-history_date", "-history_id", "model")
+    ordered: QuerySet[Any] = union.order_by("-history_date", "-history_id", "model")
+    return ordered
 
 
 def page_entries(rows: Sequence[tuple[Any, int, str]]) -> list[dict[str, Any]]:

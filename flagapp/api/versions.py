@@ -55,7 +55,8 @@ def annotate_version(queryset: QuerySet[Any]) -> QuerySet[Any]:
     expression: Any = parts[0]
     for part in parts[1:]:
         expression = expression + part
-    return queryset.annotate(api_version=expression)
+    annotated: QuerySet[Any] = queryset.annotate(api_version=expression)
+    return annotated
 
 
 def version_of(obj: Model) -> int:

@@ -154,7 +154,8 @@ class VersionedResourceMixin(FlagappAPIMixin):
 
     def _reload(self, obj: Model) -> Model:
         """``obj`` as the API shows it after a write (annotated with its new version)."""
-        return self.get_queryset().get(pk=obj.pk)
+        reloaded: Model = self.get_queryset().get(pk=obj.pk)
+        return reloaded
 
     def _lock(self, obj: Model) -> Model:
         """``obj``'s row, locked until the write's transaction ends, so the version checked

@@ -86,7 +86,7 @@ _connect()
 def _not_found(details: Any) -> bool:
     from openfeature_provider.engine import ErrorCode
 
-    return details.error_code == ErrorCode.FLAG_NOT_FOUND
+    return bool(details.error_code == ErrorCode.FLAG_NOT_FOUND)
 
 
 def flag_is_active(request: Any, flag_name: str, read_only: bool = False) -> bool:
