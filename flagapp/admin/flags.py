@@ -31,6 +31,7 @@ from flagapp.models import (
     Variant,
 )
 
+from .audit import AuditURLs
 from .base import SERVICE_ERRORS, ServiceAdminMixin, _Targeted, messages_of, reason_action
 from .forms import (
     FlagForm,
@@ -188,7 +189,7 @@ def _related_history(flag_id: str, limit: int = 200) -> list[dict[str, Any]]:
 
 
 @admin.register(Flag)
-class FlagAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
+class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
     form = FlagForm
     inlines = [VariantInline, FlagStateInline]
     list_display = ["key", "name", "owner", "flag_type", "risk", "expiry", "archived"]
