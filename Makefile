@@ -17,10 +17,13 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-## make demo: example_project on SQLite with demo data; prints the admin login, serves :8000
+## make demo [RESET=1]: example_project on SQLite with demo data (kept between runs; RESET=1
+## starts over); prints both logins, runs the periodic tasks (rollouts advance) and serves :8000
 demo: $(STAMP)
-	cd example_project && ../$(BIN)/python manage.py flagapp_demo --reset
-	cd example_project && ../$(BIN)/python manage.py runserver $${DEMO_ADDR:-127.0.0.1:8000}
+	cd example_project && ../$(BIN)/python manage.py flagapp_demo $(if $(RESET),--reset,)
+	cd example_project && { ../$(BIN)/python manage.py flagapp_run_tasks --loop > flagapp-tasks.log 2>&1 & \
+	  tasks=$$!; trap 'kill $$tasks 2>/dev/null' EXIT INT TERM; \
+	  ../$(BIN)/python manage.py runserver $${DEMO_ADDR:-127.0.0.1:8000}; }
 
 ## make test: the whole suite on SQLite (no server needed); exit code 5 (nothing collected) fails
 test: $(STAMP)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,17 @@ from django.core.management import call_command
 from django.test import Client, modify_settings, override_settings
 
 import flagapp
-from flagapp.management.commands.flagapp_demo import ADMIN_PASSWORD, ADMIN_USERNAME, DEMO_FLAGS
+from flagapp.management.commands.flagapp_demo import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    CHANGE_REQUEST_FLAG,
+    DEMO_FLAGS,
+    EXPERIMENT_FLAG,
+    REVIEWER_PASSWORD,
+    REVIEWER_USERNAME,
+    ROLLOUT_FLAG,
+    ROLLOUT_STEP_SECONDS,
+)
 
 from .eval_helpers import clean_flag_cache_fixture  # noqa: F401 - fixture
 
@@ -151,6 +162,7 @@ def test_make_demo_command__fresh_sqlite_file__migrates_loads_prints_login(tmp_p
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"{ADMIN_USERNAME} / {ADMIN_PASSWORD}" in result.stdout
+    assert f"{REVIEWER_USERNAME} / {REVIEWER_PASSWORD}" in result.stdout
     assert "http://127.0.0.1:8000/admin/" in result.stdout
     assert db.exists()
 
@@ -166,3 +178,87 @@ def test_demo_status__asgi_request_path__async_view_and_middleware(demo: None):
 
     response = asyncio.run(fetch())
     assert (response.status_code, response.json()) == (200, {"ok": True, "discount": 0.1})
+
+
+def test_demo_command__governance__protected_production_reviewer_pending_request(demo: None):
+    from django.contrib.auth import get_user_model
+
+    from flagapp.governance import change_requests as crs
+    from flagapp.models import ChangeRequest, Environment, FlagState
+
+    assert Environment.objects.get(key="production").protected
+    assert not Environment.objects.get(key="staging").protected
+    reviewer = get_user_model().objects.get(username=REVIEWER_USERNAME)
+    assert reviewer.check_password(REVIEWER_PASSWORD) and reviewer.is_staff
+    assert not reviewer.is_superuser
+    assert reviewer.has_perm("flagapp.approve_changerequest")
+    assert reviewer.has_perm("flagapp.view_flag") and not reviewer.has_perm("flagapp.change_flag")
+    cr = ChangeRequest.objects.get()
+    assert (cr.flag_key, cr.environment_key, cr.status) == (
+        CHANGE_REQUEST_FLAG,
+        "production",
+        "pending",
+    )
+    assert cr.author.username == ADMIN_USERNAME
+    assert crs.can_review(cr, reviewer) and not crs.can_review(cr, cr.author)
+    approved = crs.approve(cr, reviewer=reviewer, comment="ok")
+    assert approved.status == "applied"
+    state = FlagState.objects.get(flag__key=CHANGE_REQUEST_FLAG, environment__key="production")
+    assert [r.rule_id for r in state.rules.order_by("order")] == ["corp", "pro-plans"]
+
+
+def test_demo_command__rollout__running_in_staging_and_advances_each_step(demo: None):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from flagapp.models import RolloutPlan
+    from flagapp.rollouts import controller
+
+    plan = RolloutPlan.objects.get(flag__key=ROLLOUT_FLAG)
+    assert (plan.environment.key, plan.state, plan.current_bps) == ("staging", "running", 500)
+    later = timezone.now() + dt.timedelta(seconds=ROLLOUT_STEP_SECONDS + 1)
+    controller.tick(now=later)
+    plan.refresh_from_db()
+    assert plan.current_bps == 1000
+    assert flagapp.evaluate(ROLLOUT_FLAG, False, {"targetingKey": "x"}, environment="staging")
+
+
+def test_demo_command__experiment__exposures_and_conversions_both_variants(demo: None):
+    from flagapp.models import Experiment, SdkEvent
+
+    exp = Experiment.objects.get(flag__key=EXPERIMENT_FLAG)
+    assert exp.environment.key == "production" and exp.control_variant == "light"
+    exposures = SdkEvent.objects.filter(kind="exposure", flag_key=EXPERIMENT_FLAG)
+    assert set(exposures.values_list("variant", flat=True)) == {"light", "dark"}
+    assert exposures.count() > 1500
+    conversions = SdkEvent.objects.filter(kind="tracking", key=exp.conversion_event)
+    assert 100 < conversions.count() < exposures.count()
+    assert all(e.timestamp >= exp.started_at for e in exposures[:50])
+
+
+def test_demo_command__run_again__database_kept_nothing_duplicated(demo: None):
+    from flagapp.models import ChangeRequest, Experiment, RolloutPlan, SdkEvent
+
+    counts = (ChangeRequest.objects.count(), RolloutPlan.objects.count(),
+              Experiment.objects.count(), SdkEvent.objects.count())  # fmt: skip
+    out = io.StringIO()
+    call_command("flagapp_demo", "--no-migrate", stdout=out)
+    assert (ChangeRequest.objects.count(), RolloutPlan.objects.count(),
+            Experiment.objects.count(), SdkEvent.objects.count()) == counts  # fmt: skip
+    assert f"{ADMIN_USERNAME} / {ADMIN_PASSWORD}" in out.getvalue()
+    assert f"{REVIEWER_USERNAME} / {REVIEWER_PASSWORD}" in out.getvalue()
+
+
+@pytest.mark.parametrize(("args", "reset"), [([], False), (["RESET=1"], True)])
+def test_make_demo__reset_only_on_request__flag_passed_through(args: list[str], reset: bool):
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    result = subprocess.run(
+        ["make", "-n", "demo", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    demo_line = next(line for line in result.stdout.splitlines() if "flagapp_demo" in line)
+    assert ("--reset" in demo_line) is reset
+    assert "flagapp_run_tasks --loop" in result.stdout  # the rollout advances
+    assert "runserver" in result.stdout
