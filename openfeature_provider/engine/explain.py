@@ -247,12 +247,19 @@ def explain_row(
     }
 
 
+#: Characters that JSON leaves unescaped but line splitters (``str.splitlines``, editors,
+#: some JSON-lines readers) treat as line ends: escaped so a row is always one line.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def to_json_line(row: Mapping[str, Any]) -> str:
     """The CLI's encoding of one row (no newline): UTF-8 text, compact separators; a row
-    holding a lone surrogate (from a ``"\\ud800"`` escape in the input) is ASCII-escaped."""
+    holding a lone surrogate (from a ``"\\ud800"`` escape in the input) is ASCII-escaped,
+    and NEL / LINE SEPARATOR / PARAGRAPH SEPARATOR are always escaped (they can only occur
+    inside JSON strings, where the escape means the same character)."""
     text = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
         text = json.dumps(row, separators=(",", ":"))
-    return text
+    return text.translate(_LINE_BREAKS)

@@ -155,3 +155,10 @@ def test_explain__long_and_nested_values__shown_bounded() -> None:
 def test_to_json_line__lone_surrogate__ascii_escaped_not_raised() -> None:
     assert to_json_line({"a": "\ud800"}) == '{"a":"\\ud800"}'
     assert to_json_line({"a": "é"}) == '{"a":"é"}'
+
+
+def test_to_json_line__unicode_line_separators__one_line_same_value() -> None:
+    row = {"a": "x\u2028y\u2029z\x85w\n"}
+    text = to_json_line(row)
+    assert len(text.splitlines()) == 1
+    assert json.loads(text) == row
