@@ -183,6 +183,22 @@ DEFAULTS: dict[str, Any] = {
     # Prometheus metric source: {"url": "http://prometheus:9090", "queries": {name: PromQL
     # template}, "timeout": 5.0, "headers": {}}; None: only stored SDK events.
     "ROLLOUT_PROMETHEUS": None,
+    # --- Prometheus metrics (flagapp.metrics, GET /metrics; docs/observability.md) ---
+    # Record metrics in this process (needs the "metrics" extra, prometheus-client).
+    "METRICS_ENABLED": True,
+    # Who may read /metrics: a bearer token (Prometheus' `authorization` credentials; None:
+    # no token accepted) or a client address in these networks (CLIENT_IP_HEADER applies).
+    "METRICS_TOKEN": None,
+    "METRICS_ALLOW": ["127.0.0.1/32", "::1/128"],
+    # A tracking event counts for the variant of the user's latest exposure to each flag
+    # within this many seconds before it (flagapp_events_total, flagapp_event_value).
+    "METRICS_ATTRIBUTION_SECONDS": 86400,
+    # Tracking event keys attributed to flags (None: every key). Each attributed key costs
+    # flags x variants series (x buckets for the value histogram): list the guarded ones
+    # when many event keys are tracked.
+    "METRICS_ATTRIBUTED_EVENTS": None,
+    # Buckets of flagapp_event_value (None: flagapp.metrics.DEFAULT_VALUE_BUCKETS, 1..10000).
+    "METRICS_VALUE_BUCKETS": None,
 }
 
 

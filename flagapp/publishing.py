@@ -43,6 +43,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -50,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 
+from . import metrics
 from .conf import namespace, settings
 from .documents import FORMAT_VERSION, compile_environment, parse
 from .signals import snapshot_published
@@ -151,6 +153,7 @@ def drain(
         try:
             published.append(publish(env, using=using))
         except Exception:
+            metrics.publish_failed(env.key)
             logger.exception(
                 "flagapp: publishing the %s snapshot failed after commit; the change is saved "
                 "and the reconciler will publish it",
@@ -191,11 +194,14 @@ def publish_if_changed(
 ) -> tuple[Snapshot, bool]:
     """:func:`publish`, also saying whether *this call* stored a new snapshot (False when
     the content was already the latest, e.g. another publisher got there first)."""
+    started = time.perf_counter()
     try:
-        return _publish_once(environment, using)
+        result = _publish_once(environment, using)
     except IntegrityError:
         # Another publisher stored this version first; its content may already be ours.
-        return _publish_once(environment, using)
+        result = _publish_once(environment, using)
+    metrics.published(environment.key, time.perf_counter() - started, created=result[1])
+    return result
 
 
 def _publish_once(environment: Environment, using: str) -> tuple[Snapshot, bool]:
@@ -356,6 +362,7 @@ def reconcile(*, using: str = DEFAULT_DB_ALIAS) -> ReconcileResult:
                 announce(before, env.key)
                 result.reannounced.append((env.key, before.version))
         except Exception:
+            metrics.publish_failed(env.key)
             logger.exception("flagapp: reconciling the %s snapshot failed", env.key)
             result.failed.append(env.key)
             _recover_connection(using)

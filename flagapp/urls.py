@@ -3,6 +3,7 @@
 from django.urls import URLPattern, URLResolver, include, path
 
 from flagapp.api.schema import SchemaView, SwaggerView
+from flagapp.metrics import metrics_view
 
 app_name = "flagapp"
 
@@ -13,4 +14,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/", include("flagapp.api.urls")),
     path("api/schema/", SchemaView.as_view(), name="api-schema"),
     path("api/docs/", SwaggerView.as_view(url_name="flagapp:api-schema"), name="api-docs"),
+    # Prometheus exposition (docs/observability.md), for METRICS_ALLOW or METRICS_TOKEN.
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -18,7 +18,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.nomigrations = True
 
 
-_SERVICE_MARKERS = ("postgres", "redis", "celery_worker", "browser")
+_SERVICE_MARKERS = ("postgres", "redis", "celery_worker", "browser", "prometheus")
 
 
 @pytest.hookimpl(hookwrapper=True)

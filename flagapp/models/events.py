@@ -51,6 +51,11 @@ class SdkEvent(models.Model):
             models.Index(
                 fields=["environment", "flag_key", "timestamp"], name="flagapp_evt_env_flag_ts"
             ),
+            # Exposures of the users who sent a batch's track events (flagapp.metrics).
+            models.Index(
+                fields=["environment", "targeting_key", "timestamp"],
+                name="flagapp_evt_env_user_ts",
+            ),
         ]
 
     def __str__(self) -> str:

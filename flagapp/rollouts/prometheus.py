@@ -2,9 +2,9 @@
 
 For teams whose error and latency numbers already live in Prometheus: the queries are
 ``string.Template`` strings (``$flag``, ``$environment``, ``$event``, ``$window``,
-``$quantile``) that must return an instant vector with a ``variant`` label. Defaults assume
-counters exported per flag/variant (see docs/rollouts.md); override any of them per
-deployment with ``FLAGAPP["ROLLOUT_PROMETHEUS"]["queries"]``.
+``$quantile``) that must return an instant vector with a ``variant`` label. The defaults read
+the metrics flagapp's own ``/metrics`` exports (``flagapp.metrics``, docs/observability.md);
+override any of them per deployment with ``FLAGAPP["ROLLOUT_PROMETHEUS"]["queries"]``.
 
 Label values are escaped for PromQL string literals, so a flag key can never change the
 shape of the query.
@@ -26,20 +26,32 @@ from .metrics import MetricQuery, MetricSourceError
 __all__ = ["DEFAULT_QUERIES", "PrometheusSource", "promql_string"]
 
 _SEL: Final = 'flag="$flag",environment="$environment"'
+_EVT: Final = f'{_SEL},event="$event"'
 
-#: numerator/denominator for rates; value/count for a latency percentile.
+
+def _grown(selector: str) -> str:
+    """How much the counter(s) ``selector`` grew over the window ending at the query time.
+
+    ``increase()`` alone misses what a series counted before Prometheus first saw it: a
+    series that appears in the window (the first exposures of a new variant, the first
+    errors of a rollout step) already holds its first batch at its first scrape, and
+    ``increase()`` starts from there. So a series absent ``$window`` ago counts whole (it
+    started at 0 inside the window), and every other series by ``increase()`` (which also
+    handles counter resets: a restarted single-process server).
+    """
+    return f"(({selector} unless {selector} offset $window) or increase({selector}[$window]))"
+
+
+#: numerator/denominator for rates; value/count for a latency percentile. The metric names
+#: are the ones ``flagapp.metrics`` exports (a Histogram ``flagapp_event_value``).
 DEFAULT_QUERIES: Final[dict[str, str]] = {
-    "exposures": f"sum by (variant) (increase(flagapp_exposures_total{{{_SEL}}}[$window]))",
-    "events": (
-        f'sum by (variant) (increase(flagapp_events_total{{{_SEL},event="$event"}}[$window]))'
-    ),
+    "exposures": f"sum by (variant) {_grown(f'flagapp_exposures_total{{{_SEL}}}')}",
+    "events": f"sum by (variant) {_grown(f'flagapp_events_total{{{_EVT}}}')}",
     "quantile": (
         "histogram_quantile($quantile, sum by (le, variant) "
-        f'(rate(flagapp_event_value_bucket{{{_SEL},event="$event"}}[$window])))'
+        f"{_grown(f'flagapp_event_value_bucket{{{_EVT}}}')})"
     ),
-    "count": (
-        f'sum by (variant) (increase(flagapp_event_value_count{{{_SEL},event="$event"}}[$window]))'
-    ),
+    "count": f"sum by (variant) {_grown(f'flagapp_event_value_count{{{_EVT}}}')}",
 }
 
 

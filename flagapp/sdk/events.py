@@ -28,6 +28,7 @@ from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from flagapp import metrics
 from flagapp.conf import settings
 from flagapp.sdk import limits
 
@@ -321,6 +322,7 @@ def write_events(env_key: str, batch: Batch) -> None:
     ]
     if rows:
         SdkEvent.objects.bulk_create(rows, batch_size=500)
+    metrics.events_stored(env.pk, env_key, batch)  # counted once, when this commits
 
 
 _PRUNE_EVERY = 3600.0

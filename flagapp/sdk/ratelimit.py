@@ -35,6 +35,7 @@ from typing import Any
 
 from django.core.cache import caches
 
+from flagapp import metrics
 from flagapp.conf import namespace, settings
 
 __all__ = ["Decision", "check", "reset"]
@@ -82,13 +83,17 @@ def check(scope: str, identity: str) -> Decision:
     store = settings.RATE_LIMIT_STORE
     try:
         if store == "redis":
-            return _check_redis(name, rate, burst)
-        if store == "local":
-            return _check_local(name, rate, burst)
-        return _check_cache(name, rate, burst)
+            decision = _check_redis(name, rate, burst)
+        elif store == "local":
+            decision = _check_local(name, rate, burst)
+        else:
+            decision = _check_cache(name, rate, burst)
     except Exception:
         logger.warning("rate-limit store %r failed; request allowed", store, exc_info=True)
         return _ALLOW
+    if not decision.allowed:
+        metrics.rate_limited(scope)
+    return decision
 
 
 def _cache() -> Any:

@@ -23,6 +23,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from flagapp import metrics
 from flagapp.conf import settings
 from flagapp.sdk import notifier
 from flagapp.sdk.auth import aauthorize, authorize, json_response, survives_database_outage
@@ -200,6 +201,7 @@ async def _events(info: KeyInfo, token: str | None) -> AsyncIterator[str]:
     max_seconds = float(settings.STREAM_MAX_SECONDS)
     deadline = time.monotonic() + max_seconds if max_seconds > 0 else None
     last = -1
+    metrics.stream_opened(env)
     try:
         yield f"retry: {int(settings.STREAM_RETRY_MS)}\n\n"
         rs = await aget_ruleset(env)
@@ -233,6 +235,7 @@ async def _events(info: KeyInfo, token: str | None) -> AsyncIterator[str]:
                 yield _sse(ann.version, ann.etag, env)
     finally:
         notifier.unsubscribe(sub)
+        metrics.stream_closed(env)
 
 
 @survives_database_outage
@@ -278,8 +281,10 @@ def events(request: HttpRequest) -> HttpResponse:
     try:
         batch = events_module.parse_batch(body, max_events=int(settings.EVENTS_MAX_BATCH))
     except events_module.TooMany as exc:
+        metrics.batch_outcome(info.environment_key, "too_large")
         return json_response({"errors": [str(exc)]}, 413)
     except events_module.Invalid as exc:
+        metrics.batch_outcome(info.environment_key, "invalid")
         return json_response({"errors": [str(exc)]}, 400)
     answer, replayed = events_module.store(
         info.environment_key,
@@ -288,6 +293,7 @@ def events(request: HttpRequest) -> HttpResponse:
         source=f"sdk:{info.public_id}",
         batch_id=batch_id,
     )
+    metrics.batch_outcome(info.environment_key, "replayed" if replayed else "stored")
     response = json_response(answer, status=202)
     if replayed:
         response["X-Flagapp-Batch-Replayed"] = "true"

@@ -1,4 +1,5 @@
-"""PrometheusSource against a local fake Prometheus HTTP API on 127.0.0.1.
+"""PrometheusSource against a local fake Prometheus HTTP API on 127.0.0.1 (the same source
+against a real Prometheus scraping a live server: test_prometheus_live.py).
 
 The fake implements the wire format of ``/api/v1/query`` (form POST, JSON envelope,
 instant vectors with string sample values, error envelopes); instead of a PromQL engine it
@@ -94,11 +95,17 @@ def _query(spec: GuardrailSpec, flag: str = "checkout.new-flow") -> MetricQuery:
 SEL = 'flag="checkout.new-flow",environment="production"'
 
 
+def grown(selector: str, window: str) -> str:
+    """The counter growth the default queries take: whole for a series born in the window,
+    ``increase()`` for the others (pinned here as the exact PromQL text)."""
+    return f"(({selector} unless {selector} offset {window}) or increase({selector}[{window}]))"
+
+
 def test_prometheus_source__error_rate__ratio_per_variant_and_exact_promql(
     prom: FakePrometheus,
 ) -> None:
-    events = f'sum by (variant) (increase(flagapp_events_total{{{SEL},event="error"}}[300s]))'
-    exposures = f"sum by (variant) (increase(flagapp_exposures_total{{{SEL}}}[300s]))"
+    events = "sum by (variant) " + grown(f'flagapp_events_total{{{SEL},event="error"}}', "300s")
+    exposures = "sum by (variant) " + grown(f"flagapp_exposures_total{{{SEL}}}", "300s")
     prom.vector(events, {"on": "130.4", "off": "40"})
     prom.vector(exposures, {"on": "4210", "off": "4000.2"})
     with PrometheusSource(prom.url) as source:
@@ -128,7 +135,8 @@ def test_prometheus_source__latency__quantile_and_count(prom: FakePrometheus) ->
             "quantile": "0.99",
         },
     )
-    assert q.startswith("histogram_quantile(0.99, sum by (le, variant)")
+    bucket = f'flagapp_event_value_bucket{{{SEL},event="latency_ms"}}'
+    assert q == f"histogram_quantile(0.99, sum by (le, variant) {grown(bucket, '300s')})"
     prom.vector(q, {"on": "412.5", "off": "NaN"})
     c = source.render(
         "count",
@@ -222,11 +230,11 @@ def test_controller__prometheus_plan_breach__rolled_back_with_prometheus_numbers
     controller.start(plan, actor=None, reason="go", now=start)
     sel = 'flag="checkout.prom-flow",environment="production"'
     prom.vector(
-        f'sum by (variant) (increase(flagapp_events_total{{{sel},event="error"}}[60s]))',
+        "sum by (variant) " + grown(f'flagapp_events_total{{{sel},event="error"}}', "60s"),
         {"on": "130", "off": "10"},
     )
     prom.vector(
-        f"sum by (variant) (increase(flagapp_exposures_total{{{sel}}}[60s]))",
+        "sum by (variant) " + grown(f"flagapp_exposures_total{{{sel}}}", "60s"),
         {"on": "4210", "off": "9000"},
     )
     outcome = controller.run_check(plan, now=start + timedelta(seconds=60))
