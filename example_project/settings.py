@@ -2,7 +2,9 @@
 
 Environment variables (all optional): ``FLAGAPP_ENVIRONMENT`` (the environment this site
 evaluates, default ``production``), ``DATABASE_PATH``, ``CELERY_BROKER_URL`` (unset: tasks
-run eagerly in-process), ``REDIS_URL`` (a shared cache and cross-process notifications).
+run eagerly in-process), ``REDIS_URL`` (a shared cache and cross-process notifications),
+``FLAGAPP_METRICS_TOKEN`` (a bearer token for ``/metrics``; without it only loopback may
+scrape, docs/observability.md).
 """
 
 from __future__ import annotations
@@ -107,6 +109,7 @@ FLAGAPP = {
     "SINGLE_PROCESS": not _redis,
     "NOTIFIER": "redis" if _redis else "local",
     "REDIS_URL": _redis or "redis://127.0.0.1:6379/0",
+    "METRICS_TOKEN": os.environ.get("FLAGAPP_METRICS_TOKEN") or None,
 }
 
 LOGGING = {

@@ -165,6 +165,13 @@ def check_settings(
             )
         )
 
+    from .metrics import config_problems
+
+    for problem in config_problems(merged):
+        messages.append(
+            Error(problem, hint="docs/observability.md", id="flagapp.E007", obj="FLAGAPP")
+        )
+
     if "simple_history.middleware.HistoryRequestMiddleware" not in getattr(dj, "MIDDLEWARE", []):
         messages.append(
             Warning(

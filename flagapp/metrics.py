@@ -26,6 +26,7 @@ no-op and ``/metrics`` answers 501. Catalogue, settings and set-up: docs/observa
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 import logging
@@ -33,10 +34,10 @@ import os
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
@@ -56,6 +57,7 @@ __all__ = [
     "AVAILABLE",
     "DEFAULT_VALUE_BUCKETS",
     "batch_outcome",
+    "config_problems",
     "enabled",
     "events_stored",
     "metrics_view",
@@ -198,9 +200,30 @@ def _buckets(value: Iterable[Any]) -> tuple[float, ...]:
 
 
 # ---------------------------------------------------------------------------------------
-# recording
+# recording: never raises (a metric must not fail the request or the write it describes)
+
+_F = TypeVar("_F", bound=Callable[..., None])
+_warned_at = 0.0
 
 
+def _never_raises(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        global _warned_at
+        try:
+            fn(*args, **kwargs)
+        except Exception:
+            now = time.monotonic()
+            if now - _warned_at > 60:  # at most one traceback a minute per process
+                _warned_at = now
+                logger.warning(
+                    "flagapp metrics: %s failed; not counted", fn.__name__, exc_info=True
+                )
+
+    return cast(_F, wrapper)
+
+
+@_never_raises
 def events_stored(env_pk: int, env_key: str, batch: Batch) -> None:
     """Count a batch being stored in the current transaction (on commit only).
 
@@ -220,6 +243,7 @@ def events_stored(env_pk: int, env_key: str, batch: Batch) -> None:
     }
     rejected = len(batch.rejected)
 
+    @_never_raises
     def count() -> None:
         for (flag, variant), n in exposures.items():
             m.exposures.labels(flag, env_key, variant).inc(n)
@@ -287,6 +311,7 @@ def _attribute(
     return attributed, unattributed
 
 
+@_never_raises
 def batch_outcome(env_key: str, outcome: str) -> None:
     """One ``POST /sdk/v1/events`` batch: ``stored``, ``replayed``, ``invalid``, ``too_large``."""
     m = _get()
@@ -294,6 +319,7 @@ def batch_outcome(env_key: str, outcome: str) -> None:
         m.batches.labels(env_key, outcome).inc()
 
 
+@_never_raises
 def published(env_key: str, seconds: float, *, created: bool) -> None:
     """One publish of ``env_key`` took ``seconds``; ``created``: it stored a new version."""
     m = _get()
@@ -301,28 +327,72 @@ def published(env_key: str, seconds: float, *, created: bool) -> None:
         m.publish_seconds.labels(env_key, "published" if created else "unchanged").observe(seconds)
 
 
+@_never_raises
 def publish_failed(env_key: str) -> None:
     m = _get()
     if m is not None:
         m.publish_failures.labels(env_key).inc()
 
 
+@_never_raises
 def stream_opened(env_key: str) -> None:
     m = _get()
     if m is not None:
         m.streams.labels(env_key).inc()
 
 
+@_never_raises
 def stream_closed(env_key: str) -> None:
     m = _get()
     if m is not None:
         m.streams.labels(env_key).dec()
 
 
+@_never_raises
 def rate_limited(scope: str) -> None:
     m = _get()
     if m is not None:
         m.rate_limited.labels(scope).inc()
+
+
+def config_problems(merged: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the ``METRICS_*`` settings (and the multiprocess directory), one
+    message per problem naming the setting (``flagapp.checks``: error flagapp.E007)."""
+    problems: list[str] = []
+    token = merged.get("METRICS_TOKEN")
+    if token is not None and (not isinstance(token, str) or not token.strip()):
+        problems.append("FLAGAPP['METRICS_TOKEN'] must be a non-empty string or None")
+    allow = merged.get("METRICS_ALLOW") or []
+    if isinstance(allow, str) or not isinstance(allow, list | tuple):
+        problems.append("FLAGAPP['METRICS_ALLOW'] must be a list of addresses or networks")
+    else:
+        try:
+            _networks(tuple(str(a) for a in allow))
+        except ImproperlyConfigured as exc:
+            problems.append(str(exc))
+    buckets = merged.get("METRICS_VALUE_BUCKETS")
+    if buckets is not None:
+        try:
+            _buckets(buckets)
+        except ImproperlyConfigured as exc:
+            problems.append(str(exc))
+    seconds = merged.get("METRICS_ATTRIBUTION_SECONDS")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        problems.append("FLAGAPP['METRICS_ATTRIBUTION_SECONDS'] must be a number >= 0")
+    events = merged.get("METRICS_ATTRIBUTED_EVENTS")
+    if events is not None and (
+        isinstance(events, str)
+        or not isinstance(events, list | tuple | set | frozenset)
+        or not all(isinstance(e, str) for e in events)
+    ):
+        problems.append("FLAGAPP['METRICS_ATTRIBUTED_EVENTS'] must be None or a list of event keys")
+    path = multiprocess_dir()
+    if path and not os.path.isdir(path):
+        problems.append(
+            f"PROMETHEUS_MULTIPROC_DIR is {path!r}, which is not a directory: create it (empty) "
+            "before the server starts"
+        )
+    return problems
 
 
 # ---------------------------------------------------------------------------------------
@@ -405,6 +475,8 @@ def scrape(accept: str | None = None) -> tuple[bytes, str]:
     if path:
         from prometheus_client import multiprocess
 
+        if not os.path.isdir(path):
+            raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR {path!r} is not a directory")
         _reap_dead_processes(path)
         multiprocess.MultiProcessCollector(registry, path=path)
     else:

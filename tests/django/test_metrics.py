@@ -304,9 +304,48 @@ def test_metrics_view__bad_allow_entry__error_names_the_entry(settings: Any) -> 
         Client(raise_request_exception=True).get("/metrics")
 
 
-def test_value_buckets__not_increasing__error_names_the_setting() -> None:
-    with pytest.raises(ImproperlyConfigured, match="METRICS_VALUE_BUCKETS"):
-        metrics._buckets([10, 5])
+def test_check_settings__bad_metrics_settings__e007_naming_each(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from flagapp.checks import check_settings
+
+    settings.FLAGAPP = {
+        **settings.FLAGAPP,
+        "METRICS_ALLOW": ["10.0.0.0/8", "intranet"],
+        "METRICS_VALUE_BUCKETS": [10, 5],
+        "METRICS_TOKEN": "",
+        "METRICS_ATTRIBUTED_EVENTS": "error",
+    }
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    errors = [m.msg for m in check_settings() if m.id == "flagapp.E007"]
+    assert len(errors) == 5, errors
+    assert "FLAGAPP['METRICS_ALLOW'][1]: 'intranet' is not an IP address or network" in errors
+    assert any("METRICS_VALUE_BUCKETS" in e for e in errors)
+    assert any("METRICS_TOKEN" in e for e in errors)
+    assert any("METRICS_ATTRIBUTED_EVENTS" in e for e in errors)
+    assert any("PROMETHEUS_MULTIPROC_DIR" in e and "missing" in e for e in errors)
+
+
+def test_check_settings__defaults__no_metrics_error() -> None:
+    from flagapp.checks import check_settings
+
+    assert [m for m in check_settings() if m.id == "flagapp.E007"] == []
+
+
+def test_recording__metric_store_fails__request_path_not_broken(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class Broken:
+        def labels(self, *args: Any) -> Any:
+            raise OSError("No such file or directory: PROMETHEUS_MULTIPROC_DIR")
+
+    m = metrics._get()
+    assert m is not None
+    monkeypatch.setattr(m, "rate_limited", Broken())
+    monkeypatch.setattr(metrics, "_warned_at", 0.0)
+    with caplog.at_level("WARNING", logger="flagapp.metrics"):
+        metrics.rate_limited("sdk")  # does not raise
+    assert "rate_limited failed; not counted" in caplog.text
 
 
 # --- several processes ------------------------------------------------------------------
