@@ -3,7 +3,7 @@
 from django.urls import URLPattern, URLResolver, include, path
 
 from flagapp.api.schema import SchemaView, SwaggerView
-from flagapp.metrics import metrics_view
+from flagapp.metrics.view import metrics_view
 
 app_name = "flagapp"
 

@@ -18,7 +18,9 @@ Several processes (``uvicorn --workers N``, gunicorn): prometheus-client's multi
 Each process writes its values to memory-mapped files under ``PROMETHEUS_MULTIPROC_DIR``
 (set before the server starts, emptied at each deploy); ``/metrics`` in any worker sums them
 (``flagapp_sdk_streams_open`` only over live processes: files of dead workers are reaped at
-scrape). Without the variable, one process serves its own registry.
+scrape). Without the variable, one process serves its own registry. The view and its access
+rules are ``flagapp.metrics.view`` (kept apart: the publish chain imports this module, and
+the view needs the request helpers of ``flagapp.evaluation``).
 
 Without prometheus-client installed (the ``metrics`` extra) every recording function is a
 no-op and ``/metrics`` answers 501. Catalogue, settings and set-up: docs/observability.md.
@@ -27,7 +29,6 @@ no-op and ``/metrics`` answers 501. Catalogue, settings and set-up: docs/observa
 from __future__ import annotations
 
 import functools
-import hmac
 import ipaddress
 import logging
 import os
@@ -41,7 +42,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, transaction
-from django.http import HttpRequest, HttpResponse
 
 from flagapp.conf import settings
 
@@ -56,11 +56,11 @@ if TYPE_CHECKING:
 __all__ = [
     "AVAILABLE",
     "DEFAULT_VALUE_BUCKETS",
+    "allowed_networks",
     "batch_outcome",
     "config_problems",
     "enabled",
     "events_stored",
-    "metrics_view",
     "multiprocess_dir",
     "publish_failed",
     "published",
@@ -367,7 +367,7 @@ def config_problems(merged: Mapping[str, Any]) -> list[str]:
         problems.append("FLAGAPP['METRICS_ALLOW'] must be a list of addresses or networks")
     else:
         try:
-            _networks(tuple(str(a) for a in allow))
+            allowed_networks(tuple(str(a) for a in allow))
         except ImproperlyConfigured as exc:
             problems.append(str(exc))
     buckets = merged.get("METRICS_VALUE_BUCKETS")
@@ -487,7 +487,7 @@ def scrape(accept: str | None = None) -> tuple[bytes, str]:
 
 
 @lru_cache(maxsize=8)
-def _networks(entries: tuple[str, ...]) -> tuple[Any, ...]:
+def allowed_networks(entries: tuple[str, ...]) -> tuple[Any, ...]:
     out = []
     for i, entry in enumerate(entries):
         try:
@@ -497,66 +497,3 @@ def _networks(entries: tuple[str, ...]) -> tuple[Any, ...]:
                 f"FLAGAPP['METRICS_ALLOW'][{i}]: {entry!r} is not an IP address or network"
             ) from None
     return tuple(out)
-
-
-def _address_allowed(address: str | None, allow: Sequence[str]) -> bool:
-    if not address or not allow:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return any(ip in net for net in _networks(tuple(allow)) if net.version == ip.version)
-
-
-def _refusal(request: HttpRequest) -> HttpResponse | None:
-    """None when the scraper may read; else the 401/403 answer (never echoing a token)."""
-    from flagapp.evaluation.context import client_ip
-
-    token = settings.get("METRICS_TOKEN")
-    header = request.headers.get("Authorization") or ""
-    scheme, _, value = header.partition(" ")
-    if (
-        token
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(value.strip().encode(), str(token).encode())
-    ):
-        return None
-    address = client_ip(request)
-    if _address_allowed(address, settings.get("METRICS_ALLOW") or ()):
-        return None
-    if token and header:
-        response = HttpResponse(
-            "invalid bearer token for /metrics\n", status=401, content_type="text/plain"
-        )
-        response["WWW-Authenticate"] = 'Bearer realm="flagapp metrics"'
-        return response
-    who = address or "this client"
-    if token:
-        message = f"/metrics: send the bearer token (METRICS_TOKEN); {who} is not in METRICS_ALLOW"
-    else:
-        message = f"/metrics: {who} is not in FLAGAPP['METRICS_ALLOW'] (or set METRICS_TOKEN)"
-    return HttpResponse(message + "\n", status=403, content_type="text/plain")
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    """``GET /metrics``: the Prometheus exposition, for an allowed address or a bearer token."""
-    if request.method not in ("GET", "HEAD"):
-        return HttpResponse(status=405, headers={"Allow": "GET, HEAD"})
-    if not AVAILABLE:
-        return HttpResponse(
-            "prometheus-client is not installed: pip install 'django-flagapp[metrics]'\n",
-            status=501,
-            content_type="text/plain",
-        )
-    refused = _refusal(request)
-    if refused is not None:
-        return refused
-    started = time.perf_counter()
-    body, content_type = scrape(request.headers.get("Accept"))
-    response = HttpResponse(body, content_type=content_type)
-    response["Cache-Control"] = "no-store"
-    response["X-Flagapp-Scrape-Seconds"] = f"{time.perf_counter() - started:.4f}"
-    return response
