@@ -195,6 +195,36 @@ def test_events_stored__event_key_not_listed__not_attributed(
     assert value("flagapp_events_total", **sel, event="clicked") == 0
 
 
+def test_django_side__evaluate_and_track__counted_once_when_flushed(
+    db: Any, django_capture_on_commit_callbacks: Commit
+) -> None:
+    """This server's own exposures and ``flagapp.track()`` events land in the same pipeline
+    (``write_events``), so the guardrail metrics count them too, once."""
+    import flagapp
+    from flagapp import evaluation, exposures
+    from openfeature_provider.engine import parse_ruleset
+
+    from .eval_helpers import flag_doc, make_environment, ruleset_doc
+
+    flag = "metrics.django-side"
+    make_environment("production")
+    evaluation.install("production", parse_ruleset(ruleset_doc({flag: flag_doc()}, version=3)))
+    try:
+        for user in ("d1", "d2"):
+            assert flagapp.evaluate(flag, False, {"targetingKey": user}).value is True
+        flagapp.track({"targetingKey": "d1"}, "latency_ms", 40.0)
+        with django_capture_on_commit_callbacks(execute=True):
+            flagapp.flush_usage()
+            flagapp.flush_usage()  # nothing left: nothing counted twice
+    finally:
+        evaluation.clear_cache()
+        exposures.reset()
+    sel = {"flag": flag, "environment": "production", "variant": "on"}
+    assert value("flagapp_exposures_total", **sel) == 2
+    assert value("flagapp_event_value_count", **sel, event="latency_ms") == 1
+    assert value("flagapp_event_value_sum", **sel, event="latency_ms") == 40.0
+
+
 # --- operational metrics --------------------------------------------------------------
 
 
