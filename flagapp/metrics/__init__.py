@@ -451,6 +451,7 @@ def _reap_dead_processes(path: str) -> None:
     no child-exit hook to call ``mark_process_dead`` from, so the scrape does it."""
     from prometheus_client import multiprocess
 
+    mp: Any = multiprocess  # prometheus-client's multiprocess module is not annotated
     for name in os.listdir(path):
         if not (name.startswith("gauge_live") and name.endswith(".db")):
             continue
@@ -461,7 +462,7 @@ def _reap_dead_processes(path: str) -> None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            multiprocess.mark_process_dead(pid, path)
+            mp.mark_process_dead(pid, path)
         except PermissionError:
             pass  # alive, another user's
 
@@ -478,7 +479,8 @@ def scrape(accept: str | None = None) -> tuple[bytes, str]:
         if not os.path.isdir(path):
             raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR {path!r} is not a directory")
         _reap_dead_processes(path)
-        multiprocess.MultiProcessCollector(registry, path=path)
+        mp: Any = multiprocess  # not annotated
+        mp.MultiProcessCollector(registry, path=path)
     else:
         registry.register(_Forward(prometheus_client.REGISTRY))
     registry.register(_SnapshotCollector())
