@@ -143,4 +143,4 @@ def test_worker__stale_report_and_fold_tasks__results_from_the_worker(
     report = client.send_task("flagapp.tasks.stale_flag_report", args=[30], queue=queue)
     assert report.get(timeout=60)["not_evaluated"] == {"search.never.old": None}
     folded = client.send_task("flagapp.tasks.fold_evaluation_counts", queue=queue)
-    assert folded.get(timeout=60) == {"pairs": 0, "evaluations": 0, "samples": 0}
+    assert folded.get(timeout=60) == {"pairs": 0, "evaluations": 0, "samples": 0, "events": 0}
