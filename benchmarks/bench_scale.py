@@ -1,0 +1,555 @@
+"""Scale: what one change costs with 100 / 1,000 / 10,000 flags (issue 17).
+
+Each figure is measured in a fresh child interpreter per size and run (so heap size, RSS and
+the garbage collector's state belong to that size alone), ``RUNS`` runs per size, and the
+table shows the median run. Every row carries the 1-minute load average read when the size's
+runs ended: the machine has 2 cores shared with other work, and a figure taken at load 4 is
+not one taken at load 0.5.
+
+Provider side (no Django; ``FlagappProvider`` over an ``InMemorySource``; flags built from
+the four engine scenarios, every fifth with a segment rule, 20 segments, server-like
+metadata):
+
+* document size: canonical JSON and gzip (as served);
+* parse: ``parse_ruleset(bytes)`` of the whole document (JSON decode, validate, compile);
+* apply: ``InMemorySource.update(bytes)`` of the next version (one flag toggled): decode,
+  build the new ``Ruleset``, swap it into the provider, work out ``flags_changed``;
+* evaluation stall during a swap: one thread evaluates ``resolve_boolean_details`` in a loop
+  and records the gap between consecutive evaluations; the main thread (standing in for the
+  poll/stream thread) applies ``SWAPS`` new versions. Max and p99 of the gaps inside the
+  swap windows, and the number of full (generation 2) collections they triggered. The same
+  again with ``cache_path`` set (the last-known-good file is written on every swap);
+* RSS: resident memory added by loading the ruleset into a provider, scaled to 10,000 flags,
+  and the RSS after ``SWAPS`` swaps (before any explicit collection: cyclic garbage left by
+  replaced rulesets shows here).
+
+Server side (Django configured in the child: SQLite in memory, local-memory cache, the same
+settings as bench_snapshot): flags bulk-inserted through the ORM (setting 10,000 flags up
+through the services would cost hours: each write validates the whole environment), then
+``services.set_flag_enabled`` flips one flag — validation, history, the outbox and the
+publish on commit (compile, parse, store, announce, the evaluation cache install). Figures:
+wall time of the change until the new snapshot is stored and announced, of which garbage
+collection, engine parses per change, and the child's peak RSS.
+
+Run: ``python -m benchmarks scale`` (``FLAGAPP_BENCH_SCALE_SIZES=100,1000`` for fewer sizes,
+``FLAGAPP_BENCH_SCALE_RUNS=N`` for more runs).
+"""
+
+from __future__ import annotations
+
+import gc
+import gzip
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from array import array
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmarks._table import print_table
+
+REPO = Path(__file__).resolve().parent.parent
+SIZES = tuple(
+    int(s) for s in os.environ.get("FLAGAPP_BENCH_SCALE_SIZES", "100,1000,10000").split(",")
+)
+RUNS = int(os.environ.get("FLAGAPP_BENCH_SCALE_RUNS", "3"))
+PARTS = os.environ.get("FLAGAPP_BENCH_SCALE_PARTS", "provider,server").split(",")
+SWAPS = 8
+SWAP_PAUSE_S = 0.15
+N_SEGMENTS = 20
+STALL_TARGET_MS = 5.0
+
+
+# ---------------------------------------------------------------------------------------------
+# documents
+
+
+def flags_doc(n: int) -> dict[str, Any]:
+    """``n`` flags shaped like the engine scenarios plus segment rules, with metadata."""
+    from benchmarks.bench_engine import scenario_flags
+
+    templates = list(scenario_flags().values())
+    flags: dict[str, Any] = {}
+    for i in range(n):
+        flag = json.loads(json.dumps(templates[i % len(templates)]))
+        if i % 5 == 0:
+            flag.setdefault("rules", []).append(
+                {
+                    "id": "beta",
+                    "when": [{"op": "in_segment", "values": [f"seg-{i % N_SEGMENTS}"]}],
+                    "serve": {"variant": next(iter(flag["variants"]))},
+                }
+            )
+        flag["metadata"] = {
+            "owner": f"team-{i % 50}",
+            "type": "release",
+            "risk": "low",
+            "version": 1 + i % 17,
+        }
+        flags[f"team{i % 50}.area{i % 7}.flag-{i}"] = flag
+    return flags
+
+
+def document(n: int, version: int = 1) -> dict[str, Any]:
+    segments = {
+        f"seg-{j}": {
+            "include": [f"user-{j}-{k}" for k in range(5)],
+            "exclude": [],
+            "when": [{"attr": "email", "op": "ends_with", "values": [f"@corp{j}.example"]}],
+        }
+        for j in range(N_SEGMENTS)
+    }
+    return {
+        "format": 1,
+        "environment": "bench",
+        "version": version,
+        "etag": f"bench-{version}",
+        "flags": flags_doc(n),
+        "segments": segments,
+    }
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def _peak_rss_kib() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+class _GcClock:
+    """Time spent in the cyclic collector, and the number of full collections, while on."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._start = 0.0
+        self._on = False
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if not self._on:
+            return
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
+            if info.get("generation") == 2:
+                self.full += 1
+
+    def __enter__(self) -> _GcClock:
+        self.seconds, self.full, self._on = 0.0, 0, True
+        if self not in gc.callbacks:
+            gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._on = False
+
+
+# ---------------------------------------------------------------------------------------------
+# provider child
+
+
+def _provider_child(n: int) -> dict[str, Any]:
+    from openfeature.evaluation_context import EvaluationContext
+
+    from openfeature_provider import FlagappProvider, InMemorySource
+    from openfeature_provider.engine import parse_ruleset
+
+    base = document(n)
+    first_key = next(iter(base["flags"]))
+    versions: list[bytes] = []
+    for v in range(1, SWAPS + 3):
+        base["version"], base["etag"] = v, f"bench-{v}"
+        # each version toggles one flag (a kill switch), as a change on the server would
+        base["flags"][first_key]["enabled"] = v % 2 == 1
+        versions.append(json.dumps(base, separators=(",", ":"), sort_keys=True).encode())
+    del base
+    body = versions[0]
+    out: dict[str, Any] = {
+        "json_kib": len(body) / 1024,
+        "gzip_kib": len(gzip.compress(body)) / 1024,
+    }
+    gc.collect()
+    rss_before = _rss_kib()
+    source = InMemorySource(body)
+    provider = FlagappProvider(source=source, name=f"scale-{n}")
+    provider.initialize(EvaluationContext())
+    gc.collect()
+    out["rss_loaded_kib"] = _rss_kib() - rss_before
+    out["rss_per_10k_kib"] = out["rss_loaded_kib"] * 10_000 / n
+    parse_s = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        rs = parse_ruleset(body)
+        parse_s.append(time.perf_counter() - t0)
+        del rs
+    out["parse_ms"] = statistics.median(parse_s) * 1e3
+    gc.collect()
+
+    key = next(k for k in provider.snapshot.flags if k.startswith("team1."))  # type: ignore[union-attr]
+    ctx = EvaluationContext("user-1", {"plan": "pro", "country": "US"})
+
+    def stall_run(payloads: list[bytes]) -> dict[str, Any]:
+        stop = threading.Event()
+        gaps: list[float] = []
+        windows: list[tuple[float, float]] = []
+        times = array("d", bytes(8 * 2_000_000))  # raw doubles: no float objects kept
+        count = [0]
+
+        def evaluate() -> None:
+            resolve = provider.resolve_boolean_details
+            clock = time.perf_counter
+            i = 0
+            limit = len(times)
+            while not stop.is_set() and i < limit:
+                resolve(key, False, ctx)
+                times[i] = clock()
+                i += 1
+            count[0] = i
+
+        apply_s = []
+        with _GcClock() as clock:
+            t = threading.Thread(target=evaluate)
+            t.start()
+            time.sleep(SWAP_PAUSE_S)
+            for payload in payloads:
+                t0 = time.perf_counter()
+                source.update(payload)
+                t1 = time.perf_counter()
+                windows.append((t0, t1))
+                apply_s.append(t1 - t0)
+                time.sleep(SWAP_PAUSE_S)
+            stop.set()
+            t.join()
+        stamps = times[: count[0]]
+        times = array("d")  # the evaluating thread has ended: free its 16 MB
+        w = 0
+        for a, b in itertools.pairwise(stamps):
+            while w < len(windows) and windows[w][1] < a:
+                w += 1
+            if w < len(windows) and b >= windows[w][0] and a <= windows[w][1]:
+                gaps.append(b - a)
+        gaps.sort()
+        del stamps
+        rss = _rss_kib()  # the timing arrays freed; no explicit collection
+        return {
+            "rss_kib": rss,
+            "apply_ms": statistics.median(apply_s) * 1e3,
+            "stall_max_ms": (gaps[-1] if gaps else 0.0) * 1e3,
+            "stall_p99_ms": (gaps[int(len(gaps) * 0.99)] if gaps else 0.0) * 1e3,
+            "stalls_over_1ms": sum(1 for g in gaps if g >= 1e-3),
+            "full_gcs": clock.full,
+            "gc_ms": clock.seconds * 1e3,
+        }
+
+    half = SWAPS // 2
+    out.update(_gil_floor(lambda: provider.resolve_boolean_details(key, False, ctx)))
+    plain = stall_run(versions[1 : 1 + half])
+    out.update(plain)
+    out["rss_after_swaps_kib"] = plain["rss_kib"] - rss_before
+    provider.shutdown()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = InMemorySource(versions[1 + half])
+        provider = FlagappProvider(
+            source=source, name=f"scale-lkg-{n}", cache_path=os.path.join(tmp, "lkg.json")
+        )
+        provider.initialize(EvaluationContext())
+        lkg = stall_run(versions[2 + half : 2 + 2 * half])
+        provider.shutdown()
+    out.update({f"lkg_{k}": v for k, v in lkg.items()})
+    return out
+
+
+def _gil_floor(evaluate: Callable[[], object], seconds: float = 1.0) -> dict[str, Any]:
+    """The gaps one evaluating thread sees while another thread runs plain Python (no
+    ruleset work) for ``seconds``: what sharing the GIL costs on this machine at this load
+    (the switch interval, 5 ms by default, plus the OS's scheduling delay). A stall during
+    a swap cannot be smaller than this floor."""
+    stop = threading.Event()
+    times = array("d", bytes(8 * 2_000_000))
+    count = [0]
+
+    def loop() -> None:
+        clock = time.perf_counter
+        i = 0
+        while not stop.is_set() and i < 2_000_000:
+            evaluate()
+            times[i] = clock()
+            i += 1
+        count[0] = i
+
+    t = threading.Thread(target=loop)
+    t.start()
+    time.sleep(0.05)
+    end = time.perf_counter() + seconds
+    x = 0
+    while time.perf_counter() < end:
+        for i in range(1000):
+            x += i
+    stop.set()
+    t.join()
+    gaps = sorted(b - a for a, b in itertools.pairwise(times[: count[0]]))
+    return {
+        "floor_max_ms": gaps[-1] * 1e3 if gaps else 0.0,
+        "floor_over_1ms": sum(1 for g in gaps if g >= 1e-3),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# server child
+
+
+def _server_child(n: int) -> dict[str, Any]:
+    from benchmarks._django import configure_django
+
+    configure_django()
+    import io
+
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+    from django.db import transaction
+
+    import openfeature_provider.engine.ruleset as engine_ruleset
+    from flagapp import publishing, services
+    from flagapp.models import Flag, FlagState, Snapshot, TargetingRule, Variant
+
+    call_command("migrate", interactive=False, verbosity=0, stdout=io.StringIO())
+    reason = "benchmark"
+    owner, _ = Group.objects.get_or_create(name="bench-scale")
+    env = services.create_environment(
+        key="production", name="Production", actor=None, reason=reason
+    )
+    for j in range(N_SEGMENTS):
+        services.create_segment(
+            key=f"seg-{j}",
+            name=f"Segment {j}",
+            include=[f"user-{j}-{k}" for k in range(5)],
+            conditions=[{"attr": "email", "op": "ends_with", "values": [f"@corp{j}.example"]}],
+            actor=None,
+            reason=reason,
+        )
+    with transaction.atomic():
+        flags = Flag.objects.bulk_create(
+            [
+                Flag(key=f"bulk.flag-{i:05d}", name=f"Flag {i}", kind="boolean",
+                     flag_type="ops", owner=owner)
+                for i in range(n)
+            ],
+            batch_size=2000,
+        )  # fmt: skip
+        Variant.objects.bulk_create(
+            [
+                Variant(flag=f, key=k, value=v, order=o)
+                for f in flags
+                for o, (k, v) in enumerate((("on", True), ("off", False)))
+            ],
+            batch_size=4000,
+        )
+        states = FlagState.objects.bulk_create(
+            [FlagState(flag=f, environment=env, enabled=True, fallthrough={"variant": "off"})
+             for f in flags],
+            batch_size=4000,
+        )  # fmt: skip
+        rules = []
+        for i, s in enumerate(states):
+            rules.append(
+                TargetingRule(
+                    state=s, order=0, rule_id="paid",
+                    conditions=[{"attr": "plan", "op": "in", "values": ["pro", "team"]}],
+                    serve={"variant": "on"},
+                )
+            )  # fmt: skip
+            if i % 5 == 0:
+                rules.append(
+                    TargetingRule(
+                        state=s, order=1, rule_id="beta",
+                        conditions=[{"op": "in_segment", "values": [f"seg-{i % N_SEGMENTS}"]}],
+                        serve={"rollout": {"weights": [{"variant": "on", "weight": 10},
+                                                       {"variant": "off", "weight": 90}]}},
+                    )
+                )  # fmt: skip
+        TargetingRule.objects.bulk_create(rules, batch_size=4000)
+    publishing.publish(env)
+    target = Flag.objects.get(key="bulk.flag-00000")
+
+    parses = [0]
+    validated = [0]
+    real_parse = engine_ruleset._parse
+    real_flag = engine_ruleset._flag
+
+    def counting_parse(*args: Any, **kwargs: Any) -> Any:
+        parses[0] += 1
+        return real_parse(*args, **kwargs)
+
+    def counting_flag(*args: Any, **kwargs: Any) -> Any:
+        validated[0] += 1
+        return real_flag(*args, **kwargs)
+
+    engine_ruleset._parse = counting_parse  # type: ignore[assignment]
+    engine_ruleset._flag = counting_flag  # type: ignore[assignment]
+    walls, gcs, counts, flags_validated = [], [], [], []
+    repeats = 3 if n >= 10_000 else 5
+    enabled = True
+    for _ in range(repeats):
+        enabled = not enabled
+        before = Snapshot.objects.filter(environment=env).count()
+        parses[0] = validated[0] = 0
+        with _GcClock() as clock:
+            t0 = time.perf_counter()
+            services.set_flag_enabled(target, env, enabled, actor=None, reason=reason)
+            wall = time.perf_counter() - t0
+        assert Snapshot.objects.filter(environment=env).count() == before + 1, "not published"
+        walls.append(wall)
+        gcs.append(clock.seconds)
+        counts.append(parses[0])
+        flags_validated.append(validated[0])
+    engine_ruleset._parse = real_parse  # type: ignore[assignment]
+    engine_ruleset._flag = real_flag  # type: ignore[assignment]
+    assert Flag.objects.count() == n
+    return {
+        "change_ms": statistics.median(walls) * 1e3,
+        "change_gc_ms": statistics.median(gcs) * 1e3,
+        "parses": statistics.median(counts),
+        "flags_validated": statistics.median(flags_validated),
+        "peak_rss_mib": _peak_rss_kib() / 1024,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# parent
+
+
+def _child(kind: str, n: int) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_scale", "--child", kind, str(n)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"{kind} child for {n} flags failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _median_runs(kind: str, n: int, sort_key: str) -> tuple[dict[str, Any], float]:
+    runs = [_child(kind, n) for _ in range(RUNS)]
+    runs.sort(key=lambda r: r[sort_key])
+    return runs[len(runs) // 2], os.getloadavg()[0]
+
+
+def _columns(
+    results: dict[int, tuple[dict[str, Any], float]],
+    rows: list[tuple[str, str, Callable[[float], str]]],
+) -> list[list[object]]:
+    table: list[list[object]] = []
+    for label, field, fmt in rows:
+        table.append([label, *(fmt(results[n][0][field]) for n in SIZES)])
+    table.append(["load average (1 min) at the end", *(f"{results[n][1]:.2f}" for n in SIZES)])
+    return table
+
+
+def _ms(v: float) -> str:
+    return f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
+
+
+def main() -> None:
+    headers = ["flags", *(f"{n:,}" for n in SIZES)]
+    print(f"\nscale: {RUNS} child runs per size, median run shown; {os.cpu_count()} CPUs")
+    if "provider" in PARTS:
+        _provider_table(headers)
+    if "server" in PARTS:
+        _server_table(headers)
+    print(
+        f"stall target <= {STALL_TARGET_MS} ms at 10,000 flags; "
+        "gaps are wall time between two consecutive evaluations on one thread"
+    )
+
+
+def _provider_table(headers: list[str]) -> None:
+    provider = {n: _median_runs("provider", n, "stall_max_ms") for n in SIZES}
+    print_table(
+        "scale: provider (InMemorySource; one flag toggled per version)",
+        headers,
+        _columns(
+            provider,
+            [
+                ("snapshot JSON KiB", "json_kib", lambda v: f"{v:,.0f}"),
+                ("snapshot gzip KiB", "gzip_kib", lambda v: f"{v:,.1f}"),
+                ("parse_ruleset ms (whole document)", "parse_ms", _ms),
+                ("apply ms (decode + build + swap)", "apply_ms", _ms),
+                ("GIL floor (busy thread, 1 s): max gap ms", "floor_max_ms", _ms),
+                ("GIL floor: gaps >= 1 ms", "floor_over_1ms", lambda v: f"{v:.0f}"),
+                ("stall during swap: max ms", "stall_max_ms", _ms),
+                ("stall during swap: p99 ms", "stall_p99_ms", lambda v: f"{v:.3f}"),
+                (
+                    f"gaps >= 1 ms during {SWAPS // 2} swaps",
+                    "stalls_over_1ms",
+                    lambda v: f"{v:.0f}",
+                ),
+                (f"full GCs during {SWAPS // 2} swaps", "full_gcs", lambda v: f"{v:.0f}"),
+                ("GC ms during swaps", "gc_ms", _ms),
+                ("with cache_path: apply ms", "lkg_apply_ms", _ms),
+                ("with cache_path: stall max ms", "lkg_stall_max_ms", _ms),
+                ("with cache_path: stall p99 ms", "lkg_stall_p99_ms", lambda v: f"{v:.3f}"),
+                ("with cache_path: gaps >= 1 ms", "lkg_stalls_over_1ms", lambda v: f"{v:.0f}"),
+                (
+                    f"with cache_path: full GCs ({SWAPS // 2} swaps)",
+                    "lkg_full_gcs",
+                    lambda v: f"{v:.0f}",
+                ),
+                ("RSS added by loading, MiB", "rss_loaded_kib", lambda v: f"{v / 1024:.1f}"),
+                ("RSS added, MiB per 10,000 flags", "rss_per_10k_kib", lambda v: f"{v / 1024:.1f}"),
+                (
+                    f"RSS added after {SWAPS // 2} swaps, MiB",
+                    "rss_after_swaps_kib",
+                    lambda v: f"{v / 1024:.1f}",
+                ),
+            ],
+        ),
+    )
+
+
+def _server_table(headers: list[str]) -> None:
+    server = {n: _median_runs("server", n, "change_ms") for n in SIZES}
+    print_table(
+        "scale: server change -> published (services.set_flag_enabled, publish on commit; "
+        "SQLite in memory, LocMem cache)",
+        headers,
+        _columns(
+            server,
+            [
+                ("change -> published ms", "change_ms", _ms),
+                ("of which GC ms", "change_gc_ms", _ms),
+                ("engine parses per change", "parses", lambda v: f"{v:.0f}"),
+                ("flags validated per change", "flags_validated", lambda v: f"{v:,.0f}"),
+                ("child peak RSS MiB", "peak_rss_mib", lambda v: f"{v:.0f}"),
+            ],
+        ),
+    )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 4 and sys.argv[1] == "--child":
+        kind, size = sys.argv[2], int(sys.argv[3])
+        fn = _provider_child if kind == "provider" else _server_child
+        print(json.dumps(fn(size)))
+    else:
+        main()
