@@ -65,11 +65,18 @@ def compute_etag(flags: Mapping[str, Any], segments: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(payload).hexdigest()
 
 
-def parse(document: Mapping[str, Any]) -> Ruleset:
-    """Validate a document with the engine's parser (raises ``ParseError``)."""
-    from openfeature_provider.engine import parse_ruleset
+def parse(document: Mapping[str, Any], *, served: bool = False) -> Ruleset:
+    """Validate a document with the engine's parser (raises ``ParseError``).
 
-    return parse_ruleset(document)
+    ``served=True`` for a ruleset this process will serve (publishing's, installed in the
+    evaluation cache): it is frozen out of the garbage collector's walks unless
+    ``FLAGAPP_GC_FREEZE=0`` (openfeature_provider/engine/swap.py). Validation-only parses
+    leave the collector alone.
+    """
+    from openfeature_provider.engine import parse_ruleset
+    from openfeature_provider.engine.swap import freeze_wanted
+
+    return parse_ruleset(document, freeze=served and freeze_wanted())
 
 
 def envelope(

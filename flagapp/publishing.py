@@ -233,7 +233,7 @@ def _publish_once(environment: Environment, using: str) -> tuple[Snapshot, bool]
         if previous is not None and previous.etag == document["etag"]:
             return previous, False
         document["version"] = (previous.version if previous is not None else 0) + 1
-        ruleset = parse(document)  # never store what an evaluator would reject
+        ruleset = parse(document, served=True)  # never store what an evaluator would reject
         snapshot = SnapshotModel.objects.using(using).create(
             environment=env,
             version=document["version"],

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import re
@@ -50,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from openfeature_provider.engine import Ruleset, parse_ruleset
+from openfeature_provider.engine.swap import dumps, freeze_wanted, loads
 
 __all__ = ["LKG_FORMAT", "LastKnownGood", "LoadedSnapshot", "key_environment"]
 
@@ -138,7 +138,7 @@ class LastKnownGood:
             return None
 
     def _decode(self, data: bytes) -> LoadedSnapshot:
-        doc = json.loads(data)
+        doc = loads(data)
         if not isinstance(doc, dict) or doc.get("lkg_format") != LKG_FORMAT:
             raise ValueError(f"not a flagapp last-known-good file (lkg_format {LKG_FORMAT})")
         etag = doc.get("etag")
@@ -152,7 +152,7 @@ class LastKnownGood:
                 f"written for another server ({doc.get('server')!r}, this provider uses"
                 f" {self.server!r})"
             )
-        ruleset = parse_ruleset(doc["ruleset"])
+        ruleset = parse_ruleset(doc["ruleset"], freeze=freeze_wanted())
         key = self._key()
         if key is not None:
             env = key_environment(key)
@@ -186,7 +186,9 @@ class LastKnownGood:
             "key_fingerprint": _fingerprint(key) if key else None,
             "ruleset": dict(ruleset.raw),
         }
-        data = json.dumps(body, separators=(",", ":"), default=_json_default).encode()
+        # entry by entry: a 4 MB document encoded in one C call would stop every evaluating
+        # thread for its whole duration (engine/swap.py)
+        data = dumps(body, _json_default, levels=4).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._thread_lock:
             self._atomic_write(data)

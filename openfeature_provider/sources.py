@@ -34,7 +34,6 @@ bootstrap, optionally watched), ``PollingSource`` (GET /sdk/v1/ruleset with ETag
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from openfeature_provider.engine import ParseError, Ruleset, parse_ruleset
+from openfeature_provider.engine.swap import freeze_wanted, loads
 from openfeature_provider.exceptions import InvalidSnapshot, SourceError, SourceUnavailable
 from openfeature_provider.remote import Backoff, PollingSource, StreamingSource
 
@@ -83,7 +83,8 @@ def to_ruleset(doc: Ruleset | Mapping[str, Any] | str | bytes) -> Ruleset:
     if isinstance(doc, Ruleset):
         return doc
     try:
-        return parse_ruleset(doc)
+        # served for a while: frozen out of the collector's walks (engine/swap.py)
+        return parse_ruleset(doc, freeze=freeze_wanted())
     except ParseError as exc:
         raise InvalidSnapshot(f"ruleset rejected: {exc}") from exc
 
@@ -214,7 +215,7 @@ class FileSource:
         except OSError as exc:
             raise SourceUnavailable(f"file {path}: {exc.strerror}") from exc
         try:
-            doc = json.loads(data)
+            doc = loads(data)
         except ValueError as exc:
             raise InvalidSnapshot(f"file {path}: not JSON ({exc})") from exc
         if isinstance(doc, dict) and "lkg_format" in doc:

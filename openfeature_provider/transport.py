@@ -20,6 +20,7 @@ from typing import Any, Final
 import httpx
 
 from openfeature_provider.engine import ParseError, Ruleset, parse_ruleset
+from openfeature_provider.engine.swap import freeze_wanted, loads
 from openfeature_provider.exceptions import (
     AuthenticationError,
     InvalidSnapshot,
@@ -380,13 +381,13 @@ class RulesetClient:
     @staticmethod
     def _decode(content: bytes, headers: httpx.Headers) -> Ruleset:
         try:
-            doc = json.loads(content)
+            doc = loads(content)
         except (ValueError, UnicodeDecodeError) as exc:
             raise InvalidSnapshot(f"ruleset: body is not JSON ({exc})") from exc
         except RecursionError as exc:  # deeper than any valid document can be
             raise InvalidSnapshot("ruleset: body is not JSON (nested too deep)") from exc
         try:
-            ruleset = parse_ruleset(doc)
+            ruleset = parse_ruleset(doc, freeze=freeze_wanted())
         except ParseError as exc:
             raise InvalidSnapshot(f"ruleset rejected: {exc}") from exc
         except Exception as exc:  # the parser's contract is ParseError; be safe anyway

@@ -42,6 +42,7 @@ from flagapp.conf import settings
 from flagapp.publishing import cache_document_key, cache_version_key, latest
 from flagapp.signals import snapshot_published
 from openfeature_provider.engine import parse_ruleset
+from openfeature_provider.engine.swap import freeze_wanted
 
 if TYPE_CHECKING:
     from openfeature_provider.engine import Ruleset
@@ -256,7 +257,7 @@ def _check(
             entry.next_check_at = now + interval
         return entry.ruleset, False
     try:
-        ruleset = parse_ruleset(document)
+        ruleset = parse_ruleset(document, freeze=freeze_wanted())
     except Exception:
         logger.exception(
             "flagapp: snapshot %s of %r failed to parse; kept the old one", version, env
@@ -422,7 +423,7 @@ def _on_snapshot_published(
         # flagapp.publishing sends the Ruleset it already parsed: no second parse here.
         ruleset = kwargs.get("ruleset")
         if ruleset is None:
-            ruleset = parse_ruleset(snapshot.document)
+            ruleset = parse_ruleset(snapshot.document, freeze=freeze_wanted())
     except Exception:
         logger.exception("flagapp: published snapshot of %r failed to parse", env)
         expire(env)

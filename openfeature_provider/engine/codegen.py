@@ -125,7 +125,9 @@ def generate_flag_function(
         code = compile(source, filename, "exec")
         _CODE_CACHE[source] = code
     exec(code, ns)
-    fn: Compiled = ns["flag"]
+    # The function's globals are ``ns``: leaving it in there would make each flag a
+    # reference cycle (function -> globals -> function), freed only by a full collection.
+    fn: Compiled = ns.pop("flag")
     return fn
 
 

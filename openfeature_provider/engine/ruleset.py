@@ -23,9 +23,16 @@ from typing import Any, NoReturn
 from .bucketing import DEFAULT_HASH, HASH_ALGORITHMS
 from .compiler import compile_flag, compile_segments
 from .exceptions import ParseError
-from .graph import find_cycle, longest_chain, prerequisite_graph, segment_graph
+from .graph import (
+    find_cycle,
+    longest_chain,
+    prerequisite_graph,
+    segment_graph,
+    topological_order,
+)
 from .limits import MAX_CHAIN_DEPTH, MAX_OBJECT_DEPTH, MAX_TOTAL_WEIGHT
 from .operators import OPERATORS, ValueProblem, json_type, number_problem
+from .swap import loads
 from .types import (
     FORMAT_VERSION,
     KINDS,
@@ -64,18 +71,25 @@ _SEGMENT_KEYS = {"include", "exclude", "when"}
 _WEIGHT_BOUND = f"{MAX_TOTAL_WEIGHT:,} (flagd's bound)"
 
 
-def parse_ruleset(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
+def parse_ruleset(doc: Mapping[str, Any] | str | bytes, *, freeze: bool = False) -> Ruleset:
     """Validate ``doc`` (a mapping, or JSON text/bytes) and return a compiled ``Ruleset``.
 
     Raises ``ParseError`` for any problem; never returns a partially valid ruleset.
+
+    ``freeze=True`` is for a ruleset that will be served for a while (a provider's, the Django
+    cache's): the parse ends with ``gc.freeze()`` before the collector resumes, so no
+    collection ever walks the new ruleset's objects (engine/swap.py explains the trade-off).
     """
-    # Parsing allocates many small objects and almost no cycles: the cyclic collector would
+    # Parsing allocates many small objects and no cycles: the cyclic collector would
     # rescan the growing heap again and again (half the time at 10,000 flags), so pause it.
     # Only a caller that saw it enabled re-enables it, so concurrent parses compose.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _parse(doc)
+        ruleset = _parse(doc)
+        if freeze:
+            gc.freeze()
+        return ruleset
     finally:
         if was_enabled:
             gc.enable()
@@ -84,7 +98,7 @@ def parse_ruleset(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
 def _parse(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
     if isinstance(doc, str | bytes | bytearray):
         try:
-            doc = json.loads(doc)
+            doc = loads(doc)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError("$", f"invalid JSON: {exc}") from None
         except RecursionError:
@@ -117,11 +131,11 @@ def _parse(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
 
     segment_tests = compile_segments(segments)
     compiled: dict[str, Any] = {}
-    final: dict[str, Flag] = {}
-    for key, flag in flags.items():
-        fn = compile_flag(flag, version, segment_tests, compiled)
-        compiled[key] = fn
-        final[key] = replace(flag, compiled=fn)
+    # prerequisites first: a compiled flag holds its prerequisites' functions (no registry
+    # lookup at call time, hence no reference cycle)
+    for key in topological_order(prerequisite_graph(flags)):
+        compiled[key] = compile_flag(flags[key], version, segment_tests, compiled)
+    final = {key: replace(flag, compiled=compiled[key]) for key, flag in flags.items()}
     return Ruleset(
         environment=environment,
         version=version,

@@ -142,9 +142,12 @@ class Flag:
     compiled: Callable[..., Resolution] | None = field(default=None, compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Ruleset:
-    """One environment's flags at one version. ``raw`` keeps the validated JSON document."""
+    """One environment's flags at one version. ``raw`` keeps the validated JSON document.
+
+    Weak-referenceable so a holder (and a test) can tell that a replaced ruleset was freed.
+    """
 
     environment: str
     version: int
