@@ -534,20 +534,18 @@ def _sources(f: AuditFilters) -> list[Iterator[dict[str, Any]]]:
     env_id = next((pk for pk, key in env_keys.items() if key == f.environment), None)
     if f.environment and env_id is None:
         return []
-    flag_keys: dict[int, str] = dict(Flag.history.values_list("id", "key").distinct())
-    flag_ids = [pk for pk, key in flag_keys.items() if key == f.flag] if f.flag else None
-    if f.flag and not flag_ids:
-        return []
+    lookups = _Lookups()
+    flag_ids: list[int] | None = None
+    if f.flag:
+        flag_ids = list(Flag.objects.filter(key=f.flag).values_list("pk", flat=True)) or list(
+            Flag.history.filter(key=f.flag).values_list("id", flat=True).distinct()
+        )
+        if not flag_ids:
+            return []
     common = _window(f)
     if f.user:
         user_model = get_user_model()
         common["history_user__" + user_model.USERNAME_FIELD] = f.user
-    state_map = {
-        sid: (flag_id, eid)
-        for sid, flag_id, eid in FlagState.history.values_list(
-            "id", "flag_id", "environment_id"
-        ).distinct()
-    }
 
     def rows(qs: Any, build: Any) -> Iterator[dict[str, Any]]:
         for h in (
@@ -565,7 +563,7 @@ def _sources(f: AuditFilters) -> list[Iterator[dict[str, Any]]]:
             "when": h.history_date,
             "user": h.history_user.get_username() if h.history_user else "system",
             "object": obj,
-            "flag": flag_keys.get(flag_id, "") if flag_id else "",
+            "flag": lookups.flag_key(flag_id) if flag_id else "",
             "environment": env_keys.get(env, "") if env else "",
             "change": _CHANGE.get(h.history_type, h.history_type),
             "reason": h.history_change_reason or "",
@@ -584,12 +582,12 @@ def _sources(f: AuditFilters) -> list[Iterator[dict[str, Any]]]:
     if env_id is not None:
         states_qs = states_qs.filter(environment_id=env_id)
     if flag_ids is not None or env_id is not None:
-        wanted = [
-            sid
-            for sid, (fid, eid) in state_map.items()
-            if (flag_ids is None or fid in flag_ids) and (env_id is None or eid == env_id)
-        ]
-        rules_qs = rules_qs.filter(state_id__in=wanted)
+        states = FlagState.history.all()
+        if flag_ids is not None:
+            states = states.filter(flag_id__in=flag_ids)
+        if env_id is not None:
+            states = states.filter(environment_id=env_id)
+        rules_qs = rules_qs.filter(state_id__in=states.values("id"))
     if env_id is None:
         sources.append(
             rows(
@@ -623,8 +621,7 @@ def _sources(f: AuditFilters) -> list[Iterator[dict[str, Any]]]:
         rows(
             rules_qs,
             lambda h: base(
-                h, "rule", state_map.get(h.state_id, (None, None))[0],
-                state_map.get(h.state_id, (None, None))[1],
+                h, "rule", *lookups.state(h.state_id),
                 f"rule {h.rule_id} at position {h.order + 1}: "
                 + _rule_text(
                     {"when": h.conditions, "serve": h.serve, "description": h.description}
@@ -657,6 +654,39 @@ def _sources(f: AuditFilters) -> list[Iterator[dict[str, Any]]]:
             )
         )  # fmt: skip
     return sources
+
+
+class _Lookups:
+    """Flag keys and (flag, environment) of states for audit rows: the live rows in one
+    query each, a history row only for what was deleted since (so a page does not scan the
+    whole history to name its rows)."""
+
+    def __init__(self) -> None:
+        self._flags: dict[int, str] | None = None
+        self._states: dict[int, tuple[int | None, int | None]] | None = None
+
+    def flag_key(self, flag_id: int) -> str:
+        if self._flags is None:
+            self._flags = dict(Flag.objects.values_list("pk", "key"))
+        if flag_id not in self._flags:
+            old = Flag.history.filter(id=flag_id).values_list("key", flat=True).first()
+            self._flags[flag_id] = old or ""
+        return self._flags[flag_id]
+
+    def state(self, state_id: int) -> tuple[int | None, int | None]:
+        if self._states is None:
+            self._states = {
+                pk: (fid, eid)
+                for pk, fid, eid in FlagState.objects.values_list("pk", "flag_id", "environment_id")
+            }
+        if state_id not in self._states:
+            old = (
+                FlagState.history.filter(id=state_id)
+                .values_list("flag_id", "environment_id")
+                .first()
+            )
+            self._states[state_id] = (old[0], old[1]) if old else (None, None)
+        return self._states[state_id]
 
 
 def audit_rows(f: AuditFilters) -> Iterator[dict[str, Any]]:
@@ -767,7 +797,10 @@ class AuditURLs:
         current = versions[-1]
         form = RestoreForm(request.POST if request.method == "POST" else None)
         timeline = reverse("admin:flagapp_flag_timeline", args=[flag.pk])
-        if request.method == "POST" and form.is_valid():
+        refusal = ""
+        if target.history_id == current.history_id:
+            refusal = f"Version {target.version} is the current version: nothing to restore."
+        elif request.method == "POST" and form.is_valid():
             try:
                 with transaction.atomic():
                     restore_state(
@@ -816,6 +849,7 @@ class AuditURLs:
             "current": current,
             "lines": describe_state_change(current, target),
             "form": form,
+            "refusal": refusal,
             "timeline_url": timeline,
         }
         return TemplateResponse(request, "admin/flagapp/flag/restore.html", context)

@@ -211,9 +211,8 @@ def playground_view(request: HttpRequest, model_admin: Any) -> HttpResponse | St
     env_key = (data if data is not None else request.GET).get("environment") or (
         environments[0].key if environments else ""
     )
-    form = PlaygroundForm(
-        data, environments=environments, change_requests=crs, initial={"environment": env_key}
-    )
+    initial = {"environment": env_key, "flag": request.GET.get("flag", "")}
+    form = PlaygroundForm(data, environments=environments, change_requests=crs, initial=initial)
     env = next((e for e in environments if e.key == env_key), None)
     sample_error = ""
     if sample_id and env is not None:

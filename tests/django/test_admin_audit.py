@@ -338,3 +338,30 @@ def test_describe_state_change__rotation__only_the_rotated_rule_moved() -> None:
         "rule new added at position 1: everyone → on"
     ]
     assert describe_state_change(version(["a"]), version(["a"])) == ["saved without changes"]
+
+
+def test_audit_log__deleted_flag__rows_still_named_and_filterable(
+    admin_client: Client, story: Flag, committed: Committed
+) -> None:
+    with committed():
+        services.delete_flag(story, actor=None, reason="cleanup")
+    rows = admin_client.get(AUDIT, {"flag": "checkout.new-flow"}).context["rows"]
+    assert rows[0]["reason"] == "cleanup"
+    assert {r["flag"] for r in rows} == {"checkout.new-flow"}
+    assert {"rule", "state", "variant", "flag"} <= {r["object"] for r in rows}
+    staging = [r for r in rows if r["object"] == "rule" and r["environment"] == "staging"]
+    assert staging and {r["change"] for r in staging} >= {"created", "deleted"}
+
+
+def test_restore__current_version__refused_nothing_written(
+    admin_client: Client, story: Flag, envs: dict[str, Environment]
+) -> None:
+    staging = envs["staging"]
+    current = state_versions(story.pk, staging.pk)[-1]
+    url = reverse("admin:flagapp_flag_restore", args=[story.pk, current.history_id])
+    history = FlagState.history.count()
+    assert "is the current version" in admin_client.get(url).content.decode()
+    response = admin_client.post(url, {"reason": "again"})
+    assert response.status_code == 200
+    assert "is the current version" in response.content.decode()
+    assert FlagState.history.count() == history

@@ -410,3 +410,12 @@ def test_playground__change_requests__listed_only_for_users_who_may_see_them(
     client.force_login(reviewer)
     response = client.get(reverse("admin:flagapp_playground"))
     assert str(cr.pk) in dict(response.context["form"].fields["change_request"].choices)
+
+
+def test_playground__get_parameters__environment_and_flag_prefilled(
+    admin_client: Client, shapes: Environment
+) -> None:
+    form = admin_client.get(URL, {"environment": "production", "flag": "shape.split"}).context[
+        "form"
+    ]
+    assert (form["environment"].value(), form["flag"].value()) == ("production", "shape.split")
