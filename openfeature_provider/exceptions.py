@@ -3,6 +3,8 @@
     FlagappProviderError             base of everything below
     ├── ConfigurationError           an invalid option (also a ValueError); names the field
     ├── FlagdExportError             interop.flagd: not exportable identically (a ValueError)
+    ├── FlagdImportError             interop.flagd_import: flagd definitions with no exact
+    │                                flagapp form (a ValueError)
     └── SourceError                  (below)
 
 Errors raised by snapshot sources and reported to the provider.
@@ -34,6 +36,7 @@ __all__ = [
     "ConfigurationError",
     "FlagappProviderError",
     "FlagdExportError",
+    "FlagdImportError",
     "InvalidSnapshot",
     "RateLimited",
     "ResponseTooLarge",
@@ -49,6 +52,17 @@ class FlagappProviderError(Exception):
 
 class FlagdExportError(FlagappProviderError, ValueError):
     """A construct flagd cannot evaluate identically; ``flag`` and ``path`` (JSON) locate it."""
+
+    def __init__(self, flag: str | None, path: str, message: str) -> None:
+        self.flag = flag
+        self.path = path
+        where = f"flag {flag!r} at {path}" if flag is not None else path
+        super().__init__(f"{where}: {message}")
+
+
+class FlagdImportError(FlagappProviderError, ValueError):
+    """flagd definitions flagapp cannot evaluate identically; ``flag`` and ``path`` (JSON path
+    in the flagd file) locate the construct."""
 
     def __init__(self, flag: str | None, path: str, message: str) -> None:
         self.flag = flag

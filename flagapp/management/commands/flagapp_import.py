@@ -4,6 +4,12 @@ Everything is validated before anything is committed (one transaction); applying
 file twice changes nothing the second time. ``--from-environment staging
 --to-environment production`` promotes the file's staging states to production. Use ``-``
 for standard input (``flagapp_export -e staging | flagapp_import - ...``).
+
+``--format flagd FILE --environment ENV`` reads flagd flag definitions instead
+(docs/interop.md, "flagd import"): ``openfeature_provider.interop.flagd_import`` turns them into
+flags, segments and ENV's states, applied by the same ``import_config`` (the services), so
+validation, governance, history and publishing are those of any import. What flagapp cannot
+evaluate identically is refused with the flag and the JSON path, and nothing is written.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from flagapp.exceptions import FlagValidationError
 from flagapp.services.code import import_config
+from openfeature_provider.interop.flagd import BUCKETING_MODES
 
 
 class Command(BaseCommand):
@@ -60,6 +67,31 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dry-run", action="store_true", help="Validate and report, then roll everything back."
         )
+        parser.add_argument(
+            "--format",
+            choices=("flagapp", "flagd"),
+            default="flagapp",
+            help="flagapp (default): flags-as-code JSON; flagd: flagd flag definitions, applied "
+            "to one environment (--environment, or the file's metadata.flagSetId).",
+        )
+        parser.add_argument(
+            "--flagd-bucketing",
+            choices=BUCKETING_MODES,
+            default="cbor",
+            help="Which flagd generation the file was written for: cbor (default, flagd-core "
+            "2.x) or legacy (flagd-core 1.x). Decides how fractional splits are read.",
+        )
+        parser.add_argument(
+            "--owner",
+            metavar="GROUP",
+            help="flagd: owner group of new flags whose metadata names none.",
+        )
+        parser.add_argument(
+            "--flag-type",
+            default="ops",
+            help="flagd: type of new flags whose metadata names none (default: ops; release "
+            "flags need an expiry, which flagd files do not carry).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
@@ -84,6 +116,8 @@ class Command(BaseCommand):
             change_request = ChangeRequest.objects.filter(pk=options["change_request"]).first()
             if change_request is None:
                 raise CommandError(f"no change request #{options['change_request']}")
+        if options["format"] == "flagd":
+            doc, options["environments"] = self._from_flagd(doc, options)
         try:
             result = import_config(
                 doc,
@@ -106,3 +140,36 @@ class Command(BaseCommand):
         for label in result.changed:
             self.stdout.write(f"changed  {label}")
         self.stdout.write(result.summary())
+
+    @staticmethod
+    def _from_flagd(defs: Any, options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """The flags-as-code document of flagd ``defs`` for one environment."""
+        from flagapp.services.flagd import flagd_to_config
+        from openfeature_provider.interop.flagd_import import FlagdImportError
+
+        if options["from_environment"] or options["to_environment"]:
+            raise CommandError("--format flagd applies to one environment: use --environment")
+        environments = options["environments"] or []
+        if not environments and isinstance(defs, dict):
+            set_id = (defs.get("metadata") or {}).get("flagSetId")
+            environments = [set_id] if isinstance(set_id, str) else []
+        if len(environments) != 1:
+            raise CommandError(
+                "--format flagd imports into one environment: give --environment ENV"
+            )
+        try:
+            doc = flagd_to_config(
+                defs,
+                environment=environments[0],
+                bucketing=options["flagd_bucketing"],
+                owner=options["owner"],
+                flag_type=options["flag_type"],
+            )
+        except FlagdImportError as exc:
+            raise CommandError(f"import refused, nothing was written: {exc}") from None
+        except FlagValidationError as exc:
+            lines = [f"{where}: {msg}" for where, msgs in exc.message_dict.items() for msg in msgs]
+            raise CommandError(
+                "import refused, nothing was written:\n  " + "\n  ".join(lines)
+            ) from None
+        return doc, environments
