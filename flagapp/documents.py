@@ -69,14 +69,34 @@ def parse(document: Mapping[str, Any], *, served: bool = False) -> Ruleset:
     """Validate a document with the engine's parser (raises ``ParseError``).
 
     ``served=True`` for a ruleset this process will serve (publishing's, installed in the
-    evaluation cache): it is frozen out of the garbage collector's walks unless
-    ``FLAGAPP_GC_FREEZE=0`` (openfeature_provider/engine/swap.py). Validation-only parses
-    leave the collector alone.
+    evaluation cache):
+
+    * it is parsed incrementally from the last served ruleset of the same environment, so a
+      publish re-validates and re-compiles only the flags and segments the change touched
+      (and what names a changed segment) — the services already validated the changed flag
+      on its own, so each change is validated once, not once more for the whole
+      environment; the result is the same as a full parse (the engine compares entries by
+      content);
+    * it is frozen out of the garbage collector's walks unless ``FLAGAPP_GC_FREEZE=0``
+      (openfeature_provider/engine/swap.py).
+
+    Validation-only parses (the services' partial documents) do neither.
     """
     from openfeature_provider.engine import parse_ruleset
     from openfeature_provider.engine.swap import freeze_wanted
 
-    return parse_ruleset(document, freeze=served and freeze_wanted())
+    if not served:
+        return parse_ruleset(document)
+    environment = document.get("environment")
+    key = environment if isinstance(environment, str) else ""
+    ruleset = parse_ruleset(document, previous=_served.get(key), freeze=freeze_wanted())
+    _served[key] = ruleset  # one per environment; a plain dict store is atomic
+    return ruleset
+
+
+#: The last served ruleset per environment key: the ``previous`` of the next publish's parse.
+#: Reuse is by content, so a stale or foreign entry costs speed, never correctness.
+_served: dict[str, Ruleset] = {}
 
 
 def envelope(

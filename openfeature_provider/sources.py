@@ -78,13 +78,19 @@ class SnapshotSource(Protocol):
     def stop(self) -> None: ...
 
 
-def to_ruleset(doc: Ruleset | Mapping[str, Any] | str | bytes) -> Ruleset:
-    """Parse ``doc`` unless it already is a Ruleset; ParseError becomes InvalidSnapshot."""
+def to_ruleset(
+    doc: Ruleset | Mapping[str, Any] | str | bytes, previous: Ruleset | None = None
+) -> Ruleset:
+    """Parse ``doc`` unless it already is a Ruleset; ParseError becomes InvalidSnapshot.
+
+    ``previous``: the ruleset this source delivered last; what did not change is reused
+    (an incremental parse, same result as a full one).
+    """
     if isinstance(doc, Ruleset):
         return doc
     try:
         # served for a while: frozen out of the collector's walks (engine/swap.py)
-        return parse_ruleset(doc, freeze=freeze_wanted())
+        return parse_ruleset(doc, previous=previous, freeze=freeze_wanted())
     except ParseError as exc:
         raise InvalidSnapshot(f"ruleset rejected: {exc}") from exc
 
@@ -120,7 +126,7 @@ class InMemorySource:
     def update(self, doc: Ruleset | Mapping[str, Any] | str | bytes) -> None:
         """Deliver a new snapshot; an invalid one is reported to the listener and raised."""
         try:
-            ruleset = to_ruleset(doc)
+            ruleset = to_ruleset(doc, self._current)
         except InvalidSnapshot as exc:
             listener = self._listener
             if listener is not None:
@@ -164,6 +170,7 @@ class FileSource:
         self._thread: threading.Thread | None = None
         self._signature: tuple[int, int, int] | None = None
         self._listener: SnapshotListener | None = None
+        self._delivered: Ruleset | None = None
 
     def start(self, listener: SnapshotListener) -> None:
         self._listener = listener
@@ -201,15 +208,19 @@ class FileSource:
             return
         self._signature = signature
         try:
-            ruleset = self.read(self.path)
+            ruleset = self.read(self.path, self._delivered)
         except SourceError as exc:
             listener.on_error(exc)
             return
+        self._delivered = ruleset
         listener.on_snapshot(ruleset)
 
     @staticmethod
-    def read(path: Path) -> Ruleset:
-        """Parse a ruleset or last-known-good file; raises InvalidSnapshot/SourceUnavailable."""
+    def read(path: Path, previous: Ruleset | None = None) -> Ruleset:
+        """Parse a ruleset or last-known-good file; raises InvalidSnapshot/SourceUnavailable.
+
+        ``previous``: the ruleset read last (an incremental parse reuses its unchanged flags).
+        """
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -221,6 +232,6 @@ class FileSource:
         if isinstance(doc, dict) and "lkg_format" in doc:
             doc = doc.get("ruleset")
         try:
-            return to_ruleset(doc)
+            return to_ruleset(doc, previous)
         except InvalidSnapshot as exc:
             raise InvalidSnapshot(f"file {path}: {exc}") from exc

@@ -297,7 +297,7 @@ class RulesetClient:
             return self.current, False
         if status != 200:
             raise_for_status(httpx.Response(status, headers=response_headers), "ruleset")
-        ruleset = self._decode(body, response_headers)
+        ruleset = self._decode(body, response_headers, self.current)
         changed = self.current is None or self.current.etag != ruleset.etag
         self.current = ruleset
         return ruleset, changed
@@ -379,7 +379,7 @@ class RulesetClient:
         )
 
     @staticmethod
-    def _decode(content: bytes, headers: httpx.Headers) -> Ruleset:
+    def _decode(content: bytes, headers: httpx.Headers, previous: Ruleset | None = None) -> Ruleset:
         try:
             doc = loads(content)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -387,7 +387,8 @@ class RulesetClient:
         except RecursionError as exc:  # deeper than any valid document can be
             raise InvalidSnapshot("ruleset: body is not JSON (nested too deep)") from exc
         try:
-            ruleset = parse_ruleset(doc, freeze=freeze_wanted())
+            # incremental: the flags unchanged since ``previous`` are reused, not re-parsed
+            ruleset = parse_ruleset(doc, previous=previous, freeze=freeze_wanted())
         except ParseError as exc:
             raise InvalidSnapshot(f"ruleset rejected: {exc}") from exc
         except Exception as exc:  # the parser's contract is ParseError; be safe anyway

@@ -257,7 +257,9 @@ def _check(
             entry.next_check_at = now + interval
         return entry.ruleset, False
     try:
-        ruleset = parse_ruleset(document, freeze=freeze_wanted())
+        # incremental: the flags unchanged since the held ruleset are reused, not re-parsed
+        held = entry.ruleset if entry is not None else None
+        ruleset = parse_ruleset(document, previous=held, freeze=freeze_wanted())
     except Exception:
         logger.exception(
             "flagapp: snapshot %s of %r failed to parse; kept the old one", version, env
@@ -423,7 +425,9 @@ def _on_snapshot_published(
         # flagapp.publishing sends the Ruleset it already parsed: no second parse here.
         ruleset = kwargs.get("ruleset")
         if ruleset is None:
-            ruleset = parse_ruleset(snapshot.document, freeze=freeze_wanted())
+            ruleset = parse_ruleset(
+                snapshot.document, previous=current_ruleset(env), freeze=freeze_wanted()
+            )
     except Exception:
         logger.exception("flagapp: published snapshot of %r failed to parse", env)
         expire(env)

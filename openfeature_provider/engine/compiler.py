@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from bisect import bisect_right
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -41,7 +41,14 @@ from .types import (
     Serve,
 )
 
-__all__ = ["Predicate", "compile_condition", "compile_flag", "compile_segments", "make_getter"]
+__all__ = [
+    "Predicate",
+    "compile_condition",
+    "compile_conditions",
+    "compile_flag",
+    "compile_segments",
+    "make_getter",
+]
 
 logger = logging.getLogger("flagapp.engine")
 
@@ -217,11 +224,20 @@ def _all(preds: tuple[Predicate, ...]) -> Predicate:
     return every
 
 
-def compile_segments(segments: Mapping[str, Segment]) -> dict[str, Predicate]:
+def compile_segments(
+    segments: Mapping[str, Segment], reuse: Mapping[str, Predicate] | None = None
+) -> dict[str, Predicate]:
     """A membership predicate per segment (segments may reference acyclic other segments;
-    they are compiled in dependency order, graph.topological_order)."""
+    they are compiled in dependency order, graph.topological_order).
+
+    ``reuse``: predicates of a previous build for segments that changed neither themselves
+    nor through a segment they name (incremental parse); taken as they are.
+    """
     done: dict[str, Predicate] = {}
     for key in topological_order(segment_graph(segments)):
+        if reuse is not None and key in reuse:
+            done[key] = reuse[key]
+            continue
         seg = segments[key]
         where = f"segment {key!r}"
         when = _all(tuple(compile_condition(c, done, where) for c in seg.when))
@@ -244,11 +260,32 @@ def _membership(
     return member
 
 
+def compile_conditions(
+    flag: Flag, segment_tests: Mapping[str, Predicate]
+) -> tuple[tuple[CondPlan, ...], ...]:
+    """The compiled conditions of each rule of ``flag``: the part of a compiled flag that does
+    not depend on the snapshot version (operator values built: regexes, versions, networks),
+    so an incremental parse reuses it while the flag and the segments it names are unchanged.
+    """
+    key = flag.key
+    return tuple(
+        tuple(
+            CondPlan(
+                compile_condition(c, segment_tests, f"flag {key!r} rule {rule.id!r}"),
+                string_set_spec(c),
+            )
+            for c in rule.when
+        )
+        for rule in flag.rules
+    )
+
+
 def compile_flag(
     flag: Flag,
     snapshot_version: int,
     segment_tests: Mapping[str, Predicate],
     registry: Mapping[str, Compiled],
+    conditions: tuple[tuple[CondPlan, ...], ...] | None = None,
 ) -> Compiled:
     """The flag's evaluation function (no kind check: evaluate() does that first).
 
@@ -257,6 +294,7 @@ def compile_flag(
     graph): the compiled function keeps the prerequisites' functions themselves, not the
     registry, so compiled flags form no reference cycle and a replaced ruleset is freed by
     reference counting alone (a full collection at 10,000 flags stops every thread).
+    ``conditions``: ``compile_conditions(flag, segment_tests)``, when already built.
     """
     key = flag.key
     meta = MappingProxyType({**flag.metadata, "snapshotVersion": snapshot_version})
@@ -289,16 +327,12 @@ def compile_flag(
             return lambda ctx: static
         return tail.fn
 
-    rules: list[tuple[list[CondPlan], Outcome]] = []
-    for rule in flag.rules:
-        where = f"flag {key!r} rule {rule.id!r}"
-        plans = [
-            CondPlan(compile_condition(c, segment_tests, where), string_set_spec(c))
-            for c in rule.when
-        ]
-        rules.append(
-            (plans, _outcome(rule.serve, rule.id, Reason.TARGETING_MATCH, fixed, key, meta))
-        )
+    if conditions is None:
+        conditions = compile_conditions(flag, segment_tests)
+    rules: list[tuple[Sequence[CondPlan], Outcome]] = [
+        (plans, _outcome(rule.serve, rule.id, Reason.TARGETING_MATCH, fixed, key, meta))
+        for rule, plans in zip(flag.rules, conditions, strict=True)
+    ]
 
     prerequisites = None
     if flag.prerequisites:

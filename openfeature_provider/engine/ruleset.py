@@ -16,18 +16,20 @@ import gc
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from types import MappingProxyType
 from typing import Any, NoReturn
 
 from .bucketing import DEFAULT_HASH, HASH_ALGORITHMS
-from .compiler import compile_flag, compile_segments
+from .compiler import compile_conditions, compile_flag, compile_segments
 from .exceptions import ParseError
 from .graph import (
+    dependents,
     find_cycle,
+    flag_segment_refs,
     longest_chain,
     prerequisite_graph,
     segment_graph,
+    segment_refs,
     topological_order,
 )
 from .limits import MAX_CHAIN_DEPTH, MAX_OBJECT_DEPTH, MAX_TOTAL_WEIGHT
@@ -36,6 +38,7 @@ from .swap import loads
 from .types import (
     FORMAT_VERSION,
     KINDS,
+    BuildState,
     Condition,
     Flag,
     Prerequisite,
@@ -71,10 +74,22 @@ _SEGMENT_KEYS = {"include", "exclude", "when"}
 _WEIGHT_BOUND = f"{MAX_TOTAL_WEIGHT:,} (flagd's bound)"
 
 
-def parse_ruleset(doc: Mapping[str, Any] | str | bytes, *, freeze: bool = False) -> Ruleset:
+def parse_ruleset(
+    doc: Mapping[str, Any] | str | bytes,
+    *,
+    previous: Ruleset | None = None,
+    freeze: bool = False,
+) -> Ruleset:
     """Validate ``doc`` (a mapping, or JSON text/bytes) and return a compiled ``Ruleset``.
 
     Raises ``ParseError`` for any problem; never returns a partially valid ruleset.
+
+    ``previous``: a ruleset this process parsed before (the one being replaced). Flags and
+    segments whose document entry is unchanged — and that name no segment that changed, was
+    added or removed — are not validated or compiled again: their validated objects and
+    compiled conditions are reused, and only the version-bound part (the resolutions, which
+    carry ``snapshotVersion``) is rebuilt. The result is the same as a full parse in every
+    respect, errors included (tests/engine/test_incremental.py).
 
     ``freeze=True`` is for a ruleset that will be served for a while (a provider's, the Django
     cache's): the parse ends with ``gc.freeze()`` before the collector resumes, so no
@@ -86,7 +101,7 @@ def parse_ruleset(doc: Mapping[str, Any] | str | bytes, *, freeze: bool = False)
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        ruleset = _parse(doc)
+        ruleset = _parse(doc, previous.build if previous is not None else None, previous)
         if freeze:
             gc.freeze()
         return ruleset
@@ -95,7 +110,19 @@ def parse_ruleset(doc: Mapping[str, Any] | str | bytes, *, freeze: bool = False)
             gc.enable()
 
 
-def _parse(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
+def _text(entry: Any) -> str | None:
+    """The comparison text of a document entry (None: not comparable, parse it)."""
+    try:
+        return repr(entry)
+    except RecursionError:  # hostile nesting: the full validation reports it properly
+        return None
+
+
+def _parse(
+    doc: Mapping[str, Any] | str | bytes,
+    base: BuildState | None,
+    previous: Ruleset | None,
+) -> Ruleset:
     if isinstance(doc, str | bytes | bytearray):
         try:
             doc = loads(doc)
@@ -118,24 +145,83 @@ def _parse(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
 
     segments_doc = _object(root.get("segments", {}), "$.segments")
     flags_doc = _object(root["flags"], "$.flags")
+    if previous is None or base is None:
+        base, old_flags, old_segments = _EMPTY_BUILD, _NO_FLAGS, _NO_SEGMENTS
+    else:
+        old_flags, old_segments = previous.flags, previous.segments
 
-    segments = {
-        key: _segment(key, value, _at("$.segments", key), segments_doc)
-        for key, value in segments_doc.items()
-    }
+    # Segments: an unchanged entry whose named segments all still exist is valid as before.
+    segment_texts: dict[str, str] = {}
+    segments: dict[str, Segment] = {}
+    changed_segments: set[str] = set(old_segments.keys() - segments_doc.keys())
+    same_segment_keys = segments_doc.keys() == old_segments.keys()
+    for key, value in segments_doc.items():
+        text = _text(value)
+        old_segment = old_segments.get(key)
+        if (
+            text is not None
+            and old_segment is not None
+            and base.segment_texts.get(key) == text
+            and (same_segment_keys or segment_refs(old_segment.when) <= segments_doc.keys())
+        ):
+            segments[key] = old_segment
+        else:
+            segments[key] = _segment(key, value, _at("$.segments", key), segments_doc)
+            changed_segments.add(key)
+        if text is not None:
+            segment_texts[key] = text
     _check_segment_cycles(segments)
-    flags = {
-        key: _flag(key, value, _at("$.flags", key), segments) for key, value in flags_doc.items()
-    }
+    graph = segment_graph(segments)
+    affected_segments = dependents(changed_segments, graph) if changed_segments else set()
+
+    # Flags: validation depends on the flag's own entry and on which segments exist.
+    flag_texts: dict[str, str] = {}
+    flags: dict[str, Flag] = {}
+    reused: set[str] = set()
+    same_segment_keys = segments.keys() == old_segments.keys()
+    for key, value in flags_doc.items():
+        text = _text(value)
+        old_flag = old_flags.get(key)
+        if (
+            text is not None
+            and old_flag is not None
+            and base.flag_texts.get(key) == text
+            and (same_segment_keys or flag_segment_refs(old_flag) <= segments.keys())
+        ):
+            flags[key] = old_flag
+            reused.add(key)
+        else:
+            flags[key] = _flag(key, value, _at("$.flags", key), segments)
+        if text is not None:
+            flag_texts[key] = text
     _check_prerequisites(flags)
 
-    segment_tests = compile_segments(segments)
+    reuse_tests = (
+        {k: t for k, t in base.segment_tests.items() if k not in affected_segments}
+        if base.segment_tests
+        else None
+    )
+    segment_tests = compile_segments(segments, reuse_tests)
     compiled: dict[str, Any] = {}
+    conditions: dict[str, tuple[tuple[Any, ...], ...]] = {}
+    old_conditions = base.conditions
     # prerequisites first: a compiled flag holds its prerequisites' functions (no registry
     # lookup at call time, hence no reference cycle)
     for key in topological_order(prerequisite_graph(flags)):
-        compiled[key] = compile_flag(flags[key], version, segment_tests, compiled)
-    final = {key: replace(flag, compiled=compiled[key]) for key, flag in flags.items()}
+        flag = flags[key]
+        plans = old_conditions.get(key) if key in reused else None
+        if (
+            plans is not None
+            and affected_segments
+            and flag.rules
+            and not affected_segments.isdisjoint(flag_segment_refs(flag))
+        ):
+            plans = None  # a segment it names changed: its in_segment tests hold the old one
+        if plans is None:
+            plans = compile_conditions(flag, segment_tests)
+        conditions[key] = plans
+        compiled[key] = compile_flag(flag, version, segment_tests, compiled, plans)
+    final = {key: _with_compiled(flag, compiled[key]) for key, flag in flags.items()}
     return Ruleset(
         environment=environment,
         version=version,
@@ -144,7 +230,33 @@ def _parse(doc: Mapping[str, Any] | str | bytes) -> Ruleset:
         segments=MappingProxyType(segments),
         format=fmt,
         raw=root,
+        build=BuildState(
+            flag_texts=flag_texts,
+            segment_texts=segment_texts,
+            segment_tests=segment_tests,
+            conditions=conditions,
+        ),
     )
+
+
+def _with_compiled(flag: Flag, fn: Any) -> Flag:
+    """``replace(flag, compiled=fn)`` without dataclasses.replace's keyword machinery."""
+    return Flag(
+        flag.key,
+        flag.kind,
+        flag.enabled,
+        flag.variants,
+        flag.prerequisites,
+        flag.rules,
+        flag.fallthrough,
+        flag.metadata,
+        fn,
+    )
+
+
+_EMPTY_BUILD = BuildState(flag_texts={}, segment_texts={}, segment_tests={}, conditions={})
+_NO_FLAGS: Mapping[str, Flag] = MappingProxyType({})
+_NO_SEGMENTS: Mapping[str, Segment] = MappingProxyType({})
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any, Final, Literal
 __all__ = [
     "FORMAT_VERSION",
     "KINDS",
+    "BuildState",
     "Condition",
     "Context",
     "ErrorCode",
@@ -142,6 +143,22 @@ class Flag:
     compiled: Callable[..., Resolution] | None = field(default=None, compare=False, repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class BuildState:
+    """What ``parse_ruleset(doc, previous=ruleset)`` reuses from ``ruleset``'s own parse.
+
+    ``*_texts``: ``repr`` of each flag's and segment's document entry as parsed (a string, so
+    a caller mutating its document afterwards cannot make a changed entry look unchanged;
+    ``repr`` tells ``1``, ``1.0`` and ``true`` apart where ``==`` does not).
+    ``segment_tests`` and ``conditions`` are the version-independent compiled parts.
+    """
+
+    flag_texts: Mapping[str, str]
+    segment_texts: Mapping[str, str]
+    segment_tests: Mapping[str, Callable[..., bool]]
+    conditions: Mapping[str, tuple[tuple[Any, ...], ...]]
+
+
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class Ruleset:
     """One environment's flags at one version. ``raw`` keeps the validated JSON document.
@@ -156,6 +173,9 @@ class Ruleset:
     segments: Mapping[str, Segment]
     format: int = FORMAT_VERSION
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: Set by ``parse_ruleset``: what a later incremental parse may reuse (None when built
+    #: in code). Not part of equality.
+    build: BuildState | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -291,3 +291,42 @@ def test_publish__more_than_snapshot_keep__oldest_deleted(
             snapshot.publish(env)
     versions = list(Snapshot.objects.filter(environment=env).values_list("version", flat=True))
     assert sorted(versions) == [3, 4]
+
+
+def test_publish__one_flag_changed__parsed_incrementally_equal_to_a_full_parse(
+    make_flag: Any, envs: dict[str, Environment], committed: Any
+) -> None:
+    # issue 17: a publish re-validates only what the change touched; the ruleset it sends to
+    # the receivers shares the unchanged flags with the previous one and equals a full parse
+    env = envs["production"]
+    received: list[Any] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        if kwargs.get("environment_key") == "production":
+            received.append(kwargs["ruleset"])
+
+    with committed():
+        flag = make_flag()
+        services.update_flag_state(
+            flag, env, actor=None, reason="x", enabled=True, rules=[PRO_RULE]
+        )
+        make_flag("ui.banner.text", kind="string", variants={"a": "Hello", "b": "Hi"})
+    snapshot_published.connect(receiver)
+    try:
+        with committed():
+            services.set_flag_enabled(flag, env, False, actor=None, reason="kill")
+        with committed():
+            services.set_flag_enabled(flag, env, True, actor=None, reason="back")
+    finally:
+        snapshot_published.disconnect(receiver)
+    before, after = received
+    assert after.flags["ui.banner.text"].variants is before.flags["ui.banner.text"].variants
+    assert after.flags["checkout.new-flow"].rules is not before.flags["checkout.new-flow"].rules
+    latest = snapshot.latest("production")
+    assert latest is not None
+    full = parse_ruleset(latest.document)
+    assert after == full
+    ctx = {"targetingKey": "u1", "plan": "pro"}
+    for key in full.flags:
+        assert evaluate(after, key, ctx) == evaluate(full, key, ctx)
+    assert evaluate(after, "checkout.new-flow", ctx).metadata["snapshotVersion"] == latest.version
