@@ -9,7 +9,10 @@ the benchmark thread's clock (time other processes take on a shared machine is n
 median of 15 interleaved rounds; the ratio is the median of the per-round ratios.
 Contexts are drawn in turn from 10,000 prebuilt ``EvaluationContext`` objects.
 
-Also: the provider's own resolve cost (no SDK), and resident memory with 10,000 flags loaded.
+Also: S4 with usage counts (``send_usage``, on by default whenever events can be sent: one
+``(flag, variant)`` counter bumped per evaluation) and with 1% exposures sampled; the
+provider's own resolve cost (no SDK), with and without usage counting; and resident memory
+with 10,000 flags loaded.
 
 Run: ``python -m benchmarks provider`` (or ``python -m benchmarks.bench_provider``).
 """
@@ -162,6 +165,14 @@ def main() -> None:
         event_capacity=1_000,
     )
     api.set_provider_and_wait(sampled, "bench-sampled")
+    counted = FlagappProvider(  # usage counts on (the default with a server), no exposures
+        source=InMemorySource(_doc(flags)),
+        name="flagapp-bench-counted",
+        event_sink=lambda body: 0,
+        usage_interval=3600,
+    )
+    api.set_provider_and_wait(counted, "bench-counted")
+    c_counted = api.get_client("bench-counted")
     c_ours = api.get_client("bench-flagapp")
     c_floor = api.get_client("bench-floor")
     c_sampled = api.get_client("bench-sampled")
@@ -175,6 +186,12 @@ def main() -> None:
             [f"{label} {key}", mine, base, f"{ratio:.3f}", "ok" if ratio <= TARGET else "OVER"]
         )
     key = "s4.rule-then-rollout"
+    mine, base, ratio = _interleaved(
+        _caller(c_counted, "boolean", key, ctxs), _caller(c_floor, "boolean", key, ctxs)
+    )
+    rows.append(
+        ["S4 with usage counts", mine, base, f"{ratio:.3f}", "ok" if ratio <= TARGET else "OVER"]
+    )
     mine, base, ratio = _interleaved(
         _caller(c_sampled, "boolean", key, ctxs), _caller(c_floor, "boolean", key, ctxs)
     )
@@ -206,6 +223,12 @@ def main() -> None:
             _direct(resolve, key, default, ctxs), _direct(floor_resolve, key, default, ctxs)
         )
         rows.append([f"{label} {key}", mine, base])
+    key = "s4.rule-then-rollout"
+    mine, base, _ratio = _interleaved(
+        _direct(counted.resolve_boolean_details, key, False, ctxs),
+        _direct(floor.resolve_boolean_details, key, False, ctxs),
+    )
+    rows.append(["S4 with usage counts", mine, base])
     print_table(
         "provider: resolve_*_details alone (no SDK), vs InMemoryProvider's",
         ["scenario", "flagapp us", "InMemoryProvider us"],

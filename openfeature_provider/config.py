@@ -67,6 +67,8 @@ class ProviderConfig:
     event_flush_interval: float = 5.0
     event_retry_base: float = 1.0
     event_max_attempts: int = 5
+    send_usage: bool = True
+    usage_interval: float = 60.0
     name: str = DEFAULT_NAME
 
     def __post_init__(self) -> None:
@@ -86,6 +88,7 @@ class ProviderConfig:
             "stream_retry_interval",
             "event_flush_interval",
             "event_retry_base",
+            "usage_interval",
         ):
             if not getattr(self, field) > 0:
                 raise ConfigurationError(field, "must be positive")
@@ -134,4 +137,6 @@ class ProviderOptions(TypedDict, total=False):
     event_flush_interval: float
     event_retry_base: float
     event_max_attempts: int
+    send_usage: bool
+    usage_interval: float
     name: str

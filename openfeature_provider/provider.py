@@ -61,7 +61,7 @@ from openfeature_provider.exceptions import (
 from openfeature_provider.lkg import LastKnownGood
 from openfeature_provider.remote import PollingSource, StreamingSource
 from openfeature_provider.sources import FileSource, SnapshotSource
-from openfeature_provider.tracking import EventBuffer, EventSender
+from openfeature_provider.tracking import EventBuffer, EventSender, UsageCounter
 from openfeature_provider.transport import (
     RulesetClient,
     SdkKey,
@@ -95,6 +95,9 @@ _TRACKING_STATS: Final = (
     "dropped_events",
     "pending_batches",
     "pending_events",
+    "usage_events",
+    "usage_evaluations",
+    "usage_pending",
 )
 _FALLBACKS: Final = ("last-known-good", "bootstrap")
 
@@ -178,6 +181,7 @@ class FlagappProvider(AbstractProvider):
         event_retry_base = cfg.event_retry_base
         event_max_attempts = cfg.event_max_attempts
         name = cfg.name
+
         remote: PollingSource | StreamingSource | None = None
         if source is None:
             if not url or not sdk_key:
@@ -233,6 +237,11 @@ class FlagappProvider(AbstractProvider):
                 )
                 post = self._event_client.post_events
         self.events: EventBuffer | None = EventBuffer(event_capacity) if post else None
+        #: Evaluation counts per (flag, variant), sent every ``usage_interval`` seconds
+        #: (``send_usage``, on by default wherever events can be sent); None when off.
+        self._usage: UsageCounter | None = (
+            UsageCounter() if cfg.send_usage and self.events is not None else None
+        )
         self._sender: EventSender | None = (
             EventSender(
                 self.events,
@@ -242,6 +251,8 @@ class FlagappProvider(AbstractProvider):
                 retry_base=event_retry_base,
                 backoff_max=max(event_retry_base, 60.0),
                 max_attempts=event_max_attempts,
+                usage=self._usage,
+                usage_interval=cfg.usage_interval,
             )
             if post and self.events is not None
             else None
@@ -625,6 +636,9 @@ class FlagappProvider(AbstractProvider):
             # the engine's own entry point for every error path; its compiled closure directly
             # on the hot path (that is all evaluate() would call)
             res = evaluate(ruleset, flag_key, ctx, kind) if compiled is None else compiled(ctx)
+            usage = self._usage
+            if usage is not None and flag is not None:  # a known flag was used
+                usage.note(flag_key, res.variant)
             if res.use_default:  # the engine's one adapter decides reason and error code
                 out = served(res, default_value, kind)
                 code = out.error_code

@@ -23,6 +23,13 @@ Batches (issue 10 item 5):
   dropped at once. Either way later batches are never blocked. A 413 for several events
   splits the batch in halves (new ids: the refused batch was not stored).
 - ``stats()`` (and ``FlagappProvider.tracking_stats()``) exposes every counter.
+
+Usage counts (issue 14 part 2): a :class:`UsageCounter` adds one to a ``(flag, variant)``
+slot per evaluation (no context, nothing that names a user). Every ``usage_interval``
+seconds, and on ``close()``, the sender moves the counts into the buffer as ``evaluation``
+events (``{"kind": "evaluation", "flag", "variant", "count", "context": {}}``), so they
+travel in ordinary batches: same batch id on every retry, stored once by the server, which
+folds them into the stale-flag report's counts and "last evaluated" times.
 """
 
 from __future__ import annotations
@@ -47,7 +54,15 @@ from openfeature_provider.exceptions import (
     UnexpectedResponse,
 )
 
-__all__ = ["EventBuffer", "EventSender", "Poster", "as_poster", "encode_batch", "encode_events"]
+__all__ = [
+    "EventBuffer",
+    "EventSender",
+    "Poster",
+    "UsageCounter",
+    "as_poster",
+    "encode_batch",
+    "encode_events",
+]
 
 #: ``post(body, batch_id) -> accepted``: what the sender calls for each batch.
 Poster = Callable[[bytes, str], int]
@@ -99,6 +114,38 @@ class EventBuffer:
             self._events.extendleft(reversed(keep))
 
 
+class UsageCounter:
+    """Evaluation counts per ``(flag key, variant)`` since the last :meth:`drain`.
+
+    Why no lock: :meth:`note` runs inside every flag evaluation, which takes no lock. It
+    bumps a one-element list in a dict; :meth:`drain` swaps the dict for a new one. Under
+    heavy thread contention an increment can be lost (two threads read the same slot), or
+    land in a dict just drained and be counted in the next window's stead; a usage count is
+    a statistic and that is the price of a lock-free hot path. Counts never carry contexts.
+    """
+
+    __slots__ = ("counts",)
+
+    def __init__(self) -> None:
+        self.counts: dict[tuple[str, str | None], list[int]] = {}
+
+    def note(self, flag_key: str, variant: str | None) -> None:
+        key = (flag_key, variant)
+        slot = self.counts.get(key)
+        if slot is None:
+            slot = self.counts.setdefault(key, [0])
+        slot[0] += 1
+
+    def drain(self) -> dict[tuple[str, str | None], int]:
+        """The counts so far; counting starts again from zero."""
+        counts, self.counts = self.counts, {}
+        return {key: slot[0] for key, slot in counts.items() if slot[0] > 0}
+
+    def pending(self) -> int:
+        """Evaluations counted and not drained yet."""
+        return sum(slot[0] for slot in list(self.counts.values()))
+
+
 def _iso(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
 
@@ -120,6 +167,10 @@ def _item(event: Event) -> dict[str, Any]:
         item["flag"] = key
         item["variant"] = variant
         item["value"] = value
+    elif kind == "evaluation":  # usage counts: the number of evaluations, never a context
+        item["flag"] = key
+        item["variant"] = variant
+        item["count"] = value
     else:
         item["name"] = key
         if value is not None:
@@ -215,6 +266,8 @@ class EventSender:
         retry_base: float = 1.0,
         backoff_max: float = 60.0,
         max_attempts: int = 5,
+        usage: UsageCounter | None = None,
+        usage_interval: float = 60.0,
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -236,6 +289,11 @@ class EventSender:
         self.dropped_batches = 0  # refused, or out of attempts
         self.dropped_events = 0
         self.batches_sent = 0
+        self.usage = usage
+        self.usage_interval = usage_interval
+        self.usage_events = 0  # evaluation-count events handed to the buffer
+        self.usage_evaluations = 0  # the evaluations they count
+        self._usage_due = time.monotonic() + usage_interval
         self._pending: deque[_Batch] = deque()  # batches under way, oldest first
         self._rng = random.Random()
         self._stop = threading.Event()
@@ -258,7 +316,25 @@ class EventSender:
             "dropped_events": self.dropped_events,
             "pending_batches": len(pending),
             "pending_events": sum(b.events for b in pending),
+            "usage_events": self.usage_events,
+            "usage_evaluations": self.usage_evaluations,
+            "usage_pending": self.usage.pending() if self.usage is not None else 0,
         }
+
+    def _collect_usage(self, *, force: bool = False) -> None:
+        """Move the usage counts into the buffer as ``evaluation`` events, when due."""
+        usage = self.usage
+        if usage is None:
+            return
+        now = time.monotonic()
+        if not force and now < self._usage_due:
+            return
+        self._usage_due = now + self.usage_interval
+        at = time.time()
+        for (flag_key, variant), n in usage.drain().items():
+            self.buffer.add(("evaluation", flag_key, variant, n, {}, None, at))
+            self.usage_events += 1
+            self.usage_evaluations += n
 
     def start(self) -> None:
         if self._thread is None and not self._closed:
@@ -266,14 +342,21 @@ class EventSender:
             self._thread.start()
 
     def _run(self) -> None:
-        delay = self.flush_interval
+        delay = self._wait(self.flush_interval)
         while not self._stop.is_set():
             self.buffer.batch_ready.wait(delay)
             self.buffer.batch_ready.clear()
             if self._stop.is_set():
                 break
+            self._collect_usage()
             ok = self._drain(deadline=None)
-            delay = self.flush_interval if ok else self._retry_delay()
+            delay = self._wait(self.flush_interval if ok else self._retry_delay())
+
+    def _wait(self, delay: float) -> float:
+        """``delay``, shortened to wake up when the usage counts are due."""
+        if self.usage is None:
+            return delay
+        return max(0.0, min(delay, self._usage_due - time.monotonic()))
 
     def _retry_delay(self) -> float:
         """Backoff for the batch at the front: retry_base * 2**(attempts-1), equal jitter."""
@@ -376,4 +459,5 @@ class EventSender:
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout=self.flush_timeout + 5)
+        self._collect_usage(force=True)
         self._drain(deadline=time.monotonic() + self.flush_timeout)

@@ -9,12 +9,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from openfeature import api
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.track import TrackingEventDetails
 
-from openfeature_provider import FlagappProvider, InMemorySource
+from openfeature_provider import ConfigurationError, FlagappProvider, InMemorySource
 from openfeature_provider.exceptions import RateLimited, SourceUnavailable, UnexpectedResponse
+from openfeature_provider.testing import RecordingSink
 from openfeature_provider.tracking import EventBuffer, EventSender, encode_batch, encode_events
 from tests.provider.conftest import make_doc, wait_until
 from tests.provider.flag_server import VALID_KEY, FlagServer
@@ -131,8 +133,13 @@ def test_provider__track_and_exposures__posted_to_server_and_flushed_on_shutdown
     assert flag_server.events == []
     api.clear_providers()  # shuts the provider down
     kinds = [(e["kind"], e.get("flag") or e.get("name")) for e in flag_server.events]
-    assert kinds == [("exposure", "checkout.new-flow"), ("track", "checkout.completed")]
-    exposure, track = flag_server.events
+    assert kinds == [
+        ("exposure", "checkout.new-flow"),
+        ("track", "checkout.completed"),
+        ("evaluation", "checkout.new-flow"),  # the usage count, flushed on shutdown too
+    ]
+    exposure, track, usage = flag_server.events
+    assert (usage["variant"], usage["count"], usage["context"]) == ("on", 1, {})
     assert exposure["variant"] == "on" and exposure["value"] is True
     assert exposure["context"] == {"plan": "pro", "targetingKey": "user-42"}
     assert exposure["details"]["reason"] == "TARGETING_MATCH"
@@ -371,3 +378,80 @@ def test_event_sink__one_argument__still_supported_and_gets_strict_json() -> Non
     api.get_client().track("y", EvaluationContext("u1"))
     provider.shutdown()
     assert [e["name"] for b in bodies for e in _strict(b)["events"]] == ["y"]
+
+
+# --- issue 14 part 2: usage counts by default, without personal data ----------------------
+
+
+def _usage_provider(**options: Any) -> tuple[FlagappProvider, Any, RecordingSink]:
+    sink = RecordingSink()
+    provider = FlagappProvider(source=InMemorySource(make_doc()), event_sink=sink, **options)
+    domain = f"usage-{uuid.uuid4().hex}"
+    api.set_provider_and_wait(provider, domain)
+    return provider, api.get_client(domain), sink
+
+
+def test_usage__evaluations__one_count_per_flag_and_variant_without_context() -> None:
+    provider, client, sink = _usage_provider(event_flush_interval=30)
+    pro = EvaluationContext("user-1", {"plan": "pro", "email": "a@example.com"})
+    free = EvaluationContext("user-2", {"plan": "free"})
+    for _ in range(5):
+        client.get_boolean_value("checkout.new-flow", False, pro)  # rule: on
+    for _ in range(3):
+        client.get_boolean_value("checkout.new-flow", False, free)  # fallthrough: off
+    client.get_string_value("ui.theme", "light")
+    client.get_integer_value("ui.theme", 1)  # wrong type: still a use of the flag
+    client.get_boolean_value("no.such-flag", False)  # unknown: not counted
+    assert sink.events == []  # nothing sent before the interval or shutdown
+    provider.shutdown()
+    usage = sorted((e["flag"], e["variant"] or "", e["count"]) for e in sink.of_kind("evaluation"))
+    assert usage == [
+        ("checkout.new-flow", "off", 3),
+        ("checkout.new-flow", "on", 5),
+        ("ui.theme", "", 1),  # the TYPE_MISMATCH: no variant served
+        ("ui.theme", "dark", 1),
+    ]
+    assert all(e["context"] == {} and e["details"] == {} for e in sink.events)
+    assert sink.of_kind("exposure") == []  # exposure_sample_rate defaults to 0
+    stats = provider.tracking_stats()
+    assert (stats["usage_events"], stats["usage_evaluations"], stats["usage_pending"]) == (
+        4,
+        10,
+        0,
+    )
+
+
+def test_usage__interval_elapses__sent_periodically_without_shutdown() -> None:
+    provider, client, sink = _usage_provider(usage_interval=0.05, event_flush_interval=30)
+    try:
+        for _ in range(4):
+            client.get_string_value("ui.theme", "light")
+        assert wait_until(lambda: len(sink.of_kind("evaluation")) == 1)
+        assert sink.of_kind("evaluation")[0]["count"] == 4
+        client.get_string_value("ui.theme", "light")
+        assert wait_until(lambda: len(sink.of_kind("evaluation")) == 2)
+        assert sink.of_kind("evaluation")[1]["count"] == 1  # a new window, not a running total
+    finally:
+        provider.shutdown()
+
+
+def test_usage__send_usage_false__no_counts() -> None:
+    provider, client, sink = _usage_provider(send_usage=False)
+    client.get_string_value("ui.theme", "light")
+    provider.shutdown()
+    assert sink.events == []
+    assert provider.tracking_stats()["usage_evaluations"] == 0
+
+
+def test_usage__send_events_false__nothing_counted_or_sent(flag_server: FlagServer) -> None:
+    provider = FlagappProvider(url=flag_server.url, sdk_key=VALID_KEY, send_events=False)
+    api.set_provider_and_wait(provider)
+    api.get_client().get_boolean_value("checkout.new-flow", False)
+    api.clear_providers()
+    assert flag_server.events == []
+    assert provider._usage is None
+
+
+def test_usage_interval__not_positive__configuration_error_naming_it() -> None:
+    with pytest.raises(ConfigurationError, match="usage_interval"):
+        FlagappProvider(source=InMemorySource(make_doc()), usage_interval=0)
