@@ -2,11 +2,20 @@
 
 Implements open-feature/protocol ``service/openapi.yaml`` for strict clients (docs/protocol.md):
 
-* success ``{"key", "value", "reason", "variant", "metadata"}``; only standard reason names
-  (PREREQUISITE_FAILED goes out as DISABLED with ``metadata.flagappReason``);
+* success ``{"key", "value", "reason", "variant", "metadata"}``; only the reasons of the
+  schema's success enum (STATIC, TARGETING_MATCH, SPLIT, DISABLED, UNKNOWN): DEFAULT goes out
+  as UNKNOWN and PREREQUISITE_FAILED as DISABLED, the engine's reason in
+  ``metadata.flagappReason``;
 * "serve the caller's default" (disabled, prerequisite failed, null fallthrough) omits
   ``value`` — the published Python client (openfeature-provider-ofrep) then returns the
-  caller's default — but still carries ``variant`` (null), which that client requires;
+  caller's default — but still carries ``variant`` (null): that client reads
+  ``data["variant"]`` unconditionally and turns a missing key into a GENERAL error
+  (docs/interop.md, tests/interop/test_ofrep_schema.py);
+* an ``object`` flag whose value is a JSON array is a GENERAL evaluation failure: OFREP object
+  values are JSON objects (``objectFlag``), and an array would validate as no success shape;
+* per-flag ``metadata`` never holds ``snapshotVersion`` (it changes with every publish, so a
+  client comparing bulk answers would see every flag change); the bulk response carries it in
+  its flag-set ``metadata``;
 * float flags are serialised as floats (``1.0``, never ``1``), integer flags as integers;
 * errors: 404 ``FLAG_NOT_FOUND`` and 400 (``TARGETING_KEY_MISSING``, ``INVALID_CONTEXT``,
   ``PARSE_ERROR``, ``GENERAL``) always with ``key``, ``errorCode`` and ``errorDetails``;
@@ -41,12 +50,13 @@ from openfeature_provider.engine import evaluate as engine_evaluate
 
 __all__ = ["configuration", "evaluate_bulk", "evaluate_flag", "resolution_payload"]
 
-_STANDARD_REASONS = frozenset(
-    {"STATIC", "DEFAULT", "TARGETING_MATCH", "SPLIT", "CACHED", "DISABLED", "UNKNOWN", "ERROR"}
-)
-_ERROR_CODES = frozenset(
-    {"PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL", "TYPE_MISMATCH"}
-)
+#: openapi.yaml ``evaluationSuccess.reason`` enum; anything else goes out mapped (see
+#: ``resolution_payload``) with the engine's reason in ``metadata.flagappReason``.
+_SUCCESS_REASONS = frozenset({"STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", "UNKNOWN"})
+#: openapi.yaml ``evaluationFailure.errorCode`` enum (FLAG_NOT_FOUND is the 404 shape).
+_ERROR_CODES = frozenset({"PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL"})
+#: Flag-set metadata, never per-flag metadata (see the module docstring).
+_SET_METADATA = frozenset({"snapshotVersion"})
 
 
 class _BadRequest(Exception):
@@ -100,6 +110,8 @@ def _scalar_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """OFREP metadata values are booleans, strings or numbers; drop anything else."""
     out: dict[str, Any] = {}
     for name, value in metadata.items():
+        if name in _SET_METADATA:
+            continue
         if isinstance(value, bool | int | float | str):
             out[str(name)] = value
     return out
@@ -124,13 +136,22 @@ def resolution_payload(res: Resolution, ruleset: Ruleset | None) -> tuple[int, d
         return status, {"key": res.flag_key, "errorCode": code, "errorDetails": detail}
     metadata = _scalar_metadata(res.metadata)
     reason = res.reason
-    if reason not in _STANDARD_REASONS:
+    if reason not in _SUCCESS_REASONS:
         metadata["flagappReason"] = reason
         reason = Reason.DISABLED if reason == Reason.PREREQUISITE_FAILED else "UNKNOWN"
     payload: dict[str, Any] = {"key": res.flag_key, "reason": reason, "variant": res.variant}
     if not res.use_default:
         flag = ruleset.flags.get(res.flag_key) if ruleset is not None else None
-        payload["value"] = _typed(res.value, flag.kind if flag is not None else None)
+        kind = flag.kind if flag is not None else None
+        if kind == "object" and not isinstance(res.value, dict):
+            return 400, {
+                "key": res.flag_key,
+                "errorCode": ErrorCode.GENERAL,
+                "errorDetails": f"object flag {res.flag_key!r} serves a JSON array (variant "
+                f"{res.variant!r}); OFREP object values are JSON objects",
+                "metadata": metadata,
+            }
+        payload["value"] = _typed(res.value, kind)
     else:
         payload["variant"] = None
     payload["metadata"] = metadata
@@ -199,7 +220,8 @@ def _bulk_etag(rs: Ruleset, context: Mapping[str, Any]) -> str:
 @csrf_exempt
 @survives_database_outage
 async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
-    """Every flag for one context, with an ETag over (snapshot, context)."""
+    """Every flag for one context, with an ETag over (snapshot, context); the flag-set
+    ``metadata`` holds the ``snapshotVersion`` that answered."""
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     info = await aauthorize(request, "ofrep")
@@ -226,7 +248,7 @@ async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
         res = engine_evaluate(rs, flag_key, context)
         _status, payload = resolution_payload(res, rs)
         flags.append(payload)
-    response = json_response({"flags": flags})
+    response = json_response({"flags": flags, "metadata": {"snapshotVersion": rs.version}})
     response["ETag"] = quoted
     response["Cache-Control"] = "private, no-cache"
     return response

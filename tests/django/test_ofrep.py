@@ -9,6 +9,10 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from tests.interop.ofrep_openapi import BULK as BULK_SHAPES
+from tests.interop.ofrep_openapi import SINGLE as SINGLE_SHAPES
+from tests.interop.ofrep_openapi import assert_valid
+
 from .sdk_helpers import *  # noqa: F403 - fixtures
 from .sdk_helpers import ALL_KINDS, bearer
 
@@ -29,9 +33,13 @@ def ofrep(sdk_token: str, install_flags: Callable[..., Any]) -> Callable[..., An
         body = (
             raw if raw is not None else json.dumps({} if context is None else {"context": context})
         )
-        return client.post(
+        response = client.post(
             path, data=body, content_type="application/json", **bearer(sdk_token), **extra
         )
+        # Every shape these tests produce is also checked against OFREP's openapi.yaml.
+        if response.status_code in (BULK_SHAPES if key is None else SINGLE_SHAPES):
+            assert_valid(response.json(), response.status_code, bulk=key is None)
+        return response
 
     return post
 
@@ -91,7 +99,8 @@ def test_evaluate_flag__no_match_null_fallthrough__default_without_value(
 ) -> None:
     body = ofrep("demo.nodefault", {"plan": "y"}).json()
     assert "value" not in body
-    assert body["reason"] == "DEFAULT"
+    assert body["reason"] == "UNKNOWN"  # DEFAULT is outside OFREP's success-reason enum
+    assert body["metadata"]["flagappReason"] == "DEFAULT"
 
 
 def test_evaluate_flag__context_without_targeting_key__accepted(

@@ -12,6 +12,7 @@ DECISIONS: dict[str, str] = {
     "Returns no metadata": (
         "every resolution of a known flag carries `snapshotVersion` in its flag metadata (the "
         "ruleset version that decided, used for debugging and the OTel feature_flag.version), "
-        "so flag metadata is never empty; see docs/ruleset-format.md"
+        "so flag metadata is never empty; see docs/ruleset-format.md. (OFREP answers carry it "
+        "once per bulk answer as flag-set metadata instead, never per flag: docs/interop.md)"
     ),
 }
