@@ -28,6 +28,9 @@ from flagapp import evaluation
 from openfeature_provider.engine import parse_ruleset
 from tests.django.sdk_helpers import *  # noqa: F403 - fixtures
 from tests.django.sdk_helpers import bearer
+from tests.interop.ofrep_openapi import BULK as BULK_SHAPES
+from tests.interop.ofrep_openapi import SINGLE as SINGLE_SHAPES
+from tests.interop.ofrep_openapi import assert_valid
 
 from .conftest import PHASES, examples, figures
 from .strategies import Recipe, deep_json_text, recipes, rulesets
@@ -106,6 +109,9 @@ def test_fuzz_ofrep__hostile_bodies__json_answers_never_500(
             assert status in _ALLOWED, (status, path, response.content[:500])
             assert response["Content-Type"].startswith("application/json"), path
             answer = json.loads(response.content)
+            # Every answer with a schema is the protocol's shape (openapi.yaml; 413 has none).
+            if status in (BULK_SHAPES if path == BULK else SINGLE_SHAPES):
+                assert_valid(answer, status, bulk=path == BULK)
             if status == 200 and path == BULK:
                 assert len(answer["flags"]) == len(ruleset["flags"])
             elif status == 404:
