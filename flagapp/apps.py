@@ -27,6 +27,10 @@ class FlagappConfig(AppConfig):
         from .sdk import notifier
 
         notifier.connect()
+        # Change notifications (webhooks, Slack, owner email): the one dispatcher.
+        from .notifications import dispatcher
+
+        dispatcher.connect()
         # The embedded default's reconciler starts with the first request a server handles.
         request_started.connect(publishing.on_server_request, dispatch_uid="flagapp.reconciler")
         request_finished.connect(

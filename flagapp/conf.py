@@ -160,6 +160,18 @@ DEFAULTS: dict[str, Any] = {
     "STALE_DAYS": 30,
     # Addresses the periodic stale-flag report is mailed to ([]: only logged).
     "STALE_REPORT_EMAILS": [],
+    # --- Notifications: webhooks, Slack, owner email (flagapp.notifications) ---
+    # Seconds to open the TCP (and TLS) connection to a webhook endpoint, and per socket
+    # read (also the bound on reading the whole response).
+    "WEBHOOK_CONNECT_TIMEOUT": 3.0,
+    "WEBHOOK_READ_TIMEOUT": 10.0,
+    # At most this many bytes of a response are read (kept as the attempt's excerpt).
+    "WEBHOOK_RESPONSE_MAX_BYTES": 4096,
+    # Attempts per delivery (webhook, Slack or email) before it is marked failed; the wait
+    # after the n-th failure is WEBHOOK_BACKOFF_SECONDS * 2 ** (n - 1), capped.
+    "WEBHOOK_MAX_ATTEMPTS": 8,
+    "WEBHOOK_BACKOFF_SECONDS": 30.0,
+    "WEBHOOK_BACKOFF_MAX_SECONDS": 3600.0,
     # Blast-radius preview: at most this many recent contexts, and this many examples.
     "BLAST_RADIUS_SAMPLE": 1000,
     "BLAST_RADIUS_EXAMPLES": 5,

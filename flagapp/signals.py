@@ -6,19 +6,53 @@ shared cache; ``ruleset`` is the engine's parsed Ruleset (receivers do not parse
 The evaluation cache and the notifier (SSE, Redis) listen; every receiver is connected in
 ``FlagappConfig.ready()``, none at import time.
 
-``flag_changed(sender=Flag, flag=..., environment_keys=[...], actor=..., reason=...,
-operation=...)`` is sent by the services after every successful write, for notifications.
-
 ``sdk_key_revoked(sender=SdkKey, public_id=...)`` is sent by ``flagapp.sdk.keys`` after a
 revocation; the notifier broadcasts it to the other processes.
+
+Change notifications (docs/observability.md, "Webhooks and notifications"). Each is sent
+**after COMMIT** of the change it reports (``transaction.on_commit``), so a rolled-back
+change never notifies anyone; the one receiver is
+:mod:`flagapp.notifications.dispatcher`, which turns them into webhook, Slack and email
+deliveries (no sender makes an HTTP call or sends a mail itself):
+
+``flag_changed(sender=Flag, flag=..., environment_keys=[...], actor=..., reason=...,
+operation=..., changes={...})``: by the services after every successful write;
+``changes`` is what the write set (state parts, variants), ``{}`` when not itemised.
+
+``change_request_changed(sender=ChangeRequest, change_request=..., event=..., actor=...)``:
+by ``flagapp.governance.change_requests``; ``event`` is ``proposed``, ``approved``,
+``rejected`` or ``applied``.
+
+``rollout_transition(sender=RolloutPlan, plan=..., transition=RolloutTransition)``: by the
+rollout controller for every recorded transition (start, advance, complete, pause, resume,
+rollback).
+
+``flag_expiring(sender=Flag, flag=..., stage=..., label=..., recipients=[...])``: by the
+expiry reminders, once per flag, expiry date and stage (``ReminderLog``); ``recipients`` are
+the owner group's addresses.
+
+``stale_flags_reported(sender=None, report=StaleReport, recipients=[...])``: by the stale
+report when it lists at least one flag; ``recipients`` is ``STALE_REPORT_EMAILS``.
 """
 
 from __future__ import annotations
 
 from django.dispatch import Signal
 
-__all__ = ["flag_changed", "sdk_key_revoked", "snapshot_published"]
+__all__ = [
+    "change_request_changed",
+    "flag_changed",
+    "flag_expiring",
+    "rollout_transition",
+    "sdk_key_revoked",
+    "snapshot_published",
+    "stale_flags_reported",
+]
 
 snapshot_published = Signal()
 flag_changed = Signal()
 sdk_key_revoked = Signal()
+change_request_changed = Signal()
+rollout_transition = Signal()
+flag_expiring = Signal()
+stale_flags_reported = Signal()

@@ -21,6 +21,8 @@ from celery import shared_task
 __all__ = [
     "PERIODIC_TASKS",
     "advance_rollouts",
+    "deliver_due_notifications",
+    "deliver_notification",
     "fold_evaluation_counts",
     "reconcile_snapshots",
     "send_expiry_reminders",
@@ -88,6 +90,35 @@ def reconcile_snapshots() -> dict[str, Any]:
     return reconcile().as_dict()
 
 
+@shared_task(bind=True, name="flagapp.tasks.deliver_notification", max_retries=None)
+def deliver_notification(self: Any, delivery_id: int) -> dict[str, Any]:
+    """One attempt of one webhook/Slack/email delivery (``flagapp.notifications.delivery``).
+
+    On failure a worker retries it with exponential backoff (``self.retry`` with the
+    delivery's own countdown; attempts are bounded by ``WEBHOOK_MAX_ATTEMPTS`` on the row,
+    not by Celery). Without a broker (the embedded default) the dispatcher attempts inline
+    instead of queueing this task, and the retries are left to
+    :func:`deliver_due_notifications`; called eagerly, this task does the same, so a failing
+    receiver never holds the request that made the change for more than one bounded attempt.
+    """
+    from flagapp.notifications.delivery import attempt
+
+    outcome = attempt(int(delivery_id))
+    if outcome.retry_in is not None and not self.request.is_eager:
+        # +1 s: the retry must find the row due (its next_attempt_at) to claim it.
+        raise self.retry(countdown=outcome.retry_in + 1.0)
+    return outcome.as_dict()
+
+
+@shared_task(name="flagapp.tasks.deliver_due_notifications")
+def deliver_due_notifications() -> dict[str, Any]:
+    """Attempt every pending delivery that is due: retries under the embedded runner, and
+    the safety net after a lost Celery message or a worker that died mid-attempt."""
+    from flagapp.notifications.delivery import deliver_due
+
+    return deliver_due()
+
+
 from flagapp.rollouts.tasks import advance_rollouts  # noqa: E402 - rollout helper's task
 
 #: Beat interval of :func:`reconcile_snapshots`: the bound on how long a committed change can
@@ -104,4 +135,6 @@ PERIODIC_TASKS: dict[str, tuple[Callable[..., Any], float]] = {
     "stale_flag_report": (stale_flag_report, 86400.0),
     # Rollout steps, guardrail checks, automatic rollback: a breach is acted on within this.
     "advance_rollouts": (advance_rollouts, 60.0),
+    # Webhook/Slack/email retries that are due (and deliveries a lost message left behind).
+    "deliver_due_notifications": (deliver_due_notifications, 30.0),
 }

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from flagapp import admin_tokens  # noqa: F401 - API tokens (registered there)
 
-from . import governance, resources, rollouts, states  # noqa: F401 - register the admins
+from . import governance, notifications, resources, rollouts, states  # noqa: F401 - register
 from .base import ServiceAdminMixin, attach_errors, reason_action
 from .flags import FlagAdmin
 from .resources import EnvironmentAdmin, SegmentAdmin, SnapshotAdmin

@@ -223,6 +223,19 @@ def _history(cr: ChangeRequest, user: Any, reason: str) -> None:
     cr._change_reason = reason  # type: ignore[attr-defined]
 
 
+def _announce(cr: ChangeRequest, event: str, actor: Any) -> None:
+    """``change_request_changed`` after COMMIT (webhooks, Slack): a request whose
+    transaction rolls back never notifies."""
+    from flagapp.signals import change_request_changed
+
+    transaction.on_commit(
+        lambda: change_request_changed.send(
+            sender=type(cr), change_request=cr, event=event, actor=actor
+        ),
+        robust=True,
+    )
+
+
 def _require_user(user: Any) -> None:
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         raise ChangeNotPermitted("an authenticated, active user is required")
@@ -307,7 +320,9 @@ def propose(
         blast_radius=blast_radius.as_dict() if blast_radius is not None else None,
     )
     _history(cr, author, f"proposed: {text}")
-    cr.save()
+    with transaction.atomic():
+        cr.save()
+        _announce(cr, "proposed", author)
     return cr
 
 
@@ -348,6 +363,7 @@ def approve(cr: ChangeRequest, *, reviewer: Any, comment: str = "") -> ChangeReq
             cr, reviewer, f"approved: {cr.review_comment}" if cr.review_comment else "approved"
         )
         cr.save()
+        _announce(cr, "approved", reviewer)
     return apply(cr, actor=reviewer)
 
 
@@ -369,6 +385,7 @@ def reject(cr: ChangeRequest, *, reviewer: Any, comment: str) -> ChangeRequest:
         cr.review_comment = text
         _history(cr, reviewer, f"rejected: {text}")
         cr.save()
+        _announce(cr, "rejected", reviewer)
     return cr
 
 
@@ -407,6 +424,7 @@ def apply(cr: ChangeRequest, *, actor: Any) -> ChangeRequest:
             cr.applied_at = timezone.now()
             cr.detail = ""
             _history(cr, actor, "applied")
+            _announce(cr, "applied", actor)
         cr.save()
     return cr
 

@@ -1,12 +1,16 @@
-"""Expiry reminders by email to the members of a flag's owner group.
+"""Expiry reminders to the members of a flag's owner group (email) and to the webhook
+endpoints subscribed to ``flag.expiring``.
 
 Stages come from :mod:`flagapp.governance.stages` (N days before, on the day, every M days
 while overdue). "At most once per stage" is enforced by the database, not by the scheduler:
-the sender first inserts a ``ReminderLog`` row (unique per flag, expiry date and stage) and
-sends the mail inside the same transaction. A duplicate beat run or a retry of the task
-hits the unique constraint and sends nothing; a mail that fails to send rolls the row back,
-so the retry sends it. On PostgreSQL a concurrent second insert waits for the first
-transaction and then fails, so two workers racing on the same flag still send one mail.
+the sender inserts a ``ReminderLog`` row (unique per flag, expiry date and stage) and, on
+COMMIT of that row, sends ``flagapp.signals.flag_expiring``. The notification dispatcher
+turns it into one email delivery (and one per subscribed endpoint), each retried with
+backoff until it succeeds (``flagapp.notifications.delivery``): a mail server that is down
+delays the reminder, it does not lose it. A duplicate beat run or a retry of the task hits
+the unique constraint and notifies nobody. On PostgreSQL a concurrent second insert waits
+for the first transaction and then fails, so two workers racing on the same flag still send
+one mail.
 """
 
 from __future__ import annotations
@@ -16,13 +20,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings as django_settings
-from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flagapp.conf import settings
 from flagapp.governance.stages import due_stage, stage_label
+from flagapp.notifications.dispatcher import has_subscribers
 
 __all__ = ["ReminderResult", "owner_emails", "send_expiry_reminders"]
 
@@ -71,7 +74,7 @@ def send_expiry_reminders(today: dt.date | None = None) -> ReminderResult:
             result.already_sent.append((flag.key, stage))
             continue
         recipients = owner_emails(flag)
-        if not recipients:
+        if not recipients and not has_subscribers("flag.expiring"):
             # Not logged: once someone joins the group, the next run reminds them.
             logger.warning(
                 "flag %s: owner group %s has no member with an email", flag.key, flag.owner
@@ -83,7 +86,7 @@ def send_expiry_reminders(today: dt.date | None = None) -> ReminderResult:
                 ReminderLog.objects.create(
                     flag=flag, expiry=flag.expires_on, stage=stage, recipients=recipients
                 )
-                _send(flag, stage, today, recipients)
+                _announce(flag, stage, today, recipients)
         except IntegrityError:
             result.already_sent.append((flag.key, stage))
             continue
@@ -92,13 +95,15 @@ def send_expiry_reminders(today: dt.date | None = None) -> ReminderResult:
     return result
 
 
-def _send(flag: Any, stage: str, today: dt.date, recipients: list[str]) -> None:
+def _announce(flag: Any, stage: str, today: dt.date, recipients: list[str]) -> None:
+    """``flag_expiring`` once the ``ReminderLog`` row commits (a rolled-back or duplicate
+    insert notifies nobody); the dispatcher mails ``recipients`` and calls the webhooks."""
+    from flagapp.signals import flag_expiring
+
     label = stage_label(stage, flag.expires_on, today)
-    subject = f"[flagapp] flag {flag.key} {label}"
-    body = (
-        f"The feature flag {flag.key} ({flag.name}), owned by {flag.owner.name}, {label}.\n\n"
-        "A flag past its expiry is technical debt: remove it from the code and archive it,\n"
-        "or move its expiry date with a reason if it must stay.\n"
+    transaction.on_commit(
+        lambda: flag_expiring.send(
+            sender=type(flag), flag=flag, stage=stage, label=label, recipients=recipients
+        ),
+        robust=True,
     )
-    sender = settings.get("REMINDER_FROM_EMAIL") or django_settings.DEFAULT_FROM_EMAIL
-    send_mail(subject, body, sender, recipients, fail_silently=False)

@@ -10,8 +10,9 @@ Two kinds of dead weight, both measured over ``FLAGAPP["STALE_DAYS"]`` (N):
   rollout with a single weighted variant) and whose states have not changed for N days.
   Its code path can be made unconditional and the flag archived.
 
-The report is read by ``flagapp_lint``, by the periodic task (which mails it to
-``FLAGAPP["STALE_REPORT_EMAILS"]`` when set) and is logged.
+The report is read by ``flagapp_lint``, by the periodic task (which hands it to the
+notification dispatcher: a mail to ``FLAGAPP["STALE_REPORT_EMAILS"]`` when set, and a
+``flag.stale`` event to the subscribed webhook endpoints) and is logged.
 """
 
 from __future__ import annotations
@@ -22,8 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings as django_settings
-from django.core.mail import send_mail
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -119,18 +119,17 @@ def stale_report(now: dt.datetime | None = None, days: int | None = None) -> Sta
 
 
 def mail_stale_report(report: StaleReport) -> int:
-    """Mail the report to ``FLAGAPP["STALE_REPORT_EMAILS"]``; returns the number of
-    recipients (0 when none are configured or the report is empty)."""
-    recipients = list(settings.STALE_REPORT_EMAILS or [])
-    if not recipients or report.empty:
+    """Hand a non-empty report to the notification dispatcher (after COMMIT): a mail to
+    ``FLAGAPP["STALE_REPORT_EMAILS"]`` and ``flag.stale`` to the subscribed endpoints.
+    Returns the number of mail recipients (0 when none are configured or the report is
+    empty)."""
+    from flagapp.signals import stale_flags_reported
+
+    if report.empty:
         return 0
-    sender = settings.get("REMINDER_FROM_EMAIL") or django_settings.DEFAULT_FROM_EMAIL
-    total = len(report.not_evaluated) + len(report.ready_to_remove)
-    send_mail(
-        f"[flagapp] {total} stale flag(s)",
-        report.as_text(),
-        sender,
-        recipients,
-        fail_silently=False,
+    recipients = list(settings.STALE_REPORT_EMAILS or [])
+    transaction.on_commit(
+        lambda: stale_flags_reported.send(sender=None, report=report, recipients=recipients),
+        robust=True,
     )
     return len(recipients)

@@ -125,8 +125,9 @@ def _record(
     details: Mapping[str, Any] | None = None,
 ) -> None:
     from flagapp.models import RolloutTransition
+    from flagapp.signals import rollout_transition
 
-    RolloutTransition.objects.create(
+    transition = RolloutTransition.objects.create(
         plan=plan,
         at=at,
         action=action.value,
@@ -138,6 +139,12 @@ def _record(
         automatic=automatic,
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         details=dict(details or {}),
+    )
+    # Notifications (webhooks, Slack, the owners' email on a rollback) after COMMIT, through
+    # the one dispatcher (flagapp.notifications): a transition that rolls back says nothing.
+    transaction.on_commit(
+        lambda: rollout_transition.send(sender=type(plan), plan=plan, transition=transition),
+        robust=True,
     )
 
 
@@ -504,8 +511,8 @@ def rollback(
     now: datetime | None = None,
 ) -> Any:
     """running|paused -> rolled_back: restore the last safe state (enabled, fallthrough,
-    prerequisites, rules as they were before the first step) through the services, then
-    email the owners."""
+    prerequisites, rules as they were before the first step) through the services; the
+    owners are emailed (``notify_owners``) by the notification dispatcher, after COMMIT."""
     from flagapp import services
 
     reason = _clean_reason(reason)
@@ -545,34 +552,7 @@ def rollback(
             from_bps=from_bps,
             details=details,
         )
-        if plan.notify_owners:
-            transaction.on_commit(lambda: _notify_owners(plan, reason, automatic))
     return plan
-
-
-def _notify_owners(plan: Any, reason: str, automatic: bool) -> None:
-    from django.conf import settings as django_settings
-    from django.core.mail import send_mail
-
-    owner = plan.flag.owner
-    recipients = sorted(
-        {e for e in owner.user_set.filter(is_active=True).values_list("email", flat=True) if e}
-    )
-    if not recipients:
-        logger.warning("rollout %s rolled back but owner group %s has no email", plan.pk, owner)
-        return
-    how = "automatically rolled back" if automatic else "rolled back"
-    subject = f"[flagapp] {plan.flag.key} rollout {how} in {plan.environment.key}"
-    body = (
-        f"The rollout of {plan.flag.key} ({plan.treatment_variant} replacing "
-        f"{plan.control_variant}) in {plan.environment.key} was {how}.\n\n"
-        f"Reason: {reason}\n\n"
-        f"The flag is back to its state before the rollout started.\n"
-    )
-    try:
-        send_mail(subject, body, getattr(django_settings, "DEFAULT_FROM_EMAIL", None), recipients)
-    except OSError:
-        logger.exception("could not email the owners of %s", plan.flag.key)
 
 
 def _advance(plan: Any, *, at: datetime, results: list[GuardrailResult]) -> str:

@@ -53,8 +53,18 @@ __all__ = [
 _TAG_RE = re.compile(r"^[\w.:/-]{1,50}$")
 
 
-def _send_changed(flag: Flag, env_keys: Sequence[str], actor: Any, reason: str, op: str) -> None:
+def _send_changed(
+    flag: Flag,
+    env_keys: Sequence[str],
+    actor: Any,
+    reason: str,
+    op: str,
+    changes: Mapping[str, Any] | None = None,
+) -> None:
+    """``flag_changed`` after COMMIT (notifications: webhooks, Slack). ``changes`` is what
+    the write set, for the receivers' payload; the dispatcher makes it JSON."""
     keys = list(env_keys)
+    what = dict(changes or {})
     on_commit(
         lambda: flag_changed.send(
             sender=Flag,
@@ -63,6 +73,7 @@ def _send_changed(flag: Flag, env_keys: Sequence[str], actor: Any, reason: str, 
             actor=actor,
             reason=reason,
             operation=op,
+            changes=what,
         )
     )
 
@@ -371,7 +382,7 @@ def update_flag(
         save(locked, actor, reason)
         env_ids = list(Environment.objects.values_list("pk", flat=True))
         publish_on_commit(env_ids)
-        _send_changed(locked, [], actor, reason, "update_flag")
+        _send_changed(locked, [], actor, reason, "update_flag", changes)
     for k, v in changes.items():
         setattr(flag, k, v)
     flag.updated_at = locked.updated_at
@@ -568,5 +579,12 @@ def set_variants(
             state.version += 1
             save(state, actor, reason)
         publish_on_commit([s.environment_id for s in states])
-        _send_changed(flag, [s.environment.key for s in states], actor, reason, "set_variants")
+        _send_changed(
+            flag,
+            [s.environment.key for s in states],
+            actor,
+            reason,
+            "set_variants",
+            {"variants": [{"key": i["key"], "value": i["value"]} for i in items]},
+        )
     return result

@@ -11,6 +11,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.test import TestCase
 from django.utils import timezone
 
 from flagapp import sampling, tasks
@@ -35,7 +36,8 @@ def test_send_expiry_reminders_task__eager_delay__mails_and_returns_result() -> 
     team = Group.objects.create(name="payments")
     h.user("alice", groups=(team,))
     h.flag("payments.checkout.v2", team, expires_on=dt.date(2026, 6, 1))
-    result = tasks.send_expiry_reminders.delay("2026-06-01").get(timeout=10)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the mail is sent after COMMIT
+        result = tasks.send_expiry_reminders.delay("2026-06-01").get(timeout=10)
     assert result["sent"] == [["payments.checkout.v2", "due"]]
     # a duplicate beat run of the same day sends nothing more
     again = tasks.send_expiry_reminders.apply(args=("2026-06-01",)).get()
@@ -69,7 +71,8 @@ def test_run_tasks_command__all_tasks__each_reports_a_json_line() -> None:
     h.user("sam", groups=(team,))
     h.flag("search.due.today", team, expires_on=timezone.localdate())
     out = StringIO()
-    call_command("flagapp_run_tasks", stdout=out)
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the mail is sent after COMMIT
+        call_command("flagapp_run_tasks", stdout=out)
     lines = dict(line.split(": ", 1) for line in out.getvalue().splitlines())
     assert {"fold_evaluation_counts", "send_expiry_reminders", "stale_flag_report"} <= set(lines)
     assert json.loads(lines["send_expiry_reminders"])["sent"] == [["search.due.today", "due"]]

@@ -10,7 +10,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
-from django.test import override_settings
+from django.test import TestCase, override_settings
 
 from flagapp.governance.reminders import send_expiry_reminders
 from flagapp.models import ReminderLog
@@ -18,6 +18,14 @@ from flagapp.models import ReminderLog
 from . import governance_helpers as h
 
 TODAY = dt.date(2026, 6, 1)
+
+
+def remind(today: dt.date) -> Any:
+    """One run of the reminders, its transaction committed: the mail is a notification
+    delivery queued after COMMIT (flagapp.notifications), which the test transaction of
+    the ``db`` fixture would otherwise never reach."""
+    with TestCase.captureOnCommitCallbacks(execute=True):
+        return send_expiry_reminders(today)
 
 
 class FailingBackend(BaseEmailBackend):
@@ -43,7 +51,7 @@ def test_reminders__seven_days_before__one_mail_to_active_members_with_email(
 ) -> None:
     h.flag("payments.checkout.v2", owners, expires_on=TODAY + dt.timedelta(days=7))
     h.flag("payments.later.far", owners, expires_on=TODAY + dt.timedelta(days=8))
-    result = send_expiry_reminders(TODAY)
+    result = remind(TODAY)
     assert result.sent == [("payments.checkout.v2", "before")]
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
@@ -54,9 +62,9 @@ def test_reminders__seven_days_before__one_mail_to_active_members_with_email(
 
 def test_reminders__duplicate_runs_same_day__stage_sent_once(owners: Group) -> None:
     h.flag("payments.checkout.v2", owners, expires_on=TODAY + dt.timedelta(days=3))
-    send_expiry_reminders(TODAY)
-    again = send_expiry_reminders(TODAY)
-    later = send_expiry_reminders(TODAY + dt.timedelta(days=1))  # still the "before" stage
+    remind(TODAY)
+    again = remind(TODAY)
+    later = remind(TODAY + dt.timedelta(days=1))  # still the "before" stage
     assert len(mail.outbox) == 1
     assert again.already_sent == [("payments.checkout.v2", "before")]
     assert later.sent == []
@@ -68,7 +76,7 @@ def test_reminders__whole_lifecycle__before_due_and_every_m_days_overdue(owners:
     stages = []
     with override_settings(FLAGAPP={"REMINDER_DAYS_BEFORE": 7, "REMINDER_OVERDUE_EVERY_DAYS": 5}):
         for offset in range(-10, 16):  # one beat per day from E-10 to E+15
-            result = send_expiry_reminders(expiry + dt.timedelta(days=offset))
+            result = remind(expiry + dt.timedelta(days=offset))
             stages += [(offset, stage) for _, stage in result.sent]
     assert stages == [
         (-7, "before"),
@@ -82,25 +90,41 @@ def test_reminders__whole_lifecycle__before_due_and_every_m_days_overdue(owners:
     assert "10 days overdue" in mail.outbox[3].subject
 
 
-def test_reminders__send_fails__nothing_logged_and_retry_sends(owners: Group) -> None:
+def test_reminders__send_fails__logged_once_and_delivery_retried_until_sent(
+    owners: Group,
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from flagapp.models import NotificationDelivery
+    from flagapp.notifications.delivery import deliver_due
+
     h.flag("payments.checkout.v2", owners, expires_on=TODAY)
-    with (
-        override_settings(EMAIL_BACKEND=f"{__name__}.FailingBackend"),
-        pytest.raises(ConnectionRefusedError),
-    ):
-        send_expiry_reminders(TODAY)
-    assert not ReminderLog.objects.exists()
-    result = send_expiry_reminders(TODAY)  # the task's retry
+    with override_settings(EMAIL_BACKEND=f"{__name__}.FailingBackend"):
+        result = remind(TODAY)
     assert result.sent == [("payments.checkout.v2", "due")]
+    assert ReminderLog.objects.count() == 1
+    delivery = NotificationDelivery.objects.get(channel="email")
+    assert delivery.status == "pending"
+    assert delivery.attempts == 1
+    assert "smtp down" in delivery.last_error
+    assert delivery.next_attempt_at is not None
+    assert remind(TODAY).already_sent == [("payments.checkout.v2", "due")]  # the task's retry
+    later = timezone.now() + timedelta(hours=2)
+    assert deliver_due(now=later)["succeeded"] == 1
     assert len(mail.outbox) == 1
+    assert sorted(mail.outbox[0].to) == ["alice@example.com", "bob@example.com"]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
 
 
 def test_reminders__expiry_moved__reminders_rearmed(owners: Group) -> None:
     f = h.flag("payments.checkout.v2", owners, expires_on=TODAY)
-    send_expiry_reminders(TODAY)
+    remind(TODAY)
     f.expires_on = TODAY + dt.timedelta(days=2)
     f.save()
-    result = send_expiry_reminders(TODAY)
+    result = remind(TODAY)
     assert result.sent == [("payments.checkout.v2", "before")]
     assert len(mail.outbox) == 2
 
@@ -108,17 +132,17 @@ def test_reminders__expiry_moved__reminders_rearmed(owners: Group) -> None:
 def test_reminders__owner_group_without_email__not_logged_sent_later(db: None) -> None:
     g = Group.objects.create(name="nobody")
     h.flag("ops.cache.bypass", g, expires_on=TODAY)
-    result = send_expiry_reminders(TODAY)
+    result = remind(TODAY)
     assert result.no_recipients == ["ops.cache.bypass"]
     assert not ReminderLog.objects.exists()
     h.user("carol", groups=(g,))
-    assert send_expiry_reminders(TODAY).sent == [("ops.cache.bypass", "due")]
+    assert remind(TODAY).sent == [("ops.cache.bypass", "due")]
 
 
 def test_reminders__archived_or_no_expiry__ignored(owners: Group) -> None:
     h.flag("payments.old.thing", owners, expires_on=TODAY, archived=True)
     h.flag("payments.ops.switch", owners, flag_type="ops")
-    assert send_expiry_reminders(TODAY).sent == []
+    assert remind(TODAY).sent == []
     assert mail.outbox == []
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.contrib.auth.models import Group
 from django.core import mail
-from django.test import override_settings
+from django.test import TestCase, override_settings
 from django.utils import timezone
 
 from flagapp import sampling
@@ -116,7 +116,10 @@ def test_mail_stale_report__recipients_configured__one_mail_listing_flags(team: 
     h.flag("search.never.old", team, flag_type="ops", created_days_ago=40)
     report = stale_report(days=30)
     assert mail_stale_report(report) == 0  # nobody configured: only logged
-    with override_settings(FLAGAPP={"STALE_REPORT_EMAILS": ["platform@example.com"]}):
+    with (
+        override_settings(FLAGAPP={"STALE_REPORT_EMAILS": ["platform@example.com"]}),
+        TestCase.captureOnCommitCallbacks(execute=True),  # the mail is sent after COMMIT
+    ):
         assert mail_stale_report(report) == 1
     assert len(mail.outbox) == 1
     assert "search.never.old" in mail.outbox[0].body
