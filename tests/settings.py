@@ -121,6 +121,9 @@ FLAGAPP = {
     # The test run is one process: a LocMem cache is right here (silences flagapp.W001).
     "SINGLE_PROCESS": True,
 }
+# The real-worker webhook test shortens its worker's retry backoff (seconds).
+if os.environ.get("FLAGAPP_TEST_WEBHOOK_BACKOFF"):
+    FLAGAPP["WEBHOOK_BACKOFF_SECONDS"] = float(os.environ["FLAGAPP_TEST_WEBHOOK_BACKOFF"])
 
 LOGGING = {
     "version": 1,

@@ -24,9 +24,11 @@ from celery import Celery
 from django.contrib.auth.models import Group
 from django.db import connection
 
-from flagapp.models import ReminderLog
+from flagapp.models import NotificationDelivery, NotificationEvent, ReminderLog, WebhookEndpoint
+from flagapp.notifications import signing
 
 from . import governance_helpers as h
+from .webhook_receiver import running_receiver
 
 pytestmark = [
     pytest.mark.celery_worker,
@@ -61,6 +63,8 @@ def worker(tmp_path: Path) -> Iterator[tuple[Celery, str]]:
         # the worker connects straight to the database pytest-django created
         "FLAGAPP_TEST_PG_NAME": str(connection.settings_dict["NAME"]),
         "FLAGAPP_CELERY_BROKER": BROKER,
+        # webhook retries 1 s, 2 s, ... instead of 30 s, 60 s, ...
+        "FLAGAPP_TEST_WEBHOOK_BACKOFF": "1",
     }
     log = (tmp_path / "worker.log").open("w")
     proc = subprocess.Popen(
@@ -144,3 +148,37 @@ def test_worker__stale_report_and_fold_tasks__results_from_the_worker(
     assert report.get(timeout=60)["not_evaluated"] == {"search.never.old": None}
     folded = client.send_task("flagapp.tasks.fold_evaluation_counts", queue=queue)
     assert folded.get(timeout=60) == {"pairs": 0, "evaluations": 0, "samples": 0, "events": 0}
+
+
+def test_worker__webhook_answers_500_then_200__worker_retries_with_backoff_and_delivers(
+    worker: tuple[Celery, str],
+) -> None:
+    from django.utils import timezone
+
+    client, queue = worker
+    with running_receiver() as receiver:
+        receiver.then("/hook", 500)
+        endpoint = WebhookEndpoint.objects.create(name="ci", url=receiver.url + "/hook")
+        event = NotificationEvent.objects.create(
+            event_type="flag.stale",
+            payload={"id": "e1", "type": "flag.stale", "data": {"days": 30}},
+        )
+        delivery = NotificationDelivery.objects.create(
+            event=event, endpoint=endpoint, channel="webhook", next_attempt_at=timezone.now()
+        )
+        result = client.send_task(
+            "flagapp.tasks.deliver_notification", args=[delivery.pk], queue=queue
+        )
+        outcome = result.get(timeout=60)  # the same task id through its retry
+        requests = receiver.requests("/hook")
+    assert (outcome["status"], outcome["attempt"], outcome["response_code"]) == (
+        "succeeded",
+        2,
+        200,
+    )
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("succeeded", 2)
+    assert list(delivery.attempt_log.values_list("response_code", flat=True)) == [500, 200]
+    assert len(requests) == 2
+    for r in requests:
+        signing.verify(endpoint.secret, r.headers["flagapp-signature"], r.body)
