@@ -172,6 +172,9 @@ DEFAULTS: dict[str, Any] = {
     "WEBHOOK_MAX_ATTEMPTS": 8,
     "WEBHOOK_BACKOFF_SECONDS": 30.0,
     "WEBHOOK_BACKOFF_MAX_SECONDS": 3600.0,
+    # Notification events (and their deliveries and attempts) older than this many days are
+    # deleted by the periodic deliver_due_notifications once none is pending; None keeps all.
+    "NOTIFICATION_KEEP_DAYS": 30,
     # Blast-radius preview: at most this many recent contexts, and this many examples.
     "BLAST_RADIUS_SAMPLE": 1000,
     "BLAST_RADIUS_EXAMPLES": 5,

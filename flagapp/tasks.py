@@ -113,10 +113,11 @@ def deliver_notification(self: Any, delivery_id: int) -> dict[str, Any]:
 @shared_task(name="flagapp.tasks.deliver_due_notifications")
 def deliver_due_notifications() -> dict[str, Any]:
     """Attempt every pending delivery that is due: retries under the embedded runner, and
-    the safety net after a lost Celery message or a worker that died mid-attempt."""
-    from flagapp.notifications.delivery import deliver_due
+    the safety net after a lost Celery message or a worker that died mid-attempt. Then
+    deletes settled events older than ``NOTIFICATION_KEEP_DAYS`` (the log stays bounded)."""
+    from flagapp.notifications.delivery import deliver_due, prune
 
-    return deliver_due()
+    return {**deliver_due(), "pruned": prune()}
 
 
 from flagapp.rollouts.tasks import advance_rollouts  # noqa: E402 - rollout helper's task

@@ -47,6 +47,7 @@ __all__ = [
     "backoff_seconds",
     "deliver_due",
     "enqueue",
+    "prune",
     "replay",
     "request_body",
     "uses_broker",
@@ -336,3 +337,24 @@ def replay(deliveries: Iterable[Any], *, now: datetime | None = None) -> list[in
         )
         transaction.on_commit(lambda: enqueue(ids), robust=True)
     return ids
+
+
+def prune(*, now: datetime | None = None) -> int:
+    """Delete events older than ``NOTIFICATION_KEEP_DAYS`` whose deliveries are all settled
+    (succeeded or failed), with their deliveries and attempts; returns the events deleted.
+    Pending deliveries are never pruned. ``None`` keeps everything."""
+    from flagapp.models import NotificationDelivery, NotificationEvent
+
+    keep = settings.get("NOTIFICATION_KEEP_DAYS")
+    if keep is None:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(days=float(keep))
+    pending = NotificationDelivery.objects.filter(
+        status=NotificationDelivery.STATUS_PENDING
+    ).values("event_id")
+    old = NotificationEvent.objects.filter(created_at__lt=cutoff).exclude(pk__in=pending)
+    ids = list(old.values_list("pk", flat=True)[:5000])
+    if not ids:
+        return 0
+    NotificationEvent.objects.filter(pk__in=ids).delete()
+    return len(ids)

@@ -425,3 +425,27 @@ def test_delivery__failure_logged__secret_and_slack_url_never_in_logs_or_rows(
     for text in (caplog.text, stored, repr(endpoint), str(endpoint)):
         assert endpoint.secret not in text
         assert "XXXXsecretpath" not in text
+
+
+def test_prune__old_settled_and_old_pending_events__only_settled_deleted(
+    receiver: Receiver, db: None
+) -> None:
+    _endpoint(receiver)
+    data = {"days": 30, "not_evaluated": {}, "ready_to_remove": {}}
+    pending = dispatch("flag.stale", data)  # still to be retried
+    settled = dispatch("flag.stale", data)
+    recent = dispatch("flag.stale", data)
+    assert pending is not None and settled is not None and recent is not None
+    NotificationDelivery.objects.filter(event=settled).update(status="succeeded")
+    row = NotificationDelivery.objects.get(event=settled)
+    DeliveryAttempt.objects.create(delivery=row, number=1, started_at=timezone.now())
+    old = timezone.now() - dt.timedelta(days=31)
+    NotificationEvent.objects.filter(pk__in=[pending.pk, settled.pk]).update(created_at=old)
+    assert NotificationDelivery.objects.get(event=pending).status == "pending"
+    assert deliveries.prune() == 1
+    left = set(NotificationEvent.objects.values_list("pk", flat=True))
+    assert left == {pending.pk, recent.pk}
+    assert not DeliveryAttempt.objects.filter(delivery__event_id=settled.pk).exists()
+    with override_settings(FLAGAPP={"NOTIFICATION_KEEP_DAYS": None}):
+        NotificationDelivery.objects.update(status="succeeded")
+        assert deliveries.prune() == 0
