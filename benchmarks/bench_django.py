@@ -273,6 +273,47 @@ def _exposure_overhead(
         ["scenario", "record=False", "recording", "overhead"],
         rows,
     )
+    _telemetry_overhead(evaluate, keys, defaults, requests)
+
+
+def _telemetry_overhead(
+    evaluate: Any, keys: dict[str, str], defaults: dict[str, Any], requests: list[Any]
+) -> None:
+    """flagapp.evaluate in request with FLAGAPP["OPENTELEMETRY"] off vs on (the event built
+    and handed to the OpenTelemetry API with no SDK configured: what flagapp itself adds)."""
+    try:
+        import opentelemetry  # noqa: F401
+    except ImportError:
+        print("\nOpenTelemetry: skipped (pip install 'django-flagapp[otel]')")
+        return
+    from flagapp import telemetry
+    from flagapp.evaluation import api
+
+    rows = []
+    for label, key in keys.items():
+        default = defaults[label]
+        api._telemetry = None
+        nxt = _cycle(requests)
+        off = per_call_us(
+            lambda k=key, d=default, n=nxt: evaluate(k, d, n(), record=False),
+            calls=CALLS,
+            repeats=REPEATS,
+        )
+        api._telemetry = telemetry._emitter({})
+        nxt = _cycle(requests)
+        on = per_call_us(
+            lambda k=key, d=default, n=nxt: evaluate(k, d, n(), record=False),
+            calls=CALLS,
+            repeats=REPEATS,
+        )
+        api._telemetry = None
+        rows.append([label, off, on, on - off])
+    print_table(
+        "Django: OpenTelemetry feature_flag.evaluation events, flagapp.evaluate in request, "
+        "us/call (OPENTELEMETRY off vs on, no OpenTelemetry SDK configured)",
+        ["scenario", "off", "on", "overhead"],
+        rows,
+    )
 
 
 if __name__ == "__main__":

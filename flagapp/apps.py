@@ -22,6 +22,9 @@ class FlagappConfig(AppConfig):
         from . import exposures
 
         exposures.connect()
+        from . import telemetry
+
+        telemetry.connect()  # FLAGAPP["OPENTELEMETRY"]: evaluation events (extra "otel")
         # Snapshot announcements for the SSE streams (and Redis pub/sub across processes):
         # connected in every process, since a change may be published by any of them.
         from .sdk import notifier

@@ -148,6 +148,10 @@ DEFAULTS: dict[str, Any] = {
     # Exposures and track() events buffered per process between two writes, at most (the
     # oldest are dropped and counted; a half-full buffer is written after the next response).
     "EVENT_BUFFER_SIZE": 10_000,
+    # OpenTelemetry feature_flag.evaluation events for flagapp.evaluate (flagapp.telemetry;
+    # needs the "otel" extra): False, True, or a dict of options (log_records, span_events,
+    # include_value, include_context_id).
+    "OPENTELEMETRY": False,
     # --- Governance and lifecycle (flagapp.governance; docs/governance.md) ---
     # Expiry reminders: the first mail this many days before the expiry date, one on the
     # day, then one every REMINDER_OVERDUE_EVERY_DAYS days while overdue.

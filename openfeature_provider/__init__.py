@@ -26,6 +26,7 @@ __all__ = [
     "FlagdImportError",
     "InMemorySource",
     "InvalidSnapshot",
+    "OpenTelemetryHook",
     "PollingSource",
     "ProviderConfig",
     "RateLimited",
@@ -40,6 +41,7 @@ __all__ = [
 
 _WHERE = {
     "FlagappProvider": "openfeature_provider.provider",
+    "OpenTelemetryHook": "openfeature_provider.otel",
     "ProviderConfig": "openfeature_provider.config",
     "FileSource": "openfeature_provider.sources",
     "InMemorySource": "openfeature_provider.sources",
@@ -75,6 +77,7 @@ if TYPE_CHECKING:
         SourceUnavailable,
         UnexpectedResponse,
     )
+    from openfeature_provider.otel import OpenTelemetryHook
     from openfeature_provider.provider import FlagappProvider
     from openfeature_provider.sources import (
         FileSource,

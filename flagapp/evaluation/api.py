@@ -42,6 +42,9 @@ _sampler: Any = sampling.note
 #: Called as ``_exposer(env, resolution, context)`` for each evaluation that served a
 #: variant, unless ``record=False`` (memory only).
 _exposer: Any = exposures.expose
+#: Called as ``_telemetry(details, env, context or None)`` after each evaluation when
+#: ``FLAGAPP["OPENTELEMETRY"]`` is on (:mod:`flagapp.telemetry` installs it); None when off.
+_telemetry: Any = None
 
 #: id(Resolution) -> (that Resolution, its EvaluationDetails); the Resolution is held so its
 #: id cannot be reused while the entry exists. Cleared when a ruleset is swapped in.
@@ -67,7 +70,31 @@ def evaluate(
     exposure (``FLAGAPP["RECORD_EXPOSURES"]``, sampled at ``EXPOSURE_SAMPLE_RATE``; in
     memory, stored after the response); ``record=False`` skips that for this call (an
     admin page, a health check). Never raises.
+
+    With ``FLAGAPP["OPENTELEMETRY"]`` on, each call also emits an OpenTelemetry
+    ``feature_flag.evaluation`` event (:mod:`flagapp.telemetry`).
     """
+    details = _evaluate(key, default, request_or_context, environment, kind, record)
+    if _telemetry is not None:
+        _telemetry(
+            details,
+            environment or cache._default_env or cache.default_environment(),
+            request_or_context
+            if request_or_context.__class__ is dict
+            else getattr(request_or_context, CONTEXT_ATTR, None),
+        )
+    return details
+
+
+def _evaluate(
+    key: str,
+    default: Any,
+    request_or_context: Any,
+    environment: str | None,
+    kind: str | None,
+    record: bool,
+) -> EvaluationDetails:
+    """The evaluation itself (``evaluate`` adds the optional telemetry)."""
     try:
         if kind is None:
             kind = KIND_OF_DEFAULT.get(type(default))
