@@ -15,6 +15,7 @@ during validation, :func:`attach_errors` (service error -> form field) and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +28,7 @@ from django.forms import Media
 from django.forms.utils import ErrorList
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from flagapp.exceptions import (
     ApprovalRequired,
@@ -38,6 +40,7 @@ from flagapp.exceptions import (
 from .forms import (
     ReasonForm,
 )
+from .syntax import describe_path
 
 SERVICE_ERRORS = (FlagValidationError, VersionConflict, ApprovalRequired, ChangeNotPermitted)
 
@@ -61,7 +64,10 @@ class _Targeted(Exception):
 
 def messages_of(exc: Exception) -> dict[str, list[str]]:
     if isinstance(exc, FlagValidationError):
-        return exc.message_dict
+        # Paths such as rules[1].when[0] are for programs: say "Rule 2, condition 1".
+        return {
+            field: [describe_path(str(m)) for m in msgs] for field, msgs in exc.message_dict.items()
+        }
     if isinstance(exc, VersionConflict):
         return {
             "__all__": [
@@ -177,6 +183,29 @@ def _confirmed(request: HttpRequest, form: Any, saved: Any) -> bool:
     return confirm_blast_radius(request, form, saved)
 
 
+def readable(value: Any) -> str:
+    """A stored value as a person typed it: JSON spelling (``true``, ``null``, ``{"a": 1}``)
+    rather than Python's (``True``, ``None``); text as is."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "-"
+    try:
+        return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+class _ReadableValues(HistoricalRecordContextHelper):  # type: ignore[misc]
+    """History deltas with values in :func:`readable` form (not ``False`` / ``None``)."""
+
+    def prepare_delta_change_value(self, change: Any, value: Any) -> Any:
+        prepared = super().prepare_delta_change_value(change, value)
+        if isinstance(prepared, Model):
+            return str(prepared)
+        return readable(prepared)
+
+
 class ServiceAdminMixin:
     """Admin saves through the services (see the module docstring). Subclasses implement
     :meth:`apply`."""
@@ -227,8 +256,32 @@ class ServiceAdminMixin:
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    # read-only history (SimpleHistoryAdmin)
-    history_list_display = ["history_change_reason"]
+    # read-only history (SimpleHistoryAdmin). Its list already has a "Change reason" column;
+    # this template says "system" for changes without a user and shows values as typed.
+    history_list_display: list[str] = []
+    object_history_list_template = "admin/flagapp/object_history_list.html"
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        """Without the reason field where nothing can be saved (view permission only, a
+        historical version): a read-only "Reason: None" tells the reader nothing."""
+        return self.without_reason(request, obj, super().get_fieldsets(request, obj))  # type: ignore[misc]
+
+    def without_reason(self, request: HttpRequest, obj: Any, fieldsets: Any) -> Any:
+        if not getattr(request, "_flagapp_read_only", False) and self.has_change_permission(  # type: ignore[attr-defined]
+            request, obj
+        ):
+            return fieldsets
+        out = []
+        for name, opts in fieldsets:
+            fields = [f for f in opts.get("fields", []) if f != "reason"]
+            if fields:
+                out.append((name, {**opts, "fields": fields}))
+        return out
+
+    def get_historical_record_context_helper(
+        self, request: HttpRequest, historical_record: Any
+    ) -> Any:
+        return _ReadableValues(self.model, historical_record)  # type: ignore[attr-defined]
 
     def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
         return True
@@ -238,6 +291,7 @@ class ServiceAdminMixin:
     ) -> HttpResponse:
         if request.method == "POST":
             raise PermissionDenied("history is read-only")
+        request._flagapp_read_only = True  # type: ignore[attr-defined]
         response: HttpResponse = super().history_form_view(  # type: ignore[misc]
             request, object_id, version_id, extra_context
         )

@@ -32,13 +32,20 @@ from flagapp.models import (
 )
 
 from .audit import AuditURLs
-from .base import SERVICE_ERRORS, ServiceAdminMixin, _Targeted, messages_of, reason_action
+from .base import (
+    SERVICE_ERRORS,
+    ServiceAdminMixin,
+    _Targeted,
+    messages_of,
+    readable,
+    reason_action,
+)
 from .forms import (
     FlagForm,
     FlagStateInlineForm,
     VariantForm,
 )
-from .syntax import parse_value
+from .syntax import format_prerequisites, format_serve, format_value, parse_value
 
 
 class ExpiredFilter(admin.SimpleListFilter):
@@ -69,6 +76,22 @@ class VariantInline(admin.TabularInline):
     def get_extra(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> int:
         return 2 if obj is None else 1
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("flag")  # labels, value_text
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self.has_change_permission(request, obj):
+            return self.fields
+        return ["key", "value_text", "description", "order"]  # read-only: as typed
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["value_text"]
+
+    @admin.display(description="value")
+    def value_text(self, obj: Variant) -> str:
+        """The value as the edit form spells it (``true``, not Python's ``True``)."""
+        return format_value(obj.flag.kind, obj.value) if obj.pk else "-"
+
 
 class FlagStateInline(admin.StackedInline):
     model = FlagState
@@ -92,7 +115,7 @@ class FlagStateInline(admin.StackedInline):
         return (
             super()
             .get_queryset(request)
-            .select_related("environment")
+            .select_related("flag", "environment")
             .prefetch_related("rules")
             .order_by("environment__order", "environment__key")
         )
@@ -107,6 +130,32 @@ class FlagStateInline(admin.StackedInline):
         return bool(request.user.has_perm("flagapp.view_flagstate")) or self.has_change_permission(
             request, obj
         )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self.has_change_permission(request, obj):
+            return self.fields
+        # read-only: the text syntaxes the edit form shows, not stored JSON or a version
+        return [
+            "environment_name",
+            "enabled",
+            "fallthrough_text",
+            "prerequisites_text",
+            "rules_text",
+            "rules_page",
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self.has_change_permission(request, obj):
+            return self.readonly_fields
+        return [*self.readonly_fields, "fallthrough_text", "prerequisites_text", "rules_text"]
+
+    @admin.display(description="fallthrough")
+    def fallthrough_text(self, obj: FlagState) -> str:
+        return format_serve(obj.fallthrough) or "(the caller's default)"
+
+    @admin.display(description="prerequisites")
+    def prerequisites_text(self, obj: FlagState) -> str:
+        return format_prerequisites(obj.prerequisites) or "-"
 
     @admin.display(description="environment")
     def environment_name(self, obj: FlagState) -> str:
@@ -146,7 +195,7 @@ def _related_history(flag_id: str, limit: int = 200) -> list[dict[str, Any]]:
         rows.append(
             {
                 "when": h.history_date,
-                "what": f"variant {h.key} = {h.value!r}",
+                "what": f"variant {h.key} = {readable(h.value)}",
                 "change": _CHANGE.get(h.history_type, h.history_type),
                 "user": h.history_user,
                 "reason": h.history_change_reason,
@@ -211,7 +260,7 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is not None:
-            return self.fieldsets
+            return self.without_reason(request, obj, self.fieldsets)
         # A new flag is never archived: leave the box out of the add page.
         return [
             (name, {**opts, "fields": [f for f in opts["fields"] if f != "archived"]})

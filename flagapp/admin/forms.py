@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.html import escape
 
 from flagapp.models import Environment, Flag, FlagState, Segment, TargetingRule, Variant
 
@@ -115,7 +116,8 @@ class _StateFieldsMixin(forms.ModelForm):
     prerequisites = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
-        help_text="One per line: <flag key>: <variant>, <variant>",
+        # The admin renders help texts as HTML: the placeholders must be escaped.
+        help_text=escape("One per line: <flag key>: <variant>, <variant>"),
     )
     version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 

@@ -56,27 +56,40 @@ class PendingFirstFilter(admin.SimpleListFilter):
             }
 
 
+class OperationFilter(admin.SimpleListFilter):
+    """The operation filter in words ("targeting change"), not the services' names."""
+
+    title = "change"
+    parameter_name = "kind"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(crs.OPERATION_LABELS.items())
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
 @admin.register(ChangeRequest)
 class ChangeRequestAdmin(admin.ModelAdmin):
     list_display = [
         "id",
         "flag_key",
         "environment_key",
-        "kind",
+        "change",
         "status",
         "author",
         "created_at",
         "radius",
     ]
     list_display_links = ["id", "flag_key"]
-    list_filter = [PendingFirstFilter, "environment_key", "kind"]
+    list_filter = [PendingFirstFilter, "environment_key", OperationFilter]
     search_fields = ["flag_key", "reason", "author__username"]
     ordering = ["-created_at"]
     change_form_template = "admin/flagapp/changerequest/change_form.html"
     readonly_fields = (
         "flag_key",
         "environment_key",
-        "kind",
+        "change",
         "base_version",
         "author",
         "reason",
@@ -89,6 +102,10 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         "applied_at",
     )
     fields = readonly_fields
+
+    @admin.display(description="change", ordering="kind")
+    def change(self, obj: ChangeRequest) -> str:
+        return crs.describe_operation(obj.kind, obj.payload)
 
     @admin.display(description="blast radius")
     def radius(self, obj: ChangeRequest) -> str:
@@ -140,6 +157,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         context = {
             **(extra_context or {}),
             "cr": cr,
+            "operation": crs.describe_operation(cr.kind, cr.payload),
             "diff": diff,
             "radius": cr.blast_radius,
             "can_review": cr.status == ChangeRequest.STATUS_PENDING

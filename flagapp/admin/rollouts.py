@@ -329,8 +329,15 @@ class ExperimentAdmin(admin.ModelAdmin):
         from flagapp.rollouts.views import experiment_results_svg
 
         r = analyse(obj)
-        srm = ""
-        if r.srm is not None:
+        srm: Any = ""
+        if r.srm is not None and sum(r.srm.observed) == 0:
+            # No exposures yet: the check has nothing to compare (p = 1 by convention),
+            # which must not read as a healthy split.
+            srm = format_html(
+                '<p class="flagapp-srm-no-data"><strong>{}</strong></p>',
+                "No data yet: the sample ratio cannot be checked until users are assigned",
+            )
+        elif r.srm is not None:
             srm = format_html(
                 '<p style="color:{}"><strong>{}</strong> (chi-square {}, df {}, p = {})</p>',
                 "#dc2626" if r.srm.mismatch else "#15803d",

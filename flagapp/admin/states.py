@@ -29,6 +29,7 @@ from .forms import (
     FlagStateForm,
     RuleForm,
 )
+from .syntax import describe_path, format_conditions, format_prerequisites, format_serve
 
 
 class RuleInline(admin.TabularInline):
@@ -51,6 +52,23 @@ class RuleInline(admin.TabularInline):
         return bool(request.user.has_perm("flagapp.view_flagstate")) or self.has_change_permission(
             request, obj
         )
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self.has_change_permission(request, obj):
+            return self.fields
+        # read-only: the text syntaxes the edit form shows, not stored JSON
+        return ["order", "rule_id", "description", "conditions_text", "serve_text"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["conditions_text", "serve_text"]
+
+    @admin.display(description="conditions")
+    def conditions_text(self, obj: TargetingRule) -> str:
+        return format_conditions(obj.conditions) or "(everyone)"
+
+    @admin.display(description="serve")
+    def serve_text(self, obj: TargetingRule) -> str:
+        return format_serve(obj.serve)
 
 
 @admin.register(FlagState)
@@ -80,6 +98,36 @@ class FlagStateAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         ("Why", {"fields": ["reason"]}),
     ]
     readonly_fields = ["flag_link", "environment"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.has_change_permission(request, obj):
+            return fieldsets
+        # read-only: the text syntaxes the edit form shows, not stored JSON or a version
+        shown = {"fallthrough": "fallthrough_text", "prerequisites": "prerequisites_text"}
+        return [
+            (
+                name,
+                {
+                    **opts,
+                    "fields": [shown.get(f, f) for f in opts["fields"] if f != "version"],
+                },
+            )
+            for name, opts in fieldsets
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if self.has_change_permission(request, obj):
+            return self.readonly_fields
+        return [*self.readonly_fields, "fallthrough_text", "prerequisites_text"]
+
+    @admin.display(description="fallthrough")
+    def fallthrough_text(self, obj: FlagState) -> str:
+        return format_serve(obj.fallthrough) or "(the caller's default)"
+
+    @admin.display(description="prerequisites")
+    def prerequisites_text(self, obj: FlagState) -> str:
+        return format_prerequisites(obj.prerequisites) or "-"
 
     def get_model_perms(self, request: HttpRequest) -> dict[str, bool]:
         return {}  # edited from the flag page
@@ -144,9 +192,9 @@ class FlagStateAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
                 if m and int(m.group(1)) < len(rule_forms):
                     fields = {"when": "conditions", "serve": "serve", "id": "rule_id"}
                     field = fields.get(m.group(2))
-                    rule_forms[int(m.group(1))].add_error(field, text)
+                    rule_forms[int(m.group(1))].add_error(field, describe_path(text))
                 else:
-                    rest.append(text)
+                    rest.append(describe_path(text))
         if rest:
             rule_fs._non_form_errors = rule_fs.error_class(
                 [*rule_fs.non_form_errors(), *rest], error_class="nonform"

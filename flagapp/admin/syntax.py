@@ -32,6 +32,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 __all__ = [
+    "describe_path",
     "format_conditions",
     "format_prerequisites",
     "format_rules",
@@ -386,3 +387,41 @@ def format_value(kind: str, value: Any) -> str:
     if kind == "string" and isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+#: ``rules[0]`` reads "rule 1": the singular of each list the ruleset format nests.
+_PATH_ITEMS = {
+    "rules": "rule",
+    "when": "condition",
+    "values": "value",
+    "weights": "weight",
+    "prerequisites": "prerequisite",
+    "variants": "variant",
+    "flags": "flag",
+    "include": "included key",
+    "exclude": "excluded key",
+    "conditions": "condition",
+}
+_PATH_WORDS = {"serve": "serve", "rollout": "split", "bucket_by": "by", "attr": "attribute"}
+_PATH_PREFIX = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])?(?:\.[A-Za-z_]\w*(?:\[\d+\])?)*): ")
+
+
+def describe_path(message: str) -> str:
+    """A validation message with its leading ruleset path in words.
+
+    The engine's parser names places as paths (``rules[1].when[0].values[0]: ...``), exact
+    but written for programs; a person reads "Rule 2, condition 1, value 1: ...". Messages
+    without a leading path are returned unchanged.
+    """
+    match = _PATH_PREFIX.match(message)
+    if match is None or ("[" not in match.group(1) and "." not in match.group(1)):
+        return message
+    words = []
+    for part in match.group(1).split("."):
+        name, _, index = part.partition("[")
+        if index:
+            words.append(f"{_PATH_ITEMS.get(name, name.replace('_', ' '))} {int(index[:-1]) + 1}")
+        else:
+            words.append(_PATH_WORDS.get(name, name.replace("_", " ")))
+    text = ", ".join(words)
+    return f"{text[:1].upper()}{text[1:]}: {message[match.end() :]}"

@@ -14,6 +14,7 @@ from django.db import transaction
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import extend_schema as _spectacular_extend_schema
 from rest_framework.authentication import (
     BaseAuthentication,
     SessionAuthentication,
@@ -34,9 +35,37 @@ from .errors import ChangeProposed, exception_handler
 from .permissions import ModelPermissions
 from .preconditions import change_reason, expected_version
 
-__all__ = ["ApiTokenAuthentication", "FlagappAPIMixin", "Pagination", "change_request_info"]
+__all__ = [
+    "ApiTokenAuthentication",
+    "FlagappAPIMixin",
+    "Pagination",
+    "change_request_info",
+    "extend_schema",
+]
 
 T = TypeVar("T")
+
+
+def extend_schema(**kwargs: Any) -> Callable[[Any], Any]:
+    """drf-spectacular's ``extend_schema``, based on its ``AutoSchema`` whatever the host
+    project's ``REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]`` says.
+
+    Why: drf-spectacular builds the schema class of a decorated view method when the
+    decorator runs, from ``DEFAULT_SCHEMA_CLASS`` unless the method already names one.
+    A project configured as the README says (no ``DEFAULT_SCHEMA_CLASS``: DRF's own
+    default) then answered ``/api/schema/`` with a 500. The classes' ``schema`` attribute
+    (:class:`FlagappAPIMixin`) covers the rest; this covers the methods.
+    """
+    decorate = _spectacular_extend_schema(**kwargs)
+
+    def decorator(f: Any) -> Any:
+        if callable(f) and not isinstance(f, type) and not hasattr(f, "cls"):
+            if not hasattr(f, "kwargs"):
+                f.kwargs = {}
+            f.kwargs.setdefault("schema", AutoSchema)
+        return decorate(f)
+
+    return decorator
 
 
 def _nul_field(data: Any, field: str | None = None, depth: int = 0) -> str | None:

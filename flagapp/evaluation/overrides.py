@@ -54,16 +54,16 @@ def override_details(key: str, default: Any, kind: str | None) -> EvaluationDeta
     """The details ``evaluate`` returns for an overridden ``key``."""
     value = _overrides[key]
     value_kind = kind_of(value)
+    # The value's Python type is the flag's kind, checked exactly as the engine checks a
+    # real flag's kind: an integer flag asked for a float is TYPE_MISMATCH there too.
     if kind is not None and value_kind is not None and value_kind != kind:
-        if not (kind == "float" and value_kind == "integer"):
-            return EvaluationDetails(
-                key,
-                default,
-                None,
-                Reason.ERROR,
-                ErrorCode.TYPE_MISMATCH,
-                f"override of {key!r} is {value_kind}, {kind} was requested",
-                {"override": True},
-            )
-        value = float(value)
+        return EvaluationDetails(
+            key,
+            default,
+            None,
+            Reason.ERROR,
+            ErrorCode.TYPE_MISMATCH,
+            f"override of {key!r} is {value_kind}, {kind} was requested",
+            {"override": True},
+        )
     return EvaluationDetails(key, value, "override", Reason.STATIC, None, None, {"override": True})

@@ -59,6 +59,7 @@ __all__ = [
     "approve",
     "can_review",
     "check_can_propose",
+    "describe_operation",
     "diff",
     "pending",
     "preview",
@@ -82,6 +83,29 @@ _OPERATION_PERMISSIONS: Mapping[str, str] = {
     "update_environment": "flagapp.change_environment",
     "update_segment": "flagapp.change_segment",
 }
+
+#: What each operation is called on screen (``update_flag_state`` is the services' name).
+OPERATION_LABELS: Mapping[str, str] = {
+    "update_flag_state": "targeting change",
+    "set_flag_enabled": "turn on or off",
+    "update_flag": "flag settings change",
+    "archive_flag": "archive",
+    "unarchive_flag": "unarchive",
+    "set_variants": "variants change",
+    "delete_flag": "deletion",
+    "update_environment": "environment change",
+    "update_segment": "segment change",
+}
+
+
+def describe_operation(kind: str, payload: Mapping[str, Any] | None = None) -> str:
+    """A request's operation in words ("turn on", "targeting change"), for people."""
+    if kind == "set_flag_enabled":
+        params = (payload or {}).get("params") or {}
+        enabled = params.get("enabled", (payload or {}).get("enabled"))
+        if isinstance(enabled, bool):
+            return "turn on" if enabled else "turn off"
+    return OPERATION_LABELS.get(kind, kind.replace("_", " "))
 
 
 # ---------------------------------------------------------------------------------------

@@ -185,7 +185,8 @@ class Variant(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.flag_id}:{self.key}"
+        # Shown in the admin (inline rows, history): the flag's key, never its id.
+        return f"{self.flag.key}: {self.key}" if self.flag_id else self.key
 
 
 class FlagState(models.Model):
@@ -218,7 +219,10 @@ class FlagState(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.flag_id}@{self.environment_id}"
+        # Shown in the admin (inline headings, history): keys, never ids.
+        if not (self.flag_id and self.environment_id):
+            return "flag state"
+        return f"{self.flag.key} in {self.environment.key}"
 
 
 class TargetingRule(models.Model):

@@ -344,7 +344,7 @@ def test_state_page__add_rules_in_text_syntax__saved_in_order(
     ("conditions", "serve", "field", "fragment"),
     [
         ("plan like pro", "on", "conditions", "unknown operator 'like'"),
-        ("email matches (unclosed", "on", "conditions", "rules[0].when[0].values[0]"),
+        ("email matches (unclosed", "on", "conditions", "Rule 1, condition 1, value 1: "),
         ("plan in pro", "maybe", "serve", "variant 'maybe' is not defined"),
         ("plan in pro", "on:x", "serve", "a weight is"),
     ],
@@ -526,7 +526,9 @@ def test_segment_admin__add_with_conditions__created(
     ]
     bad = dict(data, key="other", conditions="email matches (")
     response = admin_client.post(url, bad)
-    assert "when[0].values[0]" in " ".join(response.context["adminform"].form.errors["conditions"])
+    assert "Condition 1, value 1: " in " ".join(
+        response.context["adminform"].form.errors["conditions"]
+    )
 
 
 def test_environment_admin__add__states_created(admin_client: Client, flag: Flag) -> None:
@@ -587,7 +589,7 @@ def test_change_flag__rules_in_one_line_syntax__saved_descriptions_kept(
     [
         ("plan in pro", "expected '[id] <condition>; <condition> => <serve>'"),
         ("[a] plan like pro => on", "unknown operator 'like'"),
-        ("[a] plan in pro => maybe", "rules[0].serve.variant: variant 'maybe'"),
+        ("[a] plan in pro => maybe", "Rule 1, serve, variant: variant 'maybe'"),
     ],
 )
 def test_change_flag__bad_rule_line__error_on_rules_field(

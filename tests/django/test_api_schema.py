@@ -74,3 +74,42 @@ def test_docs_page__authenticated__swagger_ui_from_local_static_files_only(
 
 def test_docs_page__anonymous__401(db: Any) -> None:
     assert APIClient().get("/api/docs/").status_code == 401
+
+
+def test_schema__project_without_default_schema_class__generated(db: Any) -> None:
+    """The README's configuration has no REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"]; the
+    schema classes are chosen when the views are imported, so a fresh process is needed."""
+    import subprocess
+    import sys
+
+    script = (
+        "import django, json; django.setup()\n"
+        "from django.contrib.auth.models import User\n"
+        "from rest_framework.settings import api_settings\n"
+        "from rest_framework.test import APIRequestFactory, force_authenticate\n"
+        "from flagapp.api.schema import SchemaView\n"
+        "assert 'spectacular' not in str(api_settings.DEFAULT_SCHEMA_CLASS)\n"
+        "request = APIRequestFactory().get('/api/schema/?format=json')\n"
+        "force_authenticate(request, user=User(username='reader'))\n"
+        "response = SchemaView.as_view()(request)\n"
+        "assert response.status_code == 200, response.status_code\n"
+        "print(json.dumps(sorted(response.data['paths'])))\n"
+    )
+    env = {**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.django.readme_settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "/api/v1/change-requests/preview/" in done.stdout
+
+
+def test_schema__preview_body__its_own_component_not_the_change_request_model(
+    admin_client: Any,
+) -> None:
+    schema = _schema(admin_client)
+    body = schema["paths"]["/api/v1/change-requests/preview/"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    component = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert "operation" in component["properties"]
+    assert "status" not in component["properties"]
+    assert "status" in schema["components"]["schemas"]["ChangeRequest"]["properties"]

@@ -97,7 +97,7 @@ def test_changelist__default__pending_only_with_radius(
     page = _login(users["bob"]).get(LIST)
     assert page.status_code == 200
     html = page.content.decode()
-    assert html.count('class="field-kind"') == 1  # the rejected one is filtered out
+    assert html.count('class="field-change"') == 1  # the rejected one is filtered out
     assert "4/4 (100.0%)" in html
 
 

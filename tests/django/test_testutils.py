@@ -58,8 +58,17 @@ def test_override__value_of_other_type__type_mismatch_like_a_real_flag():
     with override_flag("ui.color", value="green"):
         details = flagapp.evaluate("ui.color", False)
         assert (details.value, details.error_code) == (False, "TYPE_MISMATCH")
-    with override_flag("ui.ratio", value=2):
-        assert flagapp.get_value({}, "ui.ratio", 0.5) == 2.0  # int accepted for float
+    with override_flag("ui.ratio", value=2.0):
+        assert flagapp.get_value({}, "ui.ratio", 0.5) == 2.0
+
+
+def test_override__integer_value_asked_as_float__type_mismatch_like_a_real_flag():
+    """An integer flag asked for a float is TYPE_MISMATCH in the engine; an override whose
+    value is an int is an integer flag, so it must answer the same (not 50.0)."""
+    with override_flag("ui.ratio", value=50):
+        details = flagapp.evaluate("ui.ratio", 0.5)
+        assert (details.value, details.error_code) == (0.5, "TYPE_MISMATCH")
+        assert flagapp.evaluate("ui.ratio", 1).value == 50
 
 
 @override_flag("ui.off", active=True)

@@ -9,7 +9,6 @@ from django.db.models import Model, QuerySet
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
-    extend_schema,
     extend_schema_view,
 )
 from rest_framework import status
@@ -17,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flagapp import services
-from flagapp.api.base import FlagappAPIMixin
+from flagapp.api.base import FlagappAPIMixin, extend_schema
 from flagapp.api.preconditions import REASON_HEADER, etag_for
 from flagapp.api.serializers import ChangeRequestInfoSerializer, ConflictSerializer
 from flagapp.api.versions import annotate_version, version_of

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema_view
 from rest_framework import generics
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flagapp.api.base import FlagappAPIMixin
+from flagapp.api.base import FlagappAPIMixin, extend_schema
 from flagapp.api.filters import HISTORY_MODELS, HistoryFilter
 from flagapp.api.history import history_queryset, page_entries
 from flagapp.api.serializers import HistoryEntrySerializer

@@ -12,14 +12,14 @@ import logging
 from typing import Any
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from flagapp.api.base import FlagappAPIMixin
+from flagapp.api.base import FlagappAPIMixin, extend_schema
 from flagapp.api.filters import SdkKeyFilter
 from flagapp.api.permissions import check_environment_change
 from flagapp.api.serializers import (

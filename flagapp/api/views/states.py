@@ -10,14 +10,14 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from flagapp import services
-from flagapp.api.base import FlagappAPIMixin
+from flagapp.api.base import FlagappAPIMixin, extend_schema
 from flagapp.api.serializers import FlagStateSerializer
 from flagapp.models import Environment, Flag, FlagState, TargetingRule
 
