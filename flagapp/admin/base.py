@@ -308,6 +308,7 @@ def reason_action(
     explanation: str,
     submit_label: str,
     perform: Callable[[Any, str], str | None],
+    notes: Sequence[str] = (),
 ) -> TemplateResponse | None:
     """An admin action that asks for a reason on an intermediate page, then runs
     ``perform(obj, reason)`` per object (returning an error message or None)."""
@@ -332,6 +333,7 @@ def reason_action(
         "form": form,
         "action": action,
         "submit_label": submit_label,
+        "notes": list(notes),
         "opts": model_admin.model._meta,
     }
     return TemplateResponse(request, "admin/flagapp/reason_action.html", context)

@@ -11,6 +11,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.db.models import Model, Prefetch, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -20,6 +21,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from flagapp import services
 from flagapp.exceptions import (
+    FlagappError,
     FlagValidationError,
     VersionConflict,
 )
@@ -106,6 +108,7 @@ class FlagStateInline(admin.StackedInline):
         "rules_text",
         "rules_page",
         "version",
+        "opened",
     ]
     readonly_fields = ["environment_name", "rules_page"]
     verbose_name = "state in an environment"
@@ -376,13 +379,46 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
 
     @staticmethod
     def archive_flags(modeladmin: FlagAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        from flagapp.governance import change_requests as crs
+        from flagapp.rollouts import controller
+
         def perform(flag: Flag, reason: str) -> str | None:
+            # An archived flag leaves every snapshot: a rollout still stepping it or a
+            # request still waiting to change it would act on a flag nobody serves.
             try:
-                services.archive_flag(flag, actor=request.user, reason=reason)
-            except SERVICE_ERRORS as exc:
-                return " ".join(m for ms in messages_of(exc).values() for m in ms)
+                with transaction.atomic():
+                    services.archive_flag(flag, actor=request.user, reason=reason)
+                    for plan in _running_rollouts(flag):
+                        controller.pause(
+                            plan, actor=request.user, reason=f"flag archived: {reason}"
+                        )
+                    for cr in crs.open_requests(flag):
+                        crs.withdraw(
+                            cr,
+                            actor=request.user,
+                            reason=f"flag archived: {reason}",
+                            flag_archived=True,
+                        )
+            except (*SERVICE_ERRORS, FlagappError) as exc:
+                if isinstance(exc, FlagValidationError | VersionConflict):
+                    return " ".join(m for ms in messages_of(exc).values() for m in ms)
+                return str(exc)
             modeladmin.log_change(request, flag, f"Archived. Reason: {reason}")
             return None
+
+        notes = []
+        for flag in queryset:
+            for plan in _running_rollouts(flag):
+                notes.append(
+                    f"{flag.key}: rollout #{plan.pk} in {plan.environment.key} is {plan.state}; "
+                    "archiving pauses it."
+                )
+            for cr in crs.open_requests(flag):
+                what = crs.describe_operation(cr.kind, cr.payload)
+                notes.append(
+                    f"{flag.key}: change request #{cr.pk} ({what}) is {cr.status}; "
+                    "archiving withdraws it."
+                )
 
         return reason_action(
             modeladmin,
@@ -394,6 +430,7 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
             "(FLAG_NOT_FOUND).",
             submit_label="Archive",
             perform=perform,
+            notes=notes,
         )
 
     # saving through the services ------------------------------------------------------------
@@ -527,7 +564,7 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
             return []
         out = []
         for sform in state_fs.forms:
-            if not sform.has_changed() or sform.instance.pk is None:
+            if not sform.has_changed() or sform.instance.pk is None or not sform.edited():
                 continue
             current = (
                 FlagState.objects.select_for_update()
@@ -558,6 +595,12 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
         )
         if not exc.error_dict:
             exc.error_dict["__all__"] = [ValidationError("See the variants below.")]
+
+
+def _running_rollouts(flag: Flag) -> Any:
+    from flagapp.models import RolloutPlan
+
+    return RolloutPlan.objects.filter(flag=flag, state="running").select_related("environment")
 
 
 # --- per-environment state with ordered rules -------------------------------------------------

@@ -4,6 +4,7 @@ the rest."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django import forms
@@ -135,7 +136,17 @@ class _StateFieldsMixin(forms.ModelForm):
         return parse_prerequisites(self.cleaned_data.get("prerequisites") or "")
 
 
+def _fingerprint(enabled: Any, texts: list[Any]) -> str:
+    """What one environment block showed, as a short hash (line endings and surrounding
+    blanks do not count: browsers post textareas with CRLF)."""
+    parts = [str(bool(enabled) and enabled not in ("", "0", "false", "False"))]
+    parts += ["\n".join(line.strip() for line in str(t or "").splitlines()).strip() for t in texts]
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:24]
+
+
 class FlagStateInlineForm(_StateFieldsMixin):
+    #: The block as it was shown (see :meth:`edited`).
+    opened = forms.CharField(widget=forms.HiddenInput, required=False)
     rules_text = forms.CharField(
         label="Rules",
         required=False,
@@ -147,7 +158,9 @@ class FlagStateInlineForm(_StateFieldsMixin):
 
     class Meta:
         model = FlagState
-        fields = ["enabled", "fallthrough", "prerequisites", "rules_text", "version"]
+        fields = ["enabled", "fallthrough", "prerequisites", "rules_text", "version", "opened"]
+
+    _TEXTS = ("fallthrough", "prerequisites", "rules_text")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -155,6 +168,28 @@ class FlagStateInlineForm(_StateFieldsMixin):
             self.initial["rules_text"] = format_rules(
                 [(r.rule_id, r.conditions, r.serve) for r in self.instance.rules.all()]
             )
+            self.initial["opened"] = _fingerprint(
+                self.instance.enabled, [self.initial.get(name) for name in self._TEXTS]
+            )
+
+    def edited(self) -> bool:
+        """Whether the user changed this block, as opposed to someone else changing the
+        state since the page was opened.
+
+        Why: the posted block of an environment nobody touched still holds the values of
+        the version that was shown; compared with the stored state it looks "changed"
+        when another person changed that environment meanwhile, and the version check
+        then refused a save (a rename) that never touched it. The block is the user's
+        edit only when what they post differs from what they were shown.
+        """
+        shown: object = self.data.get(self.add_prefix("opened")) if self.is_bound else None
+        if not shown:
+            return True  # no fingerprint posted: judge by the stored values (has_changed)
+        enabled: object = self.fields["enabled"].widget.value_from_datadict(
+            self.data, self.files, self.add_prefix("enabled")
+        )
+        posted = _fingerprint(enabled, [self.data.get(self.add_prefix(n)) for n in self._TEXTS])
+        return posted != shown
 
     def clean_rules_text(self) -> list[dict[str, Any]]:
         return parse_rules(self.cleaned_data.get("rules_text") or "")

@@ -22,7 +22,7 @@ from typing import Any
 
 from openfeature_provider.engine import Resolution, Ruleset, evaluate, parse_ruleset
 
-__all__ = ["BlastRadius", "Outcome", "compare", "dependent_flags", "outcome_of"]
+__all__ = ["BlastRadius", "Outcome", "compare", "dependent_flags", "outcome_of", "served_as"]
 
 #: (served the caller's default?, variant) -- what "a different variant" means. A disabled
 #: flag serves the caller's default, which is different from serving any variant.
@@ -33,6 +33,20 @@ def outcome_of(resolution: Resolution) -> Outcome:
     if resolution.use_default:
         return (True, None)
     return (False, resolution.variant)
+
+
+def served_as(resolution: Resolution, kind: str | None) -> object:
+    """What a caller sees, for deciding whether a context "changed".
+
+    The caller's default is not known here, except by convention for boolean flags: the
+    default of ``flag_is_active`` and of every kill switch is ``false``, so a boolean flag
+    serving its ``false`` variant serves what a disabled flag served. Re-enabling a flag
+    with ``off`` as fallthrough therefore moves nobody. Other kinds compare the outcome
+    (default or which variant).
+    """
+    if kind == "boolean":
+        return False if resolution.use_default else resolution.value
+    return outcome_of(resolution)
 
 
 def _describe(outcome: Outcome) -> str:
@@ -58,6 +72,9 @@ class BlastRadius:
     #: trusted sources, or None for all), ``duplicates`` and ``capped`` (skipped contexts);
     #: ``{"sources": {"given": n}}`` when the caller supplied the contexts
     sample: dict[str, Any] = field(default_factory=dict)
+    #: targeting keys compared and changed (not stored: to add environments up per user)
+    sampled_keys: set[str] = field(default_factory=set)
+    changed_keys: set[str] = field(default_factory=set)
 
     @property
     def share(self) -> float:
@@ -143,13 +160,24 @@ def compare(
     sampled = changed = 0
     examples: list[dict[str, Any]] = []
     transitions: dict[str, int] = {}
+    sampled_keys: set[str] = set()
+    changed_keys: set[str] = set()
+    kinds = {k: f.kind for k, f in old.flags.items()} | {k: f.kind for k, f in new.flags.items()}
     for context in contexts:
+        # one context per targeting key: a user sampled twice is one user
+        user = context.get("targetingKey") if isinstance(context, Mapping) else None
+        if isinstance(user, str):
+            if user in sampled_keys:
+                continue
+            sampled_keys.add(user)
         sampled += 1
         for key in keys:
-            a = outcome_of(evaluate(old, key, context))
-            b = outcome_of(evaluate(new, key, context))
-            if a != b:
+            ra, rb = evaluate(old, key, context), evaluate(new, key, context)
+            if served_as(ra, kinds.get(key)) != served_as(rb, kinds.get(key)):
+                a, b = outcome_of(ra), outcome_of(rb)
                 changed += 1
+                if isinstance(user, str):
+                    changed_keys.add(user)
                 label = f"{_describe(a)} -> {_describe(b)}"
                 if key != flag_key:
                     label = f"{key}: {label}"
@@ -173,6 +201,8 @@ def compare(
         flags=keys,
         examples=examples,
         transitions=dict(sorted(transitions.items(), key=lambda kv: -kv[1])),
+        sampled_keys=sampled_keys,
+        changed_keys=changed_keys,
     )
 
 

@@ -67,6 +67,7 @@ __all__ = [
     "propose_from",
     "radius_since_published",
     "reject",
+    "withdraw",
 ]
 
 APPROVE_PERMISSION = "flagapp.approve_changerequest"
@@ -214,16 +215,32 @@ def _measure(
         results.append(radius)
     if len(results) == 1:
         return results[0]
+    # Only the environments the change touches count: dividing by the contexts of an
+    # environment whose flags did not change halved the share (50% where the
+    # environment's own page said 100%).
+    touched = [
+        (env, radius)
+        for env, radius in zip(environments, results, strict=True)
+        if _flag_entries(before[env.pk], radius.flags) != _flag_entries(after[env.pk], radius.flags)
+    ] or list(zip(environments, results, strict=True))
     total = BlastRadius(flag_key=flag_key, environment="*", sampled=0, changed=0)
     sources: dict[str, int] = {}
-    for env, radius in zip(environments, results, strict=True):
-        total.sampled += radius.sampled
-        total.changed += radius.changed
+    # A user sampled in two environments is one user: counted and shown once.
+    users: set[str] = set()
+    changed_users: set[str] = set()
+    shown: set[Any] = set()
+    for env, radius in touched:
+        total.sampled += radius.sampled - len(radius.sampled_keys & users)
+        total.changed += radius.changed - len(radius.changed_keys & changed_users)
+        users |= radius.sampled_keys
+        changed_users |= radius.changed_keys
         for label, n in radius.transitions.items():
             key = f"{env.key}: {label}"
             total.transitions[key] = total.transitions.get(key, 0) + n
         for example in radius.examples:
-            if len(total.examples) < examples:
+            who = example.get("targetingKey")
+            if len(total.examples) < examples and (who is None or who not in shown):
+                shown.add(who)
                 total.examples.append({**example, "environment": env.key})
         total.flags = list(dict.fromkeys(total.flags + radius.flags))
         for name, n in (radius.sample.get("sources") or {}).items():
@@ -232,10 +249,21 @@ def _measure(
         "size": total.sampled,
         "sources": sources,
         "restricted_to": results[0].sample.get("restricted_to") if results else None,
-        "duplicates": sum(int(r.sample.get("duplicates", 0)) for r in results),
-        "capped": sum(int(r.sample.get("capped", 0)) for r in results),
+        "duplicates": sum(int(r.sample.get("duplicates", 0)) for _, r in touched),
+        "capped": sum(int(r.sample.get("capped", 0)) for _, r in touched),
+        "environments": [env.key for env, _ in touched],
     }
+    total.sampled_keys, total.changed_keys = users, changed_users
     return total
+
+
+def _flag_entries(doc: Any, keys: list[str]) -> Any:
+    """The entries of ``keys`` (and the segments) in a compiled document, for telling
+    whether a change touched an environment; None when nothing is published."""
+    if doc is None:
+        return None
+    flags = doc.get("flags") or {}
+    return ({k: flags.get(k) for k in keys}, doc.get("segments"))
 
 
 # ---------------------------------------------------------------------------------------
@@ -411,6 +439,43 @@ def reject(cr: ChangeRequest, *, reviewer: Any, comment: str) -> ChangeRequest:
         cr.save()
         _announce(cr, "rejected", reviewer)
     return cr
+
+
+def withdraw(
+    cr: ChangeRequest, *, actor: Any, reason: str = "", flag_archived: bool = False
+) -> ChangeRequest:
+    """Withdraw a pending (or approved, not applied) request: nothing is applied, ever.
+
+    The author may withdraw their own request. ``flag_archived=True`` is the archive
+    path (the archiving user, who needs the flag change permission, withdraws every open
+    request on the flag so no approval applies to an archived flag later).
+    """
+    from flagapp.models import ChangeRequest
+
+    _require_user(actor)
+    with transaction.atomic():
+        cr = _locked(cr)
+        if cr.status not in (ChangeRequest.STATUS_PENDING, ChangeRequest.STATUS_APPROVED):
+            raise ChangeNotPermitted(f"change request #{cr.pk} is {cr.status}, not open")
+        if flag_archived:
+            if not actor.has_perm("flagapp.change_flag"):
+                raise ChangeNotPermitted(f"{actor} lacks the permission flagapp.change_flag")
+        elif actor.pk != cr.author_id:
+            raise ChangeNotPermitted("only the author can withdraw a change request")
+        cr.status = ChangeRequest.STATUS_WITHDRAWN
+        cr.detail = (reason or "").strip()
+        _history(cr, actor, f"withdrawn: {cr.detail}" if cr.detail else "withdrawn")
+        cr.save()
+    return cr
+
+
+def open_requests(flag: Flag) -> Any:
+    """Pending and approved-but-unapplied requests of ``flag``."""
+    from flagapp.models import ChangeRequest
+
+    return ChangeRequest.objects.filter(
+        flag=flag, status__in=(ChangeRequest.STATUS_PENDING, ChangeRequest.STATUS_APPROVED)
+    ).order_by("created_at", "id")
 
 
 def apply(cr: ChangeRequest, *, actor: Any) -> ChangeRequest:

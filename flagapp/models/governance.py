@@ -29,15 +29,19 @@ class ChangeRequest(models.Model):
     STATUS_REJECTED = "rejected"
     STATUS_APPLIED = "applied"
     STATUS_CONFLICTED = "conflicted"
+    STATUS_WITHDRAWN = "withdrawn"
     STATUS_CHOICES = [
         (STATUS_PENDING, "pending"),
         (STATUS_APPROVED, "approved"),
         (STATUS_REJECTED, "rejected"),
         (STATUS_APPLIED, "applied"),
         (STATUS_CONFLICTED, "conflicted"),
+        (STATUS_WITHDRAWN, "withdrawn"),
     ]
     #: Statuses a request never leaves.
-    FINAL_STATUSES = frozenset({STATUS_REJECTED, STATUS_APPLIED, STATUS_CONFLICTED})
+    FINAL_STATUSES = frozenset(
+        {STATUS_REJECTED, STATUS_APPLIED, STATUS_CONFLICTED, STATUS_WITHDRAWN}
+    )
 
     flag = models.ForeignKey(
         "flagapp.Flag",

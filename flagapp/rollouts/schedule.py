@@ -128,3 +128,23 @@ def format_bps(bps: int) -> str:
     """1 -> '0.01%', 100 -> '1%', 1050 -> '10.5%'."""
     text = f"{bps / 100:.2f}".rstrip("0").rstrip(".")
     return f"{text}%"
+
+
+def treatment_bps(serve: Any, treatment: str) -> int:
+    """How much of ``treatment`` a format-v1 serve gives, in basis points (0..10000): all
+    of it for the plain variant, its weight's share of a split, none otherwise. Used to
+    tell whether a rollout's first step would lower what is served now."""
+    if not isinstance(serve, dict):
+        return 0
+    if serve.get("variant") is not None:
+        return TOTAL_WEIGHT if serve.get("variant") == treatment else 0
+    weights = (serve.get("rollout") or {}).get("weights") or []
+    total = sum(int(w.get("weight", 0)) for w in weights if isinstance(w, dict))
+    if total <= 0:
+        return 0
+    mine = sum(
+        int(w.get("weight", 0))
+        for w in weights
+        if isinstance(w, dict) and w.get("variant") == treatment
+    )
+    return round(mine * TOTAL_WEIGHT / total)

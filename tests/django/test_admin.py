@@ -262,6 +262,29 @@ def test_change_flag__stale_state_version__conflict_error_nothing_saved(
     }
 
 
+def test_change_flag__rename_while_another_environment_changed__saved_that_state_kept(
+    admin_client: Client, flag: Flag, envs: dict[str, Environment]
+) -> None:
+    """The concurrency check is on what the user edited: a rename is not refused because
+    someone turned the flag on in production since the page was opened."""
+    url, data = _change(admin_client, flag)
+    services.update_flag_state(
+        flag,
+        envs["production"],
+        actor=None,
+        reason="other tab",
+        enabled=True,
+        fallthrough={"variant": "on"},
+    )
+    data.update({"name": "Renamed", "reason": "clearer name"})
+    response = admin_client.post(url, data)
+    assert response.status_code == 302, post_errors(response)
+    flag.refresh_from_db()
+    assert flag.name == "Renamed"
+    state = FlagState.objects.get(flag=flag, environment=envs["production"])
+    assert state.enabled and state.fallthrough == {"variant": "on"} and state.version == 2
+
+
 def test_change_flag__fallthrough_unknown_variant__error_on_that_state(
     admin_client: Client, flag: Flag, envs: dict[str, Environment]
 ) -> None:
@@ -604,3 +627,43 @@ def test_change_flag__bad_rule_line__error_on_rules_field(
     errors = [e for f in state_forms for e in f.errors.get("rules_text", [])]
     assert any(fragment in e for e in errors), errors
     assert not TargetingRule.objects.exists()
+
+
+def test_archive_action__running_rollout_and_pending_request__warned_paused_withdrawn(
+    admin_client: Client, flag: Flag, envs: dict[str, Environment]
+) -> None:
+    from flagapp.governance import change_requests as crs
+    from flagapp.models import ChangeRequest
+    from flagapp.rollouts import controller
+
+    services.update_flag_state(flag, envs["staging"], enabled=True, actor=None, reason="on")
+    plan = controller.create_plan(flag, envs["staging"], treatment="on", control="off")
+    controller.start(plan, actor=None, reason="go")
+    author = User.objects.create_user("author", is_staff=True, is_superuser=True)
+    change = {
+        "operation": "set_flag_enabled",
+        "flag": flag.key,
+        "environment": "production",
+        "params": {"enabled": True},
+    }
+    cr = crs.propose(change, author=author, reason="launch")
+    url = reverse("admin:flagapp_flag_changelist")
+    ask = admin_client.post(url, {"action": "archive_flags", "_selected_action": [str(flag.pk)]})
+    html = ask.content.decode()
+    assert f"rollout #{plan.pk} in staging is running; archiving pauses it" in html
+    assert f"change request #{cr.pk} (turn on) is pending; archiving withdraws it" in html
+    done = admin_client.post(
+        url,
+        {
+            "action": "archive_flags",
+            "apply": "1",
+            "_selected_action": [str(flag.pk)],
+            "reason": "launched",
+        },
+    )
+    assert done.status_code == 302
+    flag.refresh_from_db()
+    plan.refresh_from_db()
+    cr.refresh_from_db()
+    assert flag.archived and plan.state == "paused"
+    assert cr.status == ChangeRequest.STATUS_WITHDRAWN and "flag archived: launched" in cr.detail

@@ -302,10 +302,11 @@ def test_preview__archiving_a_flag__every_environment_loses_it(
         {"operation": "archive_flag", "flag": flag.key},
         contexts=[{"targetingKey": "u1"}, {"targetingKey": "u2"}],
     )
-    # three environments, two contexts each; only production served a variant ("off")
+    # three environments, the same two users in each: two users. Only production served a
+    # variant, "off": what a boolean flag's caller default (false) serves: nobody moves.
     assert radius is not None and radius.environment == "*"
-    assert (radius.sampled, radius.changed) == (6, 2)
-    assert radius.transitions == {"production: off -> (default)": 2}
+    assert (radius.sampled, radius.changed) == (2, 0)
+    assert radius.sample["environments"] == ["development", "staging", "production"]
 
 
 def test_apply__author_lost_permission__stays_approved_then_retry_applies(
@@ -365,3 +366,31 @@ def test_diff__applied_request__not_reported_stale(
     cr = crs.approve(_propose(flag, prod, alice, rules=[PRO_RULE]), reviewer=bob)
     assert cr.status == "applied"
     assert crs.diff(cr)["stale"] is False
+
+
+def test_withdraw__author_and_others__only_the_author_and_never_applied_after(
+    db: Any, make_flag: Any, envs: dict[str, Any]
+) -> None:
+    from django.contrib.auth.models import User
+
+    from flagapp.exceptions import ChangeNotPermitted
+    from flagapp.models import ChangeRequest
+
+    flag = make_flag()
+    author = User.objects.create_user("author", is_staff=True, is_superuser=True)
+    other = User.objects.create_user("other", is_staff=True, is_superuser=True)
+    change = {
+        "operation": "set_flag_enabled",
+        "flag": flag.key,
+        "environment": "production",
+        "params": {"enabled": True},
+    }
+    cr = crs.propose(change, author=author, reason="launch")
+    with pytest.raises(ChangeNotPermitted):
+        crs.withdraw(cr, actor=other)
+    cr = crs.withdraw(cr, actor=author, reason="not yet")
+    assert cr.status == ChangeRequest.STATUS_WITHDRAWN
+    with pytest.raises(ChangeNotPermitted):
+        crs.approve(cr, reviewer=other)
+    with pytest.raises(ChangeNotPermitted):
+        crs.withdraw(cr, actor=author)

@@ -195,3 +195,46 @@ def test_rollout_admin__protected_env_start__asks_for_first_step_request_then_st
     admin_client_.post(url, data)
     plan.refresh_from_db()
     assert plan.state == "running" and plan.approved
+
+
+def test_rollout_admin__start_below_current_exposure__previewed_refused_flag_unchanged(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    """A flag at 10% must not silently drop to the plan's 1% first step."""
+    flag = make_flag("checkout.ten-percent")
+    ten = {
+        "rollout": {
+            "weights": [{"variant": "on", "weight": 1000}, {"variant": "off", "weight": 9000}]
+        }
+    }
+    services.update_flag_state(
+        flag, envs["staging"], enabled=True, fallthrough=ten, actor=None, reason="10% by hand"
+    )
+    plan = controller.create_plan(flag, envs["staging"], treatment="on", control="off")
+    assert plan.steps[0] == 100  # 1%
+    url = "/admin/flagapp/rolloutplan/"
+    ask = admin_client_.post(url, {"action": "rollout_start", "_selected_action": [plan.pk]})
+    assert b"already serves 10% of on" in ask.content and b"first step is 1%" in ask.content
+    done = admin_client_.post(
+        url,
+        {"action": "rollout_start", "_selected_action": [plan.pk], "apply": "1", "reason": "go"},
+        follow=True,
+    )
+    assert b"would lower exposure" in done.content
+    plan.refresh_from_db()
+    assert plan.state == "draft"
+    from flagapp.models import FlagState
+
+    assert FlagState.objects.get(flag=flag, environment=envs["staging"]).fallthrough == ten
+
+
+def test_rollout_admin__start_preview__first_step_and_current_exposure_shown(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    flag = make_flag("checkout.preview")
+    services.update_flag_state(flag, envs["staging"], enabled=True, actor=None, reason="on")
+    plan = controller.create_plan(flag, envs["staging"], treatment="on", control="off")
+    ask = admin_client_.post(
+        "/admin/flagapp/rolloutplan/", {"action": "rollout_start", "_selected_action": [plan.pk]}
+    )
+    assert b"first step serves 1% of on (now 0% of on)" in ask.content
