@@ -103,8 +103,11 @@ class ChangeRequest(models.Model):
         indexes = [models.Index(fields=["status", "-created_at"], name="flagapp_cr_status")]
 
     def __str__(self) -> str:
+        from flagapp.governance.change_requests import describe_operation
+
         env = f" in {self.environment_key}" if self.environment_key else ""
-        return f"#{self.pk} {self.kind} {self.flag_key}{env} ({self.status})"
+        what = describe_operation(self.kind, self.payload)  # words, not update_flag_state
+        return f"#{self.pk} {what} of {self.flag_key}{env} ({self.status})"
 
     @property
     def is_open(self) -> bool:

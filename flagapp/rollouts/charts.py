@@ -24,8 +24,12 @@ _FONT = 'font-family="system-ui, sans-serif" font-size="11"'
 _TREATMENT = "#2563eb"
 _METRIC = "#d97706"
 _BAD = "#dc2626"
-_GRID = "#e5e7eb"
-_TEXT = "#374151"
+# Text and grid follow the admin's theme (its CSS variables; light values as fall-back),
+# set as style properties: SVG presentation attributes do not resolve var().
+_GRID = "var(--hairline-color, #e5e7eb)"
+_TEXT = "var(--body-fg, #374151)"
+_TEXT_FILL = f'style="fill: {_TEXT}"'
+_GRID_STROKE = f'style="stroke: {_GRID}"'
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,10 +90,10 @@ def rollout_timeline_svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" class="flagapp-chart">',
         f"<title>{escape(title)}</title>",
-        f'<text x="{left}" y="16" {_FONT} font-weight="bold" fill="{_TEXT}">{escape(title)}</text>',
+        f'<text x="{left}" y="16" {_FONT} font-weight="bold" {_TEXT_FILL}>{escape(title)}</text>',
     ]
     if not times:
-        out.append(f'<text x="{left}" y="{top + ph / 2}" {_FONT} fill="{_TEXT}">no data yet</text>')
+        out.append(f'<text x="{left}" y="{top + ph / 2}" {_FONT} {_TEXT_FILL}>no data yet</text>')
         out.append("</svg>")
         return "\n".join(out)
     t0, t1 = min(times), max(times)
@@ -114,7 +118,7 @@ def rollout_timeline_svg(
     for pct in (0, 25, 50, 75, 100):
         yy = y_pct(pct)
         out.append(
-            f'<line x1="{left}" y1="{yy:.1f}" x2="{left + pw}" y2="{yy:.1f}" stroke="{_GRID}"/>'
+            f'<line x1="{left}" y1="{yy:.1f}" x2="{left + pw}" y2="{yy:.1f}" {_GRID_STROKE}/>'
         )
         out.append(
             f'<text x="{left - 6}" y="{yy + 4:.1f}" {_FONT} text-anchor="end" '
@@ -127,11 +131,11 @@ def rollout_timeline_svg(
                 f'fill="{_METRIC}">{fmt_metric(m_max * frac)}</text>'
             )
     out.append(
-        f'<text x="{left}" y="{height - 8}" {_FONT} fill="{_TEXT}">'
+        f'<text x="{left}" y="{height - 8}" {_FONT} {_TEXT_FILL}>'
         f"{escape(t0.strftime('%Y-%m-%d %H:%M'))}</text>"
     )
     out.append(
-        f'<text x="{left + pw}" y="{height - 8}" {_FONT} text-anchor="end" fill="{_TEXT}">'
+        f'<text x="{left + pw}" y="{height - 8}" {_FONT} text-anchor="end" {_TEXT_FILL}>'
         f"{escape(t1.strftime('%Y-%m-%d %H:%M'))}</text>"
     )
     # Percentage step line.
@@ -236,7 +240,7 @@ def experiment_svg(
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" class="flagapp-chart">',
         f"<title>{escape(title)}</title>",
-        f'<text x="8" y="16" {_FONT} font-weight="bold" fill="{_TEXT}">{escape(title)} '
+        f'<text x="8" y="16" {_FONT} font-weight="bold" {_TEXT_FILL}>{escape(title)} '
         f"({confidence:.0%} CI)</text>",
         f'<line x1="{x(0):.1f}" y1="{top - 10}" x2="{x(0):.1f}" y2="{height - 24}" '
         f'stroke="{_TEXT}"/>',
@@ -244,21 +248,21 @@ def experiment_svg(
     for tick in (-lim, -lim / 2, lim / 2, lim):
         out.append(
             f'<text x="{x(tick):.1f}" y="{height - 8}" {_FONT} text-anchor="middle" '
-            f'fill="{_TEXT}">{tick * 100:+.1f}pp</text>'
+            f"{_TEXT_FILL}>{tick * 100:+.1f}pp</text>"
         )
         out.append(
             f'<line x1="{x(tick):.1f}" y1="{top - 10}" x2="{x(tick):.1f}" y2="{height - 24}" '
-            f'stroke="{_GRID}"/>'
+            f"{_GRID_STROKE}/>"
         )
     for i, r in enumerate(rows):
         cy = top + i * row_h + row_h / 2
         name = f"{r.variant} (control)" if r.control else r.variant
         out.append(
             f'<text x="{left - 10}" y="{cy + 4:.1f}" {_FONT} text-anchor="end" '
-            f'fill="{_TEXT}">{escape(name)}</text>'
+            f"{_TEXT_FILL}>{escape(name)}</text>"
         )
         out.append(
-            f'<text x="{left + pw + 10}" y="{cy + 4:.1f}" {_FONT} fill="{_TEXT}">'
+            f'<text x="{left + pw + 10}" y="{cy + 4:.1f}" {_FONT} {_TEXT_FILL}>'
             f"{r.rate * 100:.2f}% of {r.n:,}"
             f"{f'  p={r.p_value:.3g}' if r.p_value is not None else ''}</text>"
         )

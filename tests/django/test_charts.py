@@ -109,3 +109,11 @@ def test_timeline_svg__point_status__breach_red_insufficient_hollow_even_above_t
         ("#dc2626", "#dc2626"),
     ]
     assert "below the minimum sample" in svg
+
+
+def test_charts__text_and_grid__admin_theme_variables_for_dark_mode() -> None:
+    """Text drawn in a fixed dark grey was low-contrast on the admin's dark theme."""
+    root = ET.fromstring(rollout_timeline_svg([]))
+    texts = [e for e in root.iter() if e.tag.endswith("text")]
+    assert texts and all("var(--body-fg" in e.get("style", "") for e in texts)
+    assert not any(e.get("fill") == "#374151" for e in root.iter())
