@@ -13,6 +13,7 @@ Hierarchy::
     ├── MetricSourceError     a rollout metric source could not answer (no judgement)
     └── FlagValidationError
         ├── KeyReuseError     a deleted flag's key was reused
+        ├── DuplicateChangeRequest  the same change is already pending (existing_id)
         └── ConfigImportError a flags-as-code import was refused (keys are document paths)
 
 The REST API maps them to 400 (validation, key reuse, import) / 409 (version conflict,
@@ -36,6 +37,7 @@ __all__ = [
     "ChangeNotPermitted",
     "ChangeProposed",
     "ConfigImportError",
+    "DuplicateChangeRequest",
     "FlagValidationError",
     "FlagappError",
     "InvalidTransition",
@@ -111,6 +113,22 @@ class KeyReuseError(FlagValidationError):
             {
                 "key": [
                     f"the key {key!r} belonged to a flag deleted{when}; flag keys are never reused"
+                ]
+            }
+        )
+
+
+class DuplicateChangeRequest(FlagValidationError):
+    """An identical change, made against the same version, is already pending review:
+    ``existing_id`` is that request (the admin links to it)."""
+
+    def __init__(self, existing_id: int) -> None:
+        self.existing_id = existing_id
+        super().__init__(
+            {
+                "__all__": [
+                    f"an identical change is already pending review as change request "
+                    f"#{existing_id}"
                 ]
             }
         )

@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Model, Prefetch, QuerySet
+from django.db.models import Count, Model, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -63,6 +63,21 @@ class ExpiredFilter(admin.SimpleListFilter):
             return queryset.filter(expires_on__lt=today)
         if self.value() == "no":
             return queryset.exclude(expires_on__lt=today)
+        return queryset
+
+
+class PendingChangeFilter(admin.SimpleListFilter):
+    title = "pending change request"
+    parameter_name = "pending"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Waiting for review"), ("no", "None")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        if self.value() == "yes":
+            return queryset.filter(change_requests__status="pending").distinct()
+        if self.value() == "no":
+            return queryset.exclude(change_requests__status="pending")
         return queryset
 
 
@@ -245,7 +260,15 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
     form = FlagForm
     inlines = [VariantInline, FlagStateInline]
     list_display = ["key", "name", "owner", "flag_type", "risk", "expiry", "archived"]
-    list_filter = ["owner", "flag_type", ExpiredFilter, "archived", "risk", "kind"]
+    list_filter = [
+        "owner",
+        "flag_type",
+        ExpiredFilter,
+        PendingChangeFilter,
+        "archived",
+        "risk",
+        "kind",
+    ]
     search_fields = ["key", "name", "description"]
     list_select_related = ["owner"]
     ordering = ["key"]
@@ -280,10 +303,48 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
             .prefetch_related(
                 Prefetch("states", queryset=FlagState.objects.select_related("environment"))
             )
+            .annotate(
+                pending_count=Count(
+                    "change_requests", filter=Q(change_requests__status="pending"), distinct=True
+                )
+            )
         )
         return flags
 
     object_history_template = "admin/flagapp/flag/object_history.html"
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """The flag page with a banner for its open change requests: a change waiting for
+        review must be visible where people edit the flag."""
+        from flagapp.governance import change_requests as crs
+        from flagapp.models import ChangeRequest
+
+        waiting = []
+        if str(object_id).isdigit():
+            for cr in (
+                ChangeRequest.objects.filter(
+                    flag_id=int(object_id),
+                    status__in=(ChangeRequest.STATUS_PENDING, ChangeRequest.STATUS_APPROVED),
+                )
+                .select_related("author")
+                .order_by("created_at", "id")
+            ):
+                waiting.append(
+                    {
+                        "cr": cr,
+                        "what": crs.describe_operation(cr.kind, cr.payload),
+                        "url": reverse("admin:flagapp_changerequest_change", args=[cr.pk]),
+                    }
+                )
+        context = {**(extra_context or {}), "open_change_requests": waiting}
+        response: HttpResponse = super().change_view(request, object_id, form_url, context)
+        return response
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: Any = None
@@ -307,7 +368,17 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
         columns: list[Any] = ["key", "name"]
         for env in self._environments(request):
             columns.append(self._env_column(env))
-        return [*columns, "owner", "flag_type", "risk", "expiry", "archived"]
+        return [*columns, "pending_requests", "owner", "flag_type", "risk", "expiry", "archived"]
+
+    @admin.display(description="pending changes", ordering="pending_count")
+    def pending_requests(self, flag: Flag) -> str:
+        n = getattr(flag, "pending_count", 0)
+        if not n:
+            return "-"
+        url = reverse("admin:flagapp_changerequest_changelist")
+        return format_html(
+            '<a href="{}?flag_key={}" class="flagapp-pending">{} pending</a>', url, flag.key, n
+        )
 
     @staticmethod
     def _env_column(env: Environment) -> Callable[[Flag], bool | None]:

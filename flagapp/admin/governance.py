@@ -23,7 +23,12 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from flagapp.exceptions import ApprovalRequired, FlagappError
+from flagapp.exceptions import (
+    ApprovalRequired,
+    ChangeNotPermitted,
+    DuplicateChangeRequest,
+    FlagappError,
+)
 from flagapp.governance import change_requests as crs
 from flagapp.models import ChangeRequest, Flag, FlagState
 
@@ -139,6 +144,11 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             ),
             path("<int:pk>/reject/", view(self.reject_view), name="flagapp_changerequest_reject"),
             path("<int:pk>/apply/", view(self.apply_view), name="flagapp_changerequest_apply"),
+            path(
+                "<int:pk>/withdraw/",
+                view(self.withdraw_view),
+                name="flagapp_changerequest_withdraw",
+            ),
             *super().get_urls(),
         ]
 
@@ -160,9 +170,14 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             "operation": crs.describe_operation(cr.kind, cr.payload),
             "diff": diff,
             "radius": cr.blast_radius,
+            # A request made against a version that moved on cannot be approved (it would
+            # only conflict): the page says so and the author proposes it again.
             "can_review": cr.status == ChangeRequest.STATUS_PENDING
+            and not diff["stale"]
             and crs.can_review(cr, request.user),
             "is_author": request.user.pk == cr.author_id,
+            "can_withdraw": request.user.pk == cr.author_id
+            and cr.status in (ChangeRequest.STATUS_PENDING, ChangeRequest.STATUS_APPROVED),
             "can_apply": cr.status == ChangeRequest.STATUS_APPROVED,
             "history": cr.history.select_related("history_user").order_by("history_id"),
             "show_save": False,
@@ -176,7 +191,14 @@ class ChangeRequestAdmin(admin.ModelAdmin):
         cr = get_object_or_404(ChangeRequest, pk=pk)
         comment = str(request.POST.get("comment", ""))
         try:
-            if verb == "approve":
+            if verb == "withdraw":
+                cr = crs.withdraw(cr, actor=request.user, reason=comment)
+            elif verb == "approve":
+                if crs.diff(cr)["stale"]:
+                    raise ChangeNotPermitted(
+                        f"change request #{cr.pk} was made against a version that changed "
+                        "since; it cannot be approved: propose it again on the current version"
+                    )
                 cr = crs.approve(cr, reviewer=request.user, comment=comment)
             elif verb == "reject":
                 cr = crs.reject(cr, reviewer=request.user, comment=comment)
@@ -189,6 +211,8 @@ class ChangeRequestAdmin(admin.ModelAdmin):
                 messages.success(request, f"Change request #{cr.pk} approved and applied.")
             elif cr.status == ChangeRequest.STATUS_REJECTED:
                 messages.success(request, f"Change request #{cr.pk} rejected.")
+            elif cr.status == ChangeRequest.STATUS_WITHDRAWN:
+                messages.success(request, f"Change request #{cr.pk} withdrawn.")
             elif cr.status == ChangeRequest.STATUS_CONFLICTED:
                 messages.error(request, f"Change request #{cr.pk} conflicted: {cr.detail}")
             else:
@@ -204,6 +228,9 @@ class ChangeRequestAdmin(admin.ModelAdmin):
     def apply_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         return self._act(request, pk, "apply")
 
+    def withdraw_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        return self._act(request, pk, "withdraw")
+
 
 def propose_from_admin(request: HttpRequest, exc: ApprovalRequired, form: Any) -> Any:
     """Turn a refused admin save into a change request; the hook ``flagapp.admin.base`` calls.
@@ -218,6 +245,18 @@ def propose_from_admin(request: HttpRequest, exc: ApprovalRequired, form: Any) -
     reason = str((getattr(form, "cleaned_data", None) or {}).get("reason") or "")
     try:
         cr = crs.propose_from(exc, author=request.user, reason=reason)
+    except DuplicateChangeRequest as dup:
+        form.add_error(
+            None,
+            format_html(
+                "This change needs an approved change request. Nothing was saved: the same "
+                'change is already pending review as <a href="{}" id="cr-duplicate">change '
+                "request #{}</a>.",
+                reverse("admin:flagapp_changerequest_change", args=[dup.existing_id]),
+                dup.existing_id,
+            ),
+        )
+        return None
     except FlagappError as err:
         form.add_error(None, f"This change needs an approved change request: {err}")
         return None

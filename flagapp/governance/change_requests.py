@@ -43,6 +43,7 @@ from flagapp.documents import state_dict
 from flagapp.exceptions import (
     ApprovalRequired,
     ChangeNotPermitted,
+    DuplicateChangeRequest,
     FlagappError,
     FlagValidationError,
     VersionConflict,
@@ -359,6 +360,24 @@ def propose(
     payload = copy.deepcopy({k: v for k, v in change.items() if k != "operation"})
     params = payload.get("params") or {}
     base_version = params.get("expected_version")
+    # A second identical proposal (same effect, same base) would split the review.
+    candidate = ChangeRequest(
+        flag=flag,
+        environment=environment,
+        kind=str(operation),
+        payload=payload,
+        base_version=base_version if isinstance(base_version, int) else None,
+    )
+    effect = _effect(candidate)
+    same = ChangeRequest.objects.filter(
+        status=ChangeRequest.STATUS_PENDING,
+        flag_key=str(change.get("flag") or ""),
+        environment_key=str(change.get("environment") or ""),
+        kind=str(operation),
+    ).order_by("id")
+    for existing in same:
+        if _effect(existing) == effect:
+            raise DuplicateChangeRequest(existing.pk)
     cr = ChangeRequest(
         flag=flag,
         flag_key=str(change.get("flag") or ""),
@@ -376,6 +395,29 @@ def propose(
         cr.save()
         _announce(cr, "proposed", author)
     return cr
+
+
+def _normal(value: Any) -> Any:
+    """A value with empty optional parts dropped (a rule's "" description, a None id): the
+    admin and the API spell the same change differently."""
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items() if v not in ("", None)}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    return value
+
+
+def _effect(cr: ChangeRequest) -> tuple[Any, str]:
+    """What a request would change (fields whose proposed value differs from the stored
+    one) and the version it was made against: equal effects are the same proposal."""
+    import json
+
+    fields = {
+        row["field"]: _normal(row["after"])
+        for row in diff(cr)["fields"]
+        if _normal(row["before"]) != _normal(row["after"])
+    }
+    return cr.base_version, json.dumps(fields, sort_keys=True, default=str)
 
 
 def propose_from(

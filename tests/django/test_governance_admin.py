@@ -89,8 +89,9 @@ def _login(user: User) -> Client:
 def test_changelist__default__pending_only_with_radius(
     cr: ChangeRequest, users: dict[str, User]
 ) -> None:
+    other = {**cr.change, "params": {**cr.change["params"], "fallthrough": {"variant": "on"}}}
     crs.reject(
-        crs.propose(cr.change, author=users["alice"], reason="second"),
+        crs.propose(other, author=users["alice"], reason="second"),
         reviewer=users["bob"],
         comment="dup",
     )
@@ -237,3 +238,92 @@ def test_state_page__change_moving_nobody__saved_without_confirmation(
     data = form_data(client.get(url))
     data.update({"fallthrough": "on", "reason": "prepare, still off"})
     assert client.post(url, data).status_code == 302
+
+
+def test_propose__identical_change_same_base__refused_naming_the_pending_one(
+    cr: ChangeRequest, users: dict[str, User]
+) -> None:
+    from flagapp.exceptions import DuplicateChangeRequest
+
+    with pytest.raises(DuplicateChangeRequest) as caught:
+        crs.propose(cr.change, author=users["alice"], reason="again")
+    assert caught.value.existing_id == cr.pk
+    assert ChangeRequest.objects.count() == 1
+
+
+def test_state_page__second_identical_proposal__error_links_the_pending_request(
+    cr: ChangeRequest, users: dict[str, User]
+) -> None:
+    from django.urls import reverse
+
+    from .test_admin import form_data
+
+    client = _login(users["alice"])
+    users["alice"].user_permissions.add(
+        *h.user("tmp2", perms=("flagapp.view_flagstate",)).user_permissions.all()
+    )
+    state = FlagState.objects.get(flag=cr.flag, environment=cr.environment)
+    url = reverse("admin:flagapp_flagstate_change", args=[state.pk])
+    data = form_data(client.get(url))
+    data.update(
+        {
+            "rules-0-conditions": "plan eq pro",
+            "rules-0-serve": "on",
+            "rules-0-rule_id": "pro",
+            "rules-0-order": "0",
+            "reason": "same again",
+        }
+    )
+    response = client.post(url, data)
+    html = response.content.decode()
+    from .test_admin import post_errors
+
+    assert 'id="cr-duplicate"' in html, post_errors(response)
+    assert f'href="/admin/flagapp/changerequest/{cr.pk}/change/"' in html
+    assert ChangeRequest.objects.count() == 1
+
+
+def test_withdraw_button__author__withdrawn_and_reviewer_cannot_approve(
+    cr: ChangeRequest, users: dict[str, User]
+) -> None:
+    alice, bob = _login(users["alice"]), _login(users["bob"])
+    assert 'id="cr-withdraw"' in alice.get(f"{LIST}{cr.pk}/change/").content.decode()
+    assert 'id="cr-withdraw"' not in bob.get(f"{LIST}{cr.pk}/change/").content.decode()
+    bob.post(f"{LIST}{cr.pk}/withdraw/")
+    cr.refresh_from_db()
+    assert cr.status == ChangeRequest.STATUS_PENDING
+    alice.post(f"{LIST}{cr.pk}/withdraw/")
+    cr.refresh_from_db()
+    assert cr.status == ChangeRequest.STATUS_WITHDRAWN
+    bob.post(f"{LIST}{cr.pk}/approve/")
+    cr.refresh_from_db()
+    assert cr.status == ChangeRequest.STATUS_WITHDRAWN
+
+
+def test_change_view__stale_base__says_so_and_approve_refused(
+    cr: ChangeRequest, users: dict[str, User]
+) -> None:
+    services.set_flag_enabled(cr.flag, cr.environment, False, actor=None, reason="incident")
+    bob = _login(users["bob"])
+    html = bob.get(f"{LIST}{cr.pk}/change/").content.decode()
+    assert 'id="cr-stale"' in html and 'id="cr-approve"' not in html
+    bob.post(f"{LIST}{cr.pk}/approve/")
+    cr.refresh_from_db()
+    assert cr.status == ChangeRequest.STATUS_PENDING  # refused, not applied or conflicted
+
+
+def test_flag_page_and_list__pending_request__banner_column_and_filter(
+    cr: ChangeRequest, users: dict[str, User], admin_client: Client
+) -> None:
+    from django.urls import reverse
+
+    page = admin_client.get(reverse("admin:flagapp_flag_change", args=[cr.flag_id]))
+    html = page.content.decode()
+    assert 'id="flagapp-pending-banner"' in html
+    assert f"Change request #{cr.pk}</a>: targeting change in production" in html
+    listing = admin_client.get(reverse("admin:flagapp_flag_changelist")).content.decode()
+    assert "1 pending" in listing
+    waiting = admin_client.get(reverse("admin:flagapp_flag_changelist") + "?pending=yes")
+    assert cr.flag.key in waiting.content.decode()
+    none = admin_client.get(reverse("admin:flagapp_flag_changelist") + "?pending=no")
+    assert f">{cr.flag.key}<" not in none.content.decode()
