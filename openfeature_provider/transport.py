@@ -2,7 +2,7 @@
 
 Kept apart from the sources so the protocol lives in one place: every header, status code and
 the server-sent-events framing the provider relies on is here, and the test server in
-tests/provider speaks exactly what this module (and docs/protocol.md) expects.
+tests/openfeature_provider speaks exactly what this module (and docs/protocol.md) expects.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     # Model tables are built from the models unless FLAGAPP_TEST_MIGRATIONS=1 (as .ci/run does
-    # against PostgreSQL); tests/django/test_migrations.py keeps the migrations in step.
+    # against PostgreSQL); tests/flagapp/models/test_migrations.py keeps the migrations in step.
     if hasattr(config.option, "nomigrations") and os.environ.get("FLAGAPP_TEST_MIGRATIONS") != "1":
         config.option.nomigrations = True
 

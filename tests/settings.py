@@ -56,7 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI for /api/docs/ from local static files (no CDN)
     "flagapp",
     # The real django-waffle, for the waffle import and equivalence tests
-    # (tests/django/contrib/waffle/); flagapp itself never imports it.
+    # (tests/flagapp/contrib/waffle/); flagapp itself never imports it.
     "waffle",
 ]
 

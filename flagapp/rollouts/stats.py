@@ -3,7 +3,7 @@
 Why pure Python: the Django app must not pull scipy/numpy into every deployment just to
 compare two proportions. Everything here is closed-form (normal approximations, the
 regularized incomplete gamma function for chi-square tails) and is checked against scipy in
-the test suite (``tests/django/test_stats*.py``), which is the only place scipy is used.
+the test suite (``tests/flagapp/rollouts/test_stats*.py``), which is the only place scipy is used.
 
 All functions are deterministic and side-effect free; they take counts, not events, so the
 same code serves the ORM metric source, the Prometheus source and the simulation.

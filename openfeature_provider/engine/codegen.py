@@ -135,7 +135,8 @@ def codegen_enabled() -> bool:
     """Generated code is used unless ``ENABLED`` is False or the environment variable
     ``FLAGAPP_ENGINE_CODEGEN`` is ``0``/``false``/``off`` (read when a ruleset is parsed):
     then every flag is assembled from closures (``assemble_closures``), which a debugger
-    steps through line by line. Results are identical either way (tests/engine)."""
+    steps through line by line. Results are identical either way
+    (tests/openfeature_provider/engine)."""
     if ENABLED is not None:
         return ENABLED
     return os.environ.get("FLAGAPP_ENGINE_CODEGEN", "1").strip().lower() not in (

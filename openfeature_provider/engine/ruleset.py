@@ -89,7 +89,7 @@ def parse_ruleset(
     added or removed — are not validated or compiled again: their validated objects and
     compiled conditions are reused, and only the version-bound part (the resolutions, which
     carry ``snapshotVersion``) is rebuilt. The result is the same as a full parse in every
-    respect, errors included (tests/engine/test_incremental.py).
+    respect, errors included (tests/openfeature_provider/engine/test_incremental.py).
 
     ``freeze=True`` is for a ruleset that will be served for a while (a provider's, the Django
     cache's): the parse ends with ``gc.freeze()`` before the collector resumes, so no

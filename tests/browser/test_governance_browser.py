@@ -23,7 +23,7 @@ from flagapp import sampling, services
 from flagapp.evaluation import evaluate
 from flagapp.models import ChangeRequest, ContextSample, Environment, Flag, FlagState
 from flagapp.testutils import reset_flag_cache
-from tests.django import governance_helpers as h
+from tests.flagapp import governance_helpers as h
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

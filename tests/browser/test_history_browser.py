@@ -15,7 +15,7 @@ from django.utils import timezone
 from flagapp import sampling, services
 from flagapp.models import FlagState
 from flagapp.testutils import reset_flag_cache
-from tests.django import governance_helpers as h
+from tests.flagapp import governance_helpers as h
 
 from .test_governance_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 

@@ -15,8 +15,8 @@ from flagapp import sampling, services
 from flagapp.models import ContextSample, Environment
 from flagapp.publishing import latest
 from flagapp.testutils import reset_flag_cache
-from tests.django import governance_helpers as h
-from tests.django.test_admin_playground import cli_explain
+from tests.flagapp import governance_helpers as h
+from tests.flagapp.admin.test_admin_playground import cli_explain
 
 from .test_governance_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 

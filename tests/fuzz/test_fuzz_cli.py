@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.engine.test_cli import _command
+from tests.openfeature_provider.engine.test_cli import _command
 
 from .conftest import PHASES, examples, figures
 from .strategies import Recipe, deep_json_text, recipes, rulesets

@@ -26,8 +26,8 @@ from hypothesis import strategies as st
 
 from flagapp import evaluation
 from openfeature_provider.engine import parse_ruleset
-from tests.django.sdk_helpers import *  # noqa: F403 - fixtures
-from tests.django.sdk_helpers import bearer
+from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
+from tests.flagapp.sdk_helpers import bearer
 from tests.interop.ofrep_openapi import BULK as BULK_SHAPES
 from tests.interop.ofrep_openapi import SINGLE as SINGLE_SHAPES
 from tests.interop.ofrep_openapi import assert_valid

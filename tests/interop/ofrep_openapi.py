@@ -11,7 +11,7 @@ same way everywhere (documented in docs/interop.md, "OFREP and its schema"):
    (``{"not": {"required": ["value"]}}``).
 2. ``variant`` is ``type: string``; an answer that serves the caller's default carries
    ``"variant": null`` because the published Python client (openfeature-provider-ofrep 0.3.0)
-   reads ``data["variant"]`` unconditionally (tests/django/test_ofrep_schema.py proves the
+   reads ``data["variant"]`` unconditionally (tests/flagapp/sdk/test_ofrep_schema.py proves the
    error it raises otherwise). Read here as ``string``, or ``null`` *only* in a
    ``codeDefaultFlag`` answer (no ``value``); a null variant beside a value fails.
 3. ``integerFlag`` (``type: integer``) and ``floatFlag`` (``type: number``) both match an

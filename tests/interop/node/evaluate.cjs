@@ -1,6 +1,6 @@
 // Evaluates a case table with the published Node OFREP provider (@openfeature/ofrep-provider)
 // through @openfeature/server-sdk against a flagapp server. Used by
-// tests/django/test_ofrep_node.py: reads {"baseUrl", "token", "cases": [{name, key, kind,
+// tests/flagapp/sdk/test_ofrep_node.py: reads {"baseUrl", "token", "cases": [{name, key, kind,
 // default, context}]} on stdin, writes one answer per case as JSON on stdout.
 'use strict';
 const { OpenFeature } = require('@openfeature/server-sdk');
