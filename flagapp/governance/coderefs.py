@@ -26,6 +26,7 @@ __all__ = [
     "CodeRefReport",
     "compare",
     "compile_patterns",
+    "iter_source_files",
     "scan_paths",
     "scan_text",
 ]
@@ -198,9 +199,14 @@ def _line_of(line_starts: list[int], offset: int) -> int:
     return lo + 1
 
 
-def _iter_files(
-    paths: Iterable[str | os.PathLike[str]], extensions: Sequence[str]
+def iter_source_files(
+    paths: Iterable[str | os.PathLike[str]], extensions: Sequence[str] = DEFAULT_EXTENSIONS
 ) -> Iterator[Path]:
+    """The files to scan under ``paths``: a file given explicitly whatever its extension,
+    directories walked in sorted order (reports are stable) skipping ``SKIP_DIRS``.
+
+    Shared by the flag-key scan here and the waffle scan (``flagapp.contrib.waffle.coderefs``)
+    so both commands read the same files."""
     exts = tuple(e.lower() for e in extensions)
     for raw in paths:
         root = Path(raw)
@@ -228,7 +234,7 @@ def scan_paths(
     """
     compiled = compile_patterns(DEFAULT_PATTERNS if patterns is None else patterns)
     refs: list[CodeRef] = []
-    for file in _iter_files(paths, DEFAULT_EXTENSIONS if extensions is None else extensions):
+    for file in iter_source_files(paths, DEFAULT_EXTENSIONS if extensions is None else extensions):
         text = file.read_text(encoding="utf-8", errors="replace")
         refs.extend(scan_text(text, str(file), compiled))
     return sorted(refs)

@@ -21,10 +21,9 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-from flagapp.governance.coderefs import DEFAULT_EXTENSIONS, SKIP_DIRS
+from flagapp.governance.coderefs import iter_source_files
 
 from .keys import key_for
 
@@ -97,25 +96,9 @@ def scan_text(text: str, path: str) -> Iterator[WaffleRef]:
     yield from sorted(set(found))
 
 
-def _iter_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
-    exts = tuple(DEFAULT_EXTENSIONS)
-    for raw in paths:
-        root = Path(raw)
-        if root.is_file():
-            yield root
-            continue
-        if not root.is_dir():
-            raise FileNotFoundError(f"no such file or directory: {root}")
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-            for filename in sorted(filenames):
-                if filename.lower().endswith(exts):
-                    yield Path(dirpath) / filename
-
-
 def scan_paths(paths: Iterable[str | os.PathLike[str]]) -> list[WaffleRef]:
     refs: list[WaffleRef] = []
-    for file in _iter_files(paths):
+    for file in iter_source_files(paths):
         refs.extend(scan_text(file.read_text(encoding="utf-8", errors="replace"), str(file)))
     return sorted(refs)
 

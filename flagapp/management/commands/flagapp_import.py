@@ -18,10 +18,15 @@ import json
 import sys
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from flagapp.exceptions import FlagValidationError
+from flagapp.management.importing import (
+    add_governance_arguments,
+    refused,
+    resolve_governance,
+    write_result,
+)
 from flagapp.services.code import import_config
 from openfeature_provider.interop.flagd import BUCKETING_MODES
 
@@ -31,8 +36,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", help="The JSON document ('-' for standard input).")
-        parser.add_argument(
-            "--reason", "-r", required=True, help="Why: recorded in the history of every change."
+        add_governance_arguments(
+            parser,
+            user_help="Record the changes as made by this user (permissions apply).",
+            change_request_help="An approved change request covering protected changes.",
+            dry_run_help="Validate and report, then roll everything back.",
         )
         parser.add_argument(
             "--environment",
@@ -52,20 +60,6 @@ class Command(BaseCommand):
             "--create-environments",
             action="store_true",
             help="Create environments the file names but the database lacks.",
-        )
-        parser.add_argument(
-            "--user",
-            metavar="USERNAME",
-            help="Record the changes as made by this user (permissions apply).",
-        )
-        parser.add_argument(
-            "--change-request",
-            type=int,
-            metavar="ID",
-            help="An approved change request covering protected changes.",
-        )
-        parser.add_argument(
-            "--dry-run", action="store_true", help="Validate and report, then roll everything back."
         )
         parser.add_argument(
             "--format",
@@ -102,20 +96,7 @@ class Command(BaseCommand):
                     doc = json.load(fh)
         except (OSError, ValueError) as exc:
             raise CommandError(f"cannot read {options['file']}: {exc}") from None
-        actor = None
-        if options["user"]:
-            user_model = get_user_model()
-            try:
-                actor = user_model._default_manager.get_by_natural_key(options["user"])
-            except user_model.DoesNotExist:
-                raise CommandError(f"no user {options['user']!r}") from None
-        change_request = None
-        if options["change_request"] is not None:
-            from flagapp.models import ChangeRequest
-
-            change_request = ChangeRequest.objects.filter(pk=options["change_request"]).first()
-            if change_request is None:
-                raise CommandError(f"no change request #{options['change_request']}")
+        actor, change_request = resolve_governance(options)
         if options["format"] == "flagd":
             doc, options["environments"] = self._from_flagd(doc, options)
         try:
@@ -131,15 +112,8 @@ class Command(BaseCommand):
                 dry_run=options["dry_run"],
             )
         except FlagValidationError as exc:
-            lines = [f"{where}: {msg}" for where, msgs in exc.message_dict.items() for msg in msgs]
-            raise CommandError(
-                "import refused, nothing was written:\n  " + "\n  ".join(lines)
-            ) from None
-        for label in result.created:
-            self.stdout.write(f"created  {label}")
-        for label in result.changed:
-            self.stdout.write(f"changed  {label}")
-        self.stdout.write(result.summary())
+            raise refused(exc) from None
+        write_result(self.stdout, result)
 
     @staticmethod
     def _from_flagd(defs: Any, options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -168,8 +142,5 @@ class Command(BaseCommand):
         except FlagdImportError as exc:
             raise CommandError(f"import refused, nothing was written: {exc}") from None
         except FlagValidationError as exc:
-            lines = [f"{where}: {msg}" for where, msgs in exc.message_dict.items() for msg in msgs]
-            raise CommandError(
-                "import refused, nothing was written:\n  " + "\n  ".join(lines)
-            ) from None
+            raise refused(exc) from None
         return doc, environments

@@ -13,13 +13,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from flagapp.conf import settings as flagapp_settings
 from flagapp.exceptions import FlagValidationError
+from flagapp.management.importing import (
+    add_governance_arguments,
+    refused,
+    resolve_governance,
+    write_result,
+)
 
 WAFFLE_CONTEXT_BUILDER = "flagapp.contrib.waffle.context.waffle_context"
 
@@ -28,8 +33,12 @@ class Command(BaseCommand):
     help = "Import django-waffle Flags, Switches and Samples as flagapp flags."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "--reason", "-r", required=True, help="Why: recorded in the history of every change."
+        add_governance_arguments(
+            parser,
+            user_help="Record the changes as made by this user.",
+            change_request_help="An approved change request covering protected environments.",
+            dry_run_help="Print what each waffle object becomes and the differences; write "
+            "nothing.",
         )
         parser.add_argument(
             "--owner",
@@ -53,20 +62,6 @@ class Command(BaseCommand):
             help="Expiry of new release flags, in days from today (default: 90, at most "
             "FLAGAPP['RELEASE_EXPIRY_MAX_DAYS']).",
         )
-        parser.add_argument(
-            "--user", metavar="USERNAME", help="Record the changes as made by this user."
-        )
-        parser.add_argument(
-            "--change-request",
-            type=int,
-            metavar="ID",
-            help="An approved change request covering protected environments.",
-        )
-        parser.add_argument(
-            "--dry-run",
-            action="store_true",
-            help="Print what each waffle object becomes and the differences; write nothing.",
-        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from flagapp.contrib.waffle.importer import build_plan, waffle_installed
@@ -80,22 +75,7 @@ class Command(BaseCommand):
             )
         if not Group.objects.filter(name=options["owner"]).exists():
             raise CommandError(f"--owner: no group named {options['owner']!r}")
-        actor = None
-        if options["user"]:
-            user_model = get_user_model()
-            try:
-                actor = user_model._default_manager.get_by_natural_key(options["user"])
-            except user_model.DoesNotExist:
-                raise CommandError(f"--user: no user {options['user']!r}") from None
-        change_request = None
-        if options["change_request"] is not None:
-            from flagapp.models import ChangeRequest
-
-            change_request = ChangeRequest.objects.filter(pk=options["change_request"]).first()
-            if change_request is None:
-                raise CommandError(
-                    f"--change-request: no change request #{options['change_request']}"
-                )
+        actor, change_request = resolve_governance(options)
 
         max_days = int(flagapp_settings.RELEASE_EXPIRY_MAX_DAYS)
         days = options["expires_in"] if options["expires_in"] is not None else min(90, max_days)
@@ -146,10 +126,7 @@ class Command(BaseCommand):
                 dry_run=options["dry_run"],
             )
         except FlagValidationError as exc:
-            lines = [f"{where}: {msg}" for where, msgs in exc.message_dict.items() for msg in msgs]
-            raise CommandError(
-                "import refused, nothing was written:\n  " + "\n  ".join(lines)
-            ) from None
+            raise refused(exc) from None
 
         out = self.stdout
         verb = "would import" if options["dry_run"] else "imported"
@@ -168,8 +145,4 @@ class Command(BaseCommand):
                 "flagapp.contrib.waffle.context.waffle_attributes to your builder)\n"
             )
         out.write("\n")
-        for label in result.created:
-            out.write(f"created  {label}\n")
-        for label in result.changed:
-            out.write(f"changed  {label}\n")
-        out.write(result.summary())
+        write_result(out, result)
