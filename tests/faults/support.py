@@ -11,7 +11,6 @@ import atexit
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.support.processes import free_port, uvicorn_argv
 
 __all__ = [
     "PY",
@@ -35,12 +36,6 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[2]
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _env(extra: Mapping[str, str] | None) -> dict[str, str]:
@@ -149,23 +144,15 @@ class Server:
         full_env = _env(env)
         if not pythonpath:
             full_env.pop("PYTHONPATH", None)
-        cmd = [
-            PY,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--lifespan",
-            "off",
-            "--no-access-log",
-            "--timeout-graceful-shutdown",
-            "2",
-            *(("--workers", str(workers)) if workers > 1 else ()),
-            *extra_args,
-        ]
+        cmd = uvicorn_argv(
+            self.port,
+            app=app,
+            workers=workers if workers > 1 else None,
+            graceful_shutdown=2,
+            access_log=False,
+            log_level=None,
+            extra=extra_args,
+        )
         self.proc = subprocess.Popen(
             cmd,
             cwd=cwd,

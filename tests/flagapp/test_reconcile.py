@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from django.db import connection
 
 from flagapp import publishing, services
 from flagapp.models import FlagState, PublishOutbox, Snapshot
+from tests.support.processes import free_port, uvicorn_argv
 
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES = os.environ.get("FLAGAPP_TEST_DB") == "postgres"
@@ -96,26 +96,9 @@ def _child(env: dict[str, str], command: str) -> subprocess.CompletedProcess[str
 
 @pytest.fixture
 def server(shared_settings: dict[str, str]) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "flagapp.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-            "--timeout-graceful-shutdown",
-            "1",
-        ],
+        uvicorn_argv(port),
         env=shared_settings,
         cwd=str(REPO),
         start_new_session=True,

@@ -18,7 +18,8 @@ from django.test import Client
 from django.urls import reverse
 
 from flagapp import services
-from flagapp.admin.audit import percent, serve_text, state_versions
+from flagapp.admin.timeline import state_versions
+from flagapp.admin.wording import percent, serve_text
 from flagapp.models import ChangeRequest, Environment, Flag, FlagState
 from tests.flagapp import governance_helpers as h
 
@@ -320,7 +321,7 @@ def test_audit_log__permissions__flag_and_state_view_needed(client: Client, stor
 
 
 def test_describe_state_change__rotation__only_the_rotated_rule_moved() -> None:
-    from flagapp.admin.audit import StateVersion, describe_state_change
+    from flagapp.admin.timeline import StateVersion, describe_state_change
 
     def version(ids: list[str]) -> StateVersion:
         return StateVersion(

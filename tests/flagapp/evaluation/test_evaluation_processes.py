@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,6 +29,8 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.support.processes import free_port, uvicorn_argv
 
 REPO = Path(__file__).resolve().parents[3]
 REDIS_URL = os.environ.get("FLAGAPP_TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
@@ -48,12 +49,6 @@ def _redis_up() -> bool:
         return bool(redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5).ping())
     except Exception:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Deployment:
@@ -159,22 +154,9 @@ def server_factory(tmp_path: Path) -> Iterator[Any]:
         deployments.append(deployment)
         deployment.create_database()
         token = deployment.shell(SEED).strip().splitlines()[-1]
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "flagapp.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--lifespan",
-                "off",
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_argv(port, graceful_shutdown=None),
             env=deployment.env,
             cwd=str(REPO),
             start_new_session=True,

@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from openfeature.evaluation_context import EvaluationContext
 from flagapp import services
 from flagapp.sdk import keys, notifier
 from openfeature_provider import FlagappProvider
+from tests.support.processes import uvicorn_argv
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.django_db(transaction=True)]
 
@@ -95,24 +95,7 @@ def server(redis_notifier: None, tmp_path: Path, settings: Any) -> Iterator[str]
         FLAGAPP_TEST_PG_NAME=str(connection.settings_dict["NAME"]),
     )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "flagapp.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-            "--lifespan",
-            "off",
-            "--log-level",
-            "warning",
-            "--timeout-graceful-shutdown",
-            "1",
-        ],
+        uvicorn_argv(port, workers=2),
         env=env,
         cwd=str(REPO),
         start_new_session=True,
