@@ -12,6 +12,8 @@ would keep serving its own stale snapshot), missing apps, an unparseable key pat
 | flagapp.E004 | FLAGAPP["CACHE_ALIAS"] is not in CACHES |
 | flagapp.E005 | FLAGAPP["CACHE_CHECK_INTERVAL"] is not a positive number |
 | flagapp.E006 | FLAGAPP["RELEASE_EXPIRY_MAX_DAYS"] is not a positive integer |
+| flagapp.E008 | FLAGAPP["OFREP_CORS_ORIGINS"] is not a list of origins ("scheme://host[:port]", |
+|  | no path or trailing slash) or "*", or OFREP_CORS_MAX_AGE is not a non-negative integer |
 | flagapp.W001 | CACHE_ALIAS is a per-process cache (LocMem/Dummy) while DEBUG is off: every |
 |  | check for a newer snapshot is a query (or SHARED_CACHE wrongly claims it is shared) |
 | flagapp.W002 | simple_history's HistoryRequestMiddleware missing (admin changes lose the user) |
@@ -39,6 +41,7 @@ __all__ = [
     "check_database",
     "check_database_pools",
     "check_settings",
+    "cors_origin_problems",
     "pool_messages",
     "register",
 ]
@@ -165,6 +168,18 @@ def check_settings(
             )
         )
 
+    for problem in cors_origin_problems(merged["OFREP_CORS_ORIGINS"], merged["OFREP_CORS_MAX_AGE"]):
+        messages.append(
+            Error(
+                problem,
+                hint="An origin is what a browser sends in its Origin header, e.g. "
+                '"https://app.example.com" or "http://localhost:3000" (docs/interop.md, '
+                '"Browsers").',
+                id="flagapp.E008",
+                obj="FLAGAPP",
+            )
+        )
+
     from .metrics import config_problems
 
     for problem in config_problems(merged):
@@ -182,6 +197,51 @@ def check_settings(
             )
         )
     return messages
+
+
+_ORIGIN = re.compile(
+    r"(?P<scheme>https?)://(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+    r"(?::(?P<port>[0-9]{1,5}))?"
+)
+
+
+def cors_origin_problems(origins: Any, max_age: Any = 0) -> list[str]:
+    """What is wrong with ``FLAGAPP["OFREP_CORS_ORIGINS"]`` / ``OFREP_CORS_MAX_AGE``.
+
+    A browser compares ``Access-Control-Allow-Origin`` with its ``Origin`` exactly, so an
+    entry with a path, a trailing slash, credentials or another scheme would never match:
+    the page's requests fail in the browser with no error on the server.
+    """
+    problems: list[str] = []
+    if isinstance(origins, str) or not isinstance(origins, list | tuple):
+        return [
+            "FLAGAPP['OFREP_CORS_ORIGINS'] must be a list of origins, not "
+            f"{type(origins).__name__} {origins!r}."
+        ]
+    for index, origin in enumerate(origins):
+        where = f"FLAGAPP['OFREP_CORS_ORIGINS'][{index}]"
+        if not isinstance(origin, str):
+            problems.append(f"{where} must be a string, not {type(origin).__name__}.")
+            continue
+        if origin == "*":
+            if len(origins) > 1:
+                problems.append(
+                    f'{where} is "*" beside other origins: "*" alone allows every origin.'
+                )
+            continue
+        match = _ORIGIN.fullmatch(origin)
+        if match is None:
+            problems.append(
+                f"{where} is {origin!r}, which is not an origin: expected "
+                '"http(s)://host[:port]" with no path, query or trailing slash.'
+            )
+        elif match["port"] is not None and not 0 < int(match["port"]) < 65536:
+            problems.append(f"{where} is {origin!r}: port out of range.")
+    if isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0:
+        problems.append(
+            f"FLAGAPP['OFREP_CORS_MAX_AGE'] must be a non-negative integer, not {max_age!r}."
+        )
+    return problems
 
 
 def check_database(

@@ -125,6 +125,15 @@ DEFAULTS: dict[str, Any] = {
     # JSON nesting accepted in an OFREP context or an event (else a 413 / 400 naming it).
     "SDK_MAX_BODY_BYTES": 65_536,
     "SDK_JSON_MAX_DEPTH": 64,
+    # OFREP from browsers (docs/interop.md, "Browsers"): the origins allowed to call
+    # /ofrep/v1/* cross-origin, exact "scheme://host[:port]" strings, or "*" for any origin
+    # (safe: flagapp never sends Access-Control-Allow-Credentials; keys travel in headers);
+    # and how long (seconds) a browser may cache a preflight answer.
+    "OFREP_CORS_ORIGINS": [],
+    "OFREP_CORS_MAX_AGE": 600,
+    # Advertise the bulk answer's SSE eventStreams (OFREP ADR-0008): clients that support it
+    # hold a GET /ofrep/v1/event-stream open (needs ASGI, like /sdk/v1/stream).
+    "OFREP_EVENT_STREAMS": True,
     # POST /sdk/v1/events: largest body (bytes, else 413) and most events per batch.
     "EVENTS_MAX_BODY_BYTES": 1_048_576,
     "EVENTS_MAX_BATCH": 1000,

@@ -36,6 +36,14 @@ class SdkKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     #: Updated coarsely (at most once per ``SDK_KEY_LAST_USED_INTERVAL`` seconds per process).
     last_used_at = models.DateTimeField(null=True, blank=True)
+    #: ``server``: every SDK endpoint (ruleset, stream, events, OFREP). ``client``: a key that
+    #: is shipped to browsers and apps, so public: OFREP only (evaluated answers, never the
+    #: ruleset with its rules and segment member lists); the other endpoints answer 403.
+    scope = models.CharField(
+        max_length=10,
+        choices=[("server", "server (all SDK endpoints)"), ("client", "client (OFREP only)")],
+        default="server",
+    )
 
     class Meta:
         ordering = ["environment_id", "-created_at"]

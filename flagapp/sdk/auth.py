@@ -20,6 +20,7 @@ from django.http import HttpRequest, HttpResponse
 
 from flagapp.sdk import notifier, ratelimit
 from flagapp.sdk.keys import (
+    CLIENT,
     AuthFailure,
     KeyInfo,
     NeedsDatabase,
@@ -29,6 +30,8 @@ from flagapp.sdk.keys import (
 from flagapp.sdk.limits import declared_too_large
 
 __all__ = [
+    "CLIENT_KEY_REFUSED",
+    "CLIENT_SCOPES",
     "aauthorize",
     "authorize",
     "database_unavailable",
@@ -37,6 +40,13 @@ __all__ = [
 ]
 
 logger = logging.getLogger("flagapp.sdk")
+
+#: The ``authorize`` scopes a client-side key (``SdkKey.scope == "client"``) may use.
+CLIENT_SCOPES = frozenset({"ofrep"})
+CLIENT_KEY_REFUSED = (
+    "this is a client-side SDK key (scope 'client'): it may call OFREP (/ofrep/v1/...) only; "
+    "the ruleset, stream and events endpoints need a server key"
+)
 
 #: Seconds a client is asked to wait (``Retry-After``) when the database is unreachable.
 OUTAGE_RETRY_AFTER = 5
@@ -82,6 +92,9 @@ def _refusal(status: int, detail: str, retry_after: int = 0) -> HttpResponse:
 def authorize(request: HttpRequest, scope: str, *, db: bool = True) -> KeyInfo | HttpResponse:
     """The caller's key, or the response refusing it (413, 401, 403, 429 or 503).
 
+    A client-side key (scope ``client``) passes only for the scopes in ``CLIENT_SCOPES``
+    (OFREP); elsewhere it is refused with 403 and ``CLIENT_KEY_REFUSED``.
+
     An explicit ``?environment=`` that is not the key's environment is refused with 403: a
     client configured for one environment must never be served another's flags.
     With ``db=False`` it raises :class:`~flagapp.sdk.keys.NeedsDatabase` rather than query.
@@ -101,6 +114,8 @@ def authorize(request: HttpRequest, scope: str, *, db: bool = True) -> KeyInfo |
         if not decision.allowed:
             return _refusal(429, "rate limit exceeded", decision.retry_after)
         return _refusal(failure.status, failure.detail, failure.retry_after)
+    if info.scope == CLIENT and scope not in CLIENT_SCOPES:
+        return _refusal(403, CLIENT_KEY_REFUSED)
     # In redis mode, make sure this process hears about new snapshots (and revocations).
     notifier.ensure_listener()
     decision = ratelimit.check(scope, f"key:{info.key_id}")

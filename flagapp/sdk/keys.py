@@ -46,10 +46,14 @@ if TYPE_CHECKING:
     from flagapp.models import SdkKey
 
 __all__ = [
+    "CLIENT",
+    "SCOPES",
+    "SERVER",
     "TOKEN_PREFIX",
     "AuthFailure",
     "KeyInfo",
     "NeedsDatabase",
+    "active_key",
     "authenticate_token",
     "clear_cache",
     "create_sdk_key",
@@ -68,6 +72,13 @@ _PUBLIC_ID_LEN = 8
 _SECRET_LEN = 32
 _MAX_CACHE_ENTRIES = 10_000
 
+#: Key scopes (``SdkKey.scope``). A ``client`` key is meant to be public (shipped in a web
+#: page or an app): it may call OFREP only, which answers evaluated values; the ruleset
+#: (every rule, every segment's member list), the stream and the events endpoints refuse it.
+SERVER = "server"
+CLIENT = "client"
+SCOPES = (SERVER, CLIENT)
+
 
 @dataclass(frozen=True, slots=True)
 class KeyInfo:
@@ -76,6 +87,7 @@ class KeyInfo:
     key_id: int
     public_id: str
     environment_key: str
+    scope: str = SERVER
 
 
 class AuthFailure(Exception):
@@ -111,13 +123,19 @@ def _random(n: int) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(n))
 
 
-def create_sdk_key(environment: Any, name: str = "", actor: Any = None) -> tuple[SdkKey, str]:
+def create_sdk_key(
+    environment: Any, name: str = "", actor: Any = None, *, scope: str = SERVER
+) -> tuple[SdkKey, str]:
     """Create a key for ``environment`` (an Environment or its key); return it and the token.
 
-    The token is returned once and never stored: show it to the caller and forget it.
+    ``scope`` is ``"server"`` (every SDK endpoint) or ``"client"`` (OFREP only; for
+    browsers and apps, where the token is public). The token is returned once and never
+    stored: show it to the caller and forget it.
     """
     from flagapp.models import Environment, SdkKey
 
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
     env = environment
     if not isinstance(env, Environment):
         env = Environment.objects.get(key=str(environment))
@@ -133,8 +151,9 @@ def create_sdk_key(environment: Any, name: str = "", actor: Any = None) -> tuple
         public_id=public_id,
         secret_hash=hash_token(token),
         created_by=user,
+        scope=scope,
     )
-    logger.info("created SDK key %s for environment %s", public_id, env.key)
+    logger.info("created %s SDK key %s for environment %s", scope, public_id, env.key)
     return key, token
 
 
@@ -172,11 +191,54 @@ def forget_public_id(public_id: str) -> None:
         for digest, entry in list(_cache.items()):
             if entry.info is not None and entry.info.public_id == public_id:
                 del _cache[digest]
+        _by_public_id.pop(public_id, None)
 
 
 def clear_cache() -> None:
     with _lock:
         _cache.clear()
+        _by_public_id.clear()
+
+
+#: public id -> (the active key's info or None, monotonic load time): ``active_key``.
+_by_public_id: dict[str, tuple[KeyInfo | None, float]] = {}
+
+
+def active_key(public_id: str, *, db: bool = True) -> KeyInfo | None:
+    """The key with ``public_id`` while it is active (None: unknown or revoked).
+
+    For credentials that name a key without carrying its secret -- the signed channel of an
+    OFREP event stream URL (``flagapp.sdk.ofrep``) -- so a revocation also ends those.
+    Cached like token lookups (``SDK_KEY_CACHE_SECONDS``; a revocation clears the entry).
+    With ``db=False`` a lookup that needs a query raises :class:`NeedsDatabase`.
+    """
+    from flagapp.models import SdkKey
+
+    now = time.monotonic()
+    cached = _by_public_id.get(public_id)
+    if cached is not None and now - cached[1] <= float(settings.SDK_KEY_CACHE_SECONDS):
+        return cached[0]
+    if not db:
+        raise NeedsDatabase
+    row = (
+        SdkKey.objects.select_related("environment")
+        .filter(public_id=public_id, revoked_at__isnull=True)
+        .only("id", "public_id", "scope", "environment__key")
+        .first()
+    )
+    info = None
+    if row is not None:
+        info = KeyInfo(
+            key_id=row.pk,
+            public_id=row.public_id,
+            environment_key=row.environment.key,
+            scope=row.scope,
+        )
+    with _lock:
+        if len(_by_public_id) >= _MAX_CACHE_ENTRIES:
+            _by_public_id.clear()
+        _by_public_id[public_id] = (info, now)
+    return info
 
 
 def public_id_of(token: str) -> str | None:
@@ -199,13 +261,24 @@ def _load(token: str, digest: str, now: float) -> _Entry:
             SdkKey.objects.select_related("environment")
             .filter(public_id=public_id)
             .only(
-                "id", "public_id", "secret_hash", "revoked_at", "last_used_at", "environment__key"
+                "id",
+                "public_id",
+                "secret_hash",
+                "revoked_at",
+                "last_used_at",
+                "scope",
+                "environment__key",
             )
             .first()
         )
     if row is None or not hmac.compare_digest(row.secret_hash, digest):
         return _Entry(info=None, revoked=False, loaded_at=now, touched_at=now)
-    info = KeyInfo(key_id=row.pk, public_id=row.public_id, environment_key=row.environment.key)
+    info = KeyInfo(
+        key_id=row.pk,
+        public_id=row.public_id,
+        environment_key=row.environment.key,
+        scope=row.scope,
+    )
     if row.revoked_at is not None:
         return _Entry(info=info, revoked=True, loaded_at=now, touched_at=now)
     # A fresh load counts as use (a cold process records it at start-up), unless another

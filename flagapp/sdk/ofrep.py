@@ -24,7 +24,20 @@ Implements open-feature/protocol ``service/openapi.yaml`` for strict clients (do
   ``SDK_MAX_BODY_BYTES`` (``flagapp.sdk.limits``);
 * a context without ``targetingKey`` is accepted (only a rollout needs it);
 * 401/403 for keys, 429 with ``Retry-After`` (seconds) for rate limits;
-* bulk answers carry an ``ETag`` over (snapshot, context) and honour ``If-None-Match``.
+* bulk answers carry an ``ETag`` over (snapshot, context) and honour ``If-None-Match``;
+* bulk answers advertise an SSE ``eventStreams`` entry (OFREP ADR-0008, the protocol's
+  February 2026 addition; ``FLAGAPP["OFREP_EVENT_STREAMS"]``): ``GET /ofrep/v1/event-stream``
+  with a signed ``channel`` naming the key and environment (browsers' ``EventSource`` sends
+  no ``Authorization``; the URL holds no secret and stops working when the key is revoked).
+  Each new snapshot is one ``event: message`` with ``data: {"type": "refetchEvaluation",
+  "etag": <snapshot etag>}`` (``id`` = the snapshot version, so ``Last-Event-ID`` replays a
+  missed change); the re-fetch's ``flagConfigEtag`` makes a process that has not yet heard of
+  that snapshot look again before answering (no stale 304);
+* CORS for browsers (``FLAGAPP["OFREP_CORS_ORIGINS"]``): allowed origins get
+  ``Access-Control-Allow-Origin`` and the ``ETag`` exposed; a preflight ``OPTIONS`` answers
+  204 with the methods and headers OFREP clients send (``Authorization``, ``X-API-Key``,
+  ``Content-Type``, ``If-None-Match``); never ``Access-Control-Allow-Credentials`` (keys
+  travel in headers, not cookies), so ``"*"`` is safe to allow.
 
 The hot path (warm) is: cached key lookup, a token-bucket cache read, the per-process
 ruleset, one engine call. No database query.
@@ -32,23 +45,43 @@ ruleset, one engine call. No database query.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import json
-from collections.abc import Mapping
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
+from django.core import signing
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 
-from flagapp.sdk import limits
+from flagapp.conf import settings
+from flagapp.sdk import keys, limits, notifier, ratelimit
 from flagapp.sdk.auth import aauthorize, json_response, survives_database_outage
 from flagapp.sdk.views import aget_ruleset, etag_matches
 from openfeature_provider.engine import ErrorCode, Reason, Resolution, Ruleset
 from openfeature_provider.engine import evaluate as engine_evaluate
 
-__all__ = ["configuration", "evaluate_bulk", "evaluate_flag", "resolution_payload"]
+__all__ = [
+    "CORS_ALLOW_HEADERS",
+    "CORS_EXPOSE_HEADERS",
+    "bulk_payload",
+    "configuration",
+    "cors",
+    "evaluate_bulk",
+    "evaluate_flag",
+    "event_stream",
+    "resolution_payload",
+    "stream_channel",
+]
 
 #: openapi.yaml ``evaluationSuccess.reason`` enum; anything else goes out mapped (see
 #: ``resolution_payload``) with the engine's reason in ``metadata.flagappReason``.
@@ -57,6 +90,94 @@ _SUCCESS_REASONS = frozenset({"STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", 
 _ERROR_CODES = frozenset({"PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL"})
 #: Flag-set metadata, never per-flag metadata (see the module docstring).
 _SET_METADATA = frozenset({"snapshotVersion"})
+
+
+# --- CORS ------------------------------------------------------------------------------
+
+#: Request headers OFREP clients send (the web provider: Authorization or X-API-Key,
+#: Content-Type: application/json, If-None-Match on a re-fetch).
+CORS_ALLOW_HEADERS = "Authorization, X-API-Key, Content-Type, If-None-Match"
+#: Response headers a browser client must read (the bulk ETag, a 429's Retry-After).
+CORS_EXPOSE_HEADERS = "ETag, Retry-After"
+
+View = TypeVar("View", bound=Callable[..., Awaitable[HttpResponseBase]])
+
+
+def _allowed_origin(origin: str | None) -> str | None:
+    """The ``Access-Control-Allow-Origin`` value for ``origin``, or None (not allowed)."""
+    if not origin:
+        return None
+    allowed = settings.OFREP_CORS_ORIGINS or ()
+    if "*" in allowed:
+        return "*"
+    wanted = origin.lower()
+    for entry in allowed:
+        if isinstance(entry, str) and entry.lower() == wanted:
+            return origin
+    return None
+
+
+def _vary_on_origin(response: HttpResponseBase) -> None:
+    allowed = settings.OFREP_CORS_ORIGINS or ()
+    if allowed and "*" not in allowed:
+        patch_vary_headers(response, ("Origin",))
+
+
+def cors(*methods: str) -> Callable[[View], View]:
+    """CORS for an async OFREP view answering ``methods`` (``FLAGAPP["OFREP_CORS_ORIGINS"]``).
+
+    A preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) is
+    answered here, before any key check (browsers send no credentials on it): 204 with the
+    ``Allow-*`` headers for an allowed origin, 403 naming the setting for another. Every
+    other answer of an allowed origin -- refusals included, so a page can read a 401 or a
+    429 -- carries ``Access-Control-Allow-Origin`` and exposes ``ETag`` and ``Retry-After``.
+    """
+    allow_methods = ", ".join((*methods, "OPTIONS"))
+
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            origin = request.headers.get("Origin")
+            if request.method == "OPTIONS":
+                return _preflight(request, origin, allow_methods)
+            response = await view(request, *args, **kwargs)
+            allowed = _allowed_origin(origin)
+            if allowed is not None:
+                response["Access-Control-Allow-Origin"] = allowed
+                response["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+            _vary_on_origin(response)
+            return response
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _preflight(request: HttpRequest, origin: str | None, allow_methods: str) -> HttpResponse:
+    request.get_host()  # ALLOWED_HOSTS, as for every SDK request (DisallowedHost: 400)
+    if not origin or "Access-Control-Request-Method" not in request.headers:
+        response = HttpResponse(status=204)  # a plain OPTIONS: what this URL answers
+        response["Allow"] = allow_methods
+        return response
+    allowed = _allowed_origin(origin)
+    if allowed is None:
+        response = json_response(
+            {
+                "errorCode": "GENERAL",
+                "errorDetails": f"origin {origin!r} may not call OFREP: it is not in "
+                "FLAGAPP['OFREP_CORS_ORIGINS']",
+            },
+            403,
+        )
+        _vary_on_origin(response)
+        return response
+    response = HttpResponse(status=204)
+    response["Access-Control-Allow-Origin"] = allowed
+    response["Access-Control-Allow-Methods"] = allow_methods
+    response["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+    response["Access-Control-Max-Age"] = str(int(settings.OFREP_CORS_MAX_AGE))
+    _vary_on_origin(response)
+    return response
 
 
 class _BadRequest(Exception):
@@ -159,6 +280,7 @@ def resolution_payload(res: Resolution, ruleset: Ruleset | None) -> tuple[int, d
 
 
 @csrf_exempt
+@cors("POST")
 @survives_database_outage
 async def evaluate_flag(request: HttpRequest, key: str) -> HttpResponse:
     """One flag. Async: under ASGI a warm evaluation never leaves the event loop."""
@@ -218,6 +340,7 @@ def _bulk_etag(rs: Ruleset, context: Mapping[str, Any]) -> str:
 
 
 @csrf_exempt
+@cors("POST")
 @survives_database_outage
 async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
     """Every flag for one context, with an ETag over (snapshot, context); the flag-set
@@ -234,23 +357,173 @@ async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
     except _BadRequest as exc:
         return json_response({"errorCode": exc.code, "errorDetails": exc.detail}, 400)
     rs: Ruleset | None = await aget_ruleset(info.environment_key)
+    announced = request.GET.get("flagConfigEtag")
+    if rs is not None and announced and announced.strip('"') != rs.etag:
+        rs = await _recheck(info.environment_key, rs)
+    streams = _event_streams(info)
     if rs is None:
         await _confirm_nothing_published(info.environment_key)
-        return json_response({"flags": []})
+        return json_response({"flags": [], **streams})
     etag = _bulk_etag(rs, context)
     quoted = f'"{etag}"'
     if etag_matches(request.headers.get("If-None-Match"), etag):
         response = HttpResponse(status=304)
         response["ETag"] = quoted
         return response
+    response = json_response({**bulk_payload(rs, context), **streams})
+    response["ETag"] = quoted
+    response["Cache-Control"] = "private, no-cache"
+    return response
+
+
+def bulk_payload(rs: Ruleset, context: Mapping[str, Any]) -> dict[str, Any]:
+    """The OFREP bulk answer for ``context`` (without ``eventStreams``): every flag's
+    single answer (failures inline) and the flag-set ``metadata``. Also what
+    ``{% flagapp_bootstrap %}`` renders into a page."""
     flags = []
     for flag_key in rs.flags:
         res = engine_evaluate(rs, flag_key, context)
         _status, payload = resolution_payload(res, rs)
         flags.append(payload)
-    response = json_response({"flags": flags, "metadata": {"snapshotVersion": rs.version}})
-    response["ETag"] = quoted
-    response["Cache-Control"] = "private, no-cache"
+    return {"flags": flags, "metadata": {"snapshotVersion": rs.version}}
+
+
+_rechecked: dict[str, float] = {}
+
+
+async def _recheck(env_key: str, rs: Ruleset) -> Ruleset:
+    """A re-fetch triggered by an event names a snapshot (``flagConfigEtag``) this process
+    does not hold yet: look for it in the shared cache/database before answering (a stale
+    answer -- worse, a 304 -- would leave the client on the old flags until the next
+    change). At most every ``RULESET_RECHECK_SECONDS`` per environment and process, so a
+    client cannot turn made-up etags into database reads."""
+    from flagapp import evaluation
+
+    now = time.monotonic()
+    if now - _rechecked.get(env_key, 0.0) < float(settings.RULESET_RECHECK_SECONDS):
+        return rs
+    _rechecked[env_key] = now
+    evaluation.expire(env_key)
+    fresh: Ruleset | None = await sync_to_async(evaluation.get_ruleset)(env_key)
+    return fresh if fresh is not None else rs
+
+
+# --- eventStreams (ADR-0008) -------------------------------------------------------------
+
+_CHANNEL_SALT = "flagapp.ofrep.event-stream"
+
+
+def stream_channel(info: keys.KeyInfo) -> str:
+    """The signed ``channel`` of ``info``'s event stream URL: the key's public id and its
+    environment, signed with ``SECRET_KEY`` (no secret inside; the same for every answer,
+    so a client keeps its connection across re-fetches)."""
+    signer = signing.Signer(salt=_CHANNEL_SALT)  # no timestamp: the same URL every time
+    return signer.sign_object([info.public_id, info.environment_key])
+
+
+def _event_streams(info: keys.KeyInfo) -> dict[str, Any]:
+    if not settings.OFREP_EVENT_STREAMS:
+        return {}
+    uri = f"{reverse('flagapp:ofrep-event-stream')}?channel={quote(stream_channel(info), safe='')}"
+    # ``endpoint`` (not ``url``): the client joins it to the origin it was configured with,
+    # so the answer never depends on the Host header or a proxy's view of it.
+    return {"eventStreams": [{"type": "sse", "endpoint": {"requestUri": uri}}]}
+
+
+def _sse_refetch(version: int, etag: str) -> str:
+    data = json.dumps({"type": "refetchEvaluation", "etag": etag}, separators=(",", ":"))
+    return f"id: {version}\nevent: message\ndata: {data}\n\n"
+
+
+async def _still_active(public_id: str) -> keys.KeyInfo | None:
+    try:
+        return keys.active_key(public_id, db=False)
+    except keys.NeedsDatabase:
+        return await sync_to_async(keys.active_key)(public_id)
+
+
+async def _refetch_events(env: str, public_id: str, last_seen: int | None) -> AsyncIterator[str]:
+    """One ``refetchEvaluation`` per new snapshot of ``env``, from the notifier that feeds
+    ``/sdk/v1/stream``; heartbeats (comments) in between, which also re-check the key."""
+    sub = notifier.subscribe(env)
+    heartbeat = max(0.05, float(settings.STREAM_HEARTBEAT_SECONDS))
+    max_seconds = float(settings.STREAM_MAX_SECONDS)
+    deadline = time.monotonic() + max_seconds if max_seconds > 0 else None
+    try:
+        yield f"retry: {int(settings.STREAM_RETRY_MS)}\n\n"
+        rs = await aget_ruleset(env)
+        last = int(rs.version) if rs is not None else -1
+        if rs is not None and last_seen is not None and last > last_seen:
+            yield _sse_refetch(last, rs.etag)  # a change the client missed while away
+        else:
+            yield ": connected\n\n"
+        while deadline is None or time.monotonic() < deadline:
+            timeout = heartbeat
+            if deadline is not None:
+                timeout = max(0.01, min(heartbeat, deadline - time.monotonic()))
+            try:
+                ann = await asyncio.wait_for(sub.queue.get(), timeout=timeout)
+            except TimeoutError:
+                if await _still_active(public_id) is None:
+                    return  # revoked: the reconnect is refused (401)
+                rs = await aget_ruleset(env)  # an announcement may have been lost
+                if rs is not None and int(rs.version) > last:
+                    last = int(rs.version)
+                    yield _sse_refetch(last, rs.etag)
+                else:
+                    yield ": heartbeat\n\n"
+                continue
+            if ann.version > last:
+                last = ann.version
+                yield _sse_refetch(ann.version, ann.etag)
+    finally:
+        notifier.unsubscribe(sub)
+
+
+def _stream_refusal(status: int, detail: str) -> HttpResponse:
+    response = json_response({"errorCode": "GENERAL", "errorDetails": detail}, status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="flagapp"'
+    return response
+
+
+@cors("GET")
+@survives_database_outage
+async def event_stream(request: HttpRequest) -> HttpResponseBase:
+    """``GET /ofrep/v1/event-stream?channel=...``: the SSE stream a bulk answer's
+    ``eventStreams`` names. Authenticated by the signed channel (an ``EventSource`` cannot
+    send headers); the key must still be active, and its rate limit applies per connection.
+    Needs ASGI, like ``/sdk/v1/stream``."""
+    if request.method != "GET":
+        return HttpResponse(status=405, headers={"Allow": "GET, OPTIONS"})
+    request.get_host()
+    try:
+        signer = signing.Signer(salt=_CHANNEL_SALT)
+        public_id, env = signer.unsign_object(request.GET.get("channel", ""))
+    except (signing.BadSignature, ValueError, TypeError):
+        return _stream_refusal(
+            401,
+            "channel is missing or was not signed by this server: connect to the URL a bulk "
+            "evaluation's eventStreams names",
+        )
+    info = await _still_active(str(public_id))
+    if info is None or info.environment_key != env:
+        return _stream_refusal(401, "the SDK key of this event stream was revoked")
+    decision = ratelimit.check("ofrep", f"key:{info.key_id}")
+    if not decision.allowed:
+        refusal = _stream_refusal(429, "rate limit exceeded")
+        refusal["Retry-After"] = str(decision.retry_after)
+        return refusal
+    notifier.ensure_listener()
+    last_seen: int | None = None
+    raw = request.headers.get("Last-Event-ID", "").strip()
+    if raw.isdigit():
+        last_seen = int(raw)
+    response = StreamingHttpResponse(
+        _refetch_events(env, info.public_id, last_seen), content_type="text/event-stream"
+    )
+    response["Cache-Control"] = "no-cache, no-store"
+    response["X-Accel-Buffering"] = "no"
     return response
 
 
@@ -266,6 +539,7 @@ _CONFIGURATION_BODY = json.dumps(_CONFIGURATION, separators=(",", ":"))
 _CONFIGURATION_ETAG = hashlib.sha256(_CONFIGURATION_BODY.encode()).hexdigest()[:16]
 
 
+@cors("GET", "HEAD")
 @survives_database_outage
 async def configuration(request: HttpRequest) -> HttpResponse:
     """``GET /ofrep/v1/configuration`` (an OFREP extension): what this server supports."""

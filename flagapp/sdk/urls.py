@@ -11,4 +11,5 @@ urlpatterns: list[URLPattern] = [
     path("ofrep/v1/configuration", ofrep.configuration, name="ofrep-configuration"),
     path("ofrep/v1/evaluate/flags", ofrep.evaluate_bulk, name="ofrep-bulk"),
     path("ofrep/v1/evaluate/flags/<str:key>", ofrep.evaluate_flag, name="ofrep-flag"),
+    path("ofrep/v1/event-stream", ofrep.event_stream, name="ofrep-event-stream"),
 ]

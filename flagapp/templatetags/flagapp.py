@@ -1,10 +1,11 @@
-"""``{% load flagapp %}``: ``{% flag %}`` blocks and ``{% flag_value %}``.
+"""``{% load flagapp %}``: ``{% flag %}``, ``{% flag_value %}`` and ``{% flagapp_bootstrap %}``.
 
 ::
 
     {% flag "checkout.new-flow" %}new checkout{% else %}old checkout{% endflag %}
     {% flag "!checkout.new-flow" %}shown while the flag is off{% endflag %}
     {% flag_value "checkout.button-color" "blue" as color %}
+    {% flagapp_bootstrap %}  {# <script id="flagapp-bootstrap" type="application/json"> #}
 
 The flag is evaluated for the ``request`` in the template context (a ``RequestContext``,
 i.e. ``render(request, ...)`` with the request context processor), through the same
@@ -20,6 +21,8 @@ from typing import Any
 
 from django import template
 from django.template.base import FilterExpression, NodeList, Parser, Token
+from django.utils.html import json_script
+from django.utils.safestring import SafeString
 
 from flagapp.evaluation import evaluate
 
@@ -86,3 +89,33 @@ def flag_value(context: template.Context, key: str, default: Any = None) -> Any:
     any kind is accepted.
     """
     return evaluate(str(key), default, _request_of(context)).value
+
+
+@register.simple_tag(takes_context=True)
+def flagapp_bootstrap(
+    context: template.Context, element_id: str = "flagapp-bootstrap", environment: str = ""
+) -> SafeString:
+    """``{% flagapp_bootstrap ["element-id"] [environment="..."] %}``: every flag evaluated for
+    this request, as a ``<script type="application/json">`` element a client-side SDK reads
+    before its first request (docs/interop.md, "Bootstrap").
+
+    The JSON is exactly the OFREP bulk answer a client-side key gets for the request's
+    context (``flagapp.sdk.ofrep.bulk_payload``: value, variant, reason and OFREP flag
+    metadata per flag, failures inline, ``metadata.snapshotVersion``) -- nothing of the
+    ruleset (rules, segment member lists) and not the context itself, which may hold the
+    session key or the client's address. ``<``, ``>`` and ``&`` are escaped
+    (``django.utils.html.json_script``), so no value can close the element. Renders
+    ``{"flags": []}`` while nothing is published. Exposures are not recorded: the page
+    records what it evaluates. Overrides of ``flagapp.testutils`` are not applied.
+    """
+    from flagapp.evaluation import get_ruleset
+    from flagapp.evaluation.context import context_for_request
+    from flagapp.sdk.ofrep import bulk_payload
+
+    request = _request_of(context)
+    ruleset = get_ruleset(str(environment) or None)
+    payload: dict[str, Any] = {"flags": []}
+    if ruleset is not None:
+        ctx = context_for_request(request) if request is not None else {}
+        payload = bulk_payload(ruleset, ctx)
+    return json_script(payload, str(element_id))

@@ -107,3 +107,37 @@ def test_check_command__flagapp_checks_registered() -> None:
     from django.core.checks.registry import registry
 
     assert check_settings in registry.get_checks()
+
+
+@pytest.mark.parametrize(
+    ("origins", "max_age", "problem"),
+    [
+        ("https://a.example", 600, "must be a list of origins, not str"),
+        (["https://a.example/"], 600, "[0] is 'https://a.example/', which is not an origin"),
+        (["https://ok.example", "a.example"], 600, "[1] is 'a.example', which is not an origin"),
+        (["ftp://a.example"], 600, "which is not an origin"),
+        (["https://a.example:99999"], 600, "port out of range"),
+        (["*", "https://a.example"], 600, '"*" alone allows every origin'),
+        ([3], 600, "[0] must be a string, not int"),
+        (["https://a.example"], -1, "OFREP_CORS_MAX_AGE'] must be a non-negative integer"),
+    ],
+)
+def test_check_settings__bad_cors_origins__E008_naming_the_entry(
+    origins: Any, max_age: Any, problem: str
+) -> None:
+    from django.conf import settings
+
+    flagapp = {**settings.FLAGAPP, "OFREP_CORS_ORIGINS": origins, "OFREP_CORS_MAX_AGE": max_age}
+    with override_settings(FLAGAPP=flagapp):
+        messages = [m for m in check_settings() if m.id == "flagapp.E008"]  # type: ignore[misc]
+    assert len(messages) == 1 and problem in messages[0].msg
+
+
+@pytest.mark.parametrize(
+    "origins",
+    [[], ["*"], ["https://app.example.com", "http://localhost:3000", "http://[::1]:8080"]],
+)
+def test_check_settings__good_cors_origins__clean(origins: list[str]) -> None:
+    from django.conf import settings
+
+    assert ids(FLAGAPP={**settings.FLAGAPP, "OFREP_CORS_ORIGINS": origins}) == []

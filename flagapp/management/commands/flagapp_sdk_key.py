@@ -1,4 +1,8 @@
-"""``manage.py flagapp_sdk_key create --environment KEY [--name NAME]`` and ``revoke``/``list``.
+"""``manage.py flagapp_sdk_key create --environment KEY [--name NAME] [--scope server|client]``
+and ``revoke``/``list``.
+
+``--scope client`` makes a client-side key (for browsers and apps, where the token is public):
+it may call OFREP only; the ruleset, stream and events endpoints refuse it with 403.
 
 ``create`` prints the new token once, alone on stdout, so a script can capture it
 (``KEY=$(manage.py flagapp_sdk_key create --environment production)``); everything else
@@ -20,6 +24,12 @@ class Command(BaseCommand):
         create = sub.add_parser("create", help="create a key and print its token once")
         create.add_argument("--environment", required=True, help="environment key")
         create.add_argument("--name", default="", help="a label (which service uses it)")
+        create.add_argument(
+            "--scope",
+            choices=("server", "client"),
+            default="server",
+            help="server (default): every SDK endpoint; client: OFREP only, for browsers/apps",
+        )
         revoke = sub.add_parser("revoke", help="revoke a key by its public id or token")
         revoke.add_argument("key", help="the public id (see list) or the whole token")
         lst = sub.add_parser("list", help="list keys (public ids only, never secrets)")
@@ -35,10 +45,13 @@ class Command(BaseCommand):
                 env = Environment.objects.get(key=options["environment"])
             except Environment.DoesNotExist:
                 raise CommandError(f"no environment {options['environment']!r}")
-            key, token = create_sdk_key(env, name=options["name"], actor=None)
+            key, token = create_sdk_key(
+                env, name=options["name"], actor=None, scope=options["scope"]
+            )
             self.stdout.write(token)
             self.stderr.write(
-                f"created SDK key {key.public_id} for {env.key}; the token above is shown once"
+                f"created {key.scope} SDK key {key.public_id} for {env.key}; "
+                "the token above is shown once"
             )
         elif action == "revoke":
             ident = public_id_of(options["key"]) or options["key"]
@@ -55,5 +68,6 @@ class Command(BaseCommand):
                 state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
                 used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
                 self.stdout.write(
-                    f"{key.public_id}  {key.environment.key}  {state}  last used {used}  {key.name}"
+                    f"{key.public_id}  {key.environment.key}  {key.scope}  {state}  "
+                    f"last used {used}  {key.name}"
                 )
