@@ -1,4 +1,5 @@
-"""Server time of the admin pages added for issue 13: playground, timeline, audit log.
+"""Server time of the admin pages added for issue 13: playground, timeline, audit log, the
+flag page (per-environment cards, 10 environments) and the flag list (first page).
 
 Flags are created through ``flagapp.services`` (each with two rules, one on a segment with a
 rollout) in one environment, and one flag gets 100 state versions. Timed with Django's test
@@ -129,6 +130,7 @@ def main() -> None:
                             {"variant": "on", "weight": i % 100 + 1},
                             {"variant": "off", "weight": 100 - i % 100}]}},
                     )  # fmt: skip
+            _overview_fixture(target, env, size, user)
             publishing.publish(env)
             cache.clear_cache()
             cache.get_ruleset(env.key)  # what a serving process holds
@@ -136,9 +138,54 @@ def main() -> None:
     print_table(
         "Admin pages, server time (ms, median; SQLite in memory)",
         ["flags", "playground", "playground .jsonl", "timeline (100 versions)", "audit log p1",
-         "audit CSV (all)", "CSV size", "CSV peak mem"],
+         "audit CSV (all)", "CSV size", "CSV peak mem", "flag page (10 envs)",
+         "flag list p1 (100 rows)"],
         rows,
     )  # fmt: skip
+
+
+def _overview_fixture(target: Any, env: Any, size: int, user: Any) -> None:
+    """For the flag page and the flag list (flagapp.admin.overview): the target flag in ten
+    environments (nine more, each with a rule, an open change request and evaluation
+    counts) and an evaluation count for every flag of the first environment."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from flagapp import services
+    from flagapp.models import ChangeRequest, Environment, Flag, FlagEvaluationStat
+    from flagapp.policy import GrantedApproval
+
+    now = timezone.now()
+    with transaction.atomic():
+        for i in range(9):
+            key = f"bench-admin-e{i}"
+            if Environment.objects.filter(key=key).exists():
+                continue
+            extra = services.create_environment(key=key, name=key, actor=None, reason="bench")
+            services.update_flag_state(
+                target, extra, actor=None, reason="bench", enabled=True,
+                rules=[{"when": [{"attr": "plan", "op": "eq", "values": ["pro"]}],
+                        "serve": {"variant": "on"}}],
+                change_request=GrantedApproval(),
+            )  # fmt: skip
+            ChangeRequest.objects.create(
+                flag=target, flag_key=target.key, environment=extra, environment_key=key,
+                kind="update_flag_state", payload={"params": {"enabled": False}}, reason="bench",
+                author=user,
+            )  # fmt: skip
+            FlagEvaluationStat.objects.create(
+                environment=extra, flag_key=target.key, count=i, last_evaluated_at=now
+            )
+        have = set(
+            FlagEvaluationStat.objects.filter(environment=env).values_list("flag_key", flat=True)
+        )
+        FlagEvaluationStat.objects.bulk_create(
+            FlagEvaluationStat(environment=env, flag_key=k, count=7, last_evaluated_at=now)
+            for k in Flag.objects.filter(key__startswith="bench.admin.").values_list(
+                "key", flat=True
+            )[:size]
+            if k not in have
+        )
 
 
 def _measure(client: Any, env_key: str, flag_pk: int) -> tuple[Any, ...]:
@@ -156,9 +203,11 @@ def _measure(client: Any, env_key: str, flag_pk: int) -> tuple[Any, ...]:
     _drain(client.get("/admin/flagapp/flag/audit-log/", {"export": "csv"}))
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
+    flag_page = _ms(lambda: _ok(client.get(f"/admin/flagapp/flag/{flag_pk}/change/")))
+    flag_list = _ms(lambda: _ok(client.get("/admin/flagapp/flag/")))
     return (
         playground, download, timeline, audit, export_ms,
-        f"{size_bytes / 1e6:.1f} MB", f"{peak / 1e6:.1f} MB",
+        f"{size_bytes / 1e6:.1f} MB", f"{peak / 1e6:.1f} MB", flag_page, flag_list,
     )  # fmt: skip
 
 

@@ -51,6 +51,7 @@ __all__ = [
     "Sample",
     "dropped_samples",
     "evaluation_stats",
+    "evaluation_totals",
     "flush",
     "fold_counts",
     "note",
@@ -438,6 +439,34 @@ def evaluation_stats(env_key: str) -> dict[str, tuple[int, datetime | None]]:
         for flag, count, last in FlagEvaluationStat.objects.filter(
             environment__key=env_key
         ).values_list("flag_key", "count", "last_evaluated_at")
+    }
+
+
+def evaluation_totals(
+    flag_keys: Iterable[str] | None = None,
+) -> dict[str, tuple[int, datetime | None]]:
+    """``{flag_key: (count, last_evaluated_at)}`` over every environment, as stored: what
+    "last evaluated" means for the stale-flag report and the admin (in-process evaluations,
+    SDK exposures and evaluation counts, the provider's usage counts all fold into
+    ``FlagEvaluationStat``). One aggregate query, for ``flag_keys`` or every flag; no
+    flush (callers that need this process's latest counts flush first, as the report does).
+    """
+    from django.db.models import Max, Sum
+
+    from flagapp.models import FlagEvaluationStat
+
+    rows = FlagEvaluationStat.objects.all()
+    if flag_keys is not None:
+        keys = list(flag_keys)
+        if not keys:
+            return {}
+        rows = rows.filter(flag_key__in=keys)
+    return {
+        key: (int(total or 0), last)
+        for key, total, last in rows.values("flag_key")
+        .annotate(total=Sum("count"), last=Max("last_evaluated_at"))
+        .values_list("flag_key", "total", "last")
+        .order_by()
     }
 
 

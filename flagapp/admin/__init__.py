@@ -8,6 +8,8 @@ The package, one concern per module:
 - :mod:`~flagapp.admin.base` — plumbing shared by every ModelAdmin (service step during
   validation, service error -> form field, reason-asking actions, read-only history);
 - :mod:`~flagapp.admin.flags` — flags (list, flag page, variants, states per environment);
+- :mod:`~flagapp.admin.overview` — the flag page's per-environment cards, the on/off toggle
+  per environment (page and list), the pending-request count on the admin index;
 - :mod:`~flagapp.admin.states` — one flag state with its rules edited one by one;
 - :mod:`~flagapp.admin.resources` — segments, environments, published snapshots;
 - :mod:`~flagapp.admin.governance` — change requests (review, approve, propose from a save,
@@ -19,13 +21,18 @@ The package, one concern per module:
 
 from __future__ import annotations
 
+from django.contrib import admin
+
 from flagapp import admin_tokens  # noqa: F401 - API tokens (registered there)
 
 from . import governance, notifications, resources, rollouts, states  # noqa: F401 - register
 from .base import ServiceAdminMixin, attach_errors, reason_action
 from .flags import FlagAdmin
+from .overview import use_index_template
 from .resources import EnvironmentAdmin, SegmentAdmin, SnapshotAdmin
 from .states import FlagStateAdmin
+
+use_index_template(admin.site)  # the pending change-request count on the index
 
 __all__ = [
     "EnvironmentAdmin",

@@ -5,7 +5,6 @@ reason): archive them instead, or use ``services.delete_flag``."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -47,6 +46,7 @@ from .forms import (
     FlagStateInlineForm,
     VariantForm,
 )
+from .overview import OverviewAdminMixin
 from .syntax import format_prerequisites, format_serve, format_value, parse_value
 
 
@@ -256,7 +256,7 @@ def _related_history(flag_id: str, limit: int = 200) -> list[dict[str, Any]]:
 
 
 @admin.register(Flag)
-class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
+class FlagAdmin(OverviewAdminMixin, AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
     form = FlagForm
     inlines = [VariantInline, FlagStateInline]
     list_display = ["key", "name", "owner", "flag_type", "risk", "expiry", "archived"]
@@ -366,9 +366,17 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
 
     def get_list_display(self, request: HttpRequest) -> Any:
         columns: list[Any] = ["key", "name"]
-        for env in self._environments(request):
-            columns.append(self._env_column(env))
-        return [*columns, "pending_requests", "owner", "flag_type", "risk", "expiry", "archived"]
+        columns += self.environment_columns(request, self._environments(request))
+        return [
+            *columns,
+            "pending_requests",
+            "last_evaluated",
+            "owner",
+            "flag_type",
+            "risk",
+            "expiry",
+            "archived",
+        ]
 
     @admin.display(description="pending changes", ordering="pending_count")
     def pending_requests(self, flag: Flag) -> str:
@@ -379,17 +387,6 @@ class FlagAdmin(AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
         return format_html(
             '<a href="{}?flag_key={}" class="flagapp-pending">{} pending</a>', url, flag.key, n
         )
-
-    @staticmethod
-    def _env_column(env: Environment) -> Callable[[Flag], bool | None]:
-        def column(flag: Flag) -> bool | None:
-            for state in flag.states.all():
-                if state.environment_id == env.pk:
-                    return state.enabled
-            return None
-
-        column.__name__ = f"env_{re.sub(r'[^a-z0-9_]', '_', env.key)}"
-        return admin.display(description=env.key, boolean=True)(column)
 
     @admin.display(description="expires", ordering="expires_on")
     def expiry(self, flag: Flag) -> str:

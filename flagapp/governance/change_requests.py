@@ -102,11 +102,18 @@ OPERATION_LABELS: Mapping[str, str] = {
 
 def describe_operation(kind: str, payload: Mapping[str, Any] | None = None) -> str:
     """A request's operation in words ("turn on", "targeting change"), for people."""
+    params = (payload or {}).get("params") or {}
     if kind == "set_flag_enabled":
-        params = (payload or {}).get("params") or {}
         enabled = params.get("enabled", (payload or {}).get("enabled"))
         if isinstance(enabled, bool):
             return "turn on" if enabled else "turn off"
+    # set_flag_enabled (the on/off toggle) proposes through update_flag_state
+    if (
+        kind == "update_flag_state"
+        and set(params) - {"expected_version"} == {"enabled"}
+        and isinstance(params["enabled"], bool)
+    ):
+        return "turn on" if params["enabled"] else "turn off"
     return OPERATION_LABELS.get(kind, kind.replace("_", " "))
 
 

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
 from django.utils import timezone
 
 from flagapp.conf import settings
@@ -85,7 +84,7 @@ def _single_variant(serve: Mapping[str, Any] | None) -> str | None:
 
 def stale_report(now: dt.datetime | None = None, days: int | None = None) -> StaleReport:
     from flagapp import evaluation, sampling
-    from flagapp.models import Flag, FlagEvaluationStat, FlagState
+    from flagapp.models import Flag, FlagState
 
     now = now or timezone.now()
     days = int(settings.STALE_DAYS if days is None else days)
@@ -93,11 +92,7 @@ def stale_report(now: dt.datetime | None = None, days: int | None = None) -> Sta
     evaluation.flush_usage()  # this process's counts first
     sampling.flush()
     report = StaleReport(days=days)
-    last_seen = dict(
-        FlagEvaluationStat.objects.values_list("flag_key")
-        .annotate(last=Max("last_evaluated_at"))
-        .values_list("flag_key", "last")
-    )
+    last_seen = {key: last for key, (_, last) in sampling.evaluation_totals().items()}
     flags = list(Flag.objects.filter(archived=False).order_by("key"))
     for flag in flags:
         last = last_seen.get(flag.key)

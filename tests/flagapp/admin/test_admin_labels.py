@@ -129,3 +129,14 @@ def test_history_version_page__reason_field__not_shown(admin_client: Client, fla
     url = reverse("admin:flagapp_flag_simple_history", args=[flag.pk, version.history_id])
     html = admin_client.get(url).content.decode()
     assert 'name="reason"' not in html
+
+
+def test_describe_operation__enabled_only_state_change__turn_on_or_off() -> None:
+    """set_flag_enabled proposes through update_flag_state: an on/off toggle held for
+    approval reads "turn on", not "targeting change"."""
+    on = {"params": {"enabled": True, "expected_version": 3}}
+    off = {"params": {"enabled": False}}
+    mixed = {"params": {"enabled": True, "rules": []}}
+    assert crs.describe_operation("update_flag_state", on) == "turn on"
+    assert crs.describe_operation("update_flag_state", off) == "turn off"
+    assert crs.describe_operation("update_flag_state", mixed) == "targeting change"
