@@ -254,7 +254,13 @@ def resolution_payload(res: Resolution, ruleset: Ruleset | None) -> tuple[int, d
         if res.error_code == ErrorCode.FLAG_NOT_FOUND:
             code = ErrorCode.FLAG_NOT_FOUND
         detail = res.error_message or code.replace("_", " ").lower()
-        return status, {"key": res.flag_key, "errorCode": code, "errorDetails": detail}
+        failure: dict[str, Any] = {"key": res.flag_key, "errorCode": code, "errorDetails": detail}
+        metadata = _scalar_metadata(res.metadata)
+        if metadata and code != ErrorCode.FLAG_NOT_FOUND:
+            # evaluationFailure allows flag metadata; the web provider reports it (as
+            # FlagappProvider does for the same failure), so the flag's owner/type survive.
+            failure["metadata"] = metadata
+        return status, failure
     metadata = _scalar_metadata(res.metadata)
     reason = res.reason
     if reason not in _SUCCESS_REASONS:

@@ -185,6 +185,16 @@ def test_evaluate_bulk__failures__carried_inline(ofrep: Callable[..., Any]) -> N
     assert flags["demo.split"]["errorDetails"]
 
 
+def test_evaluate_bulk__failure_of_a_known_flag__carries_the_flags_metadata(
+    ofrep: Callable[..., Any],
+) -> None:
+    """evaluationFailure allows ``metadata``; the web provider reports it as the flag's
+    metadata, as FlagappProvider does for the same failure (docs/interop.md)."""
+    flags = {f["key"]: f for f in ofrep(None, {"plan": "free"}).json()["flags"]}
+    assert flags["demo.split"]["metadata"]["version"] == 3
+    assert "snapshotVersion" not in flags["demo.split"]["metadata"]
+
+
 def test_evaluate_bulk__if_none_match_same_context__304(ofrep: Callable[..., Any]) -> None:
     first = ofrep(None, {"targetingKey": "u1"})
     again = ofrep(None, {"targetingKey": "u1"}, HTTP_IF_NONE_MATCH=first["ETag"])
