@@ -79,11 +79,17 @@ class VersionConflict(FlagappError):
     """The caller edited ``expected_version`` but the stored one is ``current_version``.
     Nothing was written; reload and retry."""
 
-    def __init__(self, current_version: int, expected_version: int | None = None) -> None:
+    def __init__(
+        self, current_version: int, expected_version: int | None = None, resource: str = ""
+    ) -> None:
         self.current_version = current_version
         self.expected_version = expected_version
+        #: What was edited, in words: ``flag checkout.new-flow``, ``segment beta``,
+        #: ``environment production``, ``checkout.new-flow in production``.
+        self.resource = resource
+        where = f"{resource}: " if resource else ""
         super().__init__(
-            f"stale version {expected_version}: the current version is {current_version}"
+            f"{where}stale version {expected_version}: the current version is {current_version}"
         )
 
 

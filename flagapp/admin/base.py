@@ -69,10 +69,11 @@ def messages_of(exc: Exception) -> dict[str, list[str]]:
             field: [describe_path(str(m)) for m in msgs] for field, msgs in exc.message_dict.items()
         }
     if isinstance(exc, VersionConflict):
+        what = exc.resource or "this"
         return {
             "__all__": [
-                f"Someone else changed this since you opened the page (now version "
-                f"{exc.current_version}). Reload the page; nothing was saved."
+                f"{what} was changed by someone else since you opened it "
+                f"(now version {exc.current_version}). Reload the page; nothing was saved."
             ]
         }
     if isinstance(exc, ApprovalRequired):
@@ -273,7 +274,7 @@ class ServiceAdminMixin:
             return fieldsets
         out = []
         for name, opts in fieldsets:
-            fields = [f for f in opts.get("fields", []) if f != "reason"]
+            fields = [f for f in opts.get("fields", []) if f not in ("reason", "version")]
             if fields:
                 out.append((name, {**opts, "fields": fields}))
         return out

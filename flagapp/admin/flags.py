@@ -47,7 +47,8 @@ from .forms import (
     VariantForm,
 )
 from .overview import OverviewAdminMixin
-from .syntax import format_prerequisites, format_serve, format_value, parse_value
+from .states import StateTextFields
+from .syntax import format_value, parse_value
 
 
 class ExpiredFilter(admin.SimpleListFilter):
@@ -110,7 +111,7 @@ class VariantInline(admin.TabularInline):
         return format_value(obj.flag.kind, obj.value) if obj.pk else "-"
 
 
-class FlagStateInline(admin.StackedInline):
+class FlagStateInline(StateTextFields, admin.StackedInline):
     model = FlagState
     form = FlagStateInlineForm
     extra = 0
@@ -166,14 +167,6 @@ class FlagStateInline(admin.StackedInline):
         if self.has_change_permission(request, obj):
             return self.readonly_fields
         return [*self.readonly_fields, "fallthrough_text", "prerequisites_text", "rules_text"]
-
-    @admin.display(description="fallthrough")
-    def fallthrough_text(self, obj: FlagState) -> str:
-        return format_serve(obj.fallthrough) or "(the caller's default)"
-
-    @admin.display(description="prerequisites")
-    def prerequisites_text(self, obj: FlagState) -> str:
-        return format_prerequisites(obj.prerequisites) or "-"
 
     @admin.display(description="environment")
     def environment_name(self, obj: FlagState) -> str:
@@ -273,7 +266,7 @@ class FlagAdmin(OverviewAdminMixin, AuditURLs, ServiceAdminMixin, SimpleHistoryA
     list_select_related = ["owner"]
     ordering = ["key"]
     fieldsets = [
-        (None, {"fields": ["key", "name", "description", "kind"]}),
+        (None, {"fields": ["key", "name", "description", "kind", "version"]}),
         (
             "Governance",
             {"fields": ["flag_type", "owner", "risk", "expires_on", "tags", "archived"]},
@@ -506,15 +499,20 @@ class FlagAdmin(OverviewAdminMixin, AuditURLs, ServiceAdminMixin, SimpleHistoryA
     def apply(
         self, request: HttpRequest, form: Any, formsets: Sequence[Any], obj: Any, change: bool
     ) -> Model:
+        """Collect the page (fields, variant rows, the state blocks the user edited) and
+        save it with one service call, ``services.save_flag``; route its errors to the
+        form, the variants table or the state block they are about."""
         cd = form.cleaned_data
         actor, reason = request.user, cd["reason"]
         variant_fs = next((fs for fs in formsets if getattr(fs, "model", None) is Variant), None)
         state_fs = next((fs for fs in formsets if getattr(fs, "model", None) is FlagState), None)
         kind = obj.kind if change else cd["kind"]
-        variants = self._variants(variant_fs, kind)
-        if not change:
-            try:
-                return services.create_flag(
+        items = [v for v, _ in self._variants(variant_fs, kind)]
+        state_forms: dict[str, Any] = {}
+        try:
+            if not change:
+                return services.save_flag(
+                    None,
                     key=cd["key"],
                     name=cd["name"],
                     description=cd.get("description", ""),
@@ -524,81 +522,43 @@ class FlagAdmin(OverviewAdminMixin, AuditURLs, ServiceAdminMixin, SimpleHistoryA
                     risk=cd["risk"],
                     expires_on=cd.get("expires_on"),
                     tags=cd.get("tags") or [],
-                    variants=[v for v, _ in variants] or None,
+                    variants=items or None,
                     actor=actor,
                     reason=reason,
                 )
-            except FlagValidationError as exc:
-                self._route_variant_errors(exc, variant_fs, form)
-                raise
-        flag = Flag.objects.get(pk=obj.pk)
-        archived = cd.get("archived", flag.archived)
-        if flag.archived and not archived:
-            services.unarchive_flag(flag, actor=actor, reason=reason)
-        services.update_flag(
-            flag,
-            name=cd["name"],
-            description=cd.get("description", ""),
-            flag_type=cd["flag_type"],
-            owner=cd["owner"],
-            risk=cd["risk"],
-            expires_on=cd.get("expires_on"),
-            tags=cd.get("tags") or [],
-            actor=actor,
-            reason=reason,
-        )
-        changed_states = self._changed_states(state_fs)
-        new_items = [v for v, _ in variants]
-        old = list(flag.variants.order_by("order", "key"))
-        new_keys = {v["key"] for v in new_items}
-        removed = [
-            {"key": v.key, "value": v.value, "description": v.description}
-            for v in old
-            if v.key not in new_keys
-        ]
-        try:
-            if variant_fs is not None and removed and changed_states:
-                # Keep removed variants until the states stop using them.
-                services.set_variants(flag, new_items + removed, actor=actor, reason=reason)
-            elif variant_fs is not None:
-                services.set_variants(flag, new_items, actor=actor, reason=reason)
-        except FlagValidationError as exc:
-            self._route_variant_errors(exc, variant_fs, form)
-            raise
-        for state_form, state in changed_states:
-            state_cd = state_form.cleaned_data
-            kwargs: dict[str, Any] = {}
-            if "rules_text" in state_cd:
-                # The one-line syntax has no descriptions: keep them by rule id.
-                described = dict(state.rules.values_list("rule_id", "description"))
-                kwargs["rules"] = [
-                    {**rule, "description": described.get(rule["id"] or "", "")}
-                    for rule in state_cd["rules_text"]
-                ]
-            try:
-                services.update_flag_state(
-                    flag,
-                    state.environment,
-                    actor=actor,
-                    reason=reason,
-                    enabled=state_cd["enabled"],
-                    fallthrough=state_cd["fallthrough"],
-                    prerequisites=state_cd["prerequisites"],
-                    **kwargs,
-                )
-            except SERVICE_ERRORS as exc:
+            # Only what the user changed: a field nobody touched must not overwrite (or be
+            # refused over) a change someone else made since the page was opened.
+            fields = {f: cd.get(f) for f in _FLAG_FIELDS if f in form.changed_data}
+            if "tags" in fields:
+                fields["tags"] = fields["tags"] or []
+            extra: dict[str, Any] = {}
+            if variant_fs is not None and variant_fs.has_changed():
+                extra["variants"] = items
+            if "archived" in form.changed_data:
+                extra["archived"] = bool(cd.get("archived"))
+            states = []
+            for sform in self._edited_states(state_fs):
+                env = sform.instance.environment
+                state_forms[env.key] = sform
+                states.append(_state_change(sform))
+            return services.save_flag(
+                Flag.objects.get(pk=obj.pk),
+                actor=actor,
+                reason=reason,
+                expected_version=cd.get("version"),
+                states=states,
+                **extra,
+                **fields,
+            )
+        except SERVICE_ERRORS as exc:
+            env_key = getattr(exc, "environment", None)
+            if env_key in state_forms:
                 raise _Targeted(
-                    exc, state_form, f"{state.environment.key}: ", {"rules": "rules_text"}
+                    exc, state_forms[env_key], f"{env_key}: ", {"rules": "rules_text"}
                 ) from None
-        if variant_fs is not None and removed and changed_states:
-            try:
-                services.set_variants(flag, new_items, actor=actor, reason=reason)
-            except FlagValidationError as exc:
+            if isinstance(exc, FlagValidationError):
                 self._route_variant_errors(exc, variant_fs, form)
-                raise
-        if archived and not flag.archived:
-            services.archive_flag(flag, actor=actor, reason=reason)
-        return flag
+            raise
 
     @staticmethod
     def _variants(variant_fs: Any, kind: str) -> list[tuple[dict[str, Any], Any]]:
@@ -625,29 +585,15 @@ class FlagAdmin(OverviewAdminMixin, AuditURLs, ServiceAdminMixin, SimpleHistoryA
         ]
 
     @staticmethod
-    def _changed_states(state_fs: Any) -> list[tuple[Any, FlagState]]:
-        """State forms whose values differ from the stored state, after checking each was
-        edited from the current version (locked until the end of the request)."""
+    def _edited_states(state_fs: Any) -> list[Any]:
+        """The state blocks the user changed (their versions are checked by the services)."""
         if state_fs is None:
             return []
-        out = []
-        for sform in state_fs.forms:
-            if not sform.has_changed() or sform.instance.pk is None or not sform.edited():
-                continue
-            current = (
-                FlagState.objects.select_for_update()
-                .select_related("environment")
-                .get(pk=sform.instance.pk)
-            )
-            expected = sform.cleaned_data.get("version")
-            if expected is not None and expected != current.version:
-                raise _Targeted(
-                    VersionConflict(current.version, expected),
-                    sform,
-                    f"{current.environment.key}: ",
-                )
-            out.append((sform, current))
-        return out
+        return [
+            sform
+            for sform in state_fs.forms
+            if sform.has_changed() and sform.instance.pk is not None and sform.edited()
+        ]
 
     @staticmethod
     def _route_variant_errors(exc: FlagValidationError, variant_fs: Any, form: Any) -> None:
@@ -663,6 +609,29 @@ class FlagAdmin(OverviewAdminMixin, AuditURLs, ServiceAdminMixin, SimpleHistoryA
         )
         if not exc.error_dict:
             exc.error_dict["__all__"] = [ValidationError("See the variants below.")]
+
+
+_FLAG_FIELDS = ("name", "description", "flag_type", "owner", "risk", "expires_on", "tags")
+
+
+def _state_change(sform: Any) -> dict[str, Any]:
+    """One edited state block as a ``save_flag`` state entry."""
+    state_cd = sform.cleaned_data
+    entry: dict[str, Any] = {
+        "environment": sform.instance.environment,
+        "expected_version": state_cd.get("version"),
+        "enabled": state_cd["enabled"],
+        "fallthrough": state_cd["fallthrough"],
+        "prerequisites": state_cd["prerequisites"],
+    }
+    if "rules_text" in state_cd:
+        # The one-line syntax has no descriptions: keep them by rule id.
+        described = dict(sform.instance.rules.values_list("rule_id", "description"))
+        entry["rules"] = [
+            {**rule, "description": described.get(rule["id"] or "", "")}
+            for rule in state_cd["rules_text"]
+        ]
+    return entry
 
 
 def _running_rollouts(flag: Flag) -> Any:

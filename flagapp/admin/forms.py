@@ -34,7 +34,9 @@ __all__ = [
     "RuleForm",
     "SegmentForm",
     "VariantForm",
+    "VersionedForm",
     "reason_field",
+    "version_field",
 ]
 
 REASON_HELP = "Why? Recorded in the history with your name (required)."
@@ -58,7 +60,24 @@ class ReasonForm(forms.Form):
     reason = reason_field()
 
 
-class FlagForm(forms.ModelForm):
+def version_field() -> forms.IntegerField:
+    """The version the page was opened at (hidden): the services refuse a save made over a
+    newer version, naming what changed (``services._base.check_version``)."""
+    return forms.IntegerField(widget=forms.HiddenInput, required=False)
+
+
+class VersionedForm(forms.ModelForm):
+    """A form of a versioned resource: carries the version it was opened at."""
+
+    version = version_field()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "version" in self.fields and self.instance.pk:
+            self.initial["version"] = self.instance.version
+
+
+class FlagForm(VersionedForm):
     tags = forms.CharField(required=False, help_text="Comma-separated.")
     reason = reason_field()
 
@@ -75,12 +94,30 @@ class FlagForm(forms.ModelForm):
             "expires_on",
             "tags",
             "archived",
+            "version",
         ]
+
+    #: Posted back with the values the page showed (``show_hidden_initial``), so
+    #: ``changed_data`` is what *this user* changed, not what someone else changed since.
+    TRACKED = (
+        "name",
+        "description",
+        "flag_type",
+        "owner",
+        "risk",
+        "expires_on",
+        "tags",
+        "archived",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "tags" in self.fields and self.instance.pk:
             self.initial["tags"] = ", ".join(self.instance.tags or [])
+        if self.instance.pk:
+            for name in self.TRACKED:
+                if name in self.fields:
+                    self.fields[name].show_hidden_initial = True
 
     def clean_tags(self) -> list[str]:
         return parse_keys(self.cleaned_data.get("tags") or "")
@@ -108,7 +145,7 @@ class VariantForm(forms.ModelForm):
         """The formset checks duplicates among the rows; the services do the rest."""
 
 
-class _StateFieldsMixin(forms.ModelForm):
+class _StateFieldsMixin(VersionedForm):
     fallthrough = forms.CharField(
         required=False,
         help_text="When no rule matches: a variant (off), weights (on:10 off:90 [by=attr]), "
@@ -120,14 +157,12 @@ class _StateFieldsMixin(forms.ModelForm):
         # The admin renders help texts as HTML: the placeholders must be escaped.
         help_text=escape("One per line: <flag key>: <variant>, <variant>"),
     )
-    version = forms.IntegerField(widget=forms.HiddenInput, required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.initial["fallthrough"] = format_serve(self.instance.fallthrough)
             self.initial["prerequisites"] = format_prerequisites(self.instance.prerequisites)
-            self.initial["version"] = self.instance.version
 
     def clean_fallthrough(self) -> dict[str, Any] | None:
         return parse_serve(self.cleaned_data.get("fallthrough") or "", allow_empty=True)
@@ -235,7 +270,7 @@ class RuleForm(forms.ModelForm):
         """Rule ids are checked by the engine (duplicate ids) through the services."""
 
 
-class SegmentForm(forms.ModelForm):
+class SegmentForm(VersionedForm):
     include = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 40}),
@@ -256,7 +291,7 @@ class SegmentForm(forms.ModelForm):
 
     class Meta:
         model = Segment
-        fields = ["key", "name", "description", "include", "exclude", "conditions"]
+        fields = ["key", "name", "description", "include", "exclude", "conditions", "version"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -278,12 +313,12 @@ class SegmentForm(forms.ModelForm):
         """The services check segment keys."""
 
 
-class EnvironmentForm(forms.ModelForm):
+class EnvironmentForm(VersionedForm):
     reason = reason_field()
 
     class Meta:
         model = Environment
-        fields = ["key", "name", "protected", "order"]
+        fields = ["key", "name", "protected", "order", "version"]
 
     def validate_unique(self) -> None:
         """The services check environment keys."""

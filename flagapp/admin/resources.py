@@ -34,7 +34,20 @@ class SegmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     list_display = ["key", "name", "include_count", "exclude_count", "updated_at"]
     search_fields = ["key", "name", "description"]
     fieldsets = [
-        (None, {"fields": ["key", "name", "description", "include", "exclude", "conditions"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "key",
+                    "name",
+                    "description",
+                    "include",
+                    "exclude",
+                    "conditions",
+                    "version",
+                ]
+            },
+        ),
         ("Why", {"fields": ["reason"]}),
     ]
 
@@ -59,7 +72,13 @@ class SegmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
                 key=cd["key"], actor=request.user, reason=cd["reason"], **fields
             )
         segment = Segment.objects.get(pk=obj.pk)
-        return services.update_segment(segment, actor=request.user, reason=cd["reason"], **fields)
+        return services.update_segment(
+            segment,
+            actor=request.user,
+            reason=cd["reason"],
+            expected_version=cd.get("version"),
+            **fields,
+        )
 
 
 @admin.register(Environment)
@@ -68,7 +87,7 @@ class EnvironmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     list_display = ["key", "name", "protected", "order", "latest_snapshot"]
     ordering = ["order", "key"]
     fieldsets = [
-        (None, {"fields": ["key", "name", "protected", "order"]}),
+        (None, {"fields": ["key", "name", "protected", "order", "version"]}),
         ("Why", {"fields": ["reason"]}),
     ]
 
@@ -101,6 +120,7 @@ class EnvironmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
             order=cd["order"],
             actor=request.user,
             reason=cd["reason"],
+            expected_version=cd.get("version"),
         )
 
 

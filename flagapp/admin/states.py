@@ -32,6 +32,19 @@ from .forms import (
 from .syntax import describe_path, format_conditions, format_prerequisites, format_serve
 
 
+class StateTextFields:
+    """The read-only spellings of a state's fields, in the syntaxes the edit forms use
+    (shared by the flag page's state blocks and the state page)."""
+
+    @admin.display(description="fallthrough")
+    def fallthrough_text(self, obj: FlagState) -> str:
+        return format_serve(obj.fallthrough) or "(the caller's default)"
+
+    @admin.display(description="prerequisites")
+    def prerequisites_text(self, obj: FlagState) -> str:
+        return format_prerequisites(obj.prerequisites) or "-"
+
+
 class RuleInline(admin.TabularInline):
     model = TargetingRule
     form = RuleForm
@@ -72,7 +85,7 @@ class RuleInline(admin.TabularInline):
 
 
 @admin.register(FlagState)
-class FlagStateAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
+class FlagStateAdmin(StateTextFields, ServiceAdminMixin, SimpleHistoryAdmin):
     """One flag in one environment: on/off, fallthrough, prerequisites and ordered rules.
     Reached from the flag's page; not listed on the admin index."""
 
@@ -120,14 +133,6 @@ class FlagStateAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         if self.has_change_permission(request, obj):
             return self.readonly_fields
         return [*self.readonly_fields, "fallthrough_text", "prerequisites_text"]
-
-    @admin.display(description="fallthrough")
-    def fallthrough_text(self, obj: FlagState) -> str:
-        return format_serve(obj.fallthrough) or "(the caller's default)"
-
-    @admin.display(description="prerequisites")
-    def prerequisites_text(self, obj: FlagState) -> str:
-        return format_prerequisites(obj.prerequisites) or "-"
 
     def get_model_perms(self, request: HttpRequest) -> dict[str, bool]:
         return {}  # edited from the flag page

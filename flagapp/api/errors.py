@@ -13,7 +13,7 @@ responses documented in docs/api.md, so views never translate errors one by one:
 ``OperationalError``         503, ``{"detail"}`` + ``Retry-After`` (the database is down,
 ``InterfaceError``           restarting or its connection was lost: retry; a write retried
                              with the same body and version learns whether its first
-                             attempt committed, ``views._common.already_applied``)
+                             attempt committed, ``services._base.check_version``)
 ==========================  ===========================================================
 """
 

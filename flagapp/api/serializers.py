@@ -117,7 +117,7 @@ class FlagSerializer(serializers.Serializer[Any]):
             {"key": v.key, "value": v.value, "description": v.description}
             for v in sorted(instance.variants.all(), key=lambda v: (v.order, v.key))
         ]
-        data["version"] = getattr(instance, "api_version", None)
+        data["version"] = instance.version
         return data
 
 
@@ -186,7 +186,7 @@ class SegmentSerializer(serializers.Serializer[Any]):
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)
-        data["version"] = getattr(instance, "api_version", None)
+        data["version"] = instance.version
         return data
 
 
@@ -206,7 +206,7 @@ class EnvironmentSerializer(serializers.Serializer[Any]):
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         data = super().to_representation(instance)
-        data["version"] = getattr(instance, "api_version", None)
+        data["version"] = instance.version
         return data
 
 

@@ -9,6 +9,10 @@ own parser — there is no second interpretation of targeting in the Django app.
 Every model keeps its history with django-simple-history, with an explicit (unbounded)
 change-reason field; the services set the reason and the user on every write.
 
+Flags, flag states, segments and environments carry a ``version`` (1 when created, +1 on
+every write that changes something): the one optimistic-concurrency token, compared by the
+services (``expected_version``) for the admin, the API (``If-Match``/``ETag``) and governance.
+
 Writes go through :mod:`flagapp.services`; the models only hold invariants that must hold
 however a row is written (key immutability).
 """
@@ -90,6 +94,8 @@ class Environment(models.Model):
         default=False, help_text="Changes here need an approved change request."
     )
     order = models.IntegerField(default=0, help_text="Display order (lowest first).")
+    #: The optimistic-concurrency token (see :func:`flagapp.services._base.check_version`).
+    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = _history()
@@ -126,6 +132,9 @@ class Flag(models.Model):
     archived = models.BooleanField(
         default=False, help_text="Archived flags are left out of snapshots (FLAG_NOT_FOUND)."
     )
+    #: Moves on every write of the flag's fields, variants or archived state (its states
+    #: have their own); the optimistic-concurrency token of the admin, the API and governance.
+    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -259,6 +268,8 @@ class Segment(models.Model):
     include = models.JSONField(default=list, blank=True)
     exclude = models.JSONField(default=list, blank=True)
     conditions = models.JSONField(default=list, blank=True)
+    #: The optimistic-concurrency token (see :func:`flagapp.services._base.check_version`).
+    version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -13,7 +13,12 @@ from typing import TYPE_CHECKING, Any, Final
 from django.db import transaction
 from django.db.models import Model
 
-from flagapp.exceptions import ApprovalRequired, ChangeNotPermitted, FlagValidationError
+from flagapp.exceptions import (
+    ApprovalRequired,
+    ChangeNotPermitted,
+    FlagValidationError,
+    VersionConflict,
+)
 from flagapp.policy import Approval, change_request_covers
 
 if TYPE_CHECKING:
@@ -84,6 +89,43 @@ def save(instance: Model, actor: Any, reason: str, **kwargs: Any) -> None:
 
 def delete(instance: Model, actor: Any, reason: str) -> None:
     attribute(instance, actor, reason).delete()
+
+
+def resource_name(obj: Model) -> str:
+    """A versioned object in words, for conflict messages: ``flag checkout.new-flow``,
+    ``segment beta``, ``environment production``, ``checkout.new-flow in production``."""
+    from flagapp.models import FlagState
+
+    if isinstance(obj, FlagState):
+        return f"{obj.flag.key} in {obj.environment.key}"
+    return f"{type(obj)._meta.verbose_name} {getattr(obj, 'key', obj.pk)}"
+
+
+def check_version(obj: Model, expected_version: int | None, *, unchanged: bool) -> bool:
+    """The one optimistic-concurrency rule of every versioned resource (flags, flag states,
+    segments, environments), for the admin, the API, governance and the commands alike.
+
+    ``obj`` is the row as stored, locked by the caller (``select_for_update``) so the version
+    checked is the version written over; ``unchanged`` says whether the write asks for
+    exactly what is stored. Returns True when there is nothing to write: an identical write
+    succeeds even with a stale ``expected_version`` (issue 10, "a client whose write
+    committed always learns that it committed": the retry of a write whose first answer was
+    lost asks for what is stored, and must not get a 409 for its own change). Raises
+    :class:`VersionConflict` naming the resource when ``expected_version`` is stale and the
+    write would change something; ``None`` skips the check (the system owning the whole
+    configuration, e.g. a flags-as-code import).
+    """
+    if unchanged:
+        return True
+    current = int(getattr(obj, "version", 0))
+    if expected_version is not None and current != expected_version:
+        raise VersionConflict(current, expected_version, resource=resource_name(obj))
+    return False
+
+
+def bump(obj: Model) -> None:
+    """Move ``obj``'s version on (every write that changes something)."""
+    obj.version = int(getattr(obj, "version", 0) or 0) + 1  # type: ignore[attr-defined]
 
 
 def require_approval(

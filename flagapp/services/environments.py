@@ -14,7 +14,9 @@ from flagapp.policy import requires_approval
 
 from ._base import (
     UNSET,
+    bump,
     check_permission,
+    check_version,
     clean_reason,
     describe_change,
     publish_on_commit,
@@ -88,9 +90,11 @@ def update_environment(
     order: Any = UNSET,
     key: Any = UNSET,
     change_request: Any = None,
+    expected_version: int | None = None,
 ) -> Environment:
     """Rename, reorder or (un)protect. Removing protection needs approval (it would
-    otherwise be a way around it)."""
+    otherwise be a way around it). ``expected_version``: the environment version the
+    caller edited (``check_version``)."""
     reason = clean_reason(reason)
     check_permission(actor, "flagapp.change_environment")
     if environment.protected:
@@ -114,24 +118,32 @@ def update_environment(
         changes["order"] = order
     if errors:
         raise FlagValidationError(errors)
-    changes = {k: v for k, v in changes.items() if getattr(environment, k) != v}
     if not changes:
         return environment
-    if changes.get("protected") is False:
-        require_approval(
-            requires_approval(None, environment),
-            change_request,
-            None,
-            environment,
-            describe_change("update_environment", environment=environment, params=changes),
-        )
     with transaction.atomic():
         locked = Environment.objects.select_for_update().get(pk=environment.pk)
+        changes = {k: v for k, v in changes.items() if getattr(locked, k) != v}
+        if check_version(locked, expected_version, unchanged=not changes):
+            return locked
+        if changes.get("protected") is False:
+            require_approval(
+                requires_approval(None, locked),
+                change_request,
+                None,
+                locked,
+                describe_change(
+                    "update_environment",
+                    environment=locked,
+                    params={**changes, "expected_version": locked.version},
+                ),
+            )
         for k, v in changes.items():
             setattr(locked, k, v)
+        bump(locked)
         save(locked, actor, reason)
     for k, v in changes.items():
         setattr(environment, k, v)
+    environment.version = locked.version
     return locked
 
 

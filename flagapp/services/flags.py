@@ -29,7 +29,10 @@ from flagapp.signals import flag_changed
 
 from ._base import (
     UNSET,
+    _Unset,
+    bump,
     check_permission,
+    check_version,
     clean_reason,
     delete,
     describe_change,
@@ -45,6 +48,7 @@ __all__ = [
     "create_flag",
     "default_fallthrough",
     "delete_flag",
+    "save_flag",
     "set_variants",
     "unarchive_flag",
     "update_flag",
@@ -329,9 +333,11 @@ def update_flag(
     key: Any = UNSET,
     kind: Any = UNSET,
     change_request: Any = None,
+    expected_version: int | None = None,
 ) -> Flag:
     """Change a flag's descriptive fields. ``key`` and ``kind`` are accepted only to refuse
-    a change (they are immutable). Lowering the risk of a high-risk flag needs approval."""
+    a change (they are immutable). Lowering the risk of a high-risk flag needs approval.
+    ``expected_version``: the flag version the caller edited (``check_version``)."""
     reason = clean_reason(reason)
     check_permission(actor, "flagapp.change_flag")
     errors: dict[str, list[str]] = {}
@@ -364,29 +370,54 @@ def update_flag(
         _check_expiry(new_type, new_date, new_date != flag.expires_on, errors)
     if errors:
         raise FlagValidationError(errors)
-    changes = {k: v for k, v in changes.items() if getattr(flag, k) != v}
     if not changes:
         return flag
-    if "risk" in changes:
-        require_approval(
-            requires_approval(flag),
-            change_request,
-            flag,
-            None,
-            describe_change("update_flag", flag=flag, params=changes),
-        )
     with transaction.atomic():
         locked = Flag.objects.select_for_update().get(pk=flag.pk)
+        changes = {k: v for k, v in changes.items() if getattr(locked, k) != v}
+        if check_version(locked, expected_version, unchanged=not changes):
+            _copy_stored(locked, flag)
+            return locked
+        if "risk" in changes:
+            require_approval(
+                requires_approval(locked),
+                change_request,
+                locked,
+                None,
+                describe_change(
+                    "update_flag",
+                    flag=locked,
+                    params={**changes, "expected_version": locked.version},
+                ),
+            )
         for k, v in changes.items():
             setattr(locked, k, v)
+        bump(locked)
         save(locked, actor, reason)
         env_ids = list(Environment.objects.values_list("pk", flat=True))
         publish_on_commit(env_ids)
         _send_changed(locked, [], actor, reason, "update_flag", changes)
-    for k, v in changes.items():
-        setattr(flag, k, v)
-    flag.updated_at = locked.updated_at
+    _copy_stored(locked, flag)
     return locked
+
+
+def _copy_stored(stored: Flag, flag: Flag) -> None:
+    """Keep the caller's instance in step with what is stored (it may keep using it)."""
+    if stored is flag:
+        return
+    for name in (
+        "name",
+        "description",
+        "flag_type",
+        "owner_id",
+        "risk",
+        "expires_on",
+        "tags",
+        "archived",
+        "version",
+        "updated_at",
+    ):
+        setattr(flag, name, getattr(stored, name))
 
 
 def _enabled_in_protected(flag: Flag) -> bool:
@@ -394,81 +425,115 @@ def _enabled_in_protected(flag: Flag) -> bool:
 
 
 def _set_archived(
-    flag: Flag, archived: bool, actor: Any, reason: str, change_request: Any, op: str
+    flag: Flag,
+    archived: bool,
+    actor: Any,
+    reason: str,
+    change_request: Any,
+    op: str,
+    expected_version: int | None,
 ) -> Flag:
     reason = clean_reason(reason)
     check_permission(actor, "flagapp.change_flag")
-    if flag.archived == archived:
-        return flag
-    if archived:
-        dependents = dependents_of(flag)
-        if dependents:
-            raise FlagValidationError(
-                {"archived": [f"other flags require this flag: {', '.join(dependents)}"]}
-            )
-    else:
-        # Its prerequisites may have gone while it was archived: it must compile again.
-        pairs = list(flag.variants.order_by("order", "key").values_list("key", "value"))
-        for state in FlagState.objects.filter(flag=flag).select_related("environment"):
-            validate_flag_in_environment(
-                flag_key=flag.key,
-                kind=flag.kind,
-                variants=pairs,
-                environment=state.environment,
-                enabled=state.enabled,
-                fallthrough=state.fallthrough,
-                prerequisites=state.prerequisites,
-                rules=rules_as_dicts(state),
-                context=f"in {state.environment.key}",
-            )
-    require_approval(
-        requires_approval(flag) or _enabled_in_protected(flag),
-        change_request,
-        flag,
-        None,
-        describe_change(op, flag=flag),
-    )
     with transaction.atomic():
         locked = Flag.objects.select_for_update().get(pk=flag.pk)
+        if check_version(locked, expected_version, unchanged=locked.archived == archived):
+            _copy_stored(locked, flag)
+            return locked
+        if archived:
+            dependents = dependents_of(locked)
+            if dependents:
+                raise FlagValidationError(
+                    {"archived": [f"other flags require this flag: {', '.join(dependents)}"]}
+                )
+        else:
+            # Its prerequisites may have gone while it was archived: it must compile again.
+            pairs = list(locked.variants.order_by("order", "key").values_list("key", "value"))
+            for state in FlagState.objects.filter(flag=locked).select_related("environment"):
+                validate_flag_in_environment(
+                    flag_key=locked.key,
+                    kind=locked.kind,
+                    variants=pairs,
+                    environment=state.environment,
+                    enabled=state.enabled,
+                    fallthrough=state.fallthrough,
+                    prerequisites=state.prerequisites,
+                    rules=rules_as_dicts(state),
+                    context=f"in {state.environment.key}",
+                )
+        require_approval(
+            requires_approval(locked) or _enabled_in_protected(locked),
+            change_request,
+            locked,
+            None,
+            describe_change(op, flag=locked, params={"expected_version": locked.version}),
+        )
         locked.archived = archived
+        bump(locked)
         save(locked, actor, reason)
         publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
         _send_changed(locked, [], actor, reason, op)
-    flag.archived = archived
+    _copy_stored(locked, flag)
     return locked
 
 
-def archive_flag(flag: Flag, *, actor: Any, reason: str, change_request: Any = None) -> Flag:
+def archive_flag(
+    flag: Flag,
+    *,
+    actor: Any,
+    reason: str,
+    change_request: Any = None,
+    expected_version: int | None = None,
+) -> Flag:
     """Archive: the flag leaves every snapshot (callers get FLAG_NOT_FOUND, i.e. their
     default). Refused while other flags name it as a prerequisite."""
-    return _set_archived(flag, True, actor, reason, change_request, "archive_flag")
+    return _set_archived(
+        flag, True, actor, reason, change_request, "archive_flag", expected_version
+    )
 
 
-def unarchive_flag(flag: Flag, *, actor: Any, reason: str, change_request: Any = None) -> Flag:
-    return _set_archived(flag, False, actor, reason, change_request, "unarchive_flag")
+def unarchive_flag(
+    flag: Flag,
+    *,
+    actor: Any,
+    reason: str,
+    change_request: Any = None,
+    expected_version: int | None = None,
+) -> Flag:
+    return _set_archived(
+        flag, False, actor, reason, change_request, "unarchive_flag", expected_version
+    )
 
 
 def delete_flag(
-    flag: Flag, *, actor: Any, reason: str, change_request: Any = None
+    flag: Flag,
+    *,
+    actor: Any,
+    reason: str,
+    change_request: Any = None,
+    expected_version: int | None = None,
 ) -> FlagKeyTombstone:
     """Delete a flag, its variants, states and rules (each deletion in the history with the
     reason) and leave a tombstone so the key is never reused."""
     reason = clean_reason(reason)
     check_permission(actor, "flagapp.delete_flag")
-    dependents = dependents_of(flag)
-    if dependents:
-        raise FlagValidationError(
-            {"__all__": [f"other flags require this flag: {', '.join(dependents)}"]}
-        )
-    require_approval(
-        requires_approval(flag) or _enabled_in_protected(flag),
-        change_request,
-        flag,
-        None,
-        describe_change("delete_flag", flag=flag),
-    )
     with transaction.atomic():
         locked = Flag.objects.select_for_update().get(pk=flag.pk)
+        check_version(locked, expected_version, unchanged=False)
+        dependents = dependents_of(locked)
+        if dependents:
+            raise FlagValidationError(
+                {"__all__": [f"other flags require this flag: {', '.join(dependents)}"]}
+            )
+        require_approval(
+            requires_approval(locked) or _enabled_in_protected(locked),
+            change_request,
+            locked,
+            None,
+            describe_change(
+                "delete_flag", flag=locked, params={"expected_version": locked.version}
+            ),
+        )
         for state in FlagState.objects.filter(flag=locked).prefetch_related("rules"):
             for rule in state.rules.all():
                 delete(rule, actor, reason)
@@ -494,23 +559,39 @@ def set_variants(
     actor: Any,
     reason: str,
     change_request: Any = None,
+    expected_version: int | None = None,
 ) -> list[Variant]:
     """Replace a flag's variants (keys matched: changed values are updates, missing keys
     deletions). Validated in every environment against that environment's rules and
-    fallthrough, and against other flags' prerequisites. Every state's version moves (what
-    it serves changed). Approval as for the flag (high risk, or enabled in a protected
-    environment)."""
+    fallthrough, and against other flags' prerequisites. The flag's version and every
+    state's version move (what it serves changed). Approval as for the flag (high risk, or
+    enabled in a protected environment)."""
     reason = clean_reason(reason)
     check_permission(actor, "flagapp.change_flag")
     items = normalize_variants(variants)
     for item in items:
         item["value"] = _coerce_value(flag.kind, item["value"])
-    current = list(flag.variants.order_by("order", "key"))
-    unchanged = [(v.key, v.value, v.description, v.order) for v in current] == [
-        (i["key"], i["value"], i["description"], i["order"]) for i in items
-    ]
-    if unchanged:
-        return current
+    with transaction.atomic():
+        locked = Flag.objects.select_for_update().get(pk=flag.pk)
+        current = list(locked.variants.order_by("order", "key"))
+        unchanged = [(v.key, v.value, v.description, v.order) for v in current] == [
+            (i["key"], i["value"], i["description"], i["order"]) for i in items
+        ]
+        if check_version(locked, expected_version, unchanged=unchanged):
+            return current
+        result = _write_variants(locked, items, actor, reason, change_request)
+    _copy_stored(locked, flag)
+    return result
+
+
+def _write_variants(
+    flag: Flag,
+    items: list[dict[str, Any]],
+    actor: Any,
+    reason: str,
+    change_request: Any,
+) -> list[Variant]:
+    """set_variants' validation and write, ``flag`` being the locked, version-checked row."""
     new_keys = {i["key"] for i in items}
     pairs = [(i["key"], i["value"]) for i in items]
     states = list(
@@ -550,10 +631,17 @@ def set_variants(
         change_request,
         flag,
         None,
-        describe_change("set_variants", flag=flag, params={"variants": items}),
+        describe_change(
+            "set_variants",
+            flag=flag,
+            params={"variants": items, "expected_version": flag.version},
+        ),
     )
     with transaction.atomic():
-        Flag.objects.select_for_update().get(pk=flag.pk)
+        # The flag's version moves without a flag history row: the variants' own rows say
+        # what changed.
+        bump(flag)
+        Flag.objects.filter(pk=flag.pk).update(version=flag.version, updated_at=timezone.now())
         by_key = {v.key: v for v in Variant.objects.filter(flag=flag)}
         for key, variant in by_key.items():
             if key not in new_keys:
@@ -588,3 +676,133 @@ def set_variants(
             {"variants": [{"key": i["key"], "value": i["value"]} for i in items]},
         )
     return result
+
+
+def save_flag(
+    flag: Flag | None,
+    *,
+    actor: Any,
+    reason: str,
+    expected_version: int | None = None,
+    variants: Any = UNSET,
+    archived: Any = UNSET,
+    states: Sequence[Mapping[str, Any]] = (),
+    change_request: Any = None,
+    **fields: Any,
+) -> Flag:
+    """Save a whole flag page in one transaction: its fields, its variants, its archived
+    state and the states that changed -- what the admin's flag page and the API's flag
+    ``PATCH`` submit. ``flag`` None creates one (``fields`` are ``create_flag``'s, with
+    ``key`` and ``kind``; ``states`` are not accepted then).
+
+    Each part goes through its own service (``update_flag``, ``set_variants``,
+    ``archive_flag``/``unarchive_flag``, ``update_flag_state``), so validation, permissions,
+    approval (an ``ApprovalRequired`` of any part rolls the whole save back; its change is
+    what a change request proposes), history with ``reason`` and publishing are theirs.
+
+    Versions: ``expected_version`` is the flag version the caller edited, checked by the
+    first part that changes something (``check_version``: a stale save that changes
+    nothing at the flag level succeeds; one that does is refused whole). Each entry of
+    ``states`` -- ``{"environment": Environment | key, "expected_version", "enabled"?,
+    "fallthrough"?, "prerequisites"?, "rules"?}`` -- carries its own state's version, so
+    renaming a flag is never refused because another environment's state moved on.
+
+    Removed variants are kept until the states stop using them (the states are written
+    between the two variant writes). An error about one state carries ``environment``
+    (its key) so a form can show it on that state.
+    """
+    if flag is None:
+        if states:
+            raise FlagValidationError({"states": ["a new flag has a disabled state everywhere"]})
+        if not isinstance(variants, _Unset) and variants is not None:
+            fields["variants"] = variants
+        with transaction.atomic():
+            created = create_flag(actor=actor, reason=reason, **fields)
+            if archived is True:
+                archive_flag(created, actor=actor, reason=reason)
+        return created
+
+    expected = expected_version
+
+    def moved(before: int) -> None:
+        # Once a part wrote (so passed the check), the next part edits the new version.
+        nonlocal expected
+        if expected is not None and flag.version != before:
+            expected = flag.version
+
+    with transaction.atomic():
+        Flag.objects.select_for_update().get(pk=flag.pk)
+        flag.refresh_from_db()
+        if archived is False and flag.archived:
+            before = flag.version
+            unarchive_flag(flag, actor=actor, reason=reason, expected_version=expected)
+            moved(before)
+        if fields:
+            before = flag.version
+            update_flag(
+                flag,
+                actor=actor,
+                reason=reason,
+                expected_version=expected,
+                change_request=change_request,
+                **fields,
+            )
+            moved(before)
+        new_items: list[dict[str, Any]] = []
+        removed: list[dict[str, Any]] = []
+        if not isinstance(variants, _Unset):
+            new_items = normalize_variants(variants)
+            new_keys = {v["key"] for v in new_items}
+            removed = [
+                {"key": v.key, "value": v.value, "description": v.description}
+                for v in flag.variants.order_by("order", "key")
+                if v.key not in new_keys
+            ]
+            # Keep removed variants until the states stop using them.
+            first = new_items + removed if (removed and states) else new_items
+            before = flag.version
+            set_variants(
+                flag,
+                first,
+                actor=actor,
+                reason=reason,
+                expected_version=expected,
+                change_request=change_request,
+            )
+            moved(before)
+        for entry in states:
+            _save_state(flag, entry, actor, reason, change_request)
+        if removed and states:
+            set_variants(flag, new_items, actor=actor, reason=reason, change_request=change_request)
+        if archived is True and not flag.archived:
+            archive_flag(
+                flag,
+                actor=actor,
+                reason=reason,
+                expected_version=expected,
+                change_request=change_request,
+            )
+        flag.refresh_from_db()
+    return flag
+
+
+def _save_state(
+    flag: Flag, entry: Mapping[str, Any], actor: Any, reason: str, change_request: Any
+) -> None:
+    from flagapp.exceptions import FlagappError
+
+    from .states import update_flag_state
+
+    params = dict(entry)
+    env = params.pop("environment")
+    if not isinstance(env, Environment):
+        env = Environment.objects.filter(key=env).first()
+        if env is None:
+            raise FlagValidationError({"states": [f"no environment {entry['environment']!r}"]})
+    try:
+        update_flag_state(
+            flag, env, actor=actor, reason=reason, change_request=change_request, **params
+        )
+    except FlagappError as exc:
+        exc.environment = env.key  # type: ignore[attr-defined]
+        raise

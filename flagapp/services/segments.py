@@ -15,7 +15,9 @@ from flagapp.models import Environment, Segment, TargetingRule
 
 from ._base import (
     UNSET,
+    bump,
     check_permission,
+    check_version,
     clean_reason,
     delete,
     describe_change,
@@ -147,9 +149,11 @@ def update_segment(
     conditions: Any = UNSET,
     key: Any = UNSET,
     change_request: Any = None,
+    expected_version: int | None = None,
 ) -> Segment:
     """Change a segment. Needs approval when a rule of a high-risk flag or in a protected
-    environment uses it (its audience changes with it)."""
+    environment uses it (its audience changes with it). ``expected_version``: the segment
+    version the caller edited (``check_version``)."""
     reason = clean_reason(reason)
     check_permission(actor, "flagapp.change_segment")
     errors: dict[str, list[str]] = {}
@@ -171,52 +175,64 @@ def update_segment(
         changes["conditions"] = _clean(errors, "conditions", conditions, strings=False)
     if errors:
         raise FlagValidationError(errors)
-    changes = {k: v for k, v in changes.items() if getattr(segment, k) != v}
     if not changes:
         return segment
-    _validate(
-        segment.key,
-        {
-            "include": changes.get("include", segment.include),
-            "exclude": changes.get("exclude", segment.exclude),
-            "when": changes.get("conditions", segment.conditions),
-        },
-    )
-    if {"include", "exclude", "conditions"} & set(changes):
-        guarded = segment_users(segment.key)["protected_or_high_risk"]
-        require_approval(
-            bool(guarded),
-            change_request,
-            None,
-            None,
-            describe_change("update_segment", segment=segment, params=changes),
-        )
     with transaction.atomic():
         locked = Segment.objects.select_for_update().get(pk=segment.pk)
+        changes = {k: v for k, v in changes.items() if getattr(locked, k) != v}
+        if check_version(locked, expected_version, unchanged=not changes):
+            return locked
+        _validate(
+            locked.key,
+            {
+                "include": changes.get("include", locked.include),
+                "exclude": changes.get("exclude", locked.exclude),
+                "when": changes.get("conditions", locked.conditions),
+            },
+        )
+        if {"include", "exclude", "conditions"} & set(changes):
+            guarded = segment_users(locked.key)["protected_or_high_risk"]
+            require_approval(
+                bool(guarded),
+                change_request,
+                None,
+                None,
+                describe_change(
+                    "update_segment",
+                    segment=locked,
+                    params={**changes, "expected_version": locked.version},
+                ),
+            )
         for k, v in changes.items():
             setattr(locked, k, v)
+        bump(locked)
         save(locked, actor, reason)
         publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
     for k, v in changes.items():
         setattr(segment, k, v)
+    segment.version = locked.version
     return locked
 
 
-def delete_segment(segment: Segment, *, actor: Any, reason: str) -> None:
+def delete_segment(
+    segment: Segment, *, actor: Any, reason: str, expected_version: int | None = None
+) -> None:
     """Delete a segment no rule or segment uses (a reference would make every snapshot
     invalid)."""
     reason = clean_reason(reason)
     check_permission(actor, "flagapp.delete_segment")
-    users = segment_users(segment.key)
-    if users["rules"] or users["segments"]:
-        raise FlagValidationError(
-            {
-                "__all__": [
-                    f"segment {segment.key!r} is in use: "
-                    + ", ".join(users["rules"] + users["segments"])
-                ]
-            }
-        )
     with transaction.atomic():
-        delete(segment, actor, reason)
+        locked = Segment.objects.select_for_update().get(pk=segment.pk)
+        check_version(locked, expected_version, unchanged=False)
+        users = segment_users(locked.key)
+        if users["rules"] or users["segments"]:
+            raise FlagValidationError(
+                {
+                    "__all__": [
+                        f"segment {locked.key!r} is in use: "
+                        + ", ".join(users["rules"] + users["segments"])
+                    ]
+                }
+            )
+        delete(locked, actor, reason)
         publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))

@@ -1,9 +1,10 @@
 """Per-environment flag state: enabled (kill switch), fallthrough, prerequisites, rules.
 
 Optimistic concurrency: the caller names the ``expected_version`` it edited; the state row
-is locked (``select_for_update``) and compared, so a stale edit is refused with
-``VersionConflict`` and nothing is overwritten — unless it asks for exactly what is stored
-(a retry of a write that committed): that succeeds idempotently with the current version.
+is locked (``select_for_update``) and compared by :func:`._base.check_version`, the rule
+every versioned resource shares: a stale edit is refused with ``VersionConflict`` and
+nothing is overwritten — unless it asks for exactly what is stored (a retry of a write that
+committed): that succeeds idempotently with the current version.
 """
 
 from __future__ import annotations
@@ -13,13 +14,15 @@ from typing import Any
 from django.db import transaction
 
 from flagapp.documents import rules_as_dicts
-from flagapp.exceptions import FlagValidationError, VersionConflict
+from flagapp.exceptions import FlagValidationError
 from flagapp.models import Environment, Flag, FlagState, TargetingRule
 from flagapp.policy import kill_switch_bypasses_approval, requires_approval
 
 from ._base import (
     UNSET,
+    bump,
     check_permission,
+    check_version,
     clean_reason,
     delete,
     describe_change,
@@ -89,8 +92,6 @@ def update_flag_state(
                 fallthrough=default_fallthrough(list(flag.variants.values_list("key", flat=True))),
                 version=0,
             )
-        stale = expected_version is not None and state.version != expected_version
-
         old_rules = _rules_of(state) if state.pk else []
         target = {
             "enabled": state.enabled if enabled is UNSET else enabled,
@@ -104,15 +105,9 @@ def update_flag_state(
             "prerequisites": state.prerequisites,
             "rules": old_rules,
         }
-        if state.pk and target == current:
-            # Idempotent, even when ``expected_version`` is stale (issue 10, "a client whose
-            # write committed always learns that it committed"): a retry of a write that did
-            # commit — its first answer lost to a dropped connection — asks for exactly what
-            # is stored, so it succeeds with the current version instead of a 409 for the
-            # client's own change. A stale write asking for anything else is refused below.
+        # Identical (the retry of a committed write): nothing to do, even when stale.
+        if check_version(state, expected_version, unchanged=bool(state.pk) and target == current):
             return state
-        if stale:
-            raise VersionConflict(state.version, expected_version)
 
         validate_flag_in_environment(
             flag_key=flag.key,
@@ -148,7 +143,7 @@ def update_flag_state(
         state.enabled = target["enabled"]
         state.fallthrough = target["fallthrough"]
         state.prerequisites = list(target["prerequisites"] or [])
-        state.version += 1
+        bump(state)
         save(state, actor, reason)
         if new_rules is not None and new_rules != old_rules:
             _replace_rules(state, new_rules, actor, reason)

@@ -1,5 +1,11 @@
-"""Helpers shared by the resource views: ETags, version checks, schema fragments, and the
-versioned create / update / delete flow of the environment, segment and flag viewsets."""
+"""Helpers shared by the resource views: ETags, schema fragments, and the versioned
+create / update / delete flow of the environment, segment and flag viewsets.
+
+The version is the resource's ``version`` column; the views hand the client's
+``If-Match`` to the services as ``expected_version``, and the services apply the one
+optimistic-concurrency rule (``flagapp.services._base.check_version``: stale and changing
+-> 409, stale but identical -> the retry of a committed write, 200) -- the same rule the
+admin and governance use."""
 
 from __future__ import annotations
 
@@ -19,8 +25,6 @@ from flagapp import services
 from flagapp.api.base import FlagappAPIMixin, extend_schema
 from flagapp.api.preconditions import REASON_HEADER, etag_for
 from flagapp.api.serializers import ChangeRequestInfoSerializer, ConflictSerializer
-from flagapp.api.versions import annotate_version, version_of
-from flagapp.exceptions import VersionConflict
 
 __all__ = [
     "IF_MATCH",
@@ -30,7 +34,6 @@ __all__ = [
     "VersionedDestroyMixin",
     "VersionedResourceMixin",
     "VersionedUpdateMixin",
-    "check_version",
     "resource_schema",
     "with_etag",
 ]
@@ -100,36 +103,6 @@ def with_etag(response: Response, version: int | None) -> Response:
     return response
 
 
-def check_version(locked: Model, expected: int) -> int:
-    """Compare the version of ``locked`` (a row locked by the caller) with ``expected``;
-    raise VersionConflict (nothing written) when they differ."""
-    current = version_of(locked)
-    if current != expected:
-        raise VersionConflict(current, expected)
-    return current
-
-
-def already_applied(locked: Model, data: dict[str, Any]) -> bool:
-    """Whether every field of ``data`` already holds the requested value on ``locked``.
-
-    Conservative: only plain attributes are compared; a related manager (a flag's
-    variants) or a write field with no attribute of the same name (an action such as
-    ``archived``) counts as "not applied", so such a stale retry still gets its 409.
-    """
-    if not data:
-        return False
-    for field, value in data.items():
-        current = getattr(locked, field, _MISSING)
-        if current is _MISSING or hasattr(current, "all"):
-            return False
-        if current != value:
-            return False
-    return True
-
-
-_MISSING = object()
-
-
 class VersionedResourceMixin(FlagappAPIMixin):
     # Reading side of a versioned resource: every response to a single object carries its
     # version as an ETag, which the write mixins below check against ``If-Match``.
@@ -145,21 +118,16 @@ class VersionedResourceMixin(FlagappAPIMixin):
     write_fields: ClassVar[tuple[str, ...] | None] = None
 
     def get_queryset(self) -> QuerySet[Any]:
-        return annotate_version(self.model._default_manager.all())
+        return self.model._default_manager.all()
 
     def _respond(self, obj: Model, status_code: int = status.HTTP_200_OK) -> Response:
         response = Response(self.get_serializer(obj).data, status=status_code)
-        return with_etag(response, getattr(obj, "api_version", None))
+        return with_etag(response, getattr(obj, "version", None))
 
     def _reload(self, obj: Model) -> Model:
-        """``obj`` as the API shows it after a write (annotated with its new version)."""
+        """``obj`` as the API shows it after a write (with its new version)."""
         reloaded: Model = self.get_queryset().get(pk=obj.pk)
         return reloaded
-
-    def _lock(self, obj: Model) -> Model:
-        """``obj``'s row, locked until the write's transaction ends, so the version checked
-        is the version written over."""
-        return self.model._default_manager.select_for_update().get(pk=obj.pk)
 
     def _write_data(self, validated: Any) -> dict[str, Any]:
         if self.write_fields is None:
@@ -198,13 +166,18 @@ class VersionedCreateMixin(VersionedResourceMixin):
 
 
 class VersionedUpdateMixin(VersionedResourceMixin):
-    # ``PATCH``: validate, then lock the row, check the expected version and call
-    # ``services.<update_service>`` under governance; 200 with the object and its new ETag.
+    # ``PATCH``: validate, then call ``services.<update_service>`` with the expected
+    # version under governance (the service locks the row and checks the version); 200
+    # with the object and its new ETag.
 
     update_service: ClassVar[str]
 
-    def _update(self, locked: Any, data: dict[str, Any], user: Any, reason: str) -> None:
-        self._service(self.update_service)(locked, actor=user, reason=reason, **data)
+    def _update(
+        self, obj: Any, data: dict[str, Any], user: Any, reason: str, expected: int
+    ) -> None:
+        self._service(self.update_service)(
+            obj, actor=user, reason=reason, expected_version=expected, **data
+        )
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         obj = self.get_object()
@@ -215,24 +188,13 @@ class VersionedUpdateMixin(VersionedResourceMixin):
         data = self._write_data(serializer.validated_data)
         user = request.user
 
-        def write() -> None:
-            locked = self._lock(obj)
-            if version_of(locked) != expected and already_applied(locked, data):
-                # A retry of a write that committed (its first answer lost to a dropped
-                # connection or a 503) sends its now-stale version and asks for exactly
-                # what is stored: it learns that it committed (200, current version), as
-                # flag states do in the services, instead of a 409 for its own change.
-                return
-            check_version(locked, expected)
-            self._update(locked, data, user, reason)
-
-        self.governed(reason, write)
+        self.governed(reason, lambda: self._update(obj, data, user, reason, expected))
         return self._respond(self._reload(obj))
 
 
 class VersionedDestroyMixin(VersionedResourceMixin):
-    # ``DELETE``: lock the row, check the expected version and call
-    # ``services.<delete_service>`` under governance; 204.
+    # ``DELETE``: call ``services.<delete_service>`` with the expected version under
+    # governance; 204.
 
     delete_service: ClassVar[str]
 
@@ -242,10 +204,10 @@ class VersionedDestroyMixin(VersionedResourceMixin):
         expected = self.expected_version()
         user = request.user
 
-        def write() -> None:
-            locked = self._lock(obj)
-            check_version(locked, expected)
-            self._service(self.delete_service)(locked, actor=user, reason=reason)
-
-        self.governed(reason, write)
+        self.governed(
+            reason,
+            lambda: self._service(self.delete_service)(
+                obj, actor=user, reason=reason, expected_version=expected
+            ),
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

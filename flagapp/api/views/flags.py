@@ -10,7 +10,6 @@ from rest_framework import mixins, viewsets
 from flagapp import services
 from flagapp.api.filters import FlagFilter
 from flagapp.api.serializers import FlagSerializer
-from flagapp.api.versions import annotate_version
 from flagapp.models import Flag, FlagState
 
 from ._common import (
@@ -40,9 +39,10 @@ class FlagViewSet(
     mixins.ListModelMixin,
     viewsets.GenericViewSet[Flag],
 ):
-    # Create and update are more than one service call (archive, variants), so this
-    # view overrides the mixins' ``_create`` / ``_update`` steps; the validation, version
-    # check, locking, governance and responses stay the shared ones.
+    # Create and update save fields, variants and the archived state together
+    # (``services.save_flag``, the admin's flag page's service too), so this view overrides
+    # the mixins' ``_create`` / ``_update`` steps; validation, governance and responses stay
+    # the shared ones.
 
     model = Flag
     write_fields = None  # every validated field: _create / _update pick their own
@@ -58,10 +58,8 @@ class FlagViewSet(
 
     def get_queryset(self) -> QuerySet[Flag]:
         states = FlagState.objects.select_related("environment")
-        return annotate_version(
-            Flag.objects.select_related("owner").prefetch_related(
-                "variants", Prefetch("states", queryset=states)
-            )
+        return Flag.objects.select_related("owner").prefetch_related(
+            "variants", Prefetch("states", queryset=states)
         )
 
     def _reload(self, obj: Model) -> Model:
@@ -74,27 +72,20 @@ class FlagViewSet(
         data.pop("reason", None)
         data.pop("version", None)
         archived = data.pop("archived", False)
-        if "variants" in data:
-            data["variants"] = [dict(v) for v in data["variants"]]
-        flag = services.create_flag(actor=user, reason=reason, **data)
-        if archived:
-            services.archive_flag(flag, actor=user, reason=reason)
-        return flag
+        variants = [dict(v) for v in data.pop("variants")] if "variants" in data else None
+        return services.save_flag(
+            None, actor=user, reason=reason, variants=variants, archived=archived, **data
+        )
 
-    def _update(self, locked: Flag, data: dict[str, Any], user: Any, reason: str) -> None:
-        archived = data.get("archived")
-        if archived is False and locked.archived:
-            locked = services.unarchive_flag(locked, actor=user, reason=reason)
-        fields = {k: data[k] for k in _DESCRIPTIVE if k in data}
-        if "key" in data:
-            fields["key"] = data["key"]
-        if "kind" in data:
-            fields["kind"] = data["kind"]
-        if fields:
-            locked = services.update_flag(locked, actor=user, reason=reason, **fields)
+    def _update(
+        self, obj: Flag, data: dict[str, Any], user: Any, reason: str, expected: int
+    ) -> None:
+        fields = {k: data[k] for k in (*_DESCRIPTIVE, "key", "kind") if k in data}
+        extra: dict[str, Any] = {}
         if "variants" in data:
-            services.set_variants(
-                locked, [dict(v) for v in data["variants"]], actor=user, reason=reason
-            )
-        if archived is True and not locked.archived:
-            services.archive_flag(locked, actor=user, reason=reason)
+            extra["variants"] = [dict(v) for v in data["variants"]]
+        if "archived" in data:
+            extra["archived"] = data["archived"]
+        services.save_flag(
+            obj, actor=user, reason=reason, expected_version=expected, **extra, **fields
+        )

@@ -37,6 +37,11 @@ def form_data(response: Any) -> dict[str, Any]:
                 data[key] = [str(v) for v in value]
             else:
                 data[key] = str(value)
+            if field.show_hidden_initial and key not in data:
+                pass
+            elif field.show_hidden_initial:
+                # what the browser posts back as the shown value (Django's hidden initial)
+                data[form.add_initial_prefix(name)] = data[key]
 
     add_form(response.context["adminform"].form)
     for inline in response.context["inline_admin_formsets"]:
@@ -254,7 +259,10 @@ def test_change_flag__stale_state_version__conflict_error_nothing_saved(
     data.update({f"{prefix}-fallthrough": "on", "name": "Renamed", "reason": "mine"})
     response = admin_client.post(url, data)
     assert response.status_code == 200
-    assert any("Someone else changed this" in e for e in post_errors(response))
+    assert any(
+        "checkout.new-flow in production was changed by someone else since you opened it" in e
+        for e in post_errors(response)
+    )
     flag.refresh_from_db()
     assert flag.name != "Renamed"
     assert FlagState.objects.get(flag=flag, environment=envs["production"]).fallthrough == {

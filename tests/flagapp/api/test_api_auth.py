@@ -16,7 +16,6 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from flagapp import services
-from flagapp.api.versions import version_of
 from flagapp.models import Environment, Flag, FlagState, Segment
 from flagapp.models.sdk import SdkKey
 from flagapp.sdk.keys import create_sdk_key
@@ -104,7 +103,7 @@ def _production_calls(world: dict[str, Any]) -> dict[str, Call]:
         )
 
     def patch_env(c: APIClient) -> Any:
-        version = version_of(Environment.objects.get(key="production"))
+        version = Environment.objects.get(key="production").version
         return c.patch(
             "/api/v1/environments/production/",
             {"name": "P"},

@@ -21,7 +21,6 @@ from django.db import connection
 
 from flagapp import services
 from flagapp.api.tokens import create_api_token
-from flagapp.api.versions import version_of
 from flagapp.models import Environment, Flag, FlagState, Segment
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -111,13 +110,13 @@ def _race_versioned(
 ) -> None:
     for round_ in range(ROUNDS):
         obj = current()
-        before = version_of(obj)
+        before = obj.version
         bodies = [{field: f"name {round_}-{i}"} for i in range(2)]
         responses = _race(url, setup["token"], before, bodies)
         winner = _check_one_winner(responses, before)
         obj = current()
         assert getattr(obj, field) == f"name {round_}-{winner}"
-        assert version_of(obj) == responses[winner].json()["version"]
+        assert obj.version == responses[winner].json()["version"]
 
 
 def test_race__flag_same_version__exactly_one_wins(setup: dict[str, Any]) -> None:
