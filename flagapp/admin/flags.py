@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib import admin
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.db.models import Count, Model, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
@@ -440,46 +439,17 @@ class FlagAdmin(OverviewAdminMixin, AuditURLs, ServiceAdminMixin, SimpleHistoryA
 
     @staticmethod
     def archive_flags(modeladmin: FlagAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
-        from flagapp.governance import change_requests as crs
-        from flagapp.rollouts import controller
-
         def perform(flag: Flag, reason: str) -> str | None:
-            # An archived flag leaves every snapshot: a rollout still stepping it or a
-            # request still waiting to change it would act on a flag nobody serves.
+            # services.archive_flag also pauses running rollouts and withdraws open change
+            # requests (the API's archive does the same); the notes said so beforehand.
             try:
-                with transaction.atomic():
-                    services.archive_flag(flag, actor=request.user, reason=reason)
-                    for plan in _running_rollouts(flag):
-                        controller.pause(
-                            plan, actor=request.user, reason=f"flag archived: {reason}"
-                        )
-                    for cr in crs.open_requests(flag):
-                        crs.withdraw(
-                            cr,
-                            actor=request.user,
-                            reason=f"flag archived: {reason}",
-                            flag_archived=True,
-                        )
+                services.archive_flag(flag, actor=request.user, reason=reason)
             except (*SERVICE_ERRORS, FlagappError) as exc:
                 if isinstance(exc, FlagValidationError | VersionConflict):
                     return " ".join(m for ms in messages_of(exc).values() for m in ms)
                 return str(exc)
             modeladmin.log_change(request, flag, f"Archived. Reason: {reason}")
             return None
-
-        notes = []
-        for flag in queryset:
-            for plan in _running_rollouts(flag):
-                notes.append(
-                    f"{flag.key}: rollout #{plan.pk} in {plan.environment.key} is {plan.state}; "
-                    "archiving pauses it."
-                )
-            for cr in crs.open_requests(flag):
-                what = crs.describe_operation(cr.kind, cr.payload)
-                notes.append(
-                    f"{flag.key}: change request #{cr.pk} ({what}) is {cr.status}; "
-                    "archiving withdraws it."
-                )
 
         return reason_action(
             modeladmin,
@@ -491,7 +461,7 @@ class FlagAdmin(OverviewAdminMixin, AuditURLs, ServiceAdminMixin, SimpleHistoryA
             "(FLAG_NOT_FOUND).",
             submit_label="Archive",
             perform=perform,
-            notes=notes,
+            notes=[note for flag in queryset for note in services.archive_notes(flag)],
         )
 
     # saving through the services ------------------------------------------------------------
@@ -632,12 +602,6 @@ def _state_change(sform: Any) -> dict[str, Any]:
             for rule in state_cd["rules_text"]
         ]
     return entry
-
-
-def _running_rollouts(flag: Flag) -> Any:
-    from flagapp.models import RolloutPlan
-
-    return RolloutPlan.objects.filter(flag=flag, state="running").select_related("environment")
 
 
 # --- per-environment state with ordered rules -------------------------------------------------

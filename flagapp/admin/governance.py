@@ -25,7 +25,6 @@ from django.utils.html import format_html
 
 from flagapp.exceptions import (
     ApprovalRequired,
-    ChangeNotPermitted,
     DuplicateChangeRequest,
     FlagappError,
 )
@@ -194,11 +193,6 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             if verb == "withdraw":
                 cr = crs.withdraw(cr, actor=request.user, reason=comment)
             elif verb == "approve":
-                if crs.diff(cr)["stale"]:
-                    raise ChangeNotPermitted(
-                        f"change request #{cr.pk} was made against a version that changed "
-                        "since; it cannot be approved: propose it again on the current version"
-                    )
                 cr = crs.approve(cr, reviewer=request.user, comment=comment)
             elif verb == "reject":
                 cr = crs.reject(cr, reviewer=request.user, comment=comment)

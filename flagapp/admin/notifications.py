@@ -1,22 +1,23 @@
 """Webhook endpoints and the notification delivery log in the admin.
 
-The endpoint's secret is not a form field: it is generated on creation and shown once on a
-page rendered straight into the response (no message storage, no log, no history), like a
-token; "Rotate the signing secret" makes and shows a new one. The delivery log is
-read-only: status, attempts, last response code, duration, error and next retry per
-delivery, every attempt on its page, and "Replay selected deliveries" to queue failed ones
-again (:func:`flagapp.notifications.delivery.replay`).
+Endpoints are saved through :mod:`flagapp.services.webhooks` (validation naming the field,
+the secret generated there). The endpoint's secret is not a form field: it is generated on
+creation and shown once on a page rendered straight into the response (no message storage,
+no log, no history), like a token; "Rotate the signing secret" makes and shows a new one.
+The delivery log is read-only: status, attempts, last response code, duration, error and
+next retry per delivery, every attempt on its page, and "Replay selected deliveries" to
+queue failed ones again (:func:`flagapp.notifications.delivery.replay`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
@@ -25,9 +26,11 @@ from flagapp.models import (
     DeliveryAttempt,
     NotificationDelivery,
     WebhookEndpoint,
-    new_webhook_secret,
 )
 from flagapp.notifications.events import EVENT_TYPES
+from flagapp.services import webhooks
+
+from .base import ServiceAdminMixin
 
 __all__ = ["NotificationDeliveryAdmin", "WebhookEndpointAdmin"]
 
@@ -51,9 +54,9 @@ class WebhookEndpointForm(forms.ModelForm):
 
     def clean_url(self) -> str:
         url = str(self.cleaned_data["url"])
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise forms.ValidationError("url: an http:// or https:// URL with a host")
+        problem = webhooks.url_problem(url)  # the service's own rule, shown with the others
+        if problem:
+            raise forms.ValidationError(f"url: {problem}")
         return url
 
 
@@ -68,7 +71,7 @@ def _secret_page(request: HttpRequest, admin_: Any, endpoint: Any) -> TemplateRe
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = WebhookEndpointForm
     list_display = ("name", "kind", "host", "subscribed", "active", "updated_at")
     list_filter = ("kind", "active")
@@ -80,11 +83,44 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def subscribed(self, obj: WebhookEndpoint) -> str:
         return ", ".join(obj.event_types or []) or "all"
 
+    def apply(
+        self, request: HttpRequest, form: Any, formsets: Sequence[Any], obj: Any, change: bool
+    ) -> Model:
+        cd = form.cleaned_data
+        fields = {
+            "name": cd.get("name"),
+            "kind": cd.get("kind"),
+            "url": cd.get("url"),
+            "event_types": list(cd.get("event_types") or []),
+            "environments": list(cd.get("environments") or []),
+            "active": bool(cd.get("active")),
+        }
+        if not change:
+            endpoint, _secret = webhooks.create_webhook(actor=request.user, **fields)
+            return endpoint
+        stored = WebhookEndpoint.objects.get(pk=obj.pk)
+        return webhooks.update_webhook(stored, actor=request.user, **fields)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
+        webhooks.delete_webhook(obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            webhooks.delete_webhook(endpoint, actor=request.user)
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> Any:
+        return admin.ModelAdmin.construct_change_message(self, request, form, formsets, add)
+
     def response_add(
         self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None
     ) -> HttpResponse:
         """The one time the new endpoint's secret is shown."""
-        return _secret_page(request, self, obj)
+        return _secret_page(request, self, WebhookEndpoint.objects.get(pk=obj.pk))
 
     @admin.action(description="Rotate the signing secret (shown once)", permissions=["change"])
     def rotate_secret(
@@ -93,9 +129,7 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         if queryset.count() != 1:
             self.message_user(request, "Rotate one endpoint at a time.", messages.WARNING)
             return None
-        endpoint = queryset.get()
-        endpoint.secret = new_webhook_secret()
-        endpoint.save(update_fields=["secret", "updated_at"])
+        endpoint, _secret = webhooks.rotate_webhook_secret(queryset.get(), actor=request.user)
         return _secret_page(request, self, endpoint)
 
 

@@ -24,14 +24,14 @@ from django.utils.safestring import SafeString, mark_safe
 from flagapp.exceptions import ApprovalRequired, FlagappError, FlagValidationError
 from flagapp.models import (
     Experiment,
-    FlagState,
     RolloutGuardrail,
     RolloutPlan,
     RolloutTransition,
 )
 from flagapp.rollouts import controller
-from flagapp.rollouts.schedule import build_steps, format_bps, treatment_bps, validate_steps
+from flagapp.rollouts.schedule import build_steps, format_bps, validate_steps
 from flagapp.rollouts.states import InvalidTransition
+from flagapp.services.rollouts import start_notes, start_rollout
 
 __all__ = ["ExperimentAdmin", "RolloutPlanAdmin"]
 
@@ -129,60 +129,12 @@ class TransitionInline(admin.TabularInline):
         return False
 
 
-def _current_bps(plan: RolloutPlan) -> int | None:
-    """What the plan's flag serves of its treatment now in its environment (its
-    fallthrough), or None when the flag is off there."""
-    state = FlagState.objects.filter(
-        flag_id=plan.flag_id, environment_id=plan.environment_id
-    ).first()
-    if state is None or not state.enabled:
-        return None
-    return treatment_bps(state.fallthrough, plan.treatment_variant)
-
-
-def _lowers_exposure(plan: RolloutPlan) -> str | None:
-    """Why starting ``plan`` would silently take users away, or None.
-
-    A plan starts at its first step; a flag already serving more of the treatment (a
-    manual 10% before the plan) would drop to that step (1%), and the users between lose
-    the feature without anyone deciding it. Refused with what to do instead.
-    """
-    if plan.state != "draft" or not plan.steps:
-        return None
-    now, first = _current_bps(plan), int(plan.steps[0])
-    if now is None or now <= first:
-        return None
-    return (
-        f"{plan.flag.key} already serves {format_bps(now)} of {plan.treatment_variant} in "
-        f"{plan.environment.key}; the plan's first step is {format_bps(first)}, so starting "
-        f"would lower exposure. Make the first step at least {format_bps(now)} (the steps "
-        "below it can go)."
-    )
-
-
-def _start_notes(plan: RolloutPlan) -> list[str]:
-    """The intermediate page's preview of each plan's first step."""
-    if plan.state != "draft" or not plan.steps:
-        return []
-    lowered = _lowers_exposure(plan)
-    if lowered:
-        return [f"{plan}: {lowered}"]
-    now = _current_bps(plan)
-    current = "off" if now is None else f"{format_bps(now)} of {plan.treatment_variant}"
-    return [
-        f"{plan}: first step serves {format_bps(int(plan.steps[0]))} of "
-        f"{plan.treatment_variant} (now {current})."
-    ]
-
-
 def _transition_action(name: str, label: str) -> Any:
     def run(
         modeladmin: RolloutPlanAdmin, request: HttpRequest, queryset: QuerySet[RolloutPlan]
     ) -> HttpResponse | None:
         form = _ReasonForm(request.POST if "apply" in request.POST else None)
-        notes = (
-            [note for plan in queryset for note in _start_notes(plan)] if name == "start" else []
-        )
+        notes = [note for plan in queryset for note in start_notes(plan)] if name == "start" else []
         if not form.is_valid():
             return TemplateResponse(
                 request,
@@ -201,13 +153,9 @@ def _transition_action(name: str, label: str) -> Any:
             )
         reason = form.cleaned_data["reason"]
         for plan in queryset:
-            lowered = _lowers_exposure(plan) if name == "start" else None
-            if lowered:
-                modeladmin.message_user(request, f"{plan}: not started. {lowered}", messages.ERROR)
-                continue
             try:
                 func: Any = {
-                    "start": controller.start,
+                    "start": start_rollout,
                     "pause": controller.pause,
                     "resume": controller.resume,
                     "rollback": controller.rollback,
@@ -226,6 +174,10 @@ def _transition_action(name: str, label: str) -> Any:
                     f"{json.dumps(exc.change)}; once approved, select it on the plan.",
                     messages.WARNING,
                 )
+            except FlagValidationError as exc:
+                # the start guard (services.start_rollout): nothing changed
+                text = " ".join(m for ms in exc.message_dict.values() for m in ms)
+                modeladmin.message_user(request, f"{plan}: not started. {text}", messages.ERROR)
             except (InvalidTransition, FlagappError) as exc:
                 modeladmin.message_user(request, f"{plan}: {exc}", messages.ERROR)
         return None

@@ -5,9 +5,12 @@
 ``POST change-requests/``                   propose ``{operation, flag, environment?,
                                             params, reason}`` -> 201 (blast radius stored)
 ``GET  change-requests/{id}/``              one request, with its diff against now
-``POST change-requests/{id}/approve/``      ``{comment?}`` -> 200 applied (409 conflicted)
+``POST change-requests/{id}/approve/``      ``{comment?}`` -> 200 applied; 409 when its base
+                                            version moved on (it stays pending: propose
+                                            it again) or it conflicted
 ``POST change-requests/{id}/reject/``       ``{comment}`` -> 200 rejected
 ``POST change-requests/{id}/apply/``        retry an approved request whose apply failed
+``POST change-requests/{id}/withdraw/``     the author withdraws ``{comment?}`` -> 200
 ``GET  change-requests/{id}/history/``      every step: who, when, status, why
 ``POST change-requests/preview/``           dry run ``{operation, flag, environment?,
                                             params}`` -> the blast radius; nothing written
@@ -194,6 +197,14 @@ class ChangeRequestViewSet(
         cr = crs.reject(
             self._one(pk), reviewer=request.user, comment=body.validated_data["comment"]
         )
+        return Response(ChangeRequestSerializer(cr).data)
+
+    @extend_schema(request=ReviewSerializer, responses={200: ChangeRequestSerializer})
+    @action(detail=True, methods=["post"])
+    def withdraw(self, request: Request, pk: Any = None) -> Response:
+        body = ReviewSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        cr = crs.withdraw(self._one(pk), actor=request.user, reason=body.validated_data["comment"])
         return Response(ChangeRequestSerializer(cr).data)
 
     @extend_schema(request=None, responses={200: ChangeRequestSerializer})

@@ -33,6 +33,7 @@ targeting change, needs approval.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,7 @@ __all__ = [
     "approve",
     "can_review",
     "check_can_propose",
+    "check_not_stale",
     "describe_operation",
     "diff",
     "pending",
@@ -456,6 +458,7 @@ def approve(cr: ChangeRequest, *, reviewer: Any, comment: str = "") -> ChangeReq
         _check_reviewer(cr, reviewer)
         if cr.status != ChangeRequest.STATUS_PENDING:
             raise ChangeNotPermitted(f"change request #{cr.pk} is {cr.status}, not pending")
+        check_not_stale(cr)
         cr.status = ChangeRequest.STATUS_APPROVED
         cr.reviewer = reviewer
         cr.reviewed_at = timezone.now()
@@ -466,6 +469,19 @@ def approve(cr: ChangeRequest, *, reviewer: Any, comment: str = "") -> ChangeReq
         cr.save()
         _announce(cr, "approved", reviewer)
     return apply(cr, actor=reviewer)
+
+
+def check_not_stale(cr: ChangeRequest) -> None:
+    """The approve guard of the admin and the API alike: a request made against a version
+    that moved on cannot be approved (it could only conflict, or overwrite what the reviewer
+    never saw); it stays pending and says so, and the author proposes it again."""
+    found = diff(cr)
+    if found["stale"]:
+        raise VersionConflict(
+            found["current_version"],
+            cr.base_version,
+            resource=f"change request #{cr.pk} (propose it again on the current version)",
+        )
 
 
 def reject(cr: ChangeRequest, *, reviewer: Any, comment: str) -> ChangeRequest:
@@ -501,13 +517,14 @@ def withdraw(
     """
     from flagapp.models import ChangeRequest
 
-    _require_user(actor)
+    if not (flag_archived and actor is None):  # None: the system archiving the flag
+        _require_user(actor)
     with transaction.atomic():
         cr = _locked(cr)
         if cr.status not in (ChangeRequest.STATUS_PENDING, ChangeRequest.STATUS_APPROVED):
             raise ChangeNotPermitted(f"change request #{cr.pk} is {cr.status}, not open")
         if flag_archived:
-            if not actor.has_perm("flagapp.change_flag"):
+            if actor is not None and not actor.has_perm("flagapp.change_flag"):
                 raise ChangeNotPermitted(f"{actor} lacks the permission flagapp.change_flag")
         elif actor.pk != cr.author_id:
             raise ChangeNotPermitted("only the author can withdraw a change request")
@@ -544,6 +561,7 @@ def apply(cr: ChangeRequest, *, actor: Any) -> ChangeRequest:
             raise ChangeNotPermitted(f"{actor} may not apply change request #{cr.pk}")
         reviewer = cr.reviewer.get_username() if cr.reviewer else "?"
         reason = f"{cr.reason} [change request #{cr.pk}, approved by {reviewer}]"
+        before, _ = _current_values(cr)
         try:
             with transaction.atomic():
                 services.apply_change(cr.change, actor=cr.author, reason=reason, change_request=cr)
@@ -559,6 +577,7 @@ def apply(cr: ChangeRequest, *, actor: Any) -> ChangeRequest:
             _history(cr, actor, f"apply failed: {exc}")
         else:
             cr.status = ChangeRequest.STATUS_APPLIED
+            cr.before = json.loads(json.dumps(before, default=str))
             cr.applied_at = timezone.now()
             cr.detail = ""
             _history(cr, actor, "applied")
@@ -584,9 +603,25 @@ def pending() -> Any:
 
 def _current_values(cr: ChangeRequest) -> tuple[dict[str, Any], int | None]:
     """The stored values of the fields the request changes, and the current version."""
-    from flagapp.models import FlagState
+    from flagapp.models import Environment, FlagState, Segment
 
     values: dict[str, Any] = {}
+    if cr.kind == "update_segment":
+        segment = Segment.objects.filter(key=cr.payload.get("segment")).first()
+        if segment is None:
+            return values, None
+        for name in cr.payload.get("params") or {}:
+            if hasattr(segment, name) and name != "expected_version":
+                values[name] = getattr(segment, name)
+        return values, segment.version
+    if cr.kind == "update_environment":
+        env = Environment.objects.filter(key=cr.environment_key).first()
+        if env is None:
+            return values, None
+        for name in cr.payload.get("params") or {}:
+            if hasattr(env, name) and name != "expected_version":
+                values[name] = getattr(env, name)
+        return values, env.version
     if cr.flag is None:
         return values, None
     if cr.kind in ("update_flag_state", "set_flag_enabled") and cr.environment is not None:
@@ -600,18 +635,19 @@ def _current_values(cr: ChangeRequest) -> tuple[dict[str, Any], int | None]:
         values = state_dict(state)
         return values, state.version
     if cr.kind == "set_variants":
-        return {"variants": list(cr.flag.variants.values("key", "value", "description"))}, None
+        variants = list(cr.flag.variants.values("key", "value", "description"))
+        return {"variants": variants}, cr.flag.version
     if cr.kind in ("archive_flag", "unarchive_flag", "delete_flag"):
-        return {"archived": cr.flag.archived}, None
+        return {"archived": cr.flag.archived}, cr.flag.version
     for name in cr.payload.get("params") or {}:
-        if hasattr(cr.flag, name):
+        if hasattr(cr.flag, name) and name != "expected_version":
             value = getattr(cr.flag, name)
             values[name] = (
                 value.isoformat()
                 if hasattr(value, "isoformat")
                 else (value.name if hasattr(value, "user_set") else value)
             )
-    return values, None
+    return values, cr.flag.version
 
 
 def diff(cr: ChangeRequest) -> dict[str, Any]:
@@ -620,6 +656,9 @@ def diff(cr: ChangeRequest) -> dict[str, Any]:
     params = dict(cr.payload.get("params") or {})
     params.pop("expected_version", None)
     current, version = _current_values(cr)
+    if cr.status == cr.STATUS_APPLIED and cr.before is not None:
+        # What was stored when it was applied: an applied request keeps its before/after.
+        current = dict(cr.before)
     if cr.kind == "set_flag_enabled" and "enabled" not in params:
         params["enabled"] = cr.payload.get("enabled")
     if cr.kind in ("archive_flag", "unarchive_flag", "delete_flag"):

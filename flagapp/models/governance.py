@@ -87,6 +87,9 @@ class ChangeRequest(models.Model):
     #: ``BlastRadius.as_dict()`` computed when the request was created (None: not a
     #: targeting change, or no snapshot to compare with).
     blast_radius = models.JSONField(null=True, blank=True)
+    #: The stored values of the fields it changed, as they were when it was applied (so an
+    #: applied request keeps showing before and after; None until applied).
+    before = models.JSONField(null=True, blank=True)
     #: Why applying failed (the conflict message), for the author to redo the change.
     detail = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -29,6 +29,7 @@ from .environments import copy_environment, create_environment, update_environme
 from .experiments import create_experiment, update_experiment, validate_experiment
 from .flags import (
     archive_flag,
+    archive_notes,
     create_flag,
     delete_flag,
     save_flag,
@@ -36,6 +37,7 @@ from .flags import (
     unarchive_flag,
     update_flag,
 )
+from .rollouts import start_rollout
 from .segments import create_segment, delete_segment, segment_users, update_segment
 from .states import set_flag_enabled, update_flag_state
 
@@ -43,6 +45,7 @@ __all__ = [
     "UNSET",
     "apply_change",
     "archive_flag",
+    "archive_notes",
     "copy_environment",
     "create_environment",
     "create_experiment",
@@ -54,6 +57,7 @@ __all__ = [
     "segment_users",
     "set_flag_enabled",
     "set_variants",
+    "start_rollout",
     "unarchive_flag",
     "update_environment",
     "update_experiment",

@@ -45,6 +45,7 @@ from ._validation import dependents_of, normalize_variants, validate_flag_in_env
 
 __all__ = [
     "archive_flag",
+    "archive_notes",
     "create_flag",
     "default_fallthrough",
     "delete_flag",
@@ -471,10 +472,51 @@ def _set_archived(
         locked.archived = archived
         bump(locked)
         save(locked, actor, reason)
+        if archived:
+            _settle_archived(locked, actor, reason, change_request)
         publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
         _send_changed(locked, [], actor, reason, op)
     _copy_stored(locked, flag)
     return locked
+
+
+def _running_rollouts(flag: Flag) -> Any:
+    from flagapp.models import RolloutPlan
+
+    return RolloutPlan.objects.filter(flag=flag, state="running").select_related("environment")
+
+
+def archive_notes(flag: Flag) -> list[str]:
+    """What archiving ``flag`` will also do, in words (the admin shows these before asking
+    for the reason): running rollouts are paused, open change requests withdrawn."""
+    from flagapp.governance import change_requests as crs
+
+    notes = [
+        f"{flag.key}: rollout #{plan.pk} in {plan.environment.key} is {plan.state}; "
+        "archiving pauses it."
+        for plan in _running_rollouts(flag)
+    ]
+    for cr in crs.open_requests(flag):
+        what = crs.describe_operation(cr.kind, cr.payload)
+        notes.append(
+            f"{flag.key}: change request #{cr.pk} ({what}) is {cr.status}; archiving withdraws it."
+        )
+    return notes
+
+
+def _settle_archived(flag: Flag, actor: Any, reason: str, change_request: Any) -> None:
+    """An archived flag leaves every snapshot: a rollout still stepping it or a request still
+    waiting to change it would act on a flag nobody serves. Pause the one, withdraw the
+    other (not the approved request being applied, if that is what archives it)."""
+    from flagapp.governance import change_requests as crs
+    from flagapp.rollouts import controller
+
+    why = f"flag archived: {reason}"
+    for plan in _running_rollouts(flag):
+        controller.pause(plan, actor=actor, reason=why)
+    applying = getattr(change_request, "pk", None)
+    for cr in crs.open_requests(flag).exclude(pk=applying):
+        crs.withdraw(cr, actor=actor, reason=why, flag_archived=True)
 
 
 def archive_flag(
@@ -486,7 +528,9 @@ def archive_flag(
     expected_version: int | None = None,
 ) -> Flag:
     """Archive: the flag leaves every snapshot (callers get FLAG_NOT_FOUND, i.e. their
-    default). Refused while other flags name it as a prerequisite."""
+    default). Refused while other flags name it as a prerequisite. Running rollouts of the
+    flag are paused and its open change requests withdrawn, in the same transaction
+    (:func:`archive_notes` says so beforehand)."""
     return _set_archived(
         flag, True, actor, reason, change_request, "archive_flag", expected_version
     )

@@ -117,9 +117,11 @@ def test_approve__reviewer__200_applied(
     ]
 
 
-def test_approve__stale_base_version__409_conflicted(
+def test_approve__stale_base_version__409_refused_request_stays_pending(
     flag: Flag, prod: Environment, alice: APIClient, bob: APIClient
 ) -> None:
+    # The admin's rule, now the API's too (one guard: change_requests.check_not_stale):
+    # a request whose base moved on says so and cannot be approved until re-proposed.
     first = alice.post(BASE, _body(flag, prod, rules=[PRO_RULE]), format="json").json()["id"]
     second = alice.post(
         BASE, _body(flag, prod, enabled=False, fallthrough={"variant": "on"}), format="json"
@@ -127,7 +129,34 @@ def test_approve__stale_base_version__409_conflicted(
     assert bob.post(f"{BASE}{first}/approve/", {}, format="json").status_code == 200
     response = bob.post(f"{BASE}{second}/approve/", {}, format="json")
     assert response.status_code == 409
-    assert response.json()["status"] == "conflicted"
+    assert f"change request #{second}" in response.json()["detail"]
+    assert response.json()["current_version"] == flag.states.get(environment=prod).version
+    assert ChangeRequest.objects.get(pk=second).status == "pending"
+    assert bob.get(f"{BASE}{second}/").json()["diff"]["stale"] is True
+
+
+def test_withdraw__author__200_withdrawn_other_user_403(
+    flag: Flag, prod: Environment, alice: APIClient, bob: APIClient
+) -> None:
+    cr_id = alice.post(BASE, _body(flag, prod, rules=[PRO_RULE]), format="json").json()["id"]
+    assert bob.post(f"{BASE}{cr_id}/withdraw/", {}, format="json").status_code == 403
+    response = alice.post(f"{BASE}{cr_id}/withdraw/", {"comment": "not now"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "withdrawn"
+    assert bob.post(f"{BASE}{cr_id}/approve/", {}, format="json").status_code == 403
+
+
+def test_applied_request__diff__keeps_before_and_after(
+    flag: Flag, prod: Environment, alice: APIClient, bob: APIClient
+) -> None:
+    cr_id = alice.post(
+        BASE, _body(flag, prod, fallthrough={"variant": "on"}), format="json"
+    ).json()["id"]
+    assert bob.post(f"{BASE}{cr_id}/approve/", {}, format="json").json()["status"] == "applied"
+    rows = bob.get(f"{BASE}{cr_id}/").json()["diff"]["fields"]
+    assert rows == [
+        {"field": "fallthrough", "before": {"variant": "off"}, "after": {"variant": "on"}}
+    ]
 
 
 def test_reject__without_comment__400_then_with_comment_200(

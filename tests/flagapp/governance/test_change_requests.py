@@ -16,6 +16,7 @@ from flagapp.exceptions import (
     ApprovalRequired,
     ChangeNotPermitted,
     FlagValidationError,
+    VersionConflict,
 )
 from flagapp.governance import change_requests as crs
 from flagapp.models import ChangeRequest, ContextSample, Environment, Flag, FlagState, Snapshot
@@ -197,7 +198,7 @@ def test_reject__with_comment__nothing_applied_and_final(
         crs.approve(cr, reviewer=bob)
 
 
-def test_approve__base_version_moved__conflicted_and_nothing_lost(
+def test_approve__base_version_moved__refused_stays_pending_nothing_lost(
     flag: Flag, prod: Environment, alice: User, bob: User
 ) -> None:
     first = _propose(flag, prod, alice, rules=[PRO_RULE])
@@ -205,9 +206,10 @@ def test_approve__base_version_moved__conflicted_and_nothing_lost(
     assert first.base_version == second.base_version
     assert crs.approve(first, reviewer=bob).status == "applied"
     applied_version = _state(flag, prod).version
-    second = crs.approve(second, reviewer=bob)
-    assert second.status == "conflicted"
-    assert "stale version" in second.detail
+    with pytest.raises(VersionConflict, match="stale version"):
+        crs.approve(second, reviewer=bob)  # refused before approval: it stays pending
+    second.refresh_from_db()
+    assert second.status == "pending"
     state = _state(flag, prod)
     assert state.version == applied_version
     assert state.fallthrough == {"variant": "off"}  # the first change stays
