@@ -40,6 +40,7 @@ from .base import (
     readable,
     reason_action,
 )
+from .editor import EditorURLs
 from .forms import (
     FlagForm,
     FlagStateInlineForm,
@@ -248,7 +249,7 @@ def _related_history(flag_id: str, limit: int = 200) -> list[dict[str, Any]]:
 
 
 @admin.register(Flag)
-class FlagAdmin(OverviewAdminMixin, AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
+class FlagAdmin(OverviewAdminMixin, EditorURLs, AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
     form = FlagForm
     inlines = [VariantInline, FlagStateInline]
     list_display = ["key", "name", "owner", "flag_type", "risk", "expiry", "archived"]

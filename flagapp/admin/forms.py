@@ -12,6 +12,7 @@ from django.utils.html import escape
 
 from flagapp.models import Environment, Flag, FlagState, Segment, TargetingRule, Variant
 
+from .editor import PrerequisitesEditorWidget, RulesEditorWidget
 from .syntax import (
     format_conditions,
     format_prerequisites,
@@ -153,7 +154,7 @@ class _StateFieldsMixin(VersionedForm):
     )
     prerequisites = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+        widget=PrerequisitesEditorWidget(attrs={"rows": 2, "cols": 60}),
         # The admin renders help texts as HTML: the placeholders must be escaped.
         help_text=escape("One per line: <flag key>: <variant>, <variant>"),
     )
@@ -161,6 +162,11 @@ class _StateFieldsMixin(VersionedForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
+            # The editor's serve pickers offer this flag's variants.
+            for name in ("prerequisites", "rules_text"):
+                widget = self.fields[name].widget if name in self.fields else None
+                if isinstance(widget, RulesEditorWidget | PrerequisitesEditorWidget):
+                    widget.flag_id = self.instance.flag_id
             self.initial["fallthrough"] = format_serve(self.instance.fallthrough)
             self.initial["prerequisites"] = format_prerequisites(self.instance.prerequisites)
 
@@ -185,7 +191,7 @@ class FlagStateInlineForm(_StateFieldsMixin):
     rules_text = forms.CharField(
         label="Rules",
         required=False,
-        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        widget=RulesEditorWidget(attrs={"rows": 3, "cols": 80}),
         help_text="One rule per line, tried in order: [id] plan in pro; country eq US => on "
         "· [beta] in_segment beta => on:10 off:90 · => off (everyone). Descriptions are "
         "kept by id; edit them on the rules page.",

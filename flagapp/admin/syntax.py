@@ -32,6 +32,9 @@ from typing import Any
 from django.core.exceptions import ValidationError
 
 __all__ = [
+    "condition_json",
+    "condition_line",
+    "condition_parts",
     "describe_path",
     "format_conditions",
     "format_prerequisites",
@@ -233,35 +236,57 @@ def _plain_attr(attr: Any, ops: Mapping[str, Any]) -> bool:
     )
 
 
-def format_conditions(conditions: Sequence[Mapping[str, Any]] | None) -> str:
+def condition_parts(cond: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The pieces of one condition's line — ``negate``, ``attr`` (``None`` for the segment
+    operators), ``op``, ``ci`` and ``values`` as the tokens the line shows — or ``None``
+    when the condition can only be written as JSON.
+
+    The visual editor (``flagapp.admin.editor``) edits these pieces and joins them the way
+    :func:`condition_line` does, so both editors write the same text."""
     ops = _operators()
+    op = cond.get("op")
+    known = {"attr", "op", "values", "negate", "case_insensitive"}
+    simple = (
+        isinstance(op, str)
+        and op in ops
+        and set(cond) <= known
+        and (not ops[op].uses_attr or _plain_attr(cond.get("attr"), ops))
+        and isinstance(cond.get("values", []), list)
+        and all(isinstance(v, str | int | float | bool) for v in cond.get("values", []))
+    )
+    if not simple:
+        return None
+    uses_attr = ops[str(op)].uses_attr
+    return {
+        "negate": bool(cond.get("negate")),
+        "attr": cond.get("attr") if uses_attr else None,
+        "op": str(op),
+        "ci": bool(cond.get("case_insensitive")) if uses_attr else False,
+        "values": [_format_scalar(v) for v in cond.get("values", [])],
+    }
+
+
+def condition_line(parts: Mapping[str, Any]) -> str:
+    """The line of :func:`condition_parts`' pieces (the inverse of one line of
+    :func:`parse_conditions`)."""
+    line = str(parts["op"])
+    if parts.get("attr") is not None:
+        line = f"{parts['attr']} {line}{'/i' if parts.get('ci') else ''}"
+    if parts.get("values"):
+        line = f"{line} {', '.join(parts['values'])}"
+    return f"not {line}" if parts.get("negate") else line
+
+
+def condition_json(cond: Mapping[str, Any]) -> str:
+    """A condition the line syntax cannot carry, as the one-line JSON both editors show."""
+    return json.dumps(cond, ensure_ascii=False, sort_keys=True)
+
+
+def format_conditions(conditions: Sequence[Mapping[str, Any]] | None) -> str:
     lines = []
     for cond in conditions or []:
-        op = cond.get("op")
-        known = {"attr", "op", "values", "negate", "case_insensitive"}
-        simple = (
-            isinstance(op, str)
-            and op in ops
-            and set(cond) <= known
-            and (not ops[op].uses_attr or _plain_attr(cond.get("attr"), ops))
-            and isinstance(cond.get("values", []), list)
-            and all(isinstance(v, str | int | float | bool) for v in cond.get("values", []))
-        )
-        if not simple:
-            lines.append(json.dumps(cond, ensure_ascii=False, sort_keys=True))
-            continue
-        values = ", ".join(_format_scalar(v) for v in cond.get("values", []))
-        op = str(op)
-        if ops[op].uses_attr:
-            suffix = "/i" if cond.get("case_insensitive") else ""
-            line = f"{cond.get('attr')} {op}{suffix}"
-        else:
-            line = op
-        if values:
-            line = f"{line} {values}"
-        if cond.get("negate"):
-            line = f"not {line}"
-        lines.append(line)
+        parts = condition_parts(cond)
+        lines.append(condition_json(cond) if parts is None else condition_line(parts))
     return "\n".join(lines)
 
 
