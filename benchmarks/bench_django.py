@@ -18,10 +18,12 @@ Two situations are timed for each library:
 Figures are CPU microseconds per call (``time.process_time``), median of 5 runs.
 Target: flagapp's "in request" at most 5 µs, and at least 5x faster than waffle.
 
-A second table prices exposure recording (``FLAGAPP["RECORD_EXPOSURES"]``, on by default, so
-the first table includes it): the same "in request" call with ``record=False`` (nothing
-recorded) and with the default (an exposure appended to the in-memory buffer; the buffer is
-bounded and written after responses, which these calls do not have, so no query is timed).
+A second table prices exposure recording (``FLAGAPP["RECORD_EXPOSURES"]``): the same "in
+request" call with ``record=False`` (nothing recorded), with the default ``"observed"`` on a
+flag nothing reads (what the first table measures: a metadata lookup, the evaluation only
+counted) and with recording (``True``, or a flag an experiment or a guarded rollout reads:
+an exposure appended to the in-memory buffer; the buffer is bounded and written after
+responses, which these calls do not have, so no query is timed).
 Run: ``python -m benchmarks django``.
 """
 
@@ -249,7 +251,8 @@ def main() -> None:
 def _exposure_overhead(
     evaluate: Any, keys: dict[str, str], defaults: dict[str, Any], requests: list[Any]
 ) -> None:
-    """flagapp.evaluate in request with exposure recording on (default) vs record=False."""
+    """flagapp.evaluate in request: record=False, the default on an unobserved flag, and an
+    exposure recorded."""
     from flagapp import exposures
 
     rows = []
@@ -262,15 +265,21 @@ def _exposure_overhead(
             repeats=REPEATS,
         )
         nxt = _cycle(requests)
+        counted = per_call_us(
+            lambda k=key, d=default, n=nxt: evaluate(k, d, n()), calls=CALLS, repeats=REPEATS
+        )
+        exposures.sample_rate()
+        exposures._observed_only = False  # RECORD_EXPOSURES = True, without a settings reload
+        nxt = _cycle(requests)
         on = per_call_us(
             lambda k=key, d=default, n=nxt: evaluate(k, d, n()), calls=CALLS, repeats=REPEATS
         )
-        rows.append([label, off, on, on - off])
-    exposures.reset()
+        exposures.reset()  # drops the buffer, re-reads the settings
+        rows.append([label, off, counted, on, on - off])
     print_table(
         "Django: exposure recording, flagapp.evaluate in request, us/call "
-        "(record=False vs RECORD_EXPOSURES on at EXPOSURE_SAMPLE_RATE 1.0)",
-        ["scenario", "record=False", "recording", "overhead"],
+        '(record=False; default "observed", flag not observed; recorded at rate 1.0)',
+        ["scenario", "record=False", "not observed", "recorded", "overhead recorded"],
         rows,
     )
     _telemetry_overhead(evaluate, keys, defaults, requests)

@@ -149,9 +149,11 @@ DEFAULTS: dict[str, Any] = {
     # --- Exposures and track() of this process (flagapp.exposures; docs/observability.md) ---
     # Record flagapp.evaluate's evaluations that served a variant (flag_is_active, the
     # template tags, decorators and mixins included) as exposure events, stored with the
-    # SDKs' events (experiments, stored-events guardrails). False turns it off everywhere;
-    # evaluate(..., record=False) turns it off for one call.
-    "RECORD_EXPOSURES": True,
+    # SDKs' events (experiments, stored-events guardrails). "observed" (default): only flags
+    # something reads (a running experiment, a guarded rollout: marked in the snapshot), the
+    # others are only counted; True: every evaluation; False: none. evaluate(...,
+    # record=False) turns it off for one call.
+    "RECORD_EXPOSURES": "observed",
     # Share of those evaluations recorded (0..1). Experiments and guardrail rates need 1.0.
     "EXPOSURE_SAMPLE_RATE": 1.0,
     # Exposures and track() events buffered per process between two writes, at most (the

@@ -203,10 +203,13 @@ def state_dict(state: FlagState) -> dict[str, Any]:
 def compile_environment(environment: Environment, *, version: int = 0) -> dict[str, Any]:
     """The format-v1 document of one environment (archived flags left out).
 
-    Five queries whatever the number of flags (flags with owners, variants, states, rules,
-    segments), read as plain rows: building model instances and per-object prefetch caches
-    costs more than everything else here once there are hundreds of flags.
+    Seven queries whatever the number of flags (flags with owners, variants, states, rules,
+    segments, and the experiments and guarded rollouts that mark flags whose exposures are
+    recorded, ``flagapp.exposures.observed_flag_ids``), read as plain rows: building model
+    instances and per-object prefetch caches costs more than everything else here once
+    there are hundreds of flags.
     """
+    from .exposures import OBSERVED, observed_flag_ids
     from .models import Flag, FlagState, Segment, TargetingRule, Variant
 
     live = {"flag__archived": False}
@@ -239,6 +242,7 @@ def compile_environment(environment: Environment, *, version: int = 0) -> dict[s
     ):
         rules.setdefault(state_id, []).append((rule_id, conditions, serve))
 
+    observed = observed_flag_ids(environment.pk)
     flag_docs: dict[str, Any] = {}
     for flag_id, key, kind, flag_type, risk, expires_on, owner in (
         Flag.objects.filter(archived=False)
@@ -250,6 +254,9 @@ def compile_environment(environment: Environment, *, version: int = 0) -> dict[s
             # Created before this environment existed and never configured here: off.
             state = (0, False, None, [], 0)
         state_id, enabled, fallthrough, prerequisites, state_version = state
+        meta = metadata(owner, flag_type, risk, expires_on, state_version)
+        if flag_id in observed:
+            meta[OBSERVED] = True
         flag_docs[key] = flag_entry(
             kind=kind,
             enabled=enabled,
@@ -257,7 +264,7 @@ def compile_environment(environment: Environment, *, version: int = 0) -> dict[s
             prerequisites=prerequisites,
             rules=rules.get(state_id, []),
             fallthrough=fallthrough,
-            metadata=metadata(owner, flag_type, risk, expires_on, state_version),
+            metadata=meta,
         )
     segment_docs = {
         key: segment_doc(include, exclude, conditions)

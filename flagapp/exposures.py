@@ -23,9 +23,19 @@ down) puts them back in front of the buffer for the next flush, so an event is s
 or, if the buffer overflows meanwhile, dropped and counted, never twice. Evaluation counts
 are not touched here: ``sampling.note`` already counted the evaluation.
 
-Settings: ``RECORD_EXPOSURES`` (the off-switch; ``evaluate(..., record=False)`` is the
-per-call one), ``EXPOSURE_SAMPLE_RATE`` (share of evaluations recorded) and
-``EVENT_BUFFER_SIZE`` (bound of the buffer).
+Which evaluations are exposures worth a row: by default (``RECORD_EXPOSURES =
+"observed"``) only those of flags something reads -- a running experiment, or a rollout with
+guardrails that is running or paused, on that flag in that environment. The publisher marks
+those flags in the snapshot (flag metadata ``recordExposures: true``, :func:`observed_flag_ids`
+at compile time; an experiment saved or deleted triggers a publish), so the check is a
+lookup in the resolution's metadata: still no query on the request path. Every other
+evaluation is only counted (:mod:`flagapp.sampling`: the stale report and "last evaluated"),
+which is all anything reads of it. ``RECORD_EXPOSURES = True`` records every evaluation that
+served a variant (the behaviour before), ``False`` none.
+
+Settings: ``RECORD_EXPOSURES`` (``"observed"``, ``True``, ``False``;
+``evaluate(..., record=False)`` is the per-call off-switch), ``EXPOSURE_SAMPLE_RATE``
+(share of the recorded evaluations kept) and ``EVENT_BUFFER_SIZE`` (bound of the buffer).
 """
 
 from __future__ import annotations
@@ -45,10 +55,12 @@ if TYPE_CHECKING:
     from openfeature_provider.engine import Resolution
 
 __all__ = [
+    "OBSERVED",
     "add_tracking",
     "connect",
     "expose",
     "flush",
+    "observed_flag_ids",
     "pending",
     "reset",
     "sample_rate",
@@ -57,8 +69,13 @@ __all__ = [
 
 logger = logging.getLogger("flagapp.exposures")
 
+#: Flag metadata set by the publisher on flags something reads (experiment, guardrails).
+OBSERVED = "recordExposures"
+#: ``source`` of an exposure recorded by this server (``flagapp.evaluate``); OFREP's is "ofrep".
+IN_PROCESS = "in-process"
+
 # (kind, environment, payload, timestamp):
-#   ("exposure", env, (the engine's Resolution, the context's targetingKey), ts)
+#   ("exposure", env, (the engine's Resolution, the context's targetingKey, source), ts)
 #   ("tracking", env, validated event dict (flagapp.sdk.events' shape), ts)
 _Item = tuple[str, str, Any, float]
 
@@ -66,9 +83,17 @@ _lock = threading.Lock()
 _flushing = threading.Lock()
 _buffer: deque[_Item] = deque(maxlen=10_000)
 _last_flush = time.monotonic()
-_counters = {"overflow_dropped": 0, "stored": 0, "dropped": 0, "failed_flushes": 0}
+_counters = {
+    "overflow_dropped": 0,
+    "stored": 0,
+    "dropped": 0,
+    "failed_flushes": 0,
+    "unobserved": 0,
+}
 #: (RECORD_EXPOSURES and EXPOSURE_SAMPLE_RATE as a float, 0.0 when off), or None: re-read.
 _rate: float | None = None
+#: RECORD_EXPOSURES == "observed": only flags marked OBSERVED in the snapshot are recorded.
+_observed_only = True
 _random = random.random
 _time = time.time
 
@@ -77,12 +102,14 @@ def sample_rate() -> float:
     """The share of evaluations recorded as exposures (0.0 when ``RECORD_EXPOSURES`` is off).
 
     Cached until ``FLAGAPP`` changes (``setting_changed``): read on every evaluation."""
-    global _rate
+    global _rate, _observed_only
     rate = _rate
     if rate is None:
         rate = 0.0
-        if settings.RECORD_EXPOSURES:
+        mode = settings.RECORD_EXPOSURES
+        if mode:
             rate = min(1.0, max(0.0, float(settings.EXPOSURE_SAMPLE_RATE)))
+        _observed_only = mode == "observed"
         _resize(int(settings.EVENT_BUFFER_SIZE))
         _rate = rate
     return rate
@@ -105,21 +132,37 @@ def _append(item: _Item) -> None:
     buffer.append(item)
 
 
-def expose(env_key: str, res: Resolution, context: Mapping[str, Any] | None) -> None:
+def expose(
+    env_key: str,
+    res: Resolution,
+    context: Mapping[str, Any] | None,
+    source: str = IN_PROCESS,
+) -> None:
     """Note one exposure in memory (sampled at ``EXPOSURE_SAMPLE_RATE``): never a query.
 
     ``res`` is the engine's (immutable, pre-built) resolution: flag, variant, reason, rule
     and snapshot version are read from it at flush time, not on the hot path. Only the
     targeting key of the context is kept: the stored event names the user, the variant and
-    why, never the other attributes."""
+    why, never the other attributes. Under ``RECORD_EXPOSURES = "observed"`` (the default)
+    a flag the snapshot does not mark :data:`OBSERVED` is not recorded (only counted)."""
     rate = _rate if _rate is not None else sample_rate()
-    if rate <= 0.0 or (rate < 1.0 and _random() >= rate):
+    if rate <= 0.0:
+        return
+    if _observed_only and not res.metadata.get(OBSERVED):
+        _counters["unobserved"] += 1
+        return
+    if rate < 1.0 and _random() >= rate:
         return
     buffer = _buffer
     if len(buffer) == buffer.maxlen:
         _counters["overflow_dropped"] += 1  # the append below pushes the oldest out
     buffer.append(
-        ("exposure", env_key, (res, context.get("targetingKey") if context else None), _time())
+        (
+            "exposure",
+            env_key,
+            (res, context.get("targetingKey") if context else None, source),
+            _time(),
+        )
     )
 
 
@@ -135,7 +178,8 @@ def pending() -> int:
 
 def stats() -> dict[str, int]:
     """Counters since start: ``overflow_dropped`` (buffer full), ``stored``, ``dropped`` (an
-    environment that does not exist), ``failed_flushes``, and ``buffered`` (now)."""
+    environment that does not exist), ``failed_flushes``, ``unobserved`` (evaluations of
+    flags nothing reads, counted but not recorded) and ``buffered`` (now)."""
     return {**_counters, "buffered": len(_buffer)}
 
 
@@ -157,9 +201,9 @@ def _put_back(items: list[_Item]) -> None:
         _buffer.extendleft(reversed(keep))
 
 
-def _exposure_event(payload: tuple[Resolution, Any], ts: float) -> dict[str, Any]:
-    res, tk = payload
-    data: dict[str, Any] = {"reason": res.reason, "ruleId": res.rule_id, "source": "in-process"}
+def _exposure_event(payload: tuple[Resolution, Any, str], ts: float) -> dict[str, Any]:
+    res, tk, source = payload
+    data: dict[str, Any] = {"reason": res.reason, "ruleId": res.rule_id, "source": source}
     version = res.metadata.get("snapshotVersion")
     if version is not None:
         data["snapshotVersion"] = version
@@ -171,6 +215,39 @@ def _exposure_event(payload: tuple[Resolution, Any], ts: float) -> dict[str, Any
         "timestamp": datetime.fromtimestamp(ts, tz=UTC),
         "context": {},
     }
+
+
+def observed_flag_ids(environment_id: int) -> set[int]:
+    """The flags of ``environment_id`` whose exposures something reads: those of an
+    experiment not ended, and of a running or paused rollout with guardrails. Read by the
+    publisher (``flagapp.documents.compile_environment``) to mark them :data:`OBSERVED`."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from flagapp.models import Experiment, RolloutPlan
+
+    ids = set(
+        Experiment.objects.filter(environment_id=environment_id)
+        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=timezone.now()))
+        .values_list("flag_id", flat=True)
+    )
+    ids.update(
+        RolloutPlan.objects.filter(
+            environment_id=environment_id,
+            state__in=("running", "paused"),
+            guardrails__isnull=False,
+        ).values_list("flag_id", flat=True)
+    )
+    return ids
+
+
+def _experiment_saved(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """An experiment saved or deleted changes which flags are observed: publish its
+    environment (in the same transaction; unchanged content costs a compile, no version)."""
+    from flagapp import publishing
+
+    if instance.environment_id:
+        publishing.record([instance.environment_id])
 
 
 def flush() -> int:
@@ -246,9 +323,16 @@ def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
 def connect() -> None:
     """Connect the flush and settings receivers (``AppConfig.ready``)."""
     from django.core.signals import request_finished
+    from django.db.models.signals import post_delete, post_save
     from django.test.signals import setting_changed
 
+    from flagapp.models import Experiment
+
     request_finished.connect(on_request_finished, dispatch_uid="flagapp.exposures.flush")
+    for name, signal in (("saved", post_save), ("deleted", post_delete)):
+        signal.connect(
+            _experiment_saved, sender=Experiment, dispatch_uid=f"flagapp.exposures.{name}"
+        )
     setting_changed.connect(_on_setting_changed, dispatch_uid="flagapp.exposures.settings")
 
 

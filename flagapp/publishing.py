@@ -44,7 +44,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -389,11 +389,24 @@ def _cache_behind(environment_key: str, version: int) -> bool:
 
 _reconciler: _ReconcilerThread | None = None
 _reconciler_lock = threading.Lock()
+#: Run after each pass of the in-process reconciler (registered in ``ready()``; a registry,
+#: so this module imports nothing of the notifications it sweeps).
+_pass_hooks: list[Callable[[], Any]] = []
+
+
+def add_pass_hook(hook: Callable[[], Any]) -> None:
+    """Run ``hook`` after each pass of the in-process reconciler (idempotent)."""
+    if hook not in _pass_hooks:
+        _pass_hooks.append(hook)
+
+
 _reconciler_checked = False
 
 
 class _ReconcilerThread(threading.Thread):
-    """A daemon thread that runs :func:`reconcile` every ``interval`` seconds."""
+    """A daemon thread that runs :func:`reconcile` every ``interval`` seconds, then the hooks
+    of :func:`add_pass_hook` (the notifications that are due: the embedded default's
+    sweeper of the notification outbox)."""
 
     def __init__(self, interval: float) -> None:
         super().__init__(name="flagapp-reconciler", daemon=True)
@@ -407,6 +420,12 @@ class _ReconcilerThread(threading.Thread):
                 reconcile()
             except Exception:
                 logger.exception("flagapp: the in-process reconciler failed; retrying")
+            try:
+                for hook in list(_pass_hooks):  # e.g. the notification outbox's sweeper
+                    try:
+                        hook()
+                    except Exception:
+                        logger.exception("flagapp: reconciler hook %r failed; retrying", hook)
             finally:
                 self.passes += 1
                 # A connection per pass: nothing held open between passes (CONN_MAX_AGE).

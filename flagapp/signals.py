@@ -9,11 +9,13 @@ The evaluation cache and the notifier (SSE, Redis) listen; every receiver is con
 ``sdk_key_revoked(sender=SdkKey, public_id=...)`` is sent by ``flagapp.sdk.keys`` after a
 revocation; the notifier broadcasts it to the other processes.
 
-Change notifications (docs/observability.md, "Webhooks and notifications"). Each is sent
-**after COMMIT** of the change it reports (``transaction.on_commit``), so a rolled-back
-change never notifies anyone; the one receiver is
-:mod:`flagapp.notifications.dispatcher`, which turns them into webhook, Slack and email
-deliveries (no sender makes an HTTP call or sends a mail itself):
+Change notifications (docs/observability.md, "Webhooks and notifications"). Senders call
+:func:`flagapp.notifications.outbox.announce` inside the change's transaction: the
+dispatcher (:mod:`flagapp.notifications.dispatcher`) stores the event and its deliveries
+there (the outbox: they commit or roll back with the change), then each signal is sent
+**after COMMIT** with ``recorded=True`` for any other receiver (the dispatcher ignores a
+recorded send; a send without it is still dispatched). No sender makes an HTTP call or
+sends a mail itself:
 
 ``flag_changed(sender=Flag, flag=..., environment_keys=[...], actor=..., reason=...,
 operation=..., changes={...})``: by the services after every successful write;

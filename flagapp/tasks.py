@@ -113,7 +113,9 @@ def deliver_notification(self: Any, delivery_id: int) -> dict[str, Any]:
 @shared_task(name="flagapp.tasks.deliver_due_notifications")
 def deliver_due_notifications() -> dict[str, Any]:
     """Attempt every pending delivery that is due: retries under the embedded runner, and
-    the safety net after a lost Celery message or a worker that died mid-attempt. Then
+    the sweeper of the notification outbox (``flagapp.notifications.outbox``): deliveries a
+    process stored with its change and died before attempting (after COMMIT), a lost Celery
+    message, a worker that died mid-attempt. Bound: this task's interval (30 s). Then
     deletes settled events older than ``NOTIFICATION_KEEP_DAYS`` (the log stays bounded)."""
     from flagapp.notifications.delivery import deliver_due, prune
 
@@ -136,6 +138,7 @@ PERIODIC_TASKS: dict[str, tuple[Callable[..., Any], float]] = {
     "stale_flag_report": (stale_flag_report, 86400.0),
     # Rollout steps, guardrail checks, automatic rollback: a breach is acted on within this.
     "advance_rollouts": (advance_rollouts, 60.0),
-    # Webhook/Slack/email retries that are due (and deliveries a lost message left behind).
+    # Webhook/Slack/email retries that are due, and the outbox's sweeper: deliveries a dead
+    # process or a lost message left behind are sent within this interval.
     "deliver_due_notifications": (deliver_due_notifications, 30.0),
 }

@@ -288,14 +288,10 @@ def _history(cr: ChangeRequest, user: Any, reason: str) -> None:
 def _announce(cr: ChangeRequest, event: str, actor: Any) -> None:
     """``change_request_changed`` after COMMIT (webhooks, Slack): a request whose
     transaction rolls back never notifies."""
+    from flagapp.notifications.outbox import announce
     from flagapp.signals import change_request_changed
 
-    transaction.on_commit(
-        lambda: change_request_changed.send(
-            sender=type(cr), change_request=cr, event=event, actor=actor
-        ),
-        robust=True,
-    )
+    announce(change_request_changed, type(cr), change_request=cr, event=event, actor=actor)
 
 
 def _require_user(user: Any) -> None:

@@ -101,9 +101,6 @@ def _announce(flag: Any, stage: str, today: dt.date, recipients: list[str]) -> N
     from flagapp.signals import flag_expiring
 
     label = stage_label(stage, flag.expires_on, today)
-    transaction.on_commit(
-        lambda: flag_expiring.send(
-            sender=type(flag), flag=flag, stage=stage, label=label, recipients=recipients
-        ),
-        robust=True,
-    )
+    from flagapp.notifications.outbox import announce
+
+    announce(flag_expiring, type(flag), flag=flag, stage=stage, label=label, recipients=recipients)

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from flagapp.conf import settings
@@ -114,17 +113,15 @@ def stale_report(now: dt.datetime | None = None, days: int | None = None) -> Sta
 
 
 def mail_stale_report(report: StaleReport) -> int:
-    """Hand a non-empty report to the notification dispatcher (after COMMIT): a mail to
+    """Hand a non-empty report to the notification dispatcher (the outbox): a mail to
     ``FLAGAPP["STALE_REPORT_EMAILS"]`` and ``flag.stale`` to the subscribed endpoints.
     Returns the number of mail recipients (0 when none are configured or the report is
     empty)."""
+    from flagapp.notifications.outbox import announce
     from flagapp.signals import stale_flags_reported
 
     if report.empty:
         return 0
     recipients = list(settings.STALE_REPORT_EMAILS or [])
-    transaction.on_commit(
-        lambda: stale_flags_reported.send(sender=None, report=report, recipients=recipients),
-        robust=True,
-    )
+    announce(stale_flags_reported, None, report=report, recipients=recipients)
     return len(recipients)

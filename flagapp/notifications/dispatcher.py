@@ -1,11 +1,14 @@
 """The one notification dispatcher: flagapp's signals in, stored deliveries out.
 
-Why one: services, governance, rollouts and the periodic reports only *send signals*
-(after COMMIT, :mod:`flagapp.signals`); this module alone decides who hears about what —
+Why one: services, governance, rollouts and the periodic reports only *announce*
+(:func:`flagapp.notifications.outbox.announce`, inside the change's transaction: the
+outbox); this module alone decides who hears about what —
 the active webhook/Slack endpoints subscribed to the event type and environment, and the
 email channel (a flag's owners on an expiry or a rollback, ``STALE_REPORT_EMAILS`` for the
 stale report) — and records one :class:`~flagapp.models.NotificationEvent` plus one
-:class:`~flagapp.models.NotificationDelivery` per target in one transaction. The sending
+:class:`~flagapp.models.NotificationDelivery` per target in the change's transaction; the
+first attempts run after COMMIT, and the periodic sweep sends what a dead process left
+pending. The sending
 itself (HTTP with bounded timeouts, SMTP, retries with backoff) is
 :mod:`flagapp.notifications.delivery`, run by Celery or ``flagapp_run_tasks``.
 
@@ -13,7 +16,7 @@ Matching: an endpoint with no event types selected gets every type; one with no
 environments selected gets every environment. An event that concerns no environment (a
 flag's metadata, an expiry reminder, the stale report) goes to every endpoint subscribed
 to its type. A receiver failing here is logged and never turns the change into an error
-(the signals are sent with ``robust=True`` semantics by Django's on_commit).
+(``announce`` runs it in a savepoint).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from . import events
+from . import events, outbox
 
 __all__ = ["connect", "dispatch", "has_subscribers", "subscribed_endpoints"]
 
@@ -117,6 +120,8 @@ def _enqueue(ids: list[int]) -> None:
 
 
 def on_flag_changed(sender: Any, *, flag: Any, **kw: Any) -> None:
+    if kw.get("recorded"):
+        return  # stored in the change's transaction (outbox.announce)
     keys = list(kw.get("environment_keys") or [])
     dispatch(
         events.FLAG_CHANGED,
@@ -134,6 +139,8 @@ def on_flag_changed(sender: Any, *, flag: Any, **kw: Any) -> None:
 
 
 def on_change_request(sender: Any, *, change_request: Any, event: str, **kw: Any) -> None:
+    if kw.get("recorded"):
+        return  # stored in the change's transaction (outbox.announce)
     cr = change_request
     dispatch(
         f"change_request.{event}",
@@ -144,6 +151,8 @@ def on_change_request(sender: Any, *, change_request: Any, event: str, **kw: Any
 
 
 def on_rollout_transition(sender: Any, *, plan: Any, transition: Any, **kw: Any) -> None:
+    if kw.get("recorded"):
+        return  # stored in the change's transaction (outbox.announce)
     event_type = events.ROLLOUT_ACTIONS.get(transition.action)
     if event_type is None:
         return
@@ -168,6 +177,8 @@ def on_rollout_transition(sender: Any, *, plan: Any, transition: Any, **kw: Any)
 
 
 def on_flag_expiring(sender: Any, *, flag: Any, stage: str, label: str, **kw: Any) -> None:
+    if kw.get("recorded"):
+        return  # stored in the change's transaction (outbox.announce)
     dispatch(
         events.FLAG_EXPIRING,
         events.flag_expiring_data(flag, stage=stage, label=label),
@@ -177,11 +188,20 @@ def on_flag_expiring(sender: Any, *, flag: Any, stage: str, label: str, **kw: An
 
 
 def on_stale_flags(sender: Any, *, report: Any, **kw: Any) -> None:
+    if kw.get("recorded"):
+        return  # stored in the change's transaction (outbox.announce)
     dispatch(
         events.FLAG_STALE,
         events.stale_data(report),
         email_to=list(kw.get("recipients") or []),
     )
+
+
+def _sweep() -> None:
+    """Deliveries that are due (a dead process's outbox rows, retries), at most 50 a pass."""
+    from .delivery import deliver_due
+
+    deliver_due(limit=50)
 
 
 def connect() -> None:
@@ -197,7 +217,12 @@ def connect() -> None:
         (signals.flag_expiring, on_flag_expiring),
         (signals.stale_flags_reported, on_stale_flags),
     ]
+    from flagapp import publishing
+
+    # The embedded server's reconciler thread also sweeps the outbox (no beat there).
+    publishing.add_pass_hook(_sweep)
     for signal, receiver in pairs:
+        outbox.register(signal, receiver)  # stored in the change's transaction
         signal.connect(
             receiver, dispatch_uid=f"flagapp.notifications.{receiver.__name__}", weak=False
         )

@@ -142,10 +142,9 @@ def _record(
     )
     # Notifications (webhooks, Slack, the owners' email on a rollback) after COMMIT, through
     # the one dispatcher (flagapp.notifications): a transition that rolls back says nothing.
-    transaction.on_commit(
-        lambda: rollout_transition.send(sender=type(plan), plan=plan, transition=transition),
-        robust=True,
-    )
+    from flagapp.notifications.outbox import announce
+
+    announce(rollout_transition, type(plan), plan=plan, transition=transition)
 
 
 def _clean_reason(reason: str) -> str:

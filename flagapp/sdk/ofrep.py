@@ -334,9 +334,11 @@ async def _confirm_nothing_published(env_key: str) -> None:
 
 
 def _offer(env_key: str, res: Resolution, context: Mapping[str, Any]) -> None:
-    from flagapp import sampling
+    from flagapp import exposures, sampling
 
     sampling.offer(env_key, res.flag_key, context, res.variant)
+    if not res.use_default:  # an exposure, through flagapp.evaluate's pipeline (memory only)
+        exposures.expose(env_key, res, context, source="ofrep")
 
 
 def _bulk_etag(rs: Ruleset, context: Mapping[str, Any]) -> str:

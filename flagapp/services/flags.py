@@ -36,7 +36,6 @@ from ._base import (
     clean_reason,
     delete,
     describe_change,
-    on_commit,
     publish_on_commit,
     require_approval,
     save,
@@ -66,20 +65,20 @@ def _send_changed(
     op: str,
     changes: Mapping[str, Any] | None = None,
 ) -> None:
-    """``flag_changed`` after COMMIT (notifications: webhooks, Slack). ``changes`` is what
+    """``flag_changed``: stored with the change (the notification outbox), delivered after
+    COMMIT (webhooks, Slack). ``changes`` is what
     the write set, for the receivers' payload; the dispatcher makes it JSON."""
-    keys = list(env_keys)
-    what = dict(changes or {})
-    on_commit(
-        lambda: flag_changed.send(
-            sender=Flag,
-            flag=flag,
-            environment_keys=keys,
-            actor=actor,
-            reason=reason,
-            operation=op,
-            changes=what,
-        )
+    from flagapp.notifications.outbox import announce
+
+    announce(  # stored with the change (outbox), delivered after COMMIT
+        flag_changed,
+        Flag,
+        flag=flag,
+        environment_keys=list(env_keys),
+        actor=actor,
+        reason=reason,
+        operation=op,
+        changes=dict(changes or {}),
     )
 
 

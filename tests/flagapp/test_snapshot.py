@@ -75,7 +75,7 @@ def test_compile_environment__many_flags__bounded_queries(
         services.update_flag_state(
             flag, envs["production"], actor=None, reason="x", enabled=True, rules=[PRO_RULE]
         )
-    with django_assert_max_num_queries(5):
+    with django_assert_max_num_queries(7):
         doc = snapshot.compile_environment(envs["production"])
     assert len(doc["flags"]) == 30
 

@@ -1,5 +1,7 @@
 """``manage.py flagapp_reconcile``: make every environment's published snapshot match what is
-stored (drain the publish outbox, republish where the content hash differs).
+stored (drain the publish outbox, republish where the content hash differs), then deliver the
+notifications that are due (what a process that died after COMMIT left in the notification
+outbox, and retries).
 
 Prints one line per environment it republished (``production: published v12
 (sha256:...)``) and exits 0 when every environment was checked; a compile or publish error is
@@ -25,9 +27,17 @@ class Command(BaseCommand):
         parser.add_argument("--database", default="default", help="database alias")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        from flagapp.notifications.delivery import deliver_due
         from flagapp.publishing import reconcile
 
         result = reconcile(using=options["database"])
+        # Notifications a dead process left in the outbox (and retries that are due).
+        sent = deliver_due()
+        if sent["due"]:
+            self.stdout.write(
+                f"notifications: {sent['due']} due, {sent['succeeded']} delivered,"
+                f" {sent['retrying']} to retry, {sent['failed']} failed"
+            )
         for key, version, etag in result.republished:
             self.stdout.write(f"{key}: published v{version} ({etag})")
         for key, version in result.reannounced:

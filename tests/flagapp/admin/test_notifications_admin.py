@@ -86,9 +86,9 @@ def test_delivery_admin__failed_delivery__listed_with_code_and_replayed_to_recei
     envs: dict[str, Any],
     committed: Committed,
 ) -> None:
+    flag = make_flag("checkout.new-flow")  # before the endpoint (outbox)
     WebhookEndpoint.objects.create(name="ci", url=receiver.url + "/hook")
     receiver.then("/hook", 500)
-    flag = make_flag("checkout.new-flow")
     with override_settings(FLAGAPP={"WEBHOOK_MAX_ATTEMPTS": 1}), committed():
         services.update_flag_state(flag, envs["production"], enabled=True, actor=None, reason="go")
     delivery = NotificationDelivery.objects.get()

@@ -39,13 +39,22 @@ BUILDER = {
 }
 
 
+def observed_doc(**kwargs: Any) -> dict[str, Any]:
+    """A flag document the publisher marked observed (an experiment or guardrails read it)."""
+    doc = flag_doc(**kwargs)
+    doc["metadata"][exposures.OBSERVED] = True
+    return doc
+
+
 @pytest.fixture
 def warm(db: Any) -> Iterator[None]:
-    """A production environment and FLAG (on for everyone) installed in the cache."""
+    """A production environment and FLAG (on for everyone, observed) in the cache, and an
+    unobserved flag, "shop.banner" (on for everyone: nothing reads its exposures)."""
     from flagapp import evaluation
 
     make_environment("production")
-    evaluation.install("production", parse_ruleset(ruleset_doc({FLAG: flag_doc()}, version=3)))
+    doc = ruleset_doc({FLAG: observed_doc(), "shop.banner": flag_doc()}, version=3)
+    evaluation.install("production", parse_ruleset(doc))
     yield
     evaluation.clear_cache()
 
@@ -156,6 +165,150 @@ def test_request_finished__flush_due__stored_after_the_response(warm: None) -> N
         ("exposure", FLAG, "u1", None),
         ("tracking", "purchase", "u1", 12.5),
     ]
+
+
+# -- which flags are recorded: RECORD_EXPOSURES "observed" (default), True, False -------------
+
+
+def test_evaluate__unobserved_flag_by_default__counted_not_recorded(
+    warm: None, django_assert_num_queries: Callable[..., AbstractContextManager[Any]]
+) -> None:
+    from flagapp import sampling
+
+    before = exposures.stats()["unobserved"]
+    with django_assert_num_queries(0):
+        for i in range(5):
+            assert flagapp.flag_is_active({"targetingKey": f"u{i}"}, "shop.banner") is True
+    assert exposures.pending() == 0
+    assert exposures.stats()["unobserved"] == before + 5
+    assert sampling.pending_counts()[("production", "shop.banner")] == 5  # stale report
+    assert flagapp.flag_is_active({"targetingKey": "u1"}, FLAG) is True
+    assert exposures.pending() == 1
+
+
+def test_evaluate__record_exposures_true__every_flag_recorded(warm: None) -> None:
+    with override_settings(FLAGAPP={"ENVIRONMENT": "production", "RECORD_EXPOSURES": True}):
+        assert flagapp.flag_is_active({"targetingKey": "u1"}, "shop.banner") is True
+        assert flagapp.flag_is_active({"targetingKey": "u1"}, FLAG) is True
+        flagapp.flush_usage()
+    assert sorted(SdkEvent.objects.values_list("flag_key", flat=True)) == ["shop.banner", FLAG]
+
+
+def _observed_in_snapshot(env_key: str = "production") -> set[str]:
+    from flagapp import publishing
+
+    latest = publishing.latest(env_key)
+    assert latest is not None
+    return {k for k, f in latest.data["flags"].items() if f["metadata"].get(exposures.OBSERVED)}
+
+
+def test_publish__experiment_started_then_ended__flag_marked_observed_then_not(
+    make_flag: Callable[..., Any],
+    envs: dict[str, Any],
+    committed: Callable[[], AbstractContextManager[Any]],
+) -> None:
+    flag = make_flag("shop.hero", flag_type="experiment", expires_on=None)
+    make_flag("shop.other")
+    with committed():
+        services.update_flag_state(flag, envs["production"], enabled=True, actor=None, reason="on")
+    assert _observed_in_snapshot() == set()
+    with committed():
+        experiment = services.create_experiment(
+            actor=None,
+            flag=flag,
+            environment=envs["production"],
+            name="hero",
+            control_variant="off",
+            conversion_event="purchase",
+            started_at=timezone.now(),
+        )
+    assert _observed_in_snapshot() == {"shop.hero"}
+    with committed():
+        services.update_experiment(experiment, actor=None, ended_at=timezone.now())
+    assert _observed_in_snapshot() == set()
+
+
+def test_publish__guarded_rollout_running__flag_observed_until_rolled_back(
+    make_flag: Callable[..., Any],
+    envs: dict[str, Any],
+    committed: Callable[[], AbstractContextManager[Any]],
+) -> None:
+    from flagapp.rollouts import controller
+
+    flag = make_flag("shop.fast-path", flag_type="ops")
+    env = envs["production"]
+    with committed():
+        services.update_flag_state(flag, env, enabled=True, actor=None, reason="on")
+        plan = controller.create_plan(
+            flag,
+            env,
+            treatment="on",
+            control="off",
+            steps=[1000, 10000],
+            min_step_seconds=60,
+            notify_owners=False,
+            guardrails=[{"metric": "error_rate", "threshold": 0.05, "min_sample": 10}],
+        )
+    assert _observed_in_snapshot() == set()  # a draft reads nothing yet
+    with committed():
+        controller.start(plan, actor=None, reason="go")
+    assert _observed_in_snapshot() == {"shop.fast-path"}
+    with committed():
+        controller.rollback(plan, actor=None, reason="stop")
+    assert _observed_in_snapshot() == set()
+
+
+# -- OFREP evaluations -----------------------------------------------------------------------
+
+
+def test_ofrep_evaluation__observed_flag__exposure_recorded_once_no_query_to_record(
+    warm: None, django_assert_num_queries: Callable[..., AbstractContextManager[Any]]
+) -> None:
+    from flagapp.models import Environment
+    from flagapp.sdk import keys
+
+    _key, token = keys.create_sdk_key(Environment.objects.get(key="production"), name="t")
+    client = Client()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
+
+    def post(flag: str, user: str) -> Any:
+        return client.post(
+            f"/ofrep/v1/evaluate/flags/{flag}",
+            {"context": {"targetingKey": user, "plan": "pro"}},
+            content_type="application/json",
+            **auth,
+        )
+
+    assert post(FLAG, "w1").json()["value"] is True  # warms the key's cache
+    flagapp.flush_usage()  # the next flushes are due in SAMPLING_FLUSH_SECONDS
+    SdkEvent.objects.all().delete()
+    with django_assert_num_queries(0):
+        assert post(FLAG, "w2").json()["variant"] == "on"
+        assert post("shop.banner", "w2").json()["value"] is True  # unobserved: counted
+        assert post("no.such-flag", "w2").status_code == 404  # no variant served
+    assert exposures.pending() == 1
+    flagapp.flush_usage()
+    flagapp.flush_usage()
+    rows = _stored()
+    assert [(r.flag_key, r.variant, r.targeting_key, r.data["source"]) for r in rows] == [
+        (FLAG, "on", "w2", "ofrep")
+    ]
+
+
+def test_ofrep_evaluation__sample_rate_zero__nothing_recorded(warm: None) -> None:
+    from flagapp.models import Environment
+    from flagapp.sdk import keys
+
+    _key, token = keys.create_sdk_key(Environment.objects.get(key="production"), name="t")
+    with override_settings(FLAGAPP={"ENVIRONMENT": "production", "EXPOSURE_SAMPLE_RATE": 0.0}):
+        response = Client().post(
+            f"/ofrep/v1/evaluate/flags/{FLAG}",
+            {"context": {"targetingKey": "w1"}},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Bearer {token}",
+        )
+        assert response.json()["value"] is True
+        assert exposures.pending() == 0
 
 
 # -- flagapp.track -----------------------------------------------------------------------------
@@ -282,14 +435,15 @@ def experiment(
                 }
             },
         )
-    return Experiment.objects.create(
-        flag=flag,
-        environment=env,
-        name="green button",
-        control_variant="off",
-        conversion_event="purchase",
-        started_at=timezone.now() - dt.timedelta(minutes=1),
-    )
+    with committed():  # the experiment marks FLAG observed in a new snapshot
+        return Experiment.objects.create(
+            flag=flag,
+            environment=env,
+            name="green button",
+            control_variant="off",
+            conversion_event="purchase",
+            started_at=timezone.now() - dt.timedelta(minutes=1),
+        )
 
 
 @pytest.mark.urls(VIEWS)

@@ -206,7 +206,9 @@ def test_django_side__evaluate_and_track__counted_once_when_flushed(
 
     flag = "metrics.django-side"
     make_environment("production")
-    evaluation.install("production", parse_ruleset(ruleset_doc({flag: flag_doc()}, version=3)))
+    doc = flag_doc()
+    doc["metadata"][exposures.OBSERVED] = True  # a guarded rollout or an experiment reads it
+    evaluation.install("production", parse_ruleset(ruleset_doc({flag: doc}, version=3)))
     try:
         for user in ("d1", "d2"):
             assert flagapp.evaluate(flag, False, {"targetingKey": user}).value is True

@@ -66,7 +66,15 @@ def prometheus_binary() -> str:
 
 
 @pytest.fixture
-def flagapp_server(prometheus_binary: str, tmp_path: Path) -> Iterator[Server]:
+def server_settings_lines() -> str:
+    """Settings appended to the server's module (a test module overrides this fixture)."""
+    return ""
+
+
+@pytest.fixture
+def flagapp_server(
+    prometheus_binary: str, tmp_path: Path, server_settings_lines: str
+) -> Iterator[Server]:
     """uvicorn, two workers, on this test's database, metrics in a multiprocess dir."""
     multiproc = tmp_path / "prometheus-multiproc"
     multiproc.mkdir()
@@ -77,7 +85,7 @@ def flagapp_server(prometheus_binary: str, tmp_path: Path) -> Iterator[Server]:
         "from tests.settings import *  # noqa: F403\n"
         "DATABASES['default']['CONN_MAX_AGE'] = 0\n"
         "FLAGAPP = {**FLAGAPP, 'METRICS_ALLOW': [], "
-        f"'METRICS_TOKEN': {TOKEN!r}, 'CACHE_CHECK_INTERVAL': 0.5}}\n"
+        f"'METRICS_TOKEN': {TOKEN!r}, 'CACHE_CHECK_INTERVAL': 0.5}}\n" + server_settings_lines
     )
     env = {
         "DJANGO_SETTINGS_MODULE": module,

@@ -107,8 +107,8 @@ def test_signature__doc_snippet_and_verify__accept_signed_reject_tampered_and_ol
 def test_flag_state_change__subscribed_endpoint__one_signed_request_verified_by_receiver(
     receiver: Receiver, make_flag: Callable[..., Any], envs: dict[str, Any], committed: Committed
 ) -> None:
+    flag = make_flag("checkout.new-flow")  # before the endpoints (outbox)
     endpoint = _endpoint(receiver, event_types=["flag.changed"])
-    flag = make_flag("checkout.new-flow")
     _toggle(flag, envs["production"], committed)
     [request] = receiver.requests("/hook")
     assert _doc_verifier()(endpoint.secret, request.headers["flagapp-signature"], request.body)
@@ -281,9 +281,9 @@ def test_expiry_and_stale__webhook_subscribers__flag_expiring_and_flag_stale_eve
 def test_delivery__receiver_answers_500_twice__retried_with_backoff_then_succeeds(
     receiver: Receiver, make_flag: Callable[..., Any], envs: dict[str, Any], committed: Committed
 ) -> None:
+    flag = make_flag("checkout.new-flow")  # before the endpoints (outbox)
     endpoint = _endpoint(receiver)
     receiver.then("/hook", 500, 503)
-    flag = make_flag("checkout.new-flow")
     _toggle(flag, envs["production"], committed)
     row = NotificationDelivery.objects.get()
     assert (row.status, row.attempts, row.last_response_code) == ("pending", 1, 500)
@@ -310,9 +310,9 @@ def test_delivery__receiver_answers_500_twice__retried_with_backoff_then_succeed
 def test_delivery__receiver_sleeps_past_read_timeout__timeout_logged_and_retried(
     receiver: Receiver, make_flag: Callable[..., Any], envs: dict[str, Any], committed: Committed
 ) -> None:
+    flag = make_flag("checkout.new-flow")  # before the endpoints (outbox)
     _endpoint(receiver)
     receiver.then("/hook", ("sleep", 3.0))
-    flag = make_flag("checkout.new-flow")
     with override_settings(FLAGAPP={"WEBHOOK_READ_TIMEOUT": 0.3}):
         _toggle(flag, envs["production"], committed)
     row = NotificationDelivery.objects.get()
@@ -327,9 +327,9 @@ def test_delivery__receiver_sleeps_past_read_timeout__timeout_logged_and_retried
 def test_delivery__receiver_unreachable_until_max_attempts__failed_then_replay_delivers(
     receiver: Receiver, make_flag: Callable[..., Any], envs: dict[str, Any], committed: Committed
 ) -> None:
+    flag = make_flag("checkout.new-flow")  # before the endpoints (outbox)
     _endpoint(receiver)
     receiver.then("/hook", 500, 500, 500)
-    flag = make_flag("checkout.new-flow")
     with override_settings(FLAGAPP={"WEBHOOK_MAX_ATTEMPTS": 3}):
         _toggle(flag, envs["production"], committed)
         for day in range(1, 5):
@@ -348,9 +348,9 @@ def test_delivery__receiver_unreachable_until_max_attempts__failed_then_replay_d
 def test_delivery__after_success__never_sent_again(
     receiver: Receiver, make_flag: Callable[..., Any], envs: dict[str, Any], committed: Committed
 ) -> None:
+    flag = make_flag("checkout.new-flow")  # before the endpoints (outbox)
     _endpoint(receiver, "/a")
     _endpoint(receiver, "/b")
-    flag = make_flag("checkout.new-flow")
     for enabled in (True, False, True):
         _toggle(flag, envs["production"], committed, enabled=enabled)
     later = timezone.now() + dt.timedelta(days=1)
@@ -392,9 +392,9 @@ def test_delivery__huge_response_body__read_bounded(
 def test_delivery__redirect__not_followed_and_counted_as_failure(
     receiver: Receiver, make_flag: Callable[..., Any], envs: dict[str, Any], committed: Committed
 ) -> None:
+    flag = make_flag("checkout.new-flow")  # before the endpoints (outbox)
     _endpoint(receiver)
     receiver.then("/hook", 302)
-    flag = make_flag("checkout.new-flow")
     _toggle(flag, envs["production"], committed)
     row = NotificationDelivery.objects.get()
     assert (row.status, row.last_response_code) == ("pending", 302)
@@ -408,8 +408,8 @@ def test_delivery__failure_logged__secret_and_slack_url_never_in_logs_or_rows(
 ) -> None:
     # A Slack hook URL carries its own credential: a refused connection must not log it.
     url = "http://127.0.0.1:9/services/T000/B000/XXXXsecretpath"
+    flag = make_flag("checkout.new-flow")  # before the endpoints (outbox)
     endpoint = WebhookEndpoint.objects.create(name="team-slack", kind="slack", url=url)
-    flag = make_flag("checkout.new-flow")
     with caplog.at_level(logging.DEBUG):
         _toggle(flag, envs["production"], committed)
         with running_receiver() as receiver:  # and a successful post (httpx logs URLs)
