@@ -13,7 +13,7 @@ the same way. Each of them used to rebuild it; now each calls this module.
 - :func:`rule_dict`, :func:`rules_as_dicts` — "a state's rules as dicts"
   (``{"id", "description", "when", "serve"}``, in evaluation order).
 - :func:`state_dict` — a flag state (enabled, fallthrough, prerequisites, rules) as a dict.
-- :func:`compile_environment` — a whole environment from the ORM (five queries).
+- :func:`compile_environment` — a whole environment from the ORM (seven queries).
 - :func:`canonical_json`, :func:`compute_etag`, :func:`parse` — the content hash and the
   engine's validation of a document.
 
