@@ -27,19 +27,13 @@ from flagapp.exceptions import FlagValidationError
 from ._base import UNSET
 from .environments import copy_environment, create_environment, update_environment
 from .experiments import create_experiment, update_experiment, validate_experiment
-from .flags import (
-    archive_flag,
-    archive_notes,
-    create_flag,
-    delete_flag,
-    save_flag,
-    set_variants,
-    unarchive_flag,
-    update_flag,
-)
+from .flags import create_flag, update_flag
+from .lifecycle import archive_flag, archive_notes, delete_flag, unarchive_flag
 from .rollouts import start_rollout
+from .save import save_flag
 from .segments import create_segment, delete_segment, segment_users, update_segment
 from .states import set_flag_enabled, update_flag_state
+from .variants import set_variants
 
 __all__ = [
     "UNSET",

@@ -40,15 +40,11 @@ from flagapp.exceptions import ConfigImportError, FlagValidationError
 from flagapp.models import Environment, Flag, FlagState, Segment
 from flagapp.services._base import UNSET
 from flagapp.services.environments import create_environment
-from flagapp.services.flags import (
-    archive_flag,
-    create_flag,
-    set_variants,
-    unarchive_flag,
-    update_flag,
-)
+from flagapp.services.flags import create_flag, update_flag
+from flagapp.services.lifecycle import archive_flag, unarchive_flag
 from flagapp.services.segments import create_segment, update_segment
 from flagapp.services.states import update_flag_state
+from flagapp.services.variants import set_variants
 
 __all__ = ["FORMAT", "ImportResult", "export_config", "import_config"]
 
