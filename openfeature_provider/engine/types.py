@@ -147,14 +147,15 @@ class Flag:
 class BuildState:
     """What ``parse_ruleset(doc, previous=ruleset)`` reuses from ``ruleset``'s own parse.
 
-    ``*_texts``: ``repr`` of each flag's and segment's document entry as parsed (a string, so
-    a caller mutating its document afterwards cannot make a changed entry look unchanged;
-    ``repr`` tells ``1``, ``1.0`` and ``true`` apart where ``==`` does not).
+    ``*_digests``: BLAKE2b-128 of the ``repr`` of each flag's and segment's document entry
+    (UTF-8, surrogatepass), taken at parse time, so a caller mutating its document afterwards
+    cannot make a changed entry look unchanged; ``repr`` tells ``1``, ``1.0`` and ``true``
+    apart where ``==`` does not.
     ``segment_tests`` and ``conditions`` are the version-independent compiled parts.
     """
 
-    flag_texts: Mapping[str, str]
-    segment_texts: Mapping[str, str]
+    flag_digests: Mapping[str, bytes]
+    segment_digests: Mapping[str, bytes]
     segment_tests: Mapping[str, Callable[..., bool]]
     conditions: Mapping[str, tuple[tuple[Any, ...], ...]]
 

@@ -1,0 +1,79 @@
+"""Compact compiled forms (issue 17 item 4): what a provider keeps per flag between swaps.
+
+Each test pins one saving measured with tracemalloc at 10,000 flags (docs/scale.md): the
+BuildState keeps a 16-byte digest per entry instead of its text, and conditions share one
+empty frozenset instead of allocating 216 bytes per empty value set.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from openfeature_provider.engine import parse_ruleset
+from openfeature_provider.engine.operators import _scalar_sets
+
+
+def _doc(n: int) -> dict[str, Any]:
+    return {
+        "format": 1,
+        "environment": "prod",
+        "version": 3,
+        "flags": {
+            f"flag-{i}": {
+                "kind": "boolean",
+                "enabled": True,
+                "variants": {"on": True, "off": False},
+                "rules": [
+                    {
+                        "id": "r1",
+                        "when": [{"attr": "country", "op": "in", "values": ["fr", "de"]}],
+                        "serve": {"variant": "on"},
+                    }
+                ],
+                "fallthrough": {"variant": "off"},
+                "metadata": {"owner": "team-" + "x" * 200},
+            }
+            for i in range(n)
+        },
+        "segments": {"beta": {"include": ["u1"], "exclude": [], "when": []}},
+    }
+
+
+def test_build_state__parsed_document__keeps_a_16_byte_digest_per_entry() -> None:
+    ruleset = parse_ruleset(_doc(20))
+    assert ruleset.build is not None
+    kept = [*ruleset.build.flag_digests.values(), *ruleset.build.segment_digests.values()]
+    assert len(kept) == 21
+    assert all(isinstance(t, bytes) and len(t) == 16 for t in kept)
+    # smaller than the entries' text it stands for (a 200-character metadata value here)
+    assert all(sys.getsizeof(t) < 100 for t in kept)
+
+
+def test_build_state__entry_edited_by_one_character__digest_differs() -> None:
+    doc = _doc(2)
+    before = parse_ruleset(doc)
+    doc["flags"]["flag-1"]["metadata"]["owner"] = "team-y"
+    after = parse_ruleset(doc, previous=before)
+    assert before.build is not None and after.build is not None
+    assert before.build.flag_digests["flag-0"] == after.build.flag_digests["flag-0"]
+    assert before.build.flag_digests["flag-1"] != after.build.flag_digests["flag-1"]
+    assert after.flags["flag-1"].metadata["owner"] == "team-y"
+
+
+def test_build_state__one_and_one_point_zero_and_true__three_digests() -> None:
+    docs = []
+    for value in (1, 1.0, True):
+        doc = _doc(1)
+        doc["flags"]["flag-0"]["metadata"] = {"n": value}
+        docs.append(parse_ruleset(doc))
+    digests = {d.build.flag_digests["flag-0"] for d in docs if d.build is not None}
+    assert len(digests) == 3
+
+
+def test_scalar_sets__values_of_one_type__other_sets_are_one_shared_empty_set() -> None:
+    strs, nums, bools = _scalar_sets(["fr", "de"], False)
+    strs2, nums2, bools2 = _scalar_sets([1, 2], False)
+    assert strs == {"fr", "de"} and nums2 == {1, 2}
+    assert nums is bools is strs2 is bools2
+    assert nums == frozenset()
