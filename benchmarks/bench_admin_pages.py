@@ -13,6 +13,11 @@ client (whole request: middleware, view, template), median of a few runs:
   once more under tracemalloc for its peak Python memory — it must not grow with the
   history (the response is drained chunk by chunk, as a WSGI server sends it).
 
+Second table (issue 13 part 6): the segment page of the segment every flag's rule uses
+(through another segment for half of them: the nested walk), the SDK keys list (50 keys),
+and the promote preview from that environment to an empty second one (every flag changes;
+200 shown).
+
 Run: ``python -m benchmarks admin_pages`` (``FLAGAPP_BENCH_ADMIN_FLAGS=1000,10000``).
 """
 
@@ -105,7 +110,20 @@ def main() -> None:
     user = User.objects.filter(username="bench-admin").first() or User.objects.create_superuser(
         "bench-admin", "b@example.com", "x"
     )
+    if not Segment.objects.filter(key="bench-admin-nested").exists():
+        services.create_segment(
+            key="bench-admin-nested", name="Nested", actor=None, reason=reason,
+            conditions=[{"op": "in_segment", "values": ["bench-admin-beta"]}],
+        )  # fmt: skip
+    nested_rules = [dict(rules[0]), {**rules[1], "when": [
+        {"op": "in_segment", "values": ["bench-admin-nested"]}]}]  # fmt: skip
+    from flagapp.models import SdkKey
+    from flagapp.services import sdk_keys
+
+    for i in range(50 - SdkKey.objects.filter(environment=env).count()):
+        sdk_keys.create_sdk_key(env, name=f"service-{i}", actor=None, reason=reason)
     rows = []
+    related = []
     created = Flag.objects.filter(key__startswith="bench.admin.").count()
     with override_settings(**_settings()):
         client = Client()
@@ -118,8 +136,9 @@ def main() -> None:
                         flag_type="ops", actor=None, reason=reason,
                     )  # fmt: skip
                     services.update_flag_state(
-                        flag, env, actor=None, reason=reason, enabled=True, rules=rules
-                    )
+                        flag, env, actor=None, reason=reason, enabled=True,
+                        rules=nested_rules if created % 2 else rules,
+                    )  # fmt: skip
                     created += 1
             target = Flag.objects.get(key="bench.admin.flag-0")
             with transaction.atomic():
@@ -135,6 +154,7 @@ def main() -> None:
             cache.clear_cache()
             cache.get_ruleset(env.key)  # what a serving process holds
             rows.append((size, *_measure(client, env.key, target.pk)))
+            related.append((size, *_measure_related(client, env)))
     print_table(
         "Admin pages, server time (ms, median; SQLite in memory)",
         ["flags", "playground", "playground .jsonl", "timeline (100 versions)", "audit log p1",
@@ -142,6 +162,29 @@ def main() -> None:
          "flag list p1 (100 rows)"],
         rows,
     )  # fmt: skip
+    print_table(
+        "Admin pages of issue 13 part 6, server time (ms, median; SQLite in memory)",
+        ["flags", "segment page (every flag uses it)", "rules listed", "SDK keys list (50)",
+         "promote preview (all flags change)"],
+        related,
+    )  # fmt: skip
+
+
+def _measure_related(client: Any, env: Any) -> tuple[Any, ...]:
+    from flagapp import services
+    from flagapp.models import Environment, Segment
+
+    other = Environment.objects.filter(key="bench-admin-2").first() or services.create_environment(
+        key="bench-admin-2", name="Bench admin 2", actor=None, reason="benchmark"
+    )
+    beta = Segment.objects.get(key="bench-admin-beta")
+    seg_url = f"/admin/flagapp/segment/{beta.pk}/change/"
+    segment = _ms(lambda: _ok(client.get(seg_url)), 3)
+    listed = len(services.segment_usage(beta.key).rules)
+    keys = _ms(lambda: _ok(client.get("/admin/flagapp/sdkkey/")))
+    query = {"source": env.key, "target": other.key, "include_enabled": "on"}
+    promote = _ms(lambda: _ok(client.get("/admin/flagapp/environment/promote/", query)), 3)
+    return segment, listed, keys, promote
 
 
 def _overview_fixture(target: Any, env: Any, size: int, user: Any) -> None:

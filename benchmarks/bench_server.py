@@ -208,7 +208,7 @@ def _setup_data() -> dict[str, Any]:
     from django.core.management import call_command
 
     from flagapp import services
-    from flagapp.sdk import keys
+    from flagapp.services import sdk_keys
 
     call_command("migrate", verbosity=0)
     caches["default"].clear()
@@ -257,7 +257,7 @@ def _setup_data() -> dict[str, Any]:
         ],
         fallthrough={"variant": "c"},
     )
-    _, token = keys.create_sdk_key(env, name="bench")
+    _, token = sdk_keys.create_sdk_key(env, name="bench", actor=None, reason="tests")
     return {"env": env, "toggle": toggle, "token": token, "owner": owner}
 
 

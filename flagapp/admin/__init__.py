@@ -11,7 +11,9 @@ The package, one concern per module:
 - :mod:`~flagapp.admin.overview` — the flag page's per-environment cards, the on/off toggle
   per environment (page and list), the pending-request count on the admin index;
 - :mod:`~flagapp.admin.states` — one flag state with its rules edited one by one;
-- :mod:`~flagapp.admin.resources` — segments, environments, published snapshots;
+- :mod:`~flagapp.admin.resources` — segments (with where they are used), environments,
+  published snapshots;
+- :mod:`~flagapp.admin.sdk_keys` — SDK keys (create shows the token once, revoke);
 - :mod:`~flagapp.admin.governance` — change requests (review, approve, propose from a save,
   blast-radius confirmation);
 - :mod:`~flagapp.admin.rollouts` — rollout plans and experiments;
@@ -25,7 +27,7 @@ from django.contrib import admin
 
 from flagapp import admin_tokens  # noqa: F401 - API tokens (registered there)
 
-from . import governance, notifications, resources, rollouts, states  # noqa: F401 - register
+from . import governance, notifications, resources, rollouts, sdk_keys, states  # noqa: F401
 from .base import ServiceAdminMixin, attach_errors, reason_action
 from .flags import FlagAdmin
 from .overview import use_index_template

@@ -25,7 +25,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.forms import Media
-from django.forms.utils import ErrorList
+from django.forms.utils import ErrorList, pretty_name
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from simple_history.template_utils import HistoricalRecordContextHelper
@@ -207,6 +207,26 @@ class _ReadableValues(HistoricalRecordContextHelper):  # type: ignore[misc]
         return readable(prepared)
 
 
+def label_widgets(formset: Any) -> None:
+    """Give every visible widget of ``formset``'s forms an ``aria-label`` (the field's label,
+    "Delete" included).
+
+    Why: a tabular inline names its columns in ``<th>`` cells, which label nothing for
+    assistive technology — axe-core reports every cell's input as unlabelled (critical).
+    Done in ``add_fields``, which the formset calls for each form (and its empty form) after
+    adding ORDER/DELETE."""
+    add_fields = formset.add_fields
+
+    def labelled(form: Any, index: Any) -> None:
+        add_fields(form, index)
+        for name, field in form.fields.items():
+            if not field.widget.is_hidden:
+                label = field.label if field.label is not None else pretty_name(name)
+                field.widget.attrs.setdefault("aria-label", str(label))
+
+    formset.add_fields = labelled
+
+
 class ServiceAdminMixin:
     """Admin saves through the services (see the module docstring). Subclasses implement
     :meth:`apply`."""
@@ -228,6 +248,9 @@ class ServiceAdminMixin:
 
     def _create_formsets(self, request: HttpRequest, obj: Any, change: bool) -> Any:
         formsets, inline_instances = super()._create_formsets(request, obj, change)  # type: ignore[misc]
+        for formset, inline in zip(formsets, inline_instances, strict=False):
+            if isinstance(inline, admin.TabularInline):
+                label_widgets(formset)  # its forms are built lazily, later
         if request.method == "POST":
             formsets.append(_ServiceStep(self, request, obj, change, formsets))
         return formsets, inline_instances

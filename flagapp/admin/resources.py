@@ -9,8 +9,11 @@ from typing import Any
 
 from django.contrib import admin
 from django.db.models import Model
-from django.http import HttpRequest
-from django.utils.html import format_html
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
+from django.utils.safestring import mark_safe
 from simple_history.admin import SimpleHistoryAdmin
 
 from flagapp import services
@@ -19,6 +22,7 @@ from flagapp.models import (
     Segment,
     Snapshot,
 )
+from flagapp.services.segments import SegmentUsage
 
 from .base import ServiceAdminMixin
 from .forms import (
@@ -26,6 +30,8 @@ from .forms import (
     SegmentForm,
 )
 from .playground import PlaygroundURLs
+from .promote import PromoteURLs
+from .wording import rule_text
 
 
 @admin.register(Segment)
@@ -52,7 +58,19 @@ class SegmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
     ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ["key"] if obj is not None else []
+        return ["key", "used_by"] if obj is not None else []
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        fieldsets = list(super().get_fieldsets(request, obj))
+        if obj is not None:
+            fieldsets.insert(1, ("Where it is used", {"fields": ["used_by"]}))
+        return fieldsets
+
+    @admin.display(description="used by")
+    def used_by(self, obj: Segment) -> str:
+        """The rules using this segment, directly or through other segments (the services'
+        walk, which governance uses too), and the segments naming it."""
+        return segment_usage_html(services.segment_usage(obj.key))
 
     @admin.display(description="included")
     def include_count(self, obj: Segment) -> int:
@@ -81,10 +99,79 @@ class SegmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         )
 
 
+USAGE_ROWS = 200
+
+
+def segment_usage_html(usage: SegmentUsage) -> str:
+    if not usage.rules and not usage.reaching:
+        return "No flag or segment uses it: it can be deleted."
+
+    pks = dict(Segment.objects.filter(key__in=usage.reaching).values_list("key", "pk"))
+
+    def seg_link(key: str) -> str:
+        if key not in pks:
+            return key
+        url = reverse("admin:flagapp_segment_change", args=[pks[key]])
+        return format_html('<a href="{}">{}</a>', url, key)
+
+    rows = format_html_join(
+        "",
+        '<tr><td><a href="{}">{}</a>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>',
+        (
+            (
+                reverse("admin:flagapp_flag_change", args=[u.flag_id]),
+                u.flag,
+                " (archived)" if u.archived else "",
+                u.environment + (" (approval needed)" if u.guarded else ""),
+                rule_text({"when": u.when, "serve": u.serve}),
+                mark_safe(", ".join(seg_link(v) for v in u.via)) if u.via else "directly",
+            )
+            for u in usage.rules[:USAGE_ROWS]
+        ),
+    )
+    more = len(usage.rules) - USAGE_ROWS
+    flags = len({u.flag for u in usage.rules})
+    envs = len({u.environment for u in usage.rules})
+    parts = [
+        format_html(
+            "<p>{} rule(s) of {} flag(s) in {} environment(s).</p>", len(usage.rules), flags, envs
+        )
+    ]
+    if usage.rules:
+        parts.append(
+            format_html(
+                '<div class="flagapp-table-wrap"><table class="flagapp-segment-usage">'
+                '<thead><tr><th scope="col">Flag</th><th scope="col">Environment</th>'
+                '<th scope="col">Rule</th><th scope="col">Through</th></tr></thead>'
+                "<tbody>{}</tbody></table></div>",
+                rows,
+            )
+        )
+    if more > 0:
+        parts.append(format_html("<p>… and {} more rule(s).</p>", more))
+    if usage.reaching:
+        parts.append(
+            format_html(
+                "<p>Segments that use it: {}.</p>",
+                mark_safe(", ".join(seg_link(k) for k in usage.reaching)),
+            )
+        )
+    return mark_safe("".join(parts))
+
+
 @admin.register(Environment)
-class EnvironmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
+class EnvironmentAdmin(PromoteURLs, ServiceAdminMixin, SimpleHistoryAdmin):
     form = EnvironmentForm
     list_display = ["key", "name", "protected", "order", "latest_snapshot"]
+    actions = ["promote_from"]
+    change_list_template = "admin/flagapp/environment/change_list.html"
+
+    @admin.action(description="Promote flags from the selected environment…")
+    def promote_from(self, request: HttpRequest, queryset: Any) -> HttpResponseRedirect:
+        source = queryset.order_by("order", "key").first()
+        url = reverse("admin:flagapp_environment_promote")
+        return HttpResponseRedirect(f"{url}?{urlencode({'source': source.key})}")
+
     ordering = ["order", "key"]
     fieldsets = [
         (None, {"fields": ["key", "name", "protected", "order", "version"]}),

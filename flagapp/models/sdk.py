@@ -33,7 +33,17 @@ class SdkKey(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    #: Why the key was created (``flagapp.services.sdk_keys``; who: ``created_by``).
+    created_reason = models.TextField(blank=True, default="")
     revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(
+        django_settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    revoke_reason = models.TextField(blank=True, default="")
     #: Updated coarsely (at most once per ``SDK_KEY_LAST_USED_INTERVAL`` seconds per process).
     last_used_at = models.DateTimeField(null=True, blank=True)
     #: ``server``: every SDK endpoint (ruleset, stream, events, OFREP). ``client``: a key that

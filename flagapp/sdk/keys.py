@@ -1,4 +1,5 @@
-"""SDK key creation, revocation and the cached token -> environment lookup.
+"""SDK tokens and the cached token -> environment lookup (the writes are
+:mod:`flagapp.services.sdk_keys`).
 
 A token looks like ``fa_production_Ab3dE6gH<32 more base62 chars>``: a fixed prefix (so
 secret scanners can find leaked keys), the environment key (so a human can tell keys apart),
@@ -43,7 +44,7 @@ from flagapp.conf import settings
 from flagapp.signals import sdk_key_revoked
 
 if TYPE_CHECKING:
-    from flagapp.models import SdkKey
+    pass
 
 __all__ = [
     "CLIENT",
@@ -54,13 +55,13 @@ __all__ = [
     "KeyInfo",
     "NeedsDatabase",
     "active_key",
+    "announce_revocation",
     "authenticate_token",
     "clear_cache",
-    "create_sdk_key",
     "forget_public_id",
     "hash_token",
+    "new_token",
     "public_id_of",
-    "revoke_sdk_key",
     "token_from_headers",
 ]
 
@@ -123,66 +124,23 @@ def _random(n: int) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(n))
 
 
-def create_sdk_key(
-    environment: Any, name: str = "", actor: Any = None, *, scope: str = SERVER
-) -> tuple[SdkKey, str]:
-    """Create a key for ``environment`` (an Environment or its key); return it and the token.
-
-    ``scope`` is ``"server"`` (every SDK endpoint) or ``"client"`` (OFREP only; for
-    browsers and apps, where the token is public). The token is returned once and never
-    stored: show it to the caller and forget it.
-    """
-    from flagapp.models import Environment, SdkKey
-
-    if scope not in SCOPES:
-        raise ValueError(f"scope must be one of {', '.join(SCOPES)}, not {scope!r}")
-    env = environment
-    if not isinstance(env, Environment):
-        env = Environment.objects.get(key=str(environment))
-    while True:
-        public_id = _random(_PUBLIC_ID_LEN)
-        if not SdkKey.objects.filter(public_id=public_id).exists():
-            break
-    token = f"{TOKEN_PREFIX}{env.key}_{public_id}{_random(_SECRET_LEN)}"
-    user = actor if getattr(actor, "pk", None) is not None else None
-    key = SdkKey.objects.create(
-        environment=env,
-        name=name,
-        public_id=public_id,
-        secret_hash=hash_token(token),
-        created_by=user,
-        scope=scope,
-    )
-    logger.info("created %s SDK key %s for environment %s", scope, public_id, env.key)
-    return key, token
+def new_token(environment_key: str) -> tuple[str, str, str]:
+    """A fresh ``(public_id, token, sha256 of the token)`` for an environment. Used by
+    :func:`flagapp.services.sdk_keys.create_sdk_key`, the writer of the row."""
+    public_id = _random(_PUBLIC_ID_LEN)
+    token = f"{TOKEN_PREFIX}{environment_key}_{public_id}{_random(_SECRET_LEN)}"
+    return public_id, token, hash_token(token)
 
 
-def revoke_sdk_key(key: Any, actor: Any = None) -> SdkKey:
-    """Revoke ``key`` (an SdkKey, its pk, or its public id). Idempotent.
-
-    Takes effect at once in this process, in others through the notifier (Redis) or at
-    the latest after ``SDK_KEY_CACHE_SECONDS``.
-    """
+def announce_revocation(public_id: str) -> None:
+    """Forget a revoked key here and tell the other processes (the notifier listens)."""
     from flagapp.models import SdkKey
 
-    if isinstance(key, SdkKey):
-        obj = key
-    elif isinstance(key, int):
-        obj = SdkKey.objects.get(pk=key)
-    else:
-        obj = SdkKey.objects.get(public_id=str(key))
-    if obj.revoked_at is None:
-        obj.revoked_at = timezone.now()
-        obj.save(update_fields=["revoked_at"])
-        logger.info(
-            "revoked SDK key %s by %s", obj.public_id, getattr(actor, "username", None) or actor
-        )
-    forget_public_id(obj.public_id)
+    forget_public_id(public_id)
     try:
-        sdk_key_revoked.send(sender=SdkKey, public_id=obj.public_id)  # the notifier tells others
+        sdk_key_revoked.send(sender=SdkKey, public_id=public_id)  # the notifier tells others
     except Exception:  # pragma: no cover - a notifier fault must not undo a revocation
-        logger.exception("could not broadcast the revocation of SDK key %s", obj.public_id)
-    return obj
+        logger.exception("could not broadcast the revocation of SDK key %s", public_id)
 
 
 def forget_public_id(public_id: str) -> None:

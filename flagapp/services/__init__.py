@@ -25,18 +25,34 @@ from typing import Any
 from flagapp.exceptions import FlagValidationError
 
 from ._base import UNSET
-from .environments import copy_environment, create_environment, update_environment
+from .environments import (
+    Promotion,
+    PromotionStep,
+    copy_environment,
+    create_environment,
+    promote_environment,
+    promotion_plan,
+    update_environment,
+)
 from .experiments import create_experiment, update_experiment, validate_experiment
 from .flags import create_flag, update_flag
 from .lifecycle import archive_flag, archive_notes, delete_flag, unarchive_flag
 from .rollouts import start_rollout
 from .save import save_flag
-from .segments import create_segment, delete_segment, segment_users, update_segment
+from .segments import (
+    create_segment,
+    delete_segment,
+    segment_usage,
+    segment_users,
+    update_segment,
+)
 from .states import set_flag_enabled, update_flag_state
 from .variants import set_variants
 
 __all__ = [
     "UNSET",
+    "Promotion",
+    "PromotionStep",
     "apply_change",
     "archive_flag",
     "archive_notes",
@@ -47,7 +63,10 @@ __all__ = [
     "create_segment",
     "delete_flag",
     "delete_segment",
+    "promote_environment",
+    "promotion_plan",
     "save_flag",
+    "segment_usage",
     "segment_users",
     "set_flag_enabled",
     "set_variants",

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from flagapp.exceptions import FlagValidationError
+from flagapp.exceptions import ApprovalRequired, FlagValidationError
 from flagapp.models import Environment, Flag, FlagState
-from flagapp.policy import requires_approval
+from flagapp.policy import kill_switch_bypasses_approval, requires_approval
 
 from ._base import (
     UNSET,
@@ -24,7 +25,15 @@ from ._base import (
     save,
 )
 
-__all__ = ["copy_environment", "create_environment", "update_environment"]
+__all__ = [
+    "Promotion",
+    "PromotionStep",
+    "copy_environment",
+    "create_environment",
+    "promote_environment",
+    "promotion_plan",
+    "update_environment",
+]
 
 _ENV_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,62})$")
 
@@ -147,6 +156,155 @@ def update_environment(
     return locked
 
 
+@dataclass(frozen=True)
+class PromotionStep:
+    """What promoting one flag does to the target environment: its state before and after
+    (``{"enabled", "fallthrough", "prerequisites", "rules"}``; ``before`` None when the flag
+    has no state there yet) and whether the change needs an approved change request."""
+
+    flag: str
+    flag_id: int
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    needs_approval: bool
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+
+@dataclass
+class Promotion:
+    """The outcome of :func:`promote_environment`: flags applied, flags handed to
+    ``on_approval_required`` (its return values in ``proposed``), flags already equal."""
+
+    applied: list[str] = field(default_factory=list)
+    proposed: list[tuple[str, Any]] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def _source_states(source: Environment, flags: Iterable[str] | None) -> Any:
+    qs = (
+        FlagState.objects.filter(environment=source, flag__archived=False)
+        .select_related("flag")
+        .prefetch_related("rules")
+        .order_by("flag__key")
+    )
+    if flags is not None:
+        wanted = set(flags)
+        qs = qs.filter(flag__key__in=wanted)
+        missing = wanted - {s.flag.key for s in qs}
+        if missing:
+            raise FlagValidationError({"flags": [f"unknown flags: {', '.join(sorted(missing))}"]})
+    return qs
+
+
+def promotion_plan(
+    source: Environment,
+    target: Environment,
+    *,
+    flags: Iterable[str] | None = None,
+    include_enabled: bool = True,
+) -> list[PromotionStep]:
+    """What :func:`promote_environment` would do, flag by flag, without writing: read in
+    three queries whatever the number of flags (the admin's preview)."""
+    from flagapp.documents import state_dict
+
+    if source.pk == target.pk:
+        raise FlagValidationError({"target": ["source and target are the same environment"]})
+    current = {
+        s.flag_id: state_dict(s)
+        for s in FlagState.objects.filter(environment=target).prefetch_related("rules")
+    }
+    steps = []
+    for state in _source_states(source, flags):
+        before = current.get(state.flag_id)
+        after = state_dict(state)
+        if not include_enabled:
+            after["enabled"] = before["enabled"] if before is not None else False
+        only_kill = (
+            before is not None
+            and before["enabled"]
+            and not after["enabled"]
+            and {k for k in after if after[k] != before[k]} == {"enabled"}
+        )
+        steps.append(
+            PromotionStep(
+                flag=state.flag.key,
+                flag_id=state.flag_id,
+                before=before,
+                after=after,
+                needs_approval=requires_approval(state.flag, target)
+                and not (only_kill and kill_switch_bypasses_approval()),
+            )
+        )
+    return steps
+
+
+def promote_environment(
+    source: Environment,
+    target: Environment,
+    *,
+    actor: Any,
+    reason: str,
+    flags: Iterable[str] | None = None,
+    include_enabled: bool = True,
+    change_request: Any = None,
+    on_approval_required: Callable[[ApprovalRequired], Any] | None = None,
+) -> Promotion:
+    """Copy (promote) the state of every non-archived flag — or of the keys in ``flags`` —
+    from ``source`` to ``target``: fallthrough, prerequisites, rules and (unless
+    ``include_enabled`` is false) enabled, each through :func:`update_flag_state` (so
+    permissions, validation, versions, history and publishing apply per flag). One
+    transaction: a refused flag (validation, permission) writes nothing at all.
+
+    A flag whose change needs approval raises :class:`ApprovalRequired` — unless
+    ``on_approval_required`` is given: it is called with the exception (the admin proposes
+    a change request there) and the other flags carry on."""
+    from .states import update_flag_state
+
+    reason = clean_reason(reason)
+    check_permission(actor, "flagapp.change_flagstate")
+    result = Promotion()
+    with transaction.atomic():
+        for step in promotion_plan(source, target, flags=flags, include_enabled=include_enabled):
+            if not step.changed:
+                result.unchanged.append(step.flag)
+                continue
+            flag = Flag.objects.get(pk=step.flag_id)
+            try:
+                with transaction.atomic():
+                    update_flag_state(
+                        flag,
+                        target,
+                        actor=actor,
+                        reason=reason,
+                        change_request=change_request,
+                        enabled=step.after["enabled"],
+                        fallthrough=step.after["fallthrough"],
+                        prerequisites=step.after["prerequisites"],
+                        rules=step.after["rules"],
+                    )
+            except ApprovalRequired as exc:
+                if on_approval_required is None:
+                    raise
+                result.proposed.append((step.flag, on_approval_required(exc)))
+            except FlagValidationError as exc:
+                # Name the flag: the state's own field names alone do not say which one.
+                raise FlagValidationError(
+                    {
+                        "flags": [
+                            f"{step.flag}: {f}: {m}" if f != "__all__" else f"{step.flag}: {m}"
+                            for f, msgs in exc.message_dict.items()
+                            for m in msgs
+                        ]
+                    }
+                ) from None
+            else:
+                result.applied.append(step.flag)
+    return result
+
+
 def copy_environment(
     source: Environment,
     target: Environment,
@@ -157,41 +315,14 @@ def copy_environment(
     include_enabled: bool = True,
     change_request: Any = None,
 ) -> list[str]:
-    """Copy (promote) the state of every non-archived flag — or of the keys in ``flags`` —
-    from ``source`` to ``target``: fallthrough, prerequisites, rules and (unless
-    ``include_enabled`` is false) enabled. All or nothing (one transaction); returns the
-    keys whose state changed. Governance applies per flag as for any state change."""
-    from .states import _rules_of, update_flag_state
-
-    reason = clean_reason(reason)
-    if source.pk == target.pk:
-        raise FlagValidationError({"target": ["source and target are the same environment"]})
-    qs = FlagState.objects.filter(environment=source, flag__archived=False).select_related("flag")
-    if flags is not None:
-        wanted = set(flags)
-        qs = qs.filter(flag__key__in=wanted)
-        missing = wanted - set(qs.values_list("flag__key", flat=True))
-        if missing:
-            raise FlagValidationError({"flags": [f"unknown flags: {', '.join(sorted(missing))}"]})
-    changed: list[str] = []
-    with transaction.atomic():
-        for state in qs.order_by("flag__key"):
-            before = FlagState.objects.filter(flag=state.flag, environment=target).first()
-            kwargs: dict[str, Any] = {
-                "fallthrough": state.fallthrough,
-                "prerequisites": state.prerequisites,
-                "rules": _rules_of(state),
-            }
-            if include_enabled:
-                kwargs["enabled"] = state.enabled
-            after = update_flag_state(
-                state.flag,
-                target,
-                actor=actor,
-                reason=reason,
-                change_request=change_request,
-                **kwargs,
-            )
-            if before is None or after.version != before.version:
-                changed.append(state.flag.key)
-    return changed
+    """:func:`promote_environment` without proposals: returns the keys whose state changed
+    (all or nothing; a flag needing approval raises :class:`ApprovalRequired`)."""
+    return promote_environment(
+        source,
+        target,
+        actor=actor,
+        reason=reason,
+        flags=flags,
+        include_enabled=include_enabled,
+        change_request=change_request,
+    ).applied

@@ -4,10 +4,11 @@ change publishes every environment."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from flagapp.documents import envelope, segment_entry
 from flagapp.exceptions import FlagValidationError
@@ -27,45 +28,102 @@ from ._base import (
     save,
 )
 
-__all__ = ["create_segment", "delete_segment", "segment_users", "update_segment"]
+__all__ = [
+    "SegmentUsage",
+    "SegmentUse",
+    "create_segment",
+    "delete_segment",
+    "segment_usage",
+    "segment_users",
+    "update_segment",
+]
 
 _SEGMENT_KEY = re.compile(r"^[a-z0-9](?:[a-z0-9._-]{0,99})$")
 _FIELD_MAP = {"when": "conditions"}
 
 
-def _segment_refs(conditions: Any) -> set[str]:
-    from openfeature_provider.engine.operators import OPERATORS
+@dataclass(frozen=True)
+class SegmentUse:
+    """One targeting rule that uses a segment, directly or through other segments."""
 
-    refs: set[str] = set()
-    for cond in conditions or []:
-        if not isinstance(cond, Mapping):
+    flag: str
+    flag_id: int
+    environment: str
+    state_id: int
+    rule_id: str
+    #: the segments the rule names that reach the segment (empty: the rule names it)
+    via: tuple[str, ...]
+    guarded: bool  # protected environment or high-risk flag: changing it needs approval
+    archived: bool
+    when: list[Any]
+    serve: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.flag}@{self.environment}#{self.rule_id}"
+
+
+@dataclass(frozen=True)
+class SegmentUsage:
+    rules: list[SegmentUse]
+    #: segments whose conditions name this one
+    segments: list[str]
+    #: every segment that reaches this one through others (``segments`` included)
+    reaching: list[str]
+
+
+def segment_usage(key: str) -> SegmentUsage:
+    """Where segment ``key`` is used: every rule naming it or a segment that (transitively)
+    names it, and those segments. The walk is the engine's (``graph.segment_refs`` on the
+    raw conditions, ``graph.dependents``); a text pre-filter keeps the rule scan to the rows
+    that mention one of the keys."""
+    from openfeature_provider.engine.graph import dependents, segment_refs
+
+    graph = {s_key: segment_refs(conds or []) for s_key, conds in
+             Segment.objects.values_list("key", "conditions")}  # fmt: skip
+    reaching = dependents([key], graph)  # key plus every segment reaching it
+    mention = Q()
+    for k in reaching:
+        mention |= Q(conditions__icontains=k)
+    rules: list[SegmentUse] = []
+    # Archived flags count too: unarchiving them must not meet a missing segment.
+    rows = (
+        TargetingRule.objects.filter(mention)
+        .select_related("state__flag", "state__environment")
+        .order_by("state__flag__key", "state__environment__order", "order")
+    )
+    for rule in rows:
+        refs = segment_refs(rule.conditions or [])
+        if key not in refs and not refs & reaching:
             continue
-        op_name = cond.get("op")
-        op = OPERATORS.get(op_name) if isinstance(op_name, str) else None
-        if op is not None and not op.uses_attr:
-            refs.update(v for v in cond.get("values", []) if isinstance(v, str))
-    return refs
+        flag, env = rule.state.flag, rule.state.environment
+        rules.append(
+            SegmentUse(
+                flag=flag.key,
+                flag_id=flag.pk,
+                environment=env.key,
+                state_id=rule.state_id,
+                rule_id=rule.rule_id,
+                via=() if key in refs else tuple(sorted(refs & reaching - {key})),
+                guarded=env.protected or flag.risk == "high",
+                archived=flag.archived,
+                when=list(rule.conditions or []),
+                serve=dict(rule.serve or {}),
+            )
+        )
+    direct = sorted(k for k, refs in graph.items() if k != key and key in refs)
+    return SegmentUsage(rules=rules, segments=direct, reaching=sorted(reaching - {key}))
 
 
 def segment_users(key: str) -> dict[str, list[str]]:
     """Who refers to segment ``key``: ``{"rules": ["flag@env#rule"], "segments": [...]}``
-    plus ``"protected_or_high_risk"`` (rules whose change needs approval)."""
-    rules: list[str] = []
-    guarded: list[str] = []
-    # Archived flags count too: unarchiving them must not meet a missing segment.
-    for rule in TargetingRule.objects.select_related("state__flag", "state__environment"):
-        if key in _segment_refs(rule.conditions):
-            label = f"{rule.state.flag.key}@{rule.state.environment.key}#{rule.rule_id}"
-            rules.append(label)
-            if rule.state.environment.protected or rule.state.flag.risk == "high":
-                guarded.append(label)
-    segments = [
-        s.key for s in Segment.objects.exclude(key=key) if key in _segment_refs(s.conditions)
-    ]
+    plus ``"protected_or_high_risk"`` (rules whose change needs approval). Rules and
+    segments that reach it through other segments count: its audience is theirs."""
+    usage = segment_usage(key)
     return {
-        "rules": sorted(rules),
-        "segments": sorted(segments),
-        "protected_or_high_risk": sorted(guarded),
+        "rules": sorted(u.label for u in usage.rules),
+        "segments": usage.reaching,
+        "protected_or_high_risk": sorted(u.label for u in usage.rules if u.guarded),
     }
 
 

@@ -13,7 +13,8 @@ from flagapp import services
 from flagapp.governance import change_requests as crs
 from flagapp.models import FlagState
 
-from .test_governance_browser import ARTIFACTS, browser, setup  # noqa: F401 - fixtures
+from .support import login, screenshot, visit
+from .test_governance_browser import setup  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -31,15 +32,7 @@ OVERFLOW_JS = "() => document.documentElement.scrollWidth - document.documentEle
 
 
 def _page(chromium: Any, base: str, user: User, width: int, scheme: str = "light") -> Any:
-    context = chromium.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", f"pw-{user.username}")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
-    return page
+    return login(chromium, base, user, width=width, scheme=scheme)
 
 
 def _request(setup: dict[str, Any]) -> Any:  # noqa: F811 - the fixture's value
@@ -59,38 +52,36 @@ def _request(setup: dict[str, Any]) -> Any:  # noqa: F811 - the fixture's value
 
 
 def test_browser__change_request_dark_mode__diff_text_readable(
-    browser: Any,  # noqa: F811
+    browser: Any,
     live_server: Any,
     setup: dict[str, Any],  # noqa: F811
 ) -> None:
     cr = _request(setup)
     page = _page(browser, live_server.url, setup["bob"], 1280, scheme="dark")
-    page.goto(f"{live_server.url}/admin/flagapp/changerequest/{cr.pk}/change/")
+    visit(page, f"{live_server.url}/admin/flagapp/changerequest/{cr.pk}/change/")
     for cell in ("td.cr-before", "td.cr-after"):
         background = page.eval_on_selector(cell, "e => getComputedStyle(e).backgroundColor")
         text = page.eval_on_selector(f"{cell} pre", "e => getComputedStyle(e).color")
         ratio = page.evaluate(CONTRAST_JS, [text, background])
         assert ratio >= 4.5, (cell, text, background, ratio)
     assert "update_flag_state" not in page.content()  # the title names the operation in words
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "change-request-dark.png"), full_page=True)
+    screenshot(page, "change-request-dark")
 
 
 def test_browser__change_request_at_390px__no_horizontal_overflow(
-    browser: Any,  # noqa: F811
+    browser: Any,
     live_server: Any,
     setup: dict[str, Any],  # noqa: F811
 ) -> None:
     cr = _request(setup)
     page = _page(browser, live_server.url, setup["bob"], 390)
-    page.goto(f"{live_server.url}/admin/flagapp/changerequest/{cr.pk}/change/")
+    visit(page, f"{live_server.url}/admin/flagapp/changerequest/{cr.pk}/change/")
     assert page.evaluate(OVERFLOW_JS) <= 0
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "change-request-390.png"), full_page=True)
+    screenshot(page, "change-request-390")
 
 
 def test_browser__rules_page_at_1400px__no_horizontal_overflow(
-    browser: Any,  # noqa: F811
+    browser: Any,
     live_server: Any,
     setup: dict[str, Any],  # noqa: F811
 ) -> None:
@@ -114,7 +105,6 @@ def test_browser__rules_page_at_1400px__no_horizontal_overflow(
     )
     state = FlagState.objects.get(flag=flag, environment=prod)
     page = _page(browser, live_server.url, setup["alice"], 1400)
-    page.goto(f"{live_server.url}/admin/flagapp/flagstate/{state.pk}/change/")
+    visit(page, f"{live_server.url}/admin/flagapp/flagstate/{state.pk}/change/")
     assert page.evaluate(OVERFLOW_JS) <= 0
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "rules-page-1400.png"), full_page=True)
+    screenshot(page, "rules-page-1400")

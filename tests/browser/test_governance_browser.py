@@ -3,20 +3,17 @@
 Headless Chromium (Debian's ``chromium`` package) driven by Playwright's Python package
 against pytest-django's ``live_server``: user A edits a production flag and gets a change
 request showing its blast radius; user B approves it; the flag serves the new value; user A
-turns the flag off with the kill switch and a reason. Screenshots are kept in
-``test-artifacts/`` (gitignored). Skipped when Chromium or Playwright is missing.
+turns the flag off with the kill switch and a reason. Every page is checked with axe-core
+(``support.check_accessibility``). Screenshots are kept in ``test-artifacts/`` (gitignored).
+Skipped when Chromium or Playwright is missing.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from flagapp import sampling, services
@@ -25,39 +22,9 @@ from flagapp.models import ChangeRequest, ContextSample, Environment, Flag, Flag
 from flagapp.testutils import reset_flag_cache
 from tests.flagapp import governance_helpers as h
 
+from .support import check_accessibility, login, screenshot, visit
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = os.environ.get("FLAGAPP_CHROMIUM", "/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-@pytest.fixture
-def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
-    # Playwright's sync API keeps an event loop on this thread; the test's own ORM calls are
-    # synchronous and safe, so tell Django not to refuse them.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=LAUNCH_ARGS,
-            headless=True,
-        )
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
@@ -110,17 +77,6 @@ def setup() -> dict[str, Any]:
     return {"prod": prod, "flag": flag, "alice": alice, "bob": bob}
 
 
-def _login(browser: Any, base: str, user: User) -> Any:
-    page = browser.new_context(viewport={"width": 1280, "height": 1000}).new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", f"pw-{user.username}")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
-    return page
-
-
 def _serve(context: dict[str, Any]) -> Any:
     reset_flag_cache()
     return evaluate("checkout.new-flow", False, context, environment="production")
@@ -129,7 +85,6 @@ def _serve(context: dict[str, Any]) -> Any:
 def test_browser__edit_approve_serve_and_kill_switch(
     browser: Any, live_server: Any, setup: dict[str, Any]
 ) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
     base = live_server.url
     flag: Flag = setup["flag"]
     prod: Environment = setup["prod"]
@@ -137,17 +92,19 @@ def test_browser__edit_approve_serve_and_kill_switch(
     assert _serve({"targetingKey": "user-1"}).value is False
 
     # User A edits the production flag: serve "on" to everyone.
-    alice = _login(browser, base, setup["alice"])
-    alice.goto(f"{base}/admin/flagapp/flagstate/{state.pk}/change/")
+    alice = login(browser, base, setup["alice"], height=1000)
+    visit(alice, f"{base}/admin/flagapp/flagstate/{state.pk}/change/")
     alice.fill("#id_fallthrough", "on")
     alice.fill("#id_reason", "launch the new checkout to everyone")
     alice.click("input[name=_save]")
     link = alice.locator("#cr-created")
     link.wait_for()
+    check_accessibility(alice)
     assert FlagState.objects.get(pk=state.pk).fallthrough == {"variant": "off"}  # unsaved
     link.click()
     radius = alice.locator("#cr-blast-radius")
     radius.wait_for()
+    check_accessibility(alice)
     # the 40 stored contexts, plus any this test's own evaluation added to the sample by then
     stored = ChangeRequest.objects.get().blast_radius
     sampled = stored["sampled"]
@@ -155,35 +112,41 @@ def test_browser__edit_approve_serve_and_kill_switch(
     assert f"{sampled} of {sampled} recent" in " ".join(radius.inner_text().split())
     assert "off -> on" in radius.inner_text()
     assert alice.locator("#cr-approve").count() == 0  # the author cannot approve
-    alice.screenshot(path=str(ARTIFACTS / "governance-1-change-request.png"), full_page=True)
+    screenshot(alice, "governance-1-change-request")
     cr = ChangeRequest.objects.get()
     assert (cr.status, cr.author.username) == ("pending", "alice")
 
     # User B approves it.
-    bob = _login(browser, base, setup["bob"])
-    bob.goto(f"{base}/admin/flagapp/changerequest/")
+    bob = login(browser, base, setup["bob"], height=1000)
+    visit(bob, f"{base}/admin/flagapp/changerequest/")
     bob.click(f"text={flag.key}")
+    bob.locator("#cr-comment").wait_for()
+    check_accessibility(bob)
     bob.fill("#cr-comment", "checked the blast radius")
     bob.click("#cr-approve")
     bob.locator("#cr-status").wait_for()
+    check_accessibility(bob)
     assert bob.locator("#cr-status").inner_text().strip().lower() == "applied"
     assert "approved and applied" in bob.content()
-    bob.screenshot(path=str(ARTIFACTS / "governance-2-approved.png"), full_page=True)
+    screenshot(bob, "governance-2-approved")
 
     # The flag now serves the new value.
     served = _serve({"targetingKey": "user-1"})
     assert (served.value, served.variant) == (True, "on")
 
     # User A pulls the kill switch in production, with a reason, no approval needed.
-    alice.goto(f"{base}/admin/flagapp/flag/")
+    visit(alice, f"{base}/admin/flagapp/flag/")
     alice.check(f"input[name=_selected_action][value='{flag.pk}']")
     alice.select_option("select[name=action]", "kill_switch_production")
     alice.click("button[name=index]")
+    alice.locator("#id_reason").wait_for()
+    check_accessibility(alice)
     alice.fill("#id_reason", "incident 4711: payment errors")
     alice.click("input[type=submit][value='Turn off in production']")
     alice.locator(".messagelist").wait_for()
+    check_accessibility(alice)
     assert "Kill switch in production: 1 done." in alice.content()
-    alice.screenshot(path=str(ARTIFACTS / "governance-3-kill-switch.png"), full_page=True)
+    screenshot(alice, "governance-3-kill-switch")
     killed = _serve({"targetingKey": "user-1"})
     assert (killed.value, killed.reason) == (False, "DISABLED")
     last = FlagState.objects.get(pk=state.pk).history.order_by("-history_id").first()

@@ -17,7 +17,7 @@ from flagapp.models import FlagState
 from flagapp.testutils import reset_flag_cache
 from tests.flagapp import governance_helpers as h
 
-from .test_governance_browser import ARTIFACTS, browser  # noqa: F401 - fixture
+from .support import check_accessibility, login, screenshot, visit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -53,60 +53,52 @@ def setup() -> dict[str, Any]:
     return {"env": env, "flag": flag, "alice": alice}
 
 
-def _login(chromium: Any, base: str, width: int, scheme: str) -> Any:
-    context = chromium.new_context(
-        viewport={"width": width, "height": 1000}, color_scheme=scheme, java_script_enabled=False
-    )
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "pw-alice")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
-    return page
-
-
 def test_browser_history__timeline_diff_restore_and_audit_log(
-    browser: Any,  # noqa: F811 - the fixture
+    browser: Any,
     live_server: Any,
     setup: dict[str, Any],
 ) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
     base = live_server.url
     flag = setup["flag"]
     for width, scheme in ((390, "dark"), (1400, "light")):
-        page = _login(browser, base, width, scheme)
-        page.goto(f"{base}/admin/flagapp/flag/{flag.pk}/change/")
+        # JavaScript off: every page here works without it
+        page = login(browser, base, "alice", width=width, height=1000, scheme=scheme,
+                     javascript=False)  # fmt: skip
+        visit(page, f"{base}/admin/flagapp/flag/{flag.pk}/change/")
         page.click("#link-timeline")
+        check_accessibility(page)
         timeline = page.locator("#timeline").inner_text()
         assert "fallthrough: on 10% · off 90% → on 50% · off 50%" in timeline
         assert "rule staff added at position 1: is_staff eq true → on" in timeline
         assert "metrics look good" in timeline and "alice" in timeline
         assert "{'" not in timeline
-        page.screenshot(path=str(ARTIFACTS / f"history-diff-{width}-{scheme}.png"), full_page=True)
+        screenshot(page, f"history-diff-{width}-{scheme}")
         if width == 390:
             page.context.close()
     # restore version 2 (10%, no rules) with a reason
     page.locator(".tl-entry", has_text="start at 10%").locator("text=Restore this version").click()
+    check_accessibility(page)
     changes = page.locator("#restore-changes").inner_text()
     assert "fallthrough: on 50% · off 50% → on 10% · off 90%" in changes
     assert "rule staff removed" in changes
     page.fill("#id_reason", "rollback the ramp")
     page.click("#restore-submit")
     page.wait_for_selector("#timeline")
+    check_accessibility(page)
     assert "version 2 restored" in page.locator(".messagelist").inner_text()
     newest = page.locator(".tl-entry").first.inner_text()
     assert "restore of version 2: rollback the ramp" in newest
-    page.screenshot(path=str(ARTIFACTS / "history-restored-1400-light.png"), full_page=True)
+    screenshot(page, "history-restored-1400-light")
     state = FlagState.objects.get(flag=flag, environment=setup["env"])
     assert state.fallthrough == _split(1000) and not state.rules.exists()
     # the audit log, filtered to the environment
-    page.goto(f"{base}/admin/flagapp/flag/")
+    visit(page, f"{base}/admin/flagapp/flag/")
     page.click("#link-audit-log")
+    check_accessibility(page)
     page.select_option("#id_environment", "staging")
     page.click("#audit-filters input[type=submit]")
+    check_accessibility(page)
     rows = page.locator("#audit-log tbody").inner_text()
     assert "restore of version 2: rollback the ramp" in rows
-    page.screenshot(path=str(ARTIFACTS / "audit-log-1400-light.png"), full_page=True)
+    screenshot(page, "audit-log-1400-light")
     page.context.close()

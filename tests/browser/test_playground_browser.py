@@ -18,7 +18,7 @@ from flagapp.testutils import reset_flag_cache
 from tests.flagapp import governance_helpers as h
 from tests.flagapp.admin.test_admin_playground import cli_explain
 
-from .test_governance_browser import ARTIFACTS, browser  # noqa: F401 - fixture
+from .support import check_accessibility, login, screenshot, visit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -60,41 +60,30 @@ def setup(tmp_path: Path) -> dict[str, Any]:
     return {"env": env, "admin": admin}
 
 
-def _page(chromium: Any, base: str, width: int, scheme: str) -> Any:
-    context = chromium.new_context(
-        viewport={"width": width, "height": 1100}, color_scheme=scheme, java_script_enabled=False
-    )
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "pw-admin")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
-    return page
-
-
 def test_browser_playground__sampled_context__explained_like_the_cli(
-    browser: Any,  # noqa: F811 - the fixture
+    browser: Any,
     live_server: Any,
     setup: dict[str, Any],
     tmp_path: Path,
 ) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
     base = live_server.url
     env: Environment = setup["env"]
     for width, scheme in ((1400, "light"), (390, "dark")):
-        page = _page(browser, base, width, scheme)  # JavaScript off: the form posts back
-        page.goto(f"{base}/admin/flagapp/flag/")
+        # JavaScript off: the form posts back
+        page = login(browser, base, "admin", width=width, height=1100, scheme=scheme,
+                     javascript=False)  # fmt: skip
+        visit(page, f"{base}/admin/flagapp/flag/")
         page.click("#link-playground")
+        check_accessibility(page)
         page.select_option("#id_environment", "staging")
         page.click("#playground-samples button[name=use_sample]")  # the sampled "sam"
         page.wait_for_selector("#playground-results")
+        check_accessibility(page)
         row = page.locator('#playground-results tr[data-flag="checkout.new-flow"]')
         text = row.inner_text()
         assert "segment beta: member (the targeting key is in its include list)" in text
         assert "rule beta (serves on): matched" in text
-        page.screenshot(path=str(ARTIFACTS / f"playground-{width}-{scheme}.png"), full_page=True)
+        screenshot(page, f"playground-{width}-{scheme}")
         shown = [
             pre.text_content() for pre in page.locator("#playground-results pre.explain-line").all()
         ]
@@ -107,6 +96,7 @@ def test_browser_playground__sampled_context__explained_like_the_cli(
         page.fill("#id_context", '{"targetingKey": "user-42"}')
         page.click("#playground-evaluate")
         page.wait_for_selector("#playground-results")
+        check_accessibility(page)
         text = page.locator('#playground-results tr[data-flag="checkout.new-flow"]').inner_text()
         assert "split by targetingKey" in text and "on below 10%" in text
         page.context.close()

@@ -35,11 +35,9 @@ from django.test import RequestFactory
 
 from flagapp import services
 from flagapp.conf import settings as flagapp_settings
-from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from tests.flagapp.sdk_helpers import AsgiServer
 from tests.interop.node_clients import bundle, node_available
-
-from .test_governance_browser import browser  # noqa: F401 - fixture
 
 pytestmark = [
     pytest.mark.browser,
@@ -86,7 +84,9 @@ def world(transactional_db: Any) -> dict[str, Any]:
     services.update_flag_state(
         flag, env, enabled=True, fallthrough={"variant": "off"}, actor=None, reason="t"
     )
-    _key, token = keys.create_sdk_key(env, name="web page", scope="client")
+    _key, token = sdk_keys.create_sdk_key(
+        env, name="web page", scope="client", actor=None, reason="tests"
+    )
     return {"env": env, "flag": flag, "token": token}
 
 
@@ -98,7 +98,7 @@ def _bootstrap() -> str:
 
 
 def test_web_sdk__flag_changed_through_services__page_on_other_origin_shows_the_flip(
-    browser: Any,  # noqa: F811 - the fixture
+    browser: Any,
     world: dict[str, Any],
     page_server: str,
     tmp_path: Path,

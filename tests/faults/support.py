@@ -74,7 +74,7 @@ import datetime as dt, json
 from django.contrib.auth.models import Group, User
 from flagapp import services
 from flagapp.models import Environment
-from flagapp.sdk.keys import create_sdk_key
+from flagapp.services.sdk_keys import create_sdk_key
 from tests.faults.support import create_api_token
 for order, key in enumerate(("staging", "production")):
     if not Environment.objects.filter(key=key).exists():
@@ -87,7 +87,7 @@ state = flag.states.get(environment=prod)
 services.update_flag_state(flag, prod, expected_version=state.version, enabled=True,
     fallthrough={"variant": "on"}, actor=None, reason="setup")
 user = User.objects.create_superuser("faults", "faults@example.com", "faults-pw")
-_, sdk = create_sdk_key(prod, "faults")
+_, sdk = create_sdk_key(prod, name="faults", actor=None, reason="faults setup")
 print("SETUP" + json.dumps({"api_token": create_api_token(user), "sdk_key": sdk}))
 """
 

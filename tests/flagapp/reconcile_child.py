@@ -26,7 +26,7 @@ def main(command: str) -> None:
 
     from flagapp import publishing, services
     from flagapp.models import Environment, Flag
-    from flagapp.sdk import keys
+    from flagapp.services import sdk_keys
 
     if command == "setup":
         if os.environ.get("RECONCILE_CHILD_MIGRATE") == "1":
@@ -44,7 +44,9 @@ def main(command: str) -> None:
             reason="setup",
         )
         services.set_flag_enabled(flag, env, True, actor=None, reason="launch")
-        _key, token = keys.create_sdk_key(env, name="reconcile test")
+        _key, token = sdk_keys.create_sdk_key(
+            env, name="reconcile test", actor=None, reason="tests"
+        )
         latest = publishing.latest("production")
         assert latest is not None and latest.data["flags"]["checkout.new-flow"]["enabled"]
         print(json.dumps({"token": token}))

@@ -14,6 +14,7 @@ from django.core.cache import caches
 
 from flagapp import evaluation, sampling
 from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from openfeature_provider.engine import Ruleset, parse_ruleset
 from tests.flagapp.eval_helpers import flag_doc as _flag_doc
 from tests.flagapp.eval_helpers import ruleset_doc as ruleset_doc
@@ -115,13 +116,17 @@ def environments(db: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def sdk_token(environments: dict[str, Any]) -> str:
-    _key, token = keys.create_sdk_key(environments["production"], name="tests")
+    _key, token = sdk_keys.create_sdk_key(
+        environments["production"], name="tests", actor=None, reason="tests"
+    )
     return token
 
 
 @pytest.fixture
 def staging_token(environments: dict[str, Any]) -> str:
-    _key, token = keys.create_sdk_key(environments["staging"], name="tests")
+    _key, token = sdk_keys.create_sdk_key(
+        environments["staging"], name="tests", actor=None, reason="tests"
+    )
     return token
 
 

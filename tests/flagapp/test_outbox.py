@@ -18,7 +18,7 @@ from django.test import Client
 
 from flagapp import evaluation, publishing, services
 from flagapp.models import Environment, FlagState, PublishOutbox, Snapshot
-from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from tests.flagapp.api_support import *  # noqa: F403 - fixtures
 from tests.flagapp.api_support import write_headers
 
@@ -134,7 +134,7 @@ def test_reconcile__publish_failed_after_commit__republished_and_ruleset_serves_
     with committed():
         flag = make_flag()
         services.set_flag_enabled(flag, env, True, actor=None, reason="launch")
-    _key, token = keys.create_sdk_key(env, name="tests")
+    _key, token = sdk_keys.create_sdk_key(env, name="tests", actor=None, reason="tests")
     client = Client()
 
     def served_enabled() -> bool:

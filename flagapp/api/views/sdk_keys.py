@@ -3,7 +3,8 @@
 Creating a key answers its token once (only a hash is stored); a key is never edited, only
 revoked, so these writes carry no version. Keys of a protected environment read its
 configuration, so creating or revoking one needs the protected-environment permission too.
-Every create and revoke is logged (logger ``flagapp.api``) with the user and the reason.
+Every create and revoke is logged (logger ``flagapp.api``) with the user and the reason, and
+the reason is stored on the key (``flagapp.services.sdk_keys``, the write path).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from flagapp.api.serializers import (
 )
 from flagapp.models import Environment
 from flagapp.models.sdk import SdkKey
-from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 
 from ._common import REASON, WRITE_RESPONSES
 
@@ -85,8 +86,8 @@ class SdkKeyViewSet(
         if env is None:
             raise ValidationError({"environment": ["No such environment."]})
         check_environment_change(request.user, env)
-        sdk_key, token = keys.create_sdk_key(
-            env, serializer.validated_data.get("name", ""), request.user
+        sdk_key, token = sdk_keys.create_sdk_key(
+            env, name=serializer.validated_data.get("name", ""), actor=request.user, reason=reason
         )
         logger.info(
             "SDK key %s created for %s by %s: %s",
@@ -106,7 +107,7 @@ class SdkKeyViewSet(
         sdk_key = self.get_object()
         reason = self.change_reason()
         check_environment_change(request.user, sdk_key.environment)
-        keys.revoke_sdk_key(sdk_key, request.user)
+        sdk_keys.revoke_sdk_key(sdk_key, actor=request.user, reason=reason)
         logger.info(
             "SDK key %s of %s revoked by %s: %s",
             sdk_key.public_id,

@@ -1,5 +1,6 @@
-"""``manage.py flagapp_sdk_key create --environment KEY [--name NAME] [--scope server|client]``
-and ``revoke``/``list``.
+"""``manage.py flagapp_sdk_key create --environment KEY [--name NAME] [--scope server|client]
+[--reason WHY]``, ``revoke KEY [--reason WHY]`` and ``list``: thin over
+:mod:`flagapp.services.sdk_keys` (the admin's SDK keys page uses the same service).
 
 ``--scope client`` makes a client-side key (for browsers and apps, where the token is public):
 it may call OFREP only; the ruleset, stream and events endpoints refuse it with 403.
@@ -30,44 +31,55 @@ class Command(BaseCommand):
             default="server",
             help="server (default): every SDK endpoint; client: OFREP only, for browsers/apps",
         )
+        create.add_argument(
+            "--reason", default="created with manage.py flagapp_sdk_key", help="why (recorded)"
+        )
         revoke = sub.add_parser("revoke", help="revoke a key by its public id or token")
         revoke.add_argument("key", help="the public id (see list) or the whole token")
+        revoke.add_argument(
+            "--reason", default="revoked with manage.py flagapp_sdk_key", help="why (recorded)"
+        )
         lst = sub.add_parser("list", help="list keys (public ids only, never secrets)")
         lst.add_argument("--environment", default=None)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from flagapp.models import Environment, SdkKey
-        from flagapp.sdk.keys import create_sdk_key, public_id_of, revoke_sdk_key
+        from flagapp.exceptions import FlagValidationError
+        from flagapp.models import SdkKey
+        from flagapp.sdk.keys import public_id_of
+        from flagapp.services.sdk_keys import create_sdk_key, revoke_sdk_key
 
         action = options["action"]
-        if action == "create":
-            try:
-                env = Environment.objects.get(key=options["environment"])
-            except Environment.DoesNotExist:
-                raise CommandError(f"no environment {options['environment']!r}")
-            key, token = create_sdk_key(
-                env, name=options["name"], actor=None, scope=options["scope"]
-            )
-            self.stdout.write(token)
-            self.stderr.write(
-                f"created {key.scope} SDK key {key.public_id} for {env.key}; "
-                "the token above is shown once"
-            )
-        elif action == "revoke":
-            ident = public_id_of(options["key"]) or options["key"]
-            try:
-                key = revoke_sdk_key(ident, actor=None)
-            except SdkKey.DoesNotExist:
-                raise CommandError("no such SDK key")
-            self.stderr.write(f"revoked SDK key {key.public_id} of {key.environment.key}")
-        else:
-            qs = SdkKey.objects.select_related("environment").order_by("environment__key", "id")
-            if options["environment"]:
-                qs = qs.filter(environment__key=options["environment"])
-            for key in qs:
-                state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
-                used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
-                self.stdout.write(
-                    f"{key.public_id}  {key.environment.key}  {key.scope}  {state}  "
-                    f"last used {used}  {key.name}"
+        try:
+            if action == "create":
+                key, token = create_sdk_key(
+                    options["environment"],
+                    name=options["name"],
+                    scope=options["scope"],
+                    actor=None,
+                    reason=options["reason"],
                 )
+                self.stdout.write(token)
+                self.stderr.write(
+                    f"created {key.scope} SDK key {key.public_id} for {key.environment.key}; "
+                    "the token above is shown once"
+                )
+                return
+            if action == "revoke":
+                ident = public_id_of(options["key"]) or options["key"]
+                key = revoke_sdk_key(ident, actor=None, reason=options["reason"])
+                self.stderr.write(f"revoked SDK key {key.public_id} of {key.environment.key}")
+                return
+        except FlagValidationError as exc:
+            raise CommandError(
+                "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+            ) from None
+        qs = SdkKey.objects.select_related("environment").order_by("environment__key", "id")
+        if options["environment"]:
+            qs = qs.filter(environment__key=options["environment"])
+        for key in qs:
+            state = f"revoked {key.revoked_at:%Y-%m-%d}" if key.revoked_at else "active"
+            used = f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "never"
+            self.stdout.write(
+                f"{key.public_id}  {key.environment.key}  {key.scope}  {state}  "
+                f"last used {used}  {key.name}"
+            )

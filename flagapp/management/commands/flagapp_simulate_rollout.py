@@ -50,7 +50,7 @@ class Command(BaseCommand):
         from flagapp.models import Environment
         from flagapp.rollouts.simulation import Scenario, format_timeline, run_scenario
         from flagapp.rollouts.simulation import serve_in_thread as serve
-        from flagapp.sdk.keys import create_sdk_key
+        from flagapp.services.sdk_keys import create_sdk_key
 
         try:
             steps = tuple(int(s) for s in options["steps"].split(","))
@@ -69,7 +69,9 @@ class Command(BaseCommand):
         if not owner.user_set.exists():
             user = User.objects.create(username="simulation-owner", email="owner@sim.example")
             user.groups.add(owner)
-        _, token = create_sdk_key(env, name="rollout simulation")
+        _, token = create_sdk_key(
+            env, name="rollout simulation", actor=None, reason="rollout simulation"
+        )
         common = {
             "users_per_tick": options["users"],
             "tick": timedelta(minutes=options["tick_minutes"]),

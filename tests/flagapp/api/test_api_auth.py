@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from flagapp import services
 from flagapp.models import Environment, Flag, FlagState, Segment
 from flagapp.models.sdk import SdkKey
-from flagapp.sdk.keys import create_sdk_key
+from flagapp.services.sdk_keys import create_sdk_key
 from tests.flagapp.api_support import *  # noqa: F403 - fixtures
 from tests.flagapp.api_support import EDITOR, release_expiry, write_headers
 
@@ -33,8 +33,8 @@ def world(api_flag: Any, envs: Any) -> dict[str, Any]:
     flag = api_flag()
     services.update_environment(envs["production"], protected=True, actor=None, reason="setup")
     segment = services.create_segment(key="beta", name="Beta", actor=None, reason="setup")
-    staging_key, _ = create_sdk_key(envs["staging"], "s")
-    prod_key, _ = create_sdk_key(envs["production"], "p")
+    staging_key, _ = create_sdk_key(envs["staging"], name="s", actor=None, reason="tests")
+    prod_key, _ = create_sdk_key(envs["production"], name="p", actor=None, reason="tests")
     return {"flag": flag, "segment": segment, "staging_key": staging_key, "prod_key": prod_key}
 
 

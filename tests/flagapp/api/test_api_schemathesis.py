@@ -51,7 +51,7 @@ def api_schema(db: Any, owner_group: Any, envs: Any) -> Iterator[Any]:
     from django.contrib.auth.models import User
 
     from flagapp.api.tokens import create_api_token
-    from flagapp.sdk.keys import create_sdk_key
+    from flagapp.services.sdk_keys import create_sdk_key
 
     services.create_flag(
         key="checkout.new-flow",
@@ -62,7 +62,7 @@ def api_schema(db: Any, owner_group: Any, envs: Any) -> Iterator[Any]:
         reason="setup",
     )
     services.create_segment(key="beta", name="Beta", actor=None, reason="setup")
-    create_sdk_key(envs["staging"], "s")
+    create_sdk_key(envs["staging"], name="s", actor=None, reason="tests")
     admin = User.objects.create_superuser("fuzz", "fuzz@example.com", "x")
     _, token = create_api_token(admin, "fuzz")
     _TOKEN_HEADER["Authorization"] = f"Token {token}"

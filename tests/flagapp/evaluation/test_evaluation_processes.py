@@ -122,12 +122,12 @@ class Deployment:
 SEED = """
 from django.contrib.auth.models import Group
 from flagapp import services
-from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 env = services.create_environment(key="production", name="P", actor=None, reason="seed")
 owner = Group.objects.create(name="ops")
 services.create_flag(key="ops.switch", name="Switch", owner=owner, actor=None, reason="seed",
                      flag_type="ops")
-print(keys.create_sdk_key(env)[1])
+print(sdk_keys.create_sdk_key(env, actor=None, reason="seed")[1])
 """
 
 #: Flip the flag through the services; print the wall-clock time right after the commit

@@ -27,6 +27,7 @@ from flagapp.governance.blast_radius import BlastRadius
 from flagapp.models import Environment, Flag, FlagState
 from flagapp.policy import GrantedApproval
 from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from flagapp.testutils import reset_flag_cache
 from tests.flagapp import governance_helpers as h
 
@@ -83,7 +84,7 @@ def _in_process_users(n: int = 99) -> None:
 
 def _rig(prod: Environment, contexts: list[dict[str, Any]]) -> str:
     """One POST of crafted exposures with an ordinary SDK key; returns its public id."""
-    key, token = keys.create_sdk_key(prod, name="attacker")
+    key, token = sdk_keys.create_sdk_key(prod, name="attacker", actor=None, reason="tests")
     body = {
         "events": [
             {"kind": "exposure", "flag": "checkout.new-flow", "variant": "on", "context": c}

@@ -210,7 +210,7 @@ def test_rollout__real_prometheus_scraping_live_server__advances_then_rolls_back
     from flagapp import services
     from flagapp.models import SdkEvent
     from flagapp.rollouts import controller
-    from flagapp.sdk import keys
+    from flagapp.services import sdk_keys
     from openfeature_provider import FlagappProvider
 
     settings.FLAGAPP = {**settings.FLAGAPP, "ROLLOUT_PROMETHEUS": {"url": prometheus.url}}
@@ -220,7 +220,7 @@ def test_rollout__real_prometheus_scraping_live_server__advances_then_rolls_back
         key=FLAG, name="Guarded", owner=owner, flag_type="ops", actor=None, reason="test"
     )
     services.update_flag_state(flag, env, enabled=True, actor=None, reason="on")
-    _, sdk_token = keys.create_sdk_key(env, name="live")
+    _, sdk_token = sdk_keys.create_sdk_key(env, name="live", actor=None, reason="tests")
     plan = controller.create_plan(
         flag,
         env,

@@ -28,7 +28,7 @@ from openfeature.contrib.provider.ofrep import OFREPProvider
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.flag_evaluation import FlagEvaluationDetails
 
-from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from openfeature_provider import FlagappProvider
 from openfeature_provider.sources import InMemorySource
 from tests.flagapp.eval_helpers import ruleset_doc
@@ -132,7 +132,7 @@ def clients(
     live_server: Any, environments: Any, install_flags: Callable[..., Any]
 ) -> Iterator[tuple[OpenFeatureClient, OpenFeatureClient, str]]:
     install_flags(FLAGS, version=VERSION)
-    _, token = keys.create_sdk_key("production", name="agreement")
+    _, token = sdk_keys.create_sdk_key("production", name="agreement", actor=None, reason="tests")
     remote, local = f"ofrep-{uuid.uuid4().hex}", f"local-{uuid.uuid4().hex}"
     headers = {"Authorization": f"Bearer {token}"}
     api.set_provider(OFREPProvider(live_server.url, headers_factory=lambda: headers), remote)

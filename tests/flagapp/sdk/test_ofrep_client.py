@@ -19,6 +19,7 @@ from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
 from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
 from tests.flagapp.sdk_helpers import ALL_KINDS
 
@@ -36,7 +37,9 @@ def _client(base_url: str, headers: dict[str, str]) -> OpenFeatureClient:
 @pytest.fixture
 def token(environments: Any, install_flags: Callable[..., Any]) -> str:
     install_flags(ALL_KINDS, version=3)
-    _, secret = keys.create_sdk_key("production", name="ofrep-client")
+    _, secret = sdk_keys.create_sdk_key(
+        "production", name="ofrep-client", actor=None, reason="tests"
+    )
     return secret
 
 
@@ -113,7 +116,7 @@ def test_ofrep_client__revoked_key__refused(live_server: Any, token: str) -> Non
     client = _client(live_server.url, {"Authorization": f"Bearer {token}"})
     try:
         assert client.get_boolean_value("demo.bool", False, CTX) is True
-        keys.revoke_sdk_key(keys.public_id_of(token))
+        sdk_keys.revoke_sdk_key(keys.public_id_of(token), actor=None, reason="tests")
         details = client.get_boolean_details("demo.bool", False, CTX)
     finally:
         api.clear_providers()

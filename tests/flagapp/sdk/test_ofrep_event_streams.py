@@ -19,6 +19,7 @@ from django.contrib.auth.models import Group
 
 from flagapp import evaluation, services
 from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from openfeature_provider.transport import SseEvent, iter_sse
 from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
 from tests.flagapp.sdk_helpers import AsgiServer
@@ -42,7 +43,9 @@ def world(transactional_db: Any) -> dict[str, Any]:
         key="web.banner", name="Banner", owner=owner, actor=None, reason="test",
         expires_on=None, flag_type="ops",
     )  # fmt: skip
-    _, token = keys.create_sdk_key(env, name="browser", scope="client")
+    _, token = sdk_keys.create_sdk_key(
+        env, name="browser", scope="client", actor=None, reason="tests"
+    )
     return {"env": env, "flag": flag, "token": token}
 
 
@@ -142,7 +145,7 @@ def test_ofrep_event_stream__key_revoked__stream_ends_and_reconnect_401(
 ) -> None:
     url = _stream_url(asgi_server, _bulk(asgi_server, world["token"]).json())
     with httpx.stream("GET", url, timeout=httpx.Timeout(5.0, read=10)) as response:
-        keys.revoke_sdk_key(keys.public_id_of(world["token"]))
+        sdk_keys.revoke_sdk_key(keys.public_id_of(world["token"]), actor=None, reason="tests")
         lines = list(response.iter_lines())  # ends at the next heartbeat's key check
     assert lines[0].startswith("retry: ")
     with httpx.stream("GET", url, timeout=5) as response:

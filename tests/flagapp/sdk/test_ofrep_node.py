@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from openfeature import api
 
-from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from openfeature_provider import FlagappProvider
 from openfeature_provider.sources import InMemorySource
 from tests.flagapp.eval_helpers import ruleset_doc
@@ -145,7 +145,9 @@ def test_ofrep_node_client__case_table__equal_to_flagapp_provider_except_listed(
     identical: int,
 ) -> None:
     install_flags(FLAGS, version=VERSION)
-    _, token = keys.create_sdk_key("production", name="node-agreement", scope=scope)
+    _, token = sdk_keys.create_sdk_key(
+        "production", name="node-agreement", scope=scope, actor=None, reason="tests"
+    )
     theirs = _run_node(script, live_server.url, token)
     differences = _differences(_flagapp_answers(), theirs)
     unexplained = {n: d for n, d in differences.items() if set(d[0]) - set(listed.get(n, {}))}

@@ -24,6 +24,7 @@ from openfeature.track import TrackingEventDetails
 from flagapp import services
 from flagapp.models import SdkEvent
 from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from openfeature_provider import FlagappProvider
 from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
 from tests.flagapp.sdk_helpers import AsgiServer
@@ -47,7 +48,7 @@ def world(transactional_db: Any) -> dict[str, Any]:
         reason="test",
         flag_type="ops",
     )
-    _, token = keys.create_sdk_key(env, name="provider")
+    _, token = sdk_keys.create_sdk_key(env, name="provider", actor=None, reason="tests")
     return {"env": env, "flag": flag, "token": token}
 
 
@@ -147,7 +148,7 @@ def test_provider__refused_key__not_ready(
 ) -> None:
     token = world["token"]
     if case == "revoked":
-        keys.revoke_sdk_key(keys.public_id_of(token))
+        sdk_keys.revoke_sdk_key(keys.public_id_of(token), actor=None, reason="tests")
     else:
         token = "fa_production_" + "Z" * 40
     provider = FlagappProvider(live_server.url, token, init_timeout=3, poll_interval=5)

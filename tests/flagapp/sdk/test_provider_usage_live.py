@@ -28,7 +28,7 @@ from openfeature.evaluation_context import EvaluationContext
 from flagapp import services
 from flagapp.governance.stale import stale_report
 from flagapp.models import ContextSample, Flag, FlagEvaluationStat, SdkEvent
-from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from openfeature_provider import FlagappProvider
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -55,7 +55,7 @@ def world(transactional_db: Any) -> dict[str, Any]:
         flag, env, actor=None, reason="launch", enabled=True, fallthrough={"variant": "on"}
     )
     Flag.objects.filter(pk=flag.pk).update(created_at=timezone.now() - dt.timedelta(days=60))
-    _, token = keys.create_sdk_key(env, name="billing-service")
+    _, token = sdk_keys.create_sdk_key(env, name="billing-service", actor=None, reason="tests")
     return {"env": env, "flag": flag, "token": token}
 
 

@@ -13,6 +13,7 @@ from django.test import Client, override_settings
 from flagapp import sampling
 from flagapp.models import ContextSample, FlagEvaluationStat, SdkEvent
 from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from openfeature_provider.engine import parse_ruleset
 from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
 from tests.flagapp.sdk_helpers import ALL_KINDS, bearer, flag_doc
@@ -140,7 +141,7 @@ def test_sdk_endpoints__revoked_key__401(
         content_type="application/json",
         **bearer(sdk_token),
     ).status_code in (200, 202)
-    keys.revoke_sdk_key(keys.public_id_of(sdk_token))
+    sdk_keys.revoke_sdk_key(keys.public_id_of(sdk_token), actor=None, reason="tests")
     response = method(path, content_type="application/json", **bearer(sdk_token))
     assert response.status_code == 401
 
@@ -191,7 +192,7 @@ def test_rate_limit__per_key__other_key_unaffected(
     client: Client, sdk_token: str, environments: Any, install_flags: Callable[..., Any]
 ) -> None:
     install_flags(ALL_KINDS)
-    _, other = keys.create_sdk_key("production")
+    _, other = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     with override_settings(FLAGAPP={"RATE_LIMITS": {"sdk": {"rate": 0.01, "burst": 1}}}):
         assert client.get(RULESET, **bearer(sdk_token)).status_code == 200
         assert client.get(RULESET, **bearer(sdk_token)).status_code == 429

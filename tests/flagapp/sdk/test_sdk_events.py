@@ -24,7 +24,7 @@ from django.test import Client, override_settings
 
 from flagapp import sampling
 from flagapp.models import ContextSample, FlagEvaluationStat, SdkEvent
-from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
 from tests.flagapp.sdk_helpers import ALL_KINDS, bearer
 
@@ -121,7 +121,9 @@ def test_events__same_batch_id_retried__stored_once_and_same_answer(
 def test_events__same_batch_id_from_another_key__stored_for_each_key(
     client: Client, sdk_token: str, environments: Any
 ) -> None:
-    _key, other = keys.create_sdk_key(environments["production"], name="other")
+    _key, other = sdk_keys.create_sdk_key(
+        environments["production"], name="other", actor=None, reason="tests"
+    )
     _post(client, sdk_token, _batch(2), batch_id="abc123")
     _post(client, other, _batch(2), batch_id="abc123")
     assert SdkEvent.objects.count() == 4

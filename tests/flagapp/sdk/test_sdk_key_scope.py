@@ -11,9 +11,11 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
+from flagapp.exceptions import FlagValidationError
 from flagapp.models import SdkKey
 from flagapp.sdk import keys
 from flagapp.sdk.auth import CLIENT_KEY_REFUSED
+from flagapp.services import sdk_keys
 from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
 from tests.flagapp.sdk_helpers import ALL_KINDS, bearer
 
@@ -23,20 +25,24 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def client_token(environments: dict[str, Any], install_flags: Any) -> str:
     install_flags(ALL_KINDS, version=2)
-    _key, token = keys.create_sdk_key(environments["production"], name="web", scope="client")
+    _key, token = sdk_keys.create_sdk_key(
+        environments["production"], name="web", scope="client", actor=None, reason="tests"
+    )
     return token
 
 
 def test_create_sdk_key__default__server_scope(environments: dict[str, Any]) -> None:
-    key, _token = keys.create_sdk_key(environments["production"])
+    key, _token = sdk_keys.create_sdk_key(environments["production"], actor=None, reason="tests")
     assert key.scope == "server"
 
 
-def test_create_sdk_key__unknown_scope__value_error_naming_scopes(
+def test_create_sdk_key__unknown_scope__error_on_scope_naming_scopes(
     environments: dict[str, Any],
 ) -> None:
-    with pytest.raises(ValueError, match="scope must be one of server, client, not 'admin'"):
-        keys.create_sdk_key(environments["production"], scope="admin")
+    with pytest.raises(FlagValidationError, match="one of server, client, not 'admin'"):
+        sdk_keys.create_sdk_key(
+            environments["production"], scope="admin", actor=None, reason="tests"
+        )
     assert not SdkKey.objects.exists()
 
 

@@ -14,6 +14,7 @@ from django.test import override_settings
 
 from flagapp.models import SdkKey
 from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +23,9 @@ pytestmark = pytest.mark.django_db
 def test_create_sdk_key__new_key__token_shown_once_and_only_its_hash_stored(
     environments: dict[str, Any],
 ) -> None:
-    key, token = keys.create_sdk_key(environments["production"], name="web")
+    key, token = sdk_keys.create_sdk_key(
+        environments["production"], name="web", actor=None, reason="tests"
+    )
     assert token.startswith("fa_production_")
     assert len(token.rpartition("_")[2]) == 40
     stored = SdkKey.objects.get(pk=key.pk)
@@ -34,7 +37,7 @@ def test_create_sdk_key__new_key__token_shown_once_and_only_its_hash_stored(
 def test_authenticate_token__valid_key__returns_its_environment(
     environments: dict[str, Any],
 ) -> None:
-    _, token = keys.create_sdk_key("staging", name="svc")
+    _, token = sdk_keys.create_sdk_key("staging", name="svc", actor=None, reason="tests")
     info = keys.authenticate_token(token)
     assert info.environment_key == "staging"
 
@@ -42,7 +45,7 @@ def test_authenticate_token__valid_key__returns_its_environment(
 def test_authenticate_token__warm__makes_no_query(
     environments: dict[str, Any], django_assert_num_queries: Any
 ) -> None:
-    _, token = keys.create_sdk_key("production")
+    _, token = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     keys.authenticate_token(token)
     with django_assert_num_queries(0):
         for _ in range(5):
@@ -64,16 +67,16 @@ def test_authenticate_token__missing_or_unknown__401(
 def test_authenticate_token__right_public_id_wrong_secret__401(
     environments: dict[str, Any],
 ) -> None:
-    _, token = keys.create_sdk_key("production")
+    _, token = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     with pytest.raises(keys.AuthFailure):
         keys.authenticate_token(forged)
 
 
 def test_revoke_sdk_key__warm_cache__refused_at_once(environments: dict[str, Any]) -> None:
-    key, token = keys.create_sdk_key("production")
+    key, token = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     keys.authenticate_token(token)  # warm
-    keys.revoke_sdk_key(key)
+    sdk_keys.revoke_sdk_key(key, actor=None, reason="tests")
     with pytest.raises(keys.AuthFailure) as info:
         keys.authenticate_token(token)
     assert info.value.status == 401
@@ -95,9 +98,9 @@ def test_revoke_sdk_key__redis_notifier__broadcast_on_this_deployments_channel(
             sent.append((channel, json.loads(payload)))
 
     monkeypatch.setattr(notifier, "_client", FakeRedis)
-    key, _ = keys.create_sdk_key("production")
+    key, _ = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     with override_settings(FLAGAPP={"NOTIFIER": "redis", "NAMESPACE": "deployment-a"}):
-        keys.revoke_sdk_key(key)
+        sdk_keys.revoke_sdk_key(key, actor=None, reason="tests")
     assert sent == [
         (
             "flagapp:deployment-a:snapshots",
@@ -109,7 +112,7 @@ def test_revoke_sdk_key__redis_notifier__broadcast_on_this_deployments_channel(
 def test_authenticate_token__revoked_elsewhere__refused_after_cache_expiry(
     environments: dict[str, Any],
 ) -> None:
-    key, token = keys.create_sdk_key("production")
+    key, token = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     with override_settings(FLAGAPP={"SDK_KEY_CACHE_SECONDS": 0}):
         keys.authenticate_token(token)
         # Another process revokes: only the row changes, this process's cache is not told.
@@ -121,7 +124,7 @@ def test_authenticate_token__revoked_elsewhere__refused_after_cache_expiry(
 def test_authenticate_token__used__last_used_at_written_coarsely(
     environments: dict[str, Any], django_assert_max_num_queries: Any
 ) -> None:
-    key, token = keys.create_sdk_key("production")
+    key, token = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     assert key.last_used_at is None
     keys.authenticate_token(token)
     first = SdkKey.objects.get(pk=key.pk).last_used_at
@@ -156,8 +159,8 @@ def test_command_create__unknown_environment__error(environments: dict[str, Any]
 
 
 def test_command_revoke__by_token_or_public_id__key_refused(environments: dict[str, Any]) -> None:
-    _key1, token1 = keys.create_sdk_key("production")
-    key2, token2 = keys.create_sdk_key("production")
+    _key1, token1 = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
+    key2, token2 = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     call_command("flagapp_sdk_key", "revoke", token1, stdout=io.StringIO(), stderr=io.StringIO())
     call_command(
         "flagapp_sdk_key", "revoke", key2.public_id, stdout=io.StringIO(), stderr=io.StringIO()
@@ -174,7 +177,7 @@ def test_command_revoke__by_token_or_public_id__key_refused(environments: dict[s
 def test_authenticate_token__cache_expired_but_recently_used__no_write(
     environments: dict[str, Any], django_assert_num_queries: Any
 ) -> None:
-    _key, token = keys.create_sdk_key("production")
+    _key, token = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     keys.authenticate_token(token)  # records last_used_at
     # The reload's SELECT, no UPDATE.
     with override_settings(FLAGAPP={"SDK_KEY_CACHE_SECONDS": 0}), django_assert_num_queries(1):
@@ -184,7 +187,7 @@ def test_authenticate_token__cache_expired_but_recently_used__no_write(
 def test_authenticate_token__db_false_and_cold__needs_database_not_a_query(
     environments: dict[str, Any], django_assert_num_queries: Any
 ) -> None:
-    _key, token = keys.create_sdk_key("production")
+    _key, token = sdk_keys.create_sdk_key("production", actor=None, reason="tests")
     with django_assert_num_queries(0), pytest.raises(keys.NeedsDatabase):
         keys.authenticate_token(token, db=False)
     keys.authenticate_token(token)  # warm it

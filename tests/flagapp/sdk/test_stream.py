@@ -18,6 +18,7 @@ from django.core.cache import caches
 
 from flagapp import evaluation, services
 from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from openfeature_provider.transport import SseEvent, iter_sse
 from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
 from tests.flagapp.sdk_helpers import AsgiServer, flag_doc, ruleset_doc
@@ -46,7 +47,7 @@ def world(transactional_db: Any) -> dict[str, Any]:
         expires_on=None,
         flag_type="ops",
     )
-    _, token = keys.create_sdk_key(env, name="stream")
+    _, token = sdk_keys.create_sdk_key(env, name="stream", actor=None, reason="tests")
     return {"env": env, "flag": flag, "token": token}
 
 
@@ -188,7 +189,7 @@ def test_stream__bad_key__refused(
 ) -> None:
     token = {"none": None, "unknown": "fa_production_" + "x" * 40, "revoked": world["token"]}[case]
     if case == "revoked":
-        keys.revoke_sdk_key(keys.public_id_of(world["token"]))
+        sdk_keys.revoke_sdk_key(keys.public_id_of(world["token"]), actor=None, reason="tests")
     with _open(asgi_server, token) as response:
         assert response.status_code == 401
 
@@ -197,7 +198,7 @@ def test_stream__another_environments_key__403(
     asgi_server: AsgiServer, world: dict[str, Any]
 ) -> None:
     staging = services.create_environment(key="staging", name="Staging", actor=None, reason="test")
-    _, token = keys.create_sdk_key(staging)
+    _, token = sdk_keys.create_sdk_key(staging, actor=None, reason="tests")
     with _open(asgi_server, token, environment="production") as response:
         assert response.status_code == 403
 
@@ -433,7 +434,7 @@ def test_stream__key_revoked_while_open__stream_ends(
     with _open(asgi_server, world["token"]) as response:
         reader = Reader(response)
         reader.next_snapshot()
-        keys.revoke_sdk_key(keys.public_id_of(world["token"]))
+        sdk_keys.revoke_sdk_key(keys.public_id_of(world["token"]), actor=None, reason="tests")
         ended = False
         deadline = time.monotonic() + 5
         try:

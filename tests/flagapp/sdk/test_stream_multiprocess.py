@@ -26,7 +26,8 @@ from django.db import connection
 from openfeature.evaluation_context import EvaluationContext
 
 from flagapp import services
-from flagapp.sdk import keys, notifier
+from flagapp.sdk import notifier
+from flagapp.services import sdk_keys
 from openfeature_provider import FlagappProvider
 from tests.support.processes import uvicorn_argv
 
@@ -141,7 +142,7 @@ def test_streaming_provider__two_worker_processes__change_arrives_over_redis(
     services.update_flag_state(
         flag, env, actor=None, reason="t", enabled=True, fallthrough={"variant": "off"}
     )
-    _, token = keys.create_sdk_key(env)
+    _, token = sdk_keys.create_sdk_key(env, actor=None, reason="tests")
     # Warm both workers (each starts its Redis listener on its first SDK request).
     for _ in range(6):
         assert (

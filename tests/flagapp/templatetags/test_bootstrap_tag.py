@@ -14,7 +14,7 @@ from django.template import Context, Template
 from django.test import Client, RequestFactory
 
 from flagapp.evaluation.context import context_for_request
-from flagapp.sdk import keys
+from flagapp.services import sdk_keys
 from tests.flagapp.eval_helpers import (  # noqa: F401 - fixtures
     Installer,
     clean_flag_cache_fixture,
@@ -73,7 +73,7 @@ def test_flagapp_bootstrap__flags__equal_to_the_client_keys_ofrep_bulk_answer(
     request = _request(user)
     rendered = _parsed(_render("{% flagapp_bootstrap %}", request))
     env = Environment.objects.create(key="production", name="P")
-    _key, token = keys.create_sdk_key(env, scope="client")
+    _key, token = sdk_keys.create_sdk_key(env, scope="client", actor=None, reason="tests")
     answer = (
         Client()
         .post(
