@@ -2,7 +2,8 @@
 (flagapp.admin.overview): a flag turned off from the list and from a card with a reason
 (the inline prompt with JavaScript, the confirmation page without), seen on the card and in
 the timeline; in protected production turning it on creates a change request, shown on the
-card. Light and dark, 1400 px and 390 px. Screenshots: ``test-artifacts/flag-overview-*.png``.
+card. Light and dark, 1400 px and 390 px; axe-core on every page and open prompt.
+Screenshots: ``test-artifacts/flag-overview-*.png``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from flagapp.policy import GrantedApproval
 from flagapp.testutils import reset_flag_cache
 from tests.flagapp import governance_helpers as h
 
+from .support import check_accessibility, login, screenshot, visit
 from .test_admin_layout_browser import OVERFLOW_JS
-from .test_governance_browser import ARTIFACTS, browser  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -66,21 +67,11 @@ def setup() -> dict[str, Any]:
 
 
 def _login(chromium: Any, base: str, width: int, scheme: str, js: bool = True) -> Any:
-    context = chromium.new_context(
-        viewport={"width": width, "height": 1000}, color_scheme=scheme, java_script_enabled=js
-    )
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", "pw-alice")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
-    return page
+    return login(chromium, base, "alice", width=width, height=1000, scheme=scheme, javascript=js)
 
 
 def _shot(page: Any, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"flag-overview-{name}.png"), full_page=True)
+    screenshot(page, f"flag-overview-{name}")
 
 
 def _enabled(flag: Flag, env: Environment) -> bool:
@@ -88,34 +79,35 @@ def _enabled(flag: Flag, env: Environment) -> bool:
 
 
 def test_browser_overview__toggle_from_list_and_card__cards_history_change_request(
-    browser: Any,  # noqa: F811 - the fixture
+    browser: Any,
     live_server: Any,
     setup: dict[str, Any],
 ) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
     base = live_server.url
     flag, staging, prod = setup["flag"], setup["staging"], setup["prod"]
     flag_page = f"{base}/admin/flagapp/flag/{flag.pk}/change/"
 
     # 1400 px, light, JavaScript on: the list's staging toggle asks for the reason inline.
     page = _login(browser, base, 1400, "light")
-    page.goto(f"{base}/admin/flagapp/flag/")
+    visit(page, f"{base}/admin/flagapp/flag/")
     assert "(current theme" in page.content()  # the stock admin page, styled
     page.click(f"#toggle-staging-{flag.pk}")
     prompt = page.locator(".flagapp-toggle-prompt")
     prompt.wait_for()
+    check_accessibility(page)  # the inline prompt, open
     assert page.url.endswith("/admin/flagapp/flag/")  # no navigation: the inline prompt
     page.fill(".flagapp-toggle-reason", "list: errors in staging")
     _shot(page, "list-prompt-1400-light")
     page.click(".flagapp-toggle-submit")
     page.wait_for_selector(".messagelist .success")
+    check_accessibility(page)
     assert "Turned off checkout.new-flow in staging" in page.locator(".messagelist").inner_text()
     assert page.url.endswith("/admin/flagapp/flag/")
     assert not _enabled(flag, staging)
     _shot(page, "list-1400-light")
 
     # The card: staging is off, the last change is alice's with the reason.
-    page.goto(flag_page)
+    visit(page, flag_page)
     card = page.locator("#env-card-staging")
     text = " ".join(card.inner_text().split())
     assert "OFF" in text and "Off: everyone gets the caller's default." in text
@@ -132,6 +124,7 @@ def test_browser_overview__toggle_from_list_and_card__cards_history_change_reque
     page.fill("#env-card-production .flagapp-toggle-reason", "card: incident 4711")
     page.click("#env-card-production .flagapp-toggle-submit")
     page.wait_for_selector(".messagelist .success")
+    check_accessibility(page)
     assert not _enabled(flag, prod)
     assert not ChangeRequest.objects.exists()
     prod_text = " ".join(page.locator("#env-card-production").inner_text().split())
@@ -146,6 +139,7 @@ def test_browser_overview__toggle_from_list_and_card__cards_history_change_reque
     page.fill("#env-card-production .flagapp-toggle-reason", "incident over")
     page.click("#env-card-production .flagapp-toggle-submit")
     page.wait_for_selector("#cr-created")
+    check_accessibility(page)
     cr = ChangeRequest.objects.get()
     assert (cr.status, cr.environment_key, cr.reason) == ("pending", "production", "incident over")
     assert not _enabled(flag, prod)
@@ -156,7 +150,7 @@ def test_browser_overview__toggle_from_list_and_card__cards_history_change_reque
     _shot(page, "change-request-1400-light")
 
     # The timeline shows both toggles with their reasons.
-    page.goto(f"{base}/admin/flagapp/flag/{flag.pk}/timeline/")
+    visit(page, f"{base}/admin/flagapp/flag/{flag.pk}/timeline/")
     timeline = page.locator("#timeline").inner_text()
     assert "list: errors in staging" in timeline and "card: incident 4711" in timeline
     assert "turned off (everyone gets the default)" in timeline
@@ -164,7 +158,7 @@ def test_browser_overview__toggle_from_list_and_card__cards_history_change_reque
 
     # 1400 px dark: the cards readable in dark mode.
     page = _login(browser, base, 1400, "dark")
-    page.goto(flag_page)
+    visit(page, flag_page)
     colour = page.eval_on_selector("#env-card-staging", "e => getComputedStyle(e).color")
     background = page.eval_on_selector(
         "#env-card-staging", "e => getComputedStyle(e).backgroundColor"
@@ -175,26 +169,28 @@ def test_browser_overview__toggle_from_list_and_card__cards_history_change_reque
 
     # 390 px, dark, JavaScript off: the link opens the confirmation page.
     page = _login(browser, base, 390, "dark", js=False)
-    page.goto(flag_page)
+    visit(page, flag_page)
     assert page.evaluate(OVERFLOW_JS) <= 0
     _shot(page, "390-dark")
     page.click(f"#toggle-staging-{flag.pk}")
     page.wait_for_selector("#toggle-form")
+    check_accessibility(page)
     assert "is off in Staging" in page.locator("#toggle-now").inner_text()
     assert page.locator("#id_reason").get_attribute("required") is not None  # and the server
     page.fill("#id_reason", "fixed: back on")
     _shot(page, "confirm-390-dark")
     page.click("#toggle-submit")
     page.wait_for_selector("#flag-overview")
+    check_accessibility(page)
     assert _enabled(flag, staging)
     assert "fixed: back on" in page.locator("#env-card-staging").inner_text()
-    page.goto(f"{base}/admin/flagapp/flag/")
+    visit(page, f"{base}/admin/flagapp/flag/")
     _shot(page, "list-390-dark")
     page.context.close()
 
     # 390 px light: the cards stack in one column.
     page = _login(browser, base, 390, "light")
-    page.goto(flag_page)
+    visit(page, flag_page)
     boxes = [page.locator(f"#env-card-{k}").bounding_box() for k in ("staging", "production")]
     assert boxes[0] and boxes[1] and boxes[1]["y"] > boxes[0]["y"]
     assert page.evaluate(OVERFLOW_JS) <= 0
