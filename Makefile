@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint type install clean migrations constraints
+.PHONY: demo test bench lint type install clean migrations constraints screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ type: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .tox
+
+## make screenshots: the browser tests (Debian chromium), saving docs/screenshots/*.png (docs/admin.md)
+screenshots: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,browser]'
+	cd tests/browser && npm ci --no-audit --no-fund --ignore-scripts --silent
+	FLAGAPP_DOCS_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -q -p no:cacheprovider -m browser tests/browser
 
 ## make migrations: while unreleased, regenerate the single 0001_initial migration
 migrations: $(STAMP)

@@ -89,8 +89,10 @@ def state_lines(state: Mapping[str, Any] | None) -> list[str]:
 
 
 def _digest(steps: Sequence[services.PromotionStep]) -> str:
-    data = [(s.flag, s.before, s.after) for s in steps if s.changed]
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+    """What the preview was computed from: every changed flag with the versions of its two
+    states (every state change bumps its version, so equal versions mean an equal plan)."""
+    data = [(s.flag, *s.versions) for s in steps if s.changed]
+    return hashlib.sha256(json.dumps(data).encode()).hexdigest()
 
 
 #: Flags shown in the preview; the rest of a larger promotion is summarised (and promoted

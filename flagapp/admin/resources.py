@@ -112,7 +112,8 @@ def segment_usage_html(usage: SegmentUsage) -> str:
         if key not in pks:
             return key
         url = reverse("admin:flagapp_segment_change", args=[pks[key]])
-        return format_html('<a href="{}">{}</a>', url, key)
+        # underlined: in a sentence a link needs more than its colour (axe link-in-text-block)
+        return format_html('<a href="{}" style="text-decoration: underline">{}</a>', url, key)
 
     rows = format_html_join(
         "",

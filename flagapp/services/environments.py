@@ -10,7 +10,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from flagapp.exceptions import ApprovalRequired, FlagValidationError
-from flagapp.models import Environment, Flag, FlagState
+from flagapp.models import Environment, Flag, FlagState, TargetingRule
+from flagapp.models.flags import Risk
 from flagapp.policy import kill_switch_bypasses_approval, requires_approval
 
 from ._base import (
@@ -167,6 +168,8 @@ class PromotionStep:
     before: dict[str, Any] | None
     after: dict[str, Any]
     needs_approval: bool
+    #: the versions of the source and target states the step was computed from (0: none)
+    versions: tuple[int, int] = (0, 0)
 
     @property
     def changed(self) -> bool:
@@ -183,20 +186,42 @@ class Promotion:
     unchanged: list[str] = field(default_factory=list)
 
 
-def _source_states(source: Environment, flags: Iterable[str] | None) -> Any:
-    qs = (
-        FlagState.objects.filter(environment=source, flag__archived=False)
-        .select_related("flag")
-        .prefetch_related("rules")
-        .order_by("flag__key")
-    )
-    if flags is not None:
-        wanted = set(flags)
-        qs = qs.filter(flag__key__in=wanted)
-        missing = wanted - {s.flag.key for s in qs}
-        if missing:
-            raise FlagValidationError({"flags": [f"unknown flags: {', '.join(sorted(missing))}"]})
-    return qs
+def _states(
+    environment: Environment, versions: dict[int, int], flag_ids: set[int] | None = None
+) -> dict[int, Any]:
+    """flag id -> its state in ``environment`` as ``state_dict`` has it (and its version in
+    ``versions``), read with two ``values_list`` queries (no model instances: the preview of
+    10,000 flags reads 20,000 states and their rules)."""
+    states = FlagState.objects.filter(environment=environment)
+    if flag_ids is not None:
+        states = states.filter(flag_id__in=flag_ids)
+    out: dict[int, Any] = {}
+    by_state: dict[int, dict[str, Any]] = {}
+    for pk, flag_id, enabled, fallthrough, prerequisites, version in states.values_list(
+        "pk", "flag_id", "enabled", "fallthrough", "prerequisites", "version"
+    ):
+        entry: dict[str, Any] = {
+            "enabled": enabled,
+            "fallthrough": fallthrough,
+            "prerequisites": list(prerequisites or []),
+            "rules": [],
+        }
+        versions[flag_id] = version
+        out[flag_id] = by_state[pk] = entry
+    rules = TargetingRule.objects.filter(state__environment=environment)
+    if flag_ids is not None:
+        rules = rules.filter(state__flag_id__in=flag_ids)
+    rows = rules.values_list("state_id", "order", "pk", "rule_id", "description", "conditions",
+                             "serve")  # fmt: skip
+    for state_id, _order, _pk, rule_id, description, conditions, serve in sorted(
+        rows, key=lambda r: (r[0], r[1], r[2])
+    ):
+        found = by_state.get(state_id)
+        if found is not None:
+            found["rules"].append(
+                {"id": rule_id, "description": description, "when": conditions, "serve": serve}
+            )
+    return out
 
 
 def promotion_plan(
@@ -206,22 +231,36 @@ def promotion_plan(
     flags: Iterable[str] | None = None,
     include_enabled: bool = True,
 ) -> list[PromotionStep]:
-    """What :func:`promote_environment` would do, flag by flag, without writing: read in
-    three queries whatever the number of flags (the admin's preview)."""
-    from flagapp.documents import state_dict
-
+    """What :func:`promote_environment` would do, flag by flag, without writing: five
+    queries whatever the number of flags (the admin's preview). Equal to comparing
+    ``documents.state_dict`` of the two states."""
     if source.pk == target.pk:
         raise FlagValidationError({"target": ["source and target are the same environment"]})
-    current = {
-        s.flag_id: state_dict(s)
-        for s in FlagState.objects.filter(environment=target).prefetch_related("rules")
-    }
+    candidates = Flag.objects.filter(archived=False)
+    if flags is not None:
+        wanted = set(flags)
+        candidates = candidates.filter(key__in=wanted)
+    flag_rows = list(candidates.values_list("pk", "key", "risk").order_by("key"))
+    if flags is not None:
+        missing = wanted - {key for _, key, _ in flag_rows}
+        if missing:
+            raise FlagValidationError({"flags": [f"unknown flags: {', '.join(sorted(missing))}"]})
+    ids = {pk for pk, _, _ in flag_rows} if flags is not None else None
+    source_versions: dict[int, int] = {}
+    target_versions: dict[int, int] = {}
+    sources = _states(source, source_versions, ids)
+    current = _states(target, target_versions, ids)
+    bypass = kill_switch_bypasses_approval()
+    # the policy, asked once per risk level (a Flag per row would cost more than the rest)
+    guarded = {r: requires_approval(Flag(risk=r), target) for r in Risk.values}
     steps = []
-    for state in _source_states(source, flags):
-        before = current.get(state.flag_id)
-        after = state_dict(state)
+    for flag_id, key, risk in flag_rows:
+        after = sources.get(flag_id)
+        if after is None:
+            continue
+        before = current.get(flag_id)
         if not include_enabled:
-            after["enabled"] = before["enabled"] if before is not None else False
+            after = {**after, "enabled": before["enabled"] if before is not None else False}
         only_kill = (
             before is not None
             and before["enabled"]
@@ -230,12 +269,12 @@ def promotion_plan(
         )
         steps.append(
             PromotionStep(
-                flag=state.flag.key,
-                flag_id=state.flag_id,
+                flag=key,
+                flag_id=flag_id,
                 before=before,
                 after=after,
-                needs_approval=requires_approval(state.flag, target)
-                and not (only_kill and kill_switch_bypasses_approval()),
+                needs_approval=guarded.get(risk, True) and not (only_kill and bypass),
+                versions=(source_versions[flag_id], target_versions.get(flag_id, 0)),
             )
         )
     return steps

@@ -86,29 +86,44 @@ def segment_usage(key: str) -> SegmentUsage:
     for k in reaching:
         mention |= Q(conditions__icontains=k)
     rules: list[SegmentUse] = []
-    # Archived flags count too: unarchiving them must not meet a missing segment.
+    # Archived flags count too: unarchiving them must not meet a missing segment. Read as
+    # values (no model instances): a segment every flag uses has 10,000 rules.
     rows = (
         TargetingRule.objects.filter(mention)
-        .select_related("state__flag", "state__environment")
         .order_by("state__flag__key", "state__environment__order", "order")
-    )
-    for rule in rows:
-        refs = segment_refs(rule.conditions or [])
+        .values_list(
+            "conditions", "serve", "rule_id", "state_id", "state__flag_id", "state__flag__key",
+            "state__flag__risk", "state__flag__archived", "state__environment__key",
+            "state__environment__protected",
+        )
+    )  # fmt: skip
+    for (
+        conditions,
+        serve,
+        rule_id,
+        state_id,
+        flag_id,
+        flag_key,
+        risk,
+        archived,
+        env_key,
+        protected,
+    ) in rows:
+        refs = segment_refs(conditions or [])
         if key not in refs and not refs & reaching:
             continue
-        flag, env = rule.state.flag, rule.state.environment
         rules.append(
             SegmentUse(
-                flag=flag.key,
-                flag_id=flag.pk,
-                environment=env.key,
-                state_id=rule.state_id,
-                rule_id=rule.rule_id,
+                flag=flag_key,
+                flag_id=flag_id,
+                environment=env_key,
+                state_id=state_id,
+                rule_id=rule_id,
                 via=() if key in refs else tuple(sorted(refs & reaching - {key})),
-                guarded=env.protected or flag.risk == "high",
-                archived=flag.archived,
-                when=list(rule.conditions or []),
-                serve=dict(rule.serve or {}),
+                guarded=protected or risk == "high",
+                archived=archived,
+                when=list(conditions or []),
+                serve=dict(serve or {}),
             )
         )
     direct = sorted(k for k, refs in graph.items() if k != key and key in refs)

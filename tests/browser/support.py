@@ -228,10 +228,44 @@ def _check_without_javascript(page: Any, tracked: _Tracked) -> list[dict[str, An
         twin.close()
 
 
+#: The screenshots docs/admin.md shows: ``make screenshots`` runs the browser tests with
+#: ``FLAGAPP_DOCS_SCREENSHOTS=docs/screenshots``, and these are also saved there (the visible
+#: window only, to keep the committed PNGs small).
+DOCS_SHOTS = frozenset(
+    {
+        "flag-overview-1400-light",
+        "flag-overview-1400-dark",
+        "flag-overview-list-prompt-1400-light",
+        "flag-overview-change-request-1400-light",
+        "governance-1-change-request",
+        "governance-2-approved",
+        "governance-3-kill-switch",
+        "change-request-dark",
+        "rules-page-1400",
+        "history-diff-1400-light",
+        "history-diff-390-dark",
+        "audit-log-1400-light",
+        "playground-1400-light",
+        "playground-390-dark",
+        "sdk-keys-created-1400-light",
+        "sdk-keys-list-1400-light",
+        "sdk-keys-list-390-dark",
+        "segment-1400-light",
+        "segment-390-dark",
+        "promote-preview-1400-light",
+        "promote-preview-390-dark",
+    }
+)
+
+
 def screenshot(page: Any, name: str, *, full_page: bool = True) -> Path:
-    """Save ``test-artifacts/<name>.png`` (gitignored; docs/screenshots are made by
-    ``make screenshots``)."""
+    """Save ``test-artifacts/<name>.png`` (gitignored), and ``$FLAGAPP_DOCS_SCREENSHOTS/
+    <name>.png`` for the names in :data:`DOCS_SHOTS` when that variable is set."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
+    docs = os.environ.get("FLAGAPP_DOCS_SCREENSHOTS")
+    if docs and name in DOCS_SHOTS:
+        Path(docs).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(docs) / f"{name}.png"), full_page=False)
     return path
