@@ -242,6 +242,8 @@ DOCS_SHOTS = frozenset(
         "governance-3-kill-switch",
         "change-request-dark",
         "rules-page-1400",
+        "rule-editor-1400-light",
+        "rule-editor-1400-dark",
         "history-diff-1400-light",
         "history-diff-390-dark",
         "audit-log-1400-light",

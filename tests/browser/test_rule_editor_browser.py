@@ -1,5 +1,6 @@
 """The visual targeting editor in real Chromium: rules as rows, a split in %, reorder, save,
 reload; the text mode round trip; a server error on its row; JavaScript off still saves.
+axe-core on every page and on the editor with rows open (tests/browser/support.py).
 Screenshots: ``test-artifacts/rule-editor-<width>-<scheme>.png``."""
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from flagapp.models import Environment, Flag, FlagState
 from flagapp.testutils import reset_flag_cache
 from tests.flagapp import governance_helpers as h
 
-from .test_governance_browser import ARTIFACTS, browser  # noqa: F401 - fixture
+from .support import check_accessibility, login, screenshot, visit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -38,17 +39,7 @@ def setup() -> dict[str, Any]:
 
 
 def _page(chromium: Any, base: str, width: int, scheme: str, js: bool = True) -> Any:
-    context = chromium.new_context(
-        viewport={"width": width, "height": 1000}, color_scheme=scheme, java_script_enabled=js
-    )
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "pw-admin")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
-    return page
+    return login(chromium, base, "admin", width=width, height=1000, scheme=scheme, javascript=js)
 
 
 def _state(flag: Flag, env: Environment) -> FlagState:
@@ -64,6 +55,7 @@ def _save(page: Any, reason: str) -> None:
         page.fill("#id_reason", reason)
     page.click("input[name=_continue]")
     page.wait_for_load_state("load")
+    check_accessibility(page)
 
 
 def _chip(page: Any, label: str, *values: str) -> None:
@@ -75,17 +67,16 @@ def _chip(page: Any, label: str, *values: str) -> None:
 
 
 def test_browser_rule_editor__rows_split_reorder__saved_and_shown_again(
-    browser: Any,  # noqa: F811 - the fixture
+    browser: Any,
     live_server: Any,
     setup: dict[str, Any],
 ) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
     base = live_server.url
     flag, env = setup["flag"], setup["env"]
     page = _page(browser, base, 1400, "light")
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{base}/admin/flagapp/flag/{flag.pk}/change/")
+    visit(page, f"{base}/admin/flagapp/flag/{flag.pk}/change/")
     editor = page.locator('.flagapp-editor[data-kind="rules"]').first
     editor.get_by_role("button", name="Add a rule").click()
     page.get_by_label("Rule 1 id", exact=True).fill("pro")
@@ -105,7 +96,8 @@ def test_browser_rule_editor__rows_split_reorder__saved_and_shown_again(
     page.get_by_label("Rule 2 id", exact=True).fill("all")
     page.get_by_label("Rule 2: variant", exact=True).fill("off")
     editor.get_by_role("button", name="Move rule 2 up").click()
-    page.screenshot(path=str(ARTIFACTS / "rule-editor-1400-light.png"), full_page=True)
+    check_accessibility(page)
+    screenshot(page, "rule-editor-1400-light")
     _save(page, "target pro and beta users")
     assert _rules(flag, env) == [
         ("all", [], {"variant": "off"}),
@@ -126,7 +118,7 @@ def test_browser_rule_editor__rows_split_reorder__saved_and_shown_again(
         ),
     ]
     # shown again as rows, the split in %
-    page.goto(f"{base}/admin/flagapp/flag/{flag.pk}/change/")
+    visit(page, f"{base}/admin/flagapp/flag/{flag.pk}/change/")
     assert page.get_by_label("Rule 1 id", exact=True).input_value() == "all"
     assert page.get_by_label("Rule 2, share 1: percent", exact=True).input_value() == "33.33"
     # text mode round trip: the text is format_rules' own; an edit there comes back as rows
@@ -150,14 +142,14 @@ def test_browser_rule_editor__rows_split_reorder__saved_and_shown_again(
 
 
 def test_browser_rule_editor__server_refusal__lands_on_its_row(
-    browser: Any,  # noqa: F811 - the fixture
+    browser: Any,
     live_server: Any,
     setup: dict[str, Any],
 ) -> None:
     base = live_server.url
     flag, env = setup["flag"], setup["env"]
     page = _page(browser, base, 1400, "dark")
-    page.goto(f"{base}/admin/flagapp/flag/{flag.pk}/change/")
+    visit(page, f"{base}/admin/flagapp/flag/{flag.pk}/change/")
     editor = page.locator('.flagapp-editor[data-kind="rules"]').first
     editor.get_by_role("button", name="Add a rule").click()
     page.get_by_label("Rule 1: variant", exact=True).fill("on")
@@ -171,12 +163,13 @@ def test_browser_rule_editor__server_refusal__lands_on_its_row(
         page.locator(".flagapp-editor-rule").nth(0).get_attribute("class") or ""
     )
     assert _rules(flag, env) == []  # nothing saved
-    page.screenshot(path=str(ARTIFACTS / "rule-editor-1400-dark.png"), full_page=True)
+    check_accessibility(page)
+    screenshot(page, "rule-editor-1400-dark")
     page.context.close()
 
 
 def test_browser_rule_editor__narrow_and_without_javascript__the_textarea_saves(
-    browser: Any,  # noqa: F811 - the fixture
+    browser: Any,
     live_server: Any,
     setup: dict[str, Any],
 ) -> None:
@@ -189,17 +182,18 @@ def test_browser_rule_editor__narrow_and_without_javascript__the_textarea_saves(
     )  # fmt: skip
     for scheme in ("light", "dark"):
         page = _page(browser, base, 390, scheme)
-        page.goto(f"{base}/admin/flagapp/flag/{flag.pk}/change/")
+        visit(page, f"{base}/admin/flagapp/flag/{flag.pk}/change/")
         page.locator(".flagapp-editor-rule").first.wait_for()
         overflow = page.evaluate(
             "() => Math.max(...[...document.querySelectorAll('.flagapp-editor')]"
             ".map(e => e.getBoundingClientRect().right)) - window.innerWidth"
         )
         assert overflow <= 0, f"the editor overflows a 390 px viewport by {overflow} px"
-        page.screenshot(path=str(ARTIFACTS / f"rule-editor-390-{scheme}.png"), full_page=True)
+        check_accessibility(page)
+        screenshot(page, f"rule-editor-390-{scheme}")
         page.context.close()
     page = _page(browser, base, 1400, "light", js=False)
-    page.goto(f"{base}/admin/flagapp/flag/{flag.pk}/change/")
+    visit(page, f"{base}/admin/flagapp/flag/{flag.pk}/change/")
     assert page.locator(".flagapp-editor").count() == 0
     textarea = page.locator("textarea[data-flagapp-editor=rules]").first
     assert textarea.is_visible()

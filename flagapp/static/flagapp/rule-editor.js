@@ -97,7 +97,11 @@
     return node;
   }
   function button(label, title, onclick, extra) {
-    return el("button", Object.assign({ type: "button", class: "flagapp-editor-btn", title: title, "aria-label": title, onclick: onclick }, extra || {}), [label]);
+    // The accessible name holds the visible words (WCAG 2.5.3 "label in name", axe
+    // label-content-name-mismatch: a voice user says what they see); symbols (↑ ✕) are not
+    // words, so those buttons are named by their title alone.
+    var name = /[A-Za-z]/.test(label) ? label.replace(/^\+\s*/, "") + " (" + title + ")" : title;
+    return el("button", Object.assign({ type: "button", class: "flagapp-editor-btn", title: title, "aria-label": name, onclick: onclick }, extra || {}), [label]);
   }
   var uid = 0;
   function nextId(prefix) { uid += 1; return "flagapp-ed-" + prefix + "-" + uid; }
