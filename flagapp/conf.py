@@ -92,6 +92,12 @@ DEFAULTS: dict[str, Any] = {
     # Cache-Control of GET /sdk/v1/ruleset: revalidate every time (304s are cheap); see
     # docs/deploy.md before letting a CDN cache it.
     "RULESET_CACHE_CONTROL": "private, no-cache",
+    # Deltas (docs/protocol.md): versions per environment whose per-entry digests a process
+    # keeps as delta bases (older bases are read from the stored snapshots, SNAPSHOT_KEEP),
+    # and the largest delta carried inline in a stream announcement (bigger: the client
+    # fetches it).
+    "DELTA_HISTORY": 16,
+    "STREAM_DELTA_MAX_BYTES": 65_536,
     # Before answering 304, a process re-checks the shared cache for a newer snapshot if it
     # has not done so for this long (seconds): no stale 304 right after an announcement.
     "RULESET_RECHECK_SECONDS": 0.05,
@@ -107,9 +113,15 @@ DEFAULTS: dict[str, Any] = {
     # A key's last_used_at is written at most this often (seconds) per process.
     "SDK_KEY_LAST_USED_INTERVAL": 300.0,
     # Token buckets per key (or client address without a key): rate per second and burst;
-    # a scope set to None is unlimited.
+    # a scope set to None is unlimited. Per key means per fleet: every instance of a service
+    # shares its key, so "sdk" (ruleset fetches) fits 1,000 instances polling every second
+    # (304s cost ~0.3 ms of server CPU each) and "stream" (connects) a fleet of 10,000
+    # reconnecting at once after a deploy (docs/scale.md, "Fleets").
     "RATE_LIMITS": {
-        "sdk": {"rate": 10.0, "burst": 60},
+        "sdk": {"rate": 2000.0, "burst": 4000},
+        "stream": {"rate": 500.0, "burst": 10000},
+        # requests without a valid key, per client address (all scopes)
+        "unauthenticated": {"rate": 10.0, "burst": 60},
         "ofrep": {"rate": 2000.0, "burst": 4000},
         "events": {"rate": 20.0, "burst": 100},
     },

@@ -40,11 +40,13 @@ retried once on fresh data), so two reconcilers never store two versions of one 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +70,10 @@ __all__ = [
     "announce",
     "cache_document_key",
     "cache_version_key",
+    "delta_base_known",
+    "delta_from",
     "drain",
+    "forget_deltas",
     "latest",
     "publish",
     "publish_all",
@@ -247,16 +252,27 @@ def _publish_once(environment: Environment, using: str) -> tuple[Snapshot, bool]
             ).delete()
         env_key = env.key
         transaction.on_commit(
-            lambda: announce(snapshot, env_key, ruleset), using=using, robust=True
+            lambda: announce(snapshot, env_key, ruleset, previous=previous),
+            using=using,
+            robust=True,
         )
     logger.info("published %s snapshot v%s (%s)", env_key, snapshot.version, snapshot.etag)
     return snapshot, True
 
 
-def announce(snapshot: Snapshot, environment_key: str, ruleset: Ruleset | None = None) -> None:
+def announce(
+    snapshot: Snapshot,
+    environment_key: str,
+    ruleset: Ruleset | None = None,
+    *,
+    previous: Snapshot | None = None,
+) -> None:
     """Tell every process about ``snapshot``: the shared cache (document first, then the
     version pointer, so a reader that sees the new number finds its document), then
-    ``snapshot_published`` carrying the parsed ``ruleset`` (receivers need not parse again).
+    ``snapshot_published`` carrying the parsed ``ruleset`` (receivers need not parse again)
+    and, given the ``previous`` snapshot, the delta from it (``delta=`` JSON text,
+    ``delta_base=`` its etag): computed once here, the notifier sends it to every process's
+    streams (docs/protocol.md, "Deltas").
 
     Never raises (it runs after commit): a cache outage is logged; the reconciler re-announces
     a version the cache is behind on, and readers fall back to the database meanwhile.
@@ -275,8 +291,14 @@ def announce(snapshot: Snapshot, environment_key: str, ruleset: Ruleset | None =
             snapshot.version,
             environment_key,
         )
+    delta = _announced_delta(environment_key, snapshot, ruleset, previous)
     for receiver, result in snapshot_published.send_robust(
-        sender=type(snapshot), snapshot=snapshot, environment_key=environment_key, ruleset=ruleset
+        sender=type(snapshot),
+        snapshot=snapshot,
+        environment_key=environment_key,
+        ruleset=ruleset,
+        delta=delta,
+        delta_base=previous.etag if delta is not None and previous is not None else None,
     ):
         if isinstance(result, Exception):
             logger.error(
@@ -284,6 +306,38 @@ def announce(snapshot: Snapshot, environment_key: str, ruleset: Ruleset | None =
                 receiver,
                 exc_info=(type(result), result, result.__traceback__),
             )
+
+
+def _announced_delta(
+    environment_key: str, snapshot: Snapshot, ruleset: Ruleset | None, previous: Snapshot | None
+) -> str | None:
+    """The delta from ``previous`` to ``snapshot`` as JSON text, or None (never raises)."""
+    if previous is None or ruleset is None or not ruleset.raw or previous.etag == snapshot.etag:
+        return None
+    try:
+        known, _digests = _held(environment_key, previous.etag)
+        if not known:  # the publisher has the previous document at hand: no query
+            doc = json.loads(previous.document)
+            _remember(
+                environment_key,
+                previous.etag,
+                _Digests(
+                    int(doc.get("version") or 0),
+                    _entry_digests(doc.get("flags") or {}),
+                    _entry_digests(doc.get("segments") or {}),
+                ),
+            )
+        document = dict(ruleset.raw)
+        document["version"], document["etag"] = snapshot.version, snapshot.etag
+        delta = delta_from(environment_key, previous.etag, document, build=ruleset.build)
+        if delta is None:
+            return None
+        return json.dumps(delta, separators=(",", ":"), ensure_ascii=False)
+    except Exception:
+        logger.warning(
+            "flagapp: no delta for %s v%s", environment_key, snapshot.version, exc_info=True
+        )
+        return None
 
 
 def latest(environment_key: str, *, using: str = DEFAULT_DB_ALIAS) -> Snapshot | None:
@@ -303,6 +357,154 @@ def publish_all(*, using: str = DEFAULT_DB_ALIAS) -> list[Snapshot]:
     from .models import Environment as EnvironmentModel
 
     return [publish(env, using=using) for env in EnvironmentModel.objects.using(using).all()]
+
+
+# ---------------------------------------------------------------------------------------
+# deltas: what changed between two published versions (docs/protocol.md, "Deltas")
+#
+# Each process keeps, per environment, the per-entry digests of the last DELTA_HISTORY
+# versions it served (16 bytes per flag and segment: ~0.3 MB per version at 10,000 flags, not
+# the documents). A delta from base etag B to the current document compares digests and
+# carries the entries that differ. A base this process never held is read once from the
+# stored snapshots (the database keeps SNAPSHOT_KEEP versions per environment); a base that
+# is not there either (too old, unknown, another deployment's) gives None: the caller serves
+# the full document.
+
+
+class _Digests:
+    __slots__ = ("flags", "segments", "version")
+
+    def __init__(self, version: int, flags: dict[str, bytes], segments: dict[str, bytes]) -> None:
+        self.version = version
+        self.flags = flags
+        self.segments = segments
+
+
+#: environment key -> base etag -> digests (None: known not to be a stored snapshot)
+_history: dict[str, OrderedDict[str, _Digests | None]] = {}
+_history_lock = threading.Lock()
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _entry_digests(
+    entries: Mapping[str, Any], digests: Mapping[str, bytes] | None = None
+) -> dict[str, bytes]:
+    """BLAKE2b-128 of each entry's ``repr`` (what the engine compares too: it tells ``1``,
+    ``1.0`` and ``true`` apart); ``digests``: the same, when the engine's parse made them
+    (``BuildState.flag_digests``)."""
+    if digests is not None and digests.keys() == entries.keys():
+        return dict(digests)
+    return {key: _digest(repr(value)) for key, value in entries.items()}
+
+
+def _remember(environment_key: str, etag: str, digests: _Digests | None) -> None:
+    limit = max(1, int(settings.DELTA_HISTORY))
+    with _history_lock:
+        held = _history.setdefault(environment_key, OrderedDict())
+        held[etag] = digests
+        held.move_to_end(etag)
+        while len(held) > limit:
+            held.popitem(last=False)
+
+
+def _held(environment_key: str, etag: str) -> tuple[bool, _Digests | None]:
+    with _history_lock:
+        held = _history.get(environment_key)
+        if held is None or etag not in held:
+            return False, None
+        return True, held[etag]
+
+
+def _current_digests(environment_key: str, document: Mapping[str, Any], build: Any) -> _Digests:
+    etag = str(document.get("etag") or "")
+    _known, digests = _held(environment_key, etag)
+    if digests is not None:
+        return digests
+    digests = _Digests(
+        int(document.get("version") or 0),
+        _entry_digests(document.get("flags") or {}, getattr(build, "flag_digests", None)),
+        _entry_digests(document.get("segments") or {}, getattr(build, "segment_digests", None)),
+    )
+    _remember(environment_key, etag, digests)
+    return digests
+
+
+def _stored_digests(
+    environment_key: str, etag: str, *, using: str = DEFAULT_DB_ALIAS
+) -> _Digests | None:
+    """The digests of the stored snapshot with this etag (newest such version), or None."""
+    from .models import Snapshot as SnapshotModel
+
+    row = (
+        SnapshotModel.objects.using(using)
+        .filter(environment__key=environment_key, etag=etag)
+        .order_by("-version")
+        .values_list("document", flat=True)
+        .first()
+    )
+    if row is None:
+        return None
+    doc = json.loads(row)
+    return _Digests(
+        int(doc.get("version") or 0),
+        _entry_digests(doc.get("flags") or {}),
+        _entry_digests(doc.get("segments") or {}),
+    )
+
+
+def delta_base_known(environment_key: str, base_etag: str) -> bool | None:
+    """Whether ``base_etag`` can be a delta base without a query: True (held), False (known
+    not to be stored), None (ask :func:`delta_from`, which may query)."""
+    known, digests = _held(environment_key, base_etag)
+    if not known:
+        return None
+    return digests is not None
+
+
+def delta_from(
+    environment_key: str,
+    base_etag: str,
+    document: Mapping[str, Any],
+    *,
+    build: Any = None,
+    using: str = DEFAULT_DB_ALIAS,
+) -> dict[str, Any] | None:
+    """The delta (docs/protocol.md) from the snapshot ``base_etag`` of ``environment_key`` to
+    ``document`` (the current one; ``build``: its ruleset's ``build``, whose entry digests save
+    work), or None when that base is not known here nor stored (serve the full document).
+
+    May query the database once per unknown base (then remembered, found or not).
+    """
+    from openfeature_provider.engine.delta import delta_from_changes
+
+    current = _current_digests(environment_key, document, build)  # a base for later deltas
+    known, base = _held(environment_key, base_etag)
+    if not known:
+        base = _stored_digests(environment_key, base_etag, using=using)
+        _remember(environment_key, base_etag, base)
+    if base is None:
+        return None
+    old_flags, old_segments = base.flags, base.segments
+    changed_flags = [k for k, d in current.flags.items() if old_flags.get(k) != d]
+    changed_segments = [k for k, d in current.segments.items() if old_segments.get(k) != d]
+    base_doc = {
+        "version": base.version,
+        "etag": base_etag,
+        "flags": old_flags,
+        "segments": old_segments,
+    }
+    return delta_from_changes(
+        base_doc, document, changed_flags=changed_flags, changed_segments=changed_segments
+    )
+
+
+def forget_deltas() -> None:
+    """Drop this process's delta history (tests)."""
+    with _history_lock:
+        _history.clear()
 
 
 # ---------------------------------------------------------------------------------------

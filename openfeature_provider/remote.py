@@ -90,6 +90,7 @@ class _RemoteSource:
         backoff_max: float = 30.0,
         client: RulesetClient | None = None,
         transport: httpx.BaseTransport | None = None,
+        deltas: bool = True,
     ) -> None:
         if poll_interval <= 0:
             raise ValueError("poll_interval must be positive")
@@ -102,6 +103,7 @@ class _RemoteSource:
             fetch_timeout=fetch_timeout,
             max_response_bytes=max_response_bytes,
             transport=transport,
+            deltas=deltas,
         )
         self.backoff = Backoff(backoff_base, max(backoff_base, backoff_max))
         self._stop = threading.Event()
@@ -330,19 +332,31 @@ class StreamingSource(_RemoteSource):
             self._deliver(current)
 
     def _on_announcement(self, data: str) -> bool:
-        """Fetch the announced snapshot unless we have it; False if the fetch failed."""
+        """Apply the announced snapshot's inline delta, or fetch it, unless we have it;
+        False if the fetch failed."""
         try:
             announced = json.loads(data)
-            etag = announced.get("etag") if isinstance(announced, dict) else None
         except ValueError:
-            etag = None
+            announced = None
+        if not isinstance(announced, dict):
+            announced = {}
+        etag = announced.get("etag")
         current = self.client.current
         if current is None or etag is None or etag != current.etag:
-            try:
-                current, _changed = self.client.fetch()
-            except SourceError as exc:
-                self._report(exc)
-                return False
+            current = None
+            inline = announced.get("delta")
+            if inline is not None and self.client.current is not None:
+                try:
+                    current = self.client.apply_delta(inline)
+                except SourceError as exc:  # another base, or rejected: fetch instead
+                    logger.info("flagapp: inline delta not applied (%s); fetching", exc)
+                    current = None
+            if current is None:
+                try:
+                    current, _changed = self.client.fetch()
+                except SourceError as exc:
+                    self._report(exc)
+                    return False
         self.backoff.reset()
         self._deliver(current)
         return True

@@ -20,6 +20,7 @@ from typing import Any, Final
 import httpx
 
 from openfeature_provider.engine import ParseError, Ruleset, parse_ruleset
+from openfeature_provider.engine.delta import DeltaMismatch, apply_delta
 from openfeature_provider.engine.swap import freeze_wanted, loads
 from openfeature_provider.exceptions import (
     AuthenticationError,
@@ -35,6 +36,7 @@ __all__ = [
     "BATCH_ID_HEADER",
     "DEFAULT_FETCH_TIMEOUT",
     "DEFAULT_MAX_RESPONSE_BYTES",
+    "DELTA_IM",
     "EVENTS_PATH",
     "RULESET_PATH",
     "STREAM_PATH",
@@ -50,6 +52,9 @@ RULESET_PATH = "/sdk/v1/ruleset"
 STREAM_PATH = "/sdk/v1/stream"
 EVENTS_PATH = "/sdk/v1/events"
 BATCH_ID_HEADER = "X-Flagapp-Batch-Id"
+#: ``A-IM`` value asking for deltas (docs/protocol.md, "Deltas"); a server that does not know
+#: it answers as before (200 with the full document).
+DELTA_IM = "flagapp-delta"
 USER_AGENT = "flagapp-openfeature-python/0.1"
 
 #: An SDK key, or a callable returning the current one (read per request: a rotated secret
@@ -206,6 +211,10 @@ def iter_sse(
             retry = int(value)
 
 
+class _DeltaFailed(InvalidSnapshot):
+    """A delta that does not apply to the held document: fetch the full one instead."""
+
+
 class RulesetClient:
     """One SDK key's HTTP conversation with a flagapp server.
 
@@ -223,6 +232,7 @@ class RulesetClient:
         fetch_timeout: float = DEFAULT_FETCH_TIMEOUT,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         transport: httpx.BaseTransport | None = None,
+        deltas: bool = True,
     ) -> None:
         if not url:
             raise ValueError("url is required")
@@ -238,6 +248,11 @@ class RulesetClient:
         self.read_timeout = read_timeout
         self.fetch_timeout = fetch_timeout
         self.max_response_bytes = max_response_bytes
+        #: Ask for deltas (``A-IM: flagapp-delta``) when holding a document to apply them to.
+        self.deltas = deltas
+        #: Snapshots applied from a delta / fetched whole (diagnostics, tests, benchmarks).
+        self.deltas_applied = 0
+        self.full_fetches = 0
         self._client = httpx.Client(
             base_url=self.base_url,
             headers={"User-Agent": USER_AGENT},
@@ -282,25 +297,72 @@ class RulesetClient:
     def fetch(self) -> tuple[Ruleset, bool]:
         """The current snapshot and whether it is new (False after a 304).
 
+        Holding a snapshot (with its document), it asks for a delta; a delta that does not
+        apply (another base, wrong counts, rejected result) is followed by one full fetch.
         Raises a SourceError subclass on any failure; ``current`` is left untouched then, so a
         rejected document is fetched (and rejected) again rather than silently skipped.
         """
+        try:
+            return self._fetch(delta=self.deltas)
+        except _DeltaFailed as exc:
+            logger.info("flagapp: %s; fetching the full ruleset", exc)
+            return self._fetch(delta=False)
+
+    def _fetch(self, *, delta: bool) -> tuple[Ruleset, bool]:
         headers = {"Accept": "application/json"}
-        if self.current is not None:
-            headers["If-None-Match"] = format_etag(self.current.etag)
+        base = self.current
+        if base is not None:
+            headers["If-None-Match"] = format_etag(base.etag)
+        if delta and base is not None and base.raw:
+            headers["A-IM"] = DELTA_IM
         status, response_headers, body = self._request(
             "GET", RULESET_PATH, "ruleset", headers, None, self.max_response_bytes
         )
         if status == 304:
-            if self.current is None:
+            if base is None:
                 raise UnexpectedResponse("ruleset: 304 without a prior snapshot", 304)
-            return self.current, False
-        if status != 200:
+            return base, False
+        if status == 226 and "A-IM" in headers and base is not None:
+            try:
+                delta_doc = loads(body)
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                raise _DeltaFailed(f"delta is not JSON ({exc})") from exc
+            ruleset = self._apply(base, delta_doc)
+        elif status != 200:
             raise_for_status(httpx.Response(status, headers=response_headers), "ruleset")
-        ruleset = self._decode(body, response_headers, self.current)
-        changed = self.current is None or self.current.etag != ruleset.etag
+            raise AssertionError("unreachable")  # pragma: no cover
+        else:
+            ruleset = self._decode(body, response_headers, base)
+            self.full_fetches += 1
+        changed = base is None or base.etag != ruleset.etag
         self.current = ruleset
         return ruleset, changed
+
+    def apply_delta(self, delta_doc: Any) -> Ruleset:
+        """Apply a delta (an inline stream one) to ``current``; the new ruleset becomes
+        current. Raises InvalidSnapshot when it does not apply (the caller fetches)."""
+        base = self.current
+        if base is None or not base.raw:
+            raise InvalidSnapshot("delta: no document held to apply it to")
+        try:
+            ruleset = self._apply(base, delta_doc)
+        except _DeltaFailed as exc:
+            raise InvalidSnapshot(str(exc)) from exc
+        self.current = ruleset
+        return ruleset
+
+    def _apply(self, base: Ruleset, delta_doc: Any) -> Ruleset:
+        try:
+            doc = apply_delta(base.raw, delta_doc)
+            ruleset = parse_ruleset(doc, previous=base, freeze=freeze_wanted())
+        except DeltaMismatch as exc:
+            raise _DeltaFailed(f"delta does not apply: {exc}") from exc
+        except ParseError as exc:
+            raise _DeltaFailed(f"delta rejected: {exc}") from exc
+        except Exception as exc:  # the contract is ParseError; be safe anyway
+            raise _DeltaFailed(f"delta rejected: {type(exc).__name__}: {exc}") from exc
+        self.deltas_applied += 1
+        return ruleset
 
     def _request(
         self,
@@ -411,6 +473,8 @@ class RulesetClient:
         connection (a dead peer, a proxy holding it) then ends with a timeout and a reconnect.
         """
         headers = self._auth({"Accept": "text/event-stream", "Cache-Control": "no-cache"})
+        if self.deltas:
+            headers["A-IM"] = DELTA_IM  # announcements may carry their delta inline
         if self.current is not None:
             headers["Last-Event-ID"] = str(self.current.version)
         timeout = httpx.Timeout(stream_read_timeout, connect=self.connect_timeout)

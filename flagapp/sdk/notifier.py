@@ -75,6 +75,11 @@ class Announcement:
     environment: str
     version: int
     etag: str
+    #: the delta from the snapshot ``base`` (an etag) to this one, JSON text, when the
+    #: publisher computed it and it is small (``STREAM_DELTA_MAX_BYTES``); streams that
+    #: announced ``base`` last send it inline
+    base: str | None = None
+    delta: str | None = None
 
 
 @dataclass(eq=False)
@@ -122,15 +127,16 @@ def publish(ann: Announcement) -> None:
     """Announce a snapshot here and, in redis mode, to every other process."""
     _deliver(ann)
     if settings.NOTIFIER == "redis":
-        _redis_publish(
-            {
-                "type": "snapshot",
-                "origin": _ORIGIN,
-                "environment": ann.environment,
-                "version": ann.version,
-                "etag": ann.etag,
-            }
-        )
+        message: dict[str, Any] = {
+            "type": "snapshot",
+            "origin": _ORIGIN,
+            "environment": ann.environment,
+            "version": ann.version,
+            "etag": ann.etag,
+        }
+        if ann.delta is not None and ann.base is not None:
+            message["base"], message["delta"] = ann.base, ann.delta
+        _redis_publish(message)
 
 
 def broadcast_key_revoked(public_id: str) -> None:
@@ -152,12 +158,17 @@ def on_snapshot_published(sender: Any = None, **kwargs: Any) -> None:
         env_key = getattr(getattr(snap, "environment", None), "key", None)
     if snap is None or env_key is None:
         return
+    delta, base = kwargs.get("delta"), kwargs.get("delta_base")
+    if not isinstance(delta, str) or len(delta) > int(settings.STREAM_DELTA_MAX_BYTES):
+        delta = base = None
     try:
         publish(
             Announcement(
                 environment=str(env_key),
                 version=int(snap.version),
                 etag=str(snap.etag),
+                base=str(base) if delta is not None and base else None,
+                delta=delta if base else None,
             )
         )
     except Exception:  # a notification fault must never break the write that caused it
@@ -204,9 +215,27 @@ def _handle(raw: bytes | str) -> None:
         # This process's evaluation cache may hold the old version until its next check;
         # a client told "new version" must not be answered 304 by this process.
         evaluation.expire(confirmed.environment)
-        _deliver(confirmed)
+        _deliver(_with_delta(confirmed, msg))
     elif msg.get("type") == "sdk_key_revoked":
         forget_public_id(str(msg["public_id"]))
+
+
+def _with_delta(confirmed: Announcement, msg: dict[str, Any]) -> Announcement:
+    """``confirmed`` with the message's delta when the message announced exactly the
+    confirmed version and etag (otherwise the streams get a plain announcement and their
+    clients fetch)."""
+    delta, base = msg.get("delta"), msg.get("base")
+    if not isinstance(delta, str) or not isinstance(base, str):
+        return confirmed
+    if (msg.get("version"), msg.get("etag")) != (confirmed.version, confirmed.etag):
+        return confirmed
+    return Announcement(
+        environment=confirmed.environment,
+        version=confirmed.version,
+        etag=confirmed.etag,
+        base=base,
+        delta=delta,
+    )
 
 
 def _confirm(env_key: str, version: int) -> Announcement | None:

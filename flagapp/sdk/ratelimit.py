@@ -20,7 +20,12 @@ Where the buckets live (``FLAGAPP["RATE_LIMIT_STORE"]``):
   the limit. For a single-process deployment or as a cheap first line.
 
 Settings: ``FLAGAPP["RATE_LIMITS"][scope] = {"rate": per_second, "burst": n}`` for the
-scopes ``sdk`` (ruleset and stream), ``ofrep`` and ``events``; ``None`` turns a scope off.
+scopes ``sdk`` (ruleset fetches), ``stream`` (stream connects; falls back to ``sdk`` when a
+``RATE_LIMITS`` setting has no ``stream`` entry), ``ofrep`` and ``events``; ``None`` turns a
+scope off. A request without a valid key is limited per client address, by
+``unauthenticated`` when set (else by the scope of the endpoint). The defaults are sized for
+a fleet sharing one key (docs/scale.md, "Fleets"): the limit is per key, and a key is
+normally shared by every instance of a service.
 A store failure (Redis down) allows the request: a limiter must not become an outage.
 """
 
@@ -59,7 +64,10 @@ _ALLOW = Decision(True)
 
 
 def _limits(scope: str) -> tuple[float, float] | None:
-    conf = (settings.RATE_LIMITS or {}).get(scope)
+    limits = settings.RATE_LIMITS or {}
+    if scope == "stream" and "stream" not in limits:
+        scope = "sdk"  # settings written before the stream had its own scope
+    conf = limits.get(scope)
     if not conf:
         return None
     rate = float(conf.get("rate") or 0)
@@ -76,6 +84,10 @@ def _refused(tokens: float, rate: float) -> Decision:
 def check(scope: str, identity: str) -> Decision:
     """Take one token from the bucket of ``identity`` (a key id or a client address)."""
     limits = _limits(scope)
+    if identity.startswith("ip:") and "unauthenticated" in (settings.RATE_LIMITS or {}):
+        # no valid key: limited per address, with the tight limit of "unauthenticated" (the
+        # fleet-sized per-key limits are not for a flood of bad keys)
+        limits = _limits("unauthenticated")
     if limits is None:
         return _ALLOW
     rate, burst = limits

@@ -14,7 +14,8 @@ import json
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -36,7 +37,18 @@ from flagapp.sdk.keys import (
 )
 from flagapp.sdk.limits import read_capped
 
-__all__ = ["aget_ruleset", "etag_matches", "events", "ruleset", "stream"]
+__all__ = [
+    "DELTA_CONTENT_TYPE",
+    "DELTA_IM",
+    "adelta_body",
+    "aget_ruleset",
+    "etag_matches",
+    "events",
+    "forget_deltas",
+    "ruleset",
+    "stream",
+    "wants_delta",
+]
 
 logger = logging.getLogger("flagapp.sdk")
 
@@ -74,33 +86,127 @@ def etag_matches(header: str | None, etag: str) -> bool:
 
 
 class _Body:
-    __slots__ = ("etag", "gzipped", "plain", "version")
+    __slots__ = ("etag", "gzipped", "plain", "sse", "version")
 
     def __init__(self, version: int, etag: str, plain: bytes) -> None:
         self.version = version
         self.etag = etag
         self.plain = plain
         self.gzipped = gzip.compress(plain, compresslevel=6, mtime=0)
+        self.sse: str | None = None  # a delta's stream event (built once, sent to every stream)
 
 
 _bodies: dict[str, _Body] = {}
 _bodies_lock = threading.Lock()
 
 
-def _body_for(env_key: str, rs: Any) -> _Body:
-    body = _bodies.get(env_key)
-    if body is not None and body.version == rs.version and body.etag == rs.etag:
-        return body
+def _document(rs: Any) -> dict[str, Any]:
+    """The document served for ``rs``: its validated JSON, with its version and etag."""
     document = dict(rs.raw) if rs.raw else {}
     if not document:  # a ruleset built in code (tests): describe what the engine holds
         document = {"format": rs.format, "environment": rs.environment, "flags": {}}
     document["version"] = rs.version
     document["etag"] = rs.etag
-    plain = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return document
+
+
+def _body_for(env_key: str, rs: Any) -> _Body:
+    body = _bodies.get(env_key)
+    if body is not None and body.version == rs.version and body.etag == rs.etag:
+        return body
+    plain = json.dumps(_document(rs), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     body = _Body(rs.version, rs.etag, plain)
     with _bodies_lock:
         _bodies[env_key] = body
     return body
+
+
+# --- deltas (docs/protocol.md, "Deltas") ------------------------------------------------
+
+#: The instance manipulation a client names in ``A-IM`` to accept deltas (RFC 3229 style).
+DELTA_IM = "flagapp-delta"
+DELTA_CONTENT_TYPE = "application/vnd.flagapp.delta+json"
+_DELTA_CACHE_SIZE = 64
+
+#: (environment, base etag, new etag) -> the delta body, or None (serve the full document)
+_deltas: OrderedDict[tuple[str, str, str], _Body | None] = OrderedDict()
+#: the computation under way per (event loop, key): a herd of requests waits for one
+_pending: dict[tuple[Any, ...], asyncio.Future[_Body | None]] = {}
+
+
+def wants_delta(headers: Any) -> bool:
+    """Whether the request opts in to deltas: ``A-IM: flagapp-delta`` (a list may name more)."""
+    value = headers.get("A-IM") or ""
+    return any(part.split(";")[0].strip().lower() == DELTA_IM for part in value.split(","))
+
+
+def _base_etag(header: str | None) -> str | None:
+    """The first etag of ``If-None-Match`` (the snapshot the client holds), unquoted."""
+    if not header:
+        return None
+    first = header.split(",")[0].strip()
+    if first.startswith("W/"):
+        first = first[2:]
+    first = first.strip('"')
+    return first if first and first != "*" else None
+
+
+def _delta_body(env_key: str, base: str, rs: Any, full: _Body) -> _Body | None:
+    """The delta from ``base`` to ``rs`` as a body, or None (unknown base, or not smaller
+    than the full document). May query the database (an unknown base); cached."""
+    from flagapp import publishing
+
+    key = (env_key, base, full.etag)
+    with _bodies_lock:
+        if key in _deltas:
+            return _deltas[key]
+    result: _Body | None = None
+    if rs.raw:  # a ruleset built in code has no document to diff
+        delta = publishing.delta_from(
+            env_key, base, _document(rs), build=getattr(rs, "build", None)
+        )
+        if delta is not None:
+            plain = json.dumps(delta, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            if len(plain) < len(full.plain):
+                result = _Body(rs.version, rs.etag, plain)
+    with _bodies_lock:
+        _deltas[key] = result
+        while len(_deltas) > _DELTA_CACHE_SIZE:
+            _deltas.popitem(last=False)
+    return result
+
+
+async def adelta_body(env_key: str, base: str, rs: Any) -> _Body | None:
+    """:func:`_delta_body` from the event loop: a cached answer inline, else one worker-thread
+    computation shared by every request and stream waiting for the same delta."""
+    full = _body_for(env_key, rs)
+    key = (env_key, base, full.etag)
+    if key in _deltas:
+        return _deltas[key]
+    return await _shared(key, lambda: sync_to_async(_delta_body)(env_key, base, rs, full))
+
+
+async def _shared(
+    key: tuple[str, ...], start: Callable[[], Awaitable[_Body | None]]
+) -> _Body | None:
+    """Await the computation under way for ``key`` in this event loop, or start it: a herd
+    of requests or streams needing the same thing runs it once."""
+    loop_key = (id(asyncio.get_running_loop()), *key)
+    future = _pending.get(loop_key)
+    if future is None:
+        future = asyncio.ensure_future(start())
+        _pending[loop_key] = future
+        future.add_done_callback(lambda _f: _pending.pop(loop_key, None))
+    return await asyncio.shield(future)
+
+
+def forget_deltas() -> None:
+    """Drop the delta bodies and the digest history of this process (tests)."""
+    from flagapp import publishing
+
+    with _bodies_lock:
+        _deltas.clear()
+    publishing.forget_deltas()
 
 
 _rechecked: dict[str, float] = {}
@@ -159,17 +265,39 @@ async def ruleset(request: HttpRequest) -> HttpResponse:
         "Vary": "Authorization, X-API-Key, Accept-Encoding",
         "X-Flagapp-Version": str(body.version),
     }
+    accepts_gzip = "gzip" in (request.headers.get("Accept-Encoding") or "").lower()
     if etag_matches(request.headers.get("If-None-Match"), body.etag):
         response = HttpResponse(status=304)
+    elif wants_delta(request.headers) and (
+        base := _base_etag(request.headers.get("If-None-Match"))
+    ):
+        delta = await adelta_body(info.environment_key, base, rs)
+        if delta is not None:
+            response = HttpResponse(
+                delta.gzipped if accepts_gzip else delta.plain,
+                content_type=DELTA_CONTENT_TYPE,
+                status=226,
+            )
+            if accepts_gzip:
+                response["Content-Encoding"] = "gzip"
+            response["IM"] = DELTA_IM
+            response["Delta-Base"] = _quoted(base)
+            headers["Vary"] += ", A-IM, If-None-Match"
+        else:
+            response = _full(body, accepts_gzip)
     else:
-        accepts_gzip = "gzip" in (request.headers.get("Accept-Encoding") or "").lower()
-        response = HttpResponse(
-            body.gzipped if accepts_gzip else body.plain, content_type="application/json"
-        )
-        if accepts_gzip:
-            response["Content-Encoding"] = "gzip"
+        response = _full(body, accepts_gzip)
     for name, value in headers.items():
         response[name] = value
+    return response
+
+
+def _full(body: _Body, accepts_gzip: bool) -> HttpResponse:
+    response = HttpResponse(
+        body.gzipped if accepts_gzip else body.plain, content_type="application/json"
+    )
+    if accepts_gzip:
+        response["Content-Encoding"] = "gzip"
     return response
 
 
@@ -183,6 +311,71 @@ def _sse(version: int, etag: str, environment: str) -> str:
     return f"id: {version}\nevent: snapshot\ndata: {data}\n\n"
 
 
+def _sse_with_delta(version: int, etag: str, environment: str, delta: _Body) -> str:
+    """An announcement carrying its delta inline (opted-in streams); built once per delta."""
+    if delta.sse is None:
+        head = json.dumps(
+            {"environment": environment, "version": version, "etag": etag}, separators=(",", ":")
+        )
+        data = head[:-1] + ',"delta":' + delta.plain.decode("utf-8") + "}"
+        delta.sse = f"id: {version}\nevent: snapshot\ndata: {data}\n\n"
+    return delta.sse
+
+
+def _published_delta(ann: notifier.Announcement, base: str) -> _Body | None:
+    """The delta the publisher sent with ``ann`` when it starts from ``base`` (cached: every
+    stream of the process shares one body and one event text)."""
+    if ann.delta is None or ann.base != base:
+        return None
+    key = (ann.environment, base, ann.etag)
+    body = _deltas.get(key)
+    if body is None:
+        body = _Body(ann.version, ann.etag, ann.delta.encode("utf-8"))
+        with _bodies_lock:
+            _deltas[key] = body
+            while len(_deltas) > _DELTA_CACHE_SIZE:
+                _deltas.popitem(last=False)
+    return body
+
+
+async def _announcement(
+    env: str,
+    version: int,
+    etag: str,
+    base: str | None,
+    ann: notifier.Announcement | None = None,
+) -> str:
+    """The event announcing ``version``; with the delta from ``base`` inline when the stream
+    opted in (``base`` set), the delta is known and it is small (``STREAM_DELTA_MAX_BYTES``).
+    Any failure to build the delta falls back to the plain announcement (the client fetches).
+
+    Every stream of a process waiting for the same delta shares one computation."""
+    if base is None or base == etag:
+        return _sse(version, etag, env)
+    key = (env, base, etag)
+    try:
+        published = _published_delta(ann, base) if ann is not None else None
+        if published is not None:
+            delta: _Body | None = published
+        elif key in _deltas:
+            delta = _deltas[key]
+        else:
+            delta = await _shared(("announce", *key), lambda: _announced_delta(env, base, etag))
+    except Exception:
+        logger.warning("could not build the delta %s -> %s of %s", base, etag, env, exc_info=True)
+        return _sse(version, etag, env)
+    if delta is None or len(delta.plain) > int(settings.STREAM_DELTA_MAX_BYTES):
+        return _sse(version, etag, env)
+    return _sse_with_delta(version, etag, env, delta)
+
+
+async def _announced_delta(env: str, base: str, etag: str) -> _Body | None:
+    rs = await aget_ruleset(env)
+    if rs is None or rs.etag != etag:  # moved on already: the next event says so
+        return None
+    return await adelta_body(env, base, rs)
+
+
 async def _still_valid(token: str | None) -> bool:
     try:
         try:
@@ -194,13 +387,15 @@ async def _still_valid(token: str | None) -> bool:
     return True
 
 
-async def _events(info: KeyInfo, token: str | None) -> AsyncIterator[str]:
+async def _events(info: KeyInfo, token: str | None, deltas: bool = False) -> AsyncIterator[str]:
     env = info.environment_key
     sub = notifier.subscribe(env)
     heartbeat = max(0.05, float(settings.STREAM_HEARTBEAT_SECONDS))
     max_seconds = float(settings.STREAM_MAX_SECONDS)
     deadline = time.monotonic() + max_seconds if max_seconds > 0 else None
     last = -1
+    #: the etag this stream announced last: the base of the next inline delta (opted in)
+    sent: str | None = None
     metrics.stream_opened(env)
     try:
         yield f"retry: {int(settings.STREAM_RETRY_MS)}\n\n"
@@ -208,6 +403,7 @@ async def _events(info: KeyInfo, token: str | None) -> AsyncIterator[str]:
         if rs is not None:
             last = int(rs.version)
             yield _sse(last, rs.etag, env)
+            sent = rs.etag
         else:
             yield ": no snapshot published yet\n\n"
         while deadline is None or time.monotonic() < deadline:
@@ -226,13 +422,15 @@ async def _events(info: KeyInfo, token: str | None) -> AsyncIterator[str]:
                 rs = await aget_ruleset(env)
                 if rs is not None and int(rs.version) > last:
                     last = int(rs.version)
-                    yield _sse(last, rs.etag, env)
+                    yield await _announcement(env, last, rs.etag, sent if deltas else None)
+                    sent = rs.etag
                 else:
                     yield ": heartbeat\n\n"
                 continue
             if ann.version > last:
                 last = ann.version
-                yield _sse(ann.version, ann.etag, env)
+                yield await _announcement(env, ann.version, ann.etag, sent if deltas else None, ann)
+                sent = ann.etag
     finally:
         notifier.unsubscribe(sub)
         metrics.stream_closed(env)
@@ -246,11 +444,12 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     """
     if request.method != "GET":
         return HttpResponse(status=405, headers={"Allow": "GET"})
-    info = await aauthorize(request, "sdk")
+    info = await aauthorize(request, "stream")
     if isinstance(info, HttpResponse):
         return info
     response = StreamingHttpResponse(
-        _events(info, token_from_headers(request.headers)), content_type="text/event-stream"
+        _events(info, token_from_headers(request.headers), wants_delta(request.headers)),
+        content_type="text/event-stream",
     )
     response["Cache-Control"] = "no-cache, no-store"
     response["X-Accel-Buffering"] = "no"  # nginx: do not buffer the stream
