@@ -355,6 +355,7 @@ def toggle_view(
             messages.success(request, f"Turned {verb} {flag.key} in {env.key}.")
             return HttpResponseRedirect(back)
     target_now = form["enabled"].value() in ("1", True)
+    allowed = can_toggle(user, env) and not flag.archived
     context = {
         **model_admin.admin_site.each_context(request),
         "title": f"Turn {flag.key} {'on' if target_now else 'off'} in {env.key}",
@@ -366,11 +367,34 @@ def toggle_view(
         "target": target_now,
         "proposes": needs_approval(flag, env, target_now),
         "kill_bypass": not target_now and requires_approval(flag, env),
-        "allowed": can_toggle(user, env) and not flag.archived,
+        "allowed": allowed,
+        "radius": _radius(flag, env) if allowed and target_now and not enabled_now else None,
         "form": form,
         "cancel_url": _safe_next(request, str(form["next"].value() or ""), flag_page),
     }
     return TemplateResponse(request, "admin/flagapp/flag/toggle.html", context)
+
+
+def _radius(flag: Flag, env: Environment) -> str:
+    """What turning ``flag`` on in ``env`` would change for the recent evaluation contexts
+    (the blast radius a flag-page save shows before it is applied), in words. Turning off
+    is the kill switch: not previewed, an emergency does not wait."""
+    from flagapp.governance import change_requests as crs
+    from flagapp.models import ContextSample
+
+    if not ContextSample.objects.filter(environment=env).exists():
+        return "unknown: no recent evaluation contexts sampled in this environment"
+    change = {
+        "operation": "set_flag_enabled",
+        "flag": flag.key,
+        "environment": env.key,
+        "params": {"enabled": True},
+    }
+    try:
+        radius = crs.preview(change)
+    except FlagappError as exc:
+        return f"not computed ({exc})"
+    return radius.summary() if radius is not None else "not computed"
 
 
 def _propose(

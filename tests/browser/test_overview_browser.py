@@ -1,6 +1,7 @@
 """The flag page's per-environment cards and the on/off toggle in real Chromium
 (flagapp.admin.overview): a flag turned off from the list and from a card with a reason
-(the inline prompt with JavaScript, the confirmation page without), seen on the card and in
+(the inline prompt with JavaScript, the confirmation page without; turning on always
+shows that page, with the blast radius), seen on the card and in
 the timeline; in protected production turning it on creates a change request, shown on the
 card. Light and dark, 1400 px and 390 px; axe-core on every page and open prompt.
 Screenshots: ``test-artifacts/flag-overview-*.png``.
@@ -130,14 +131,16 @@ def test_browser_overview__toggle_from_list_and_card__cards_history_change_reque
     prod_text = " ".join(page.locator("#env-card-production").inner_text().split())
     assert "OFF" in prod_text and "card: incident 4711" in prod_text
 
-    # Turning production back on needs approval: a change request, on the card.
+    # Turning production back on opens the confirmation page (blast radius first) and,
+    # production being protected, makes a change request, listed on the card.
     page.click(f"#toggle-production-{flag.pk}")
-    assert (
-        "Propose turning on in production"
-        in page.locator("#env-card-production .flagapp-toggle-submit").inner_text()
-    )
-    page.fill("#env-card-production .flagapp-toggle-reason", "incident over")
-    page.click("#env-card-production .flagapp-toggle-submit")
+    page.wait_for_selector("#toggle-form")
+    assert "Blast radius:" in page.locator("#toggle-radius").inner_text()
+    submit = page.locator("#toggle-submit").get_attribute("value") or ""
+    assert submit == "Propose turning on in production"
+    page.fill("#id_reason", "incident over")
+    _shot(page, "confirm-on-1400-light")
+    page.click("#toggle-submit")
     page.wait_for_selector("#cr-created")
     check_accessibility(page)
     cr = ChangeRequest.objects.get()

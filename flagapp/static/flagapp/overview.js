@@ -1,7 +1,9 @@
-/* flagapp admin: the on/off toggle links (flag page cards, flag list columns) ask for the
- * reason inline instead of opening the confirmation page. Progressive enhancement only:
- * without this script each link opens that page (flagapp.admin.overview.toggle_view),
- * which POSTs the same fields. No framework, no inline script (CSP-friendly).
+/* flagapp admin: the "turn off" links (the kill switch, on flag page cards and in the flag
+ * list's columns) ask for the reason inline instead of opening the confirmation page.
+ * "Turn on" links still open that page: it shows the blast radius first, as a flag-page
+ * save does. Progressive enhancement only: without this script every link opens the page
+ * (flagapp.admin.overview.toggle_view), which POSTs the same fields. No framework, no
+ * inline script (CSP-friendly).
  *
  * The prompt's inputs belong (form="...") to a form appended to <body>: the links sit
  * inside the admin's own forms (change form, changelist actions), and forms cannot nest.
@@ -98,7 +100,7 @@
 
   document.addEventListener("click", function (event) {
     var target = event.target;
-    var link = target && target.closest ? target.closest("a.flagapp-toggle") : null;
+    var link = target && target.closest ? target.closest("a.flagapp-toggle-off") : null;
     if (!link || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) {
       return;
     }

@@ -20,7 +20,14 @@ from django.utils import timezone
 from flagapp import sampling, services
 from flagapp.evaluation import evaluate
 from flagapp.governance import change_requests as crs
-from flagapp.models import ChangeRequest, Environment, Flag, FlagEvaluationStat, FlagState
+from flagapp.models import (
+    ChangeRequest,
+    ContextSample,
+    Environment,
+    Flag,
+    FlagEvaluationStat,
+    FlagState,
+)
 from flagapp.policy import GrantedApproval
 from flagapp.sdk import events
 from flagapp.testutils import reset_flag_cache
@@ -213,6 +220,29 @@ def test_toggle__get__confirmation_page_asks_for_a_reason(
     assert "checkout.new-flow is on in Staging" in text
     assert 'name="reason"' in response.content.decode()
     assert FlagState.objects.get(flag=flag, environment__key="staging").enabled
+
+
+def test_toggle__turn_on_page__shows_the_blast_radius_first(
+    flag: Flag, envs: dict[str, Environment], alice: User, client_for: Callable[[User], Client]
+) -> None:
+    prod = envs["production"]
+    client = client_for(alice)
+    text = _text(client.get(_toggle(flag, "production") + "?enabled=1").content.decode())
+    assert "Blast radius: unknown: no recent evaluation contexts sampled" in text
+    with_publish = services.update_flag_state(
+        flag, prod, actor=None, reason="serve on when enabled", fallthrough={"variant": "on"}
+    )
+    assert not with_publish.enabled
+    ContextSample.objects.bulk_create(
+        ContextSample(environment=prod, context={"targetingKey": f"u{i}"},
+                      targeting_key=f"u{i}", recorded_at=timezone.now())
+        for i in range(4)
+    )  # fmt: skip
+    text = _text(client.get(_toggle(flag, "production") + "?enabled=1").content.decode())
+    assert "Blast radius: 4 of 4 recent contexts (100.0%) would be served a different" in text
+    assert not FlagState.objects.get(flag=flag, environment=prod).enabled  # a dry run
+    off_page = _text(client.get(_toggle(flag, "staging") + "?enabled=0").content.decode())
+    assert "Blast radius" not in off_page  # the kill switch is not previewed
 
 
 def test_toggle__post_off__turned_off_with_reason_in_history_and_back_to_next(
