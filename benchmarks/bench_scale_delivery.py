@@ -506,12 +506,12 @@ def _driver() -> None:
 
     from benchmarks.bench_server import _free_port, _start_server, _stop_server, _wait_ready
     from flagapp import services
-    from flagapp.sdk import keys
+    from flagapp.services import sdk_keys
 
     call_command("migrate", verbosity=0)
     caches["default"].clear()
     env = services.create_environment(key="production", name="Production", actor=None, reason="b")
-    _, token = keys.create_sdk_key(env, name="fleet")
+    _, token = sdk_keys.create_sdk_key(env, name="fleet", actor=None, reason="bench")
     publisher = _Publisher(env)
     publisher.publish()
     port = _free_port()

@@ -17,7 +17,8 @@ import pytest
 from django.contrib.auth.models import Group
 
 from flagapp import evaluation, services
-from flagapp.sdk import keys, views
+from flagapp.sdk import views
+from flagapp.services import sdk_keys
 from openfeature_provider.engine import Ruleset, parse_ruleset
 from openfeature_provider.remote import PollingSource, StreamingSource
 from openfeature_provider.transport import iter_sse
@@ -38,7 +39,7 @@ def world(transactional_db: Any) -> dict[str, Any]:
         )
         for i in range(8)
     ]
-    _, token = keys.create_sdk_key(env, name="deltas")
+    _, token = sdk_keys.create_sdk_key(env, name="deltas", actor=None, reason="tests")
     return {"env": env, "flags": flags, "token": token}
 
 
