@@ -205,3 +205,44 @@ def test_browser_rule_editor__narrow_and_without_javascript__the_textarea_saves(
         }
     }
     page.context.close()
+
+
+def test_browser_rule_editor__prerequisite_picked_and_rule_dragged__saved_in_that_order(
+    browser: Any,
+    live_server: Any,
+    setup: dict[str, Any],
+) -> None:
+    base = live_server.url
+    flag, env = setup["flag"], setup["env"]
+    services.create_flag(
+        key="checkout.base", name="Base flag", owner=flag.owner, actor=None, reason="setup",
+        expires_on=timezone.localdate() + timezone.timedelta(days=30),
+    )  # fmt: skip
+    services.update_flag_state(
+        flag, env, actor=None, reason="setup",
+        rules=[{"id": "first", "serve": {"variant": "on"}},
+               {"id": "second", "serve": {"variant": "off"}}],
+    )  # fmt: skip
+    page = _page(browser, base, 1400, "light")
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base}/admin/flagapp/flag/{flag.pk}/change/")
+    rules = page.locator('.flagapp-editor[data-kind="rules"]').first
+    rules.locator(".flagapp-editor-rule").nth(1).drag_to(
+        rules.locator(".flagapp-editor-rule").nth(0)
+    )
+    assert page.get_by_label("Rule 1 id", exact=True).input_value() == "second"
+    prereqs = page.locator('.flagapp-editor[data-kind="prerequisites"]').first
+    prereqs.get_by_role("button", name="Add a prerequisite").click()
+    page.get_by_label("Prerequisite 1: flag", exact=True).fill("checkout.base")
+    _chip(page, "Prerequisite 1: variants", "on")
+    # the rows start where the editor starts (not pushed right by the admin's aligned-form lists)
+    row_left = prereqs.locator(".flagapp-editor-prereq").first.bounding_box()["x"]
+    add_left = prereqs.get_by_role("button", name="Add a prerequisite").bounding_box()["x"]
+    assert abs(row_left - add_left) <= 2, f"prerequisite row at {row_left}, editor at {add_left}"
+    screenshot(page, "rule-editor-1400-light-prerequisite")
+    _save(page, "after checkout.base, the off rule first")
+    assert [r[0] for r in _rules(flag, env)] == ["second", "first"]
+    assert _state(flag, env).prerequisites == [{"flag": "checkout.base", "variants": ["on"]}]
+    assert errors == []
+    page.context.close()
