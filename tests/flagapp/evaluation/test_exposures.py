@@ -265,9 +265,11 @@ def test_ofrep_evaluation__observed_flag__exposure_recorded_once_no_query_to_rec
     warm: None, django_assert_num_queries: Callable[..., AbstractContextManager[Any]]
 ) -> None:
     from flagapp.models import Environment
-    from flagapp.sdk import keys
+    from flagapp.services import sdk_keys
 
-    _key, token = keys.create_sdk_key(Environment.objects.get(key="production"), name="t")
+    _key, token = sdk_keys.create_sdk_key(
+        Environment.objects.get(key="production"), name="t", actor=None, reason="tests"
+    )
     client = Client()
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
 
@@ -297,9 +299,11 @@ def test_ofrep_evaluation__observed_flag__exposure_recorded_once_no_query_to_rec
 
 def test_ofrep_evaluation__sample_rate_zero__nothing_recorded(warm: None) -> None:
     from flagapp.models import Environment
-    from flagapp.sdk import keys
+    from flagapp.services import sdk_keys
 
-    _key, token = keys.create_sdk_key(Environment.objects.get(key="production"), name="t")
+    _key, token = sdk_keys.create_sdk_key(
+        Environment.objects.get(key="production"), name="t", actor=None, reason="tests"
+    )
     with override_settings(FLAGAPP={"ENVIRONMENT": "production", "EXPOSURE_SAMPLE_RATE": 0.0}):
         response = Client().post(
             f"/ofrep/v1/evaluate/flags/{FLAG}",

@@ -113,7 +113,7 @@ def test_django_views__experiment_and_guarded_rollout__real_prometheus_end_to_en
     from flagapp.models import Experiment, Flag, SdkEvent
     from flagapp.rollouts import controller
     from flagapp.rollouts.experiments import analyse
-    from flagapp.sdk import keys
+    from flagapp.services import sdk_keys
     from openfeature_provider import FlagappProvider
 
     url = flagapp_server.url
@@ -169,7 +169,7 @@ def test_django_views__experiment_and_guarded_rollout__real_prometheus_end_to_en
 
     # A non-Django service evaluates SERVICE_FLAG through the provider: usage counts only
     # (sent by default; no exposures, no contexts).
-    _, sdk_token = keys.create_sdk_key(env, name="service")
+    _, sdk_token = sdk_keys.create_sdk_key(env, name="service", actor=None, reason="tests")
     provider = FlagappProvider(url, sdk_token, init_timeout=10, usage_interval=0.5)
     domain = f"views-live-{uuid.uuid4().hex}"
     api.set_provider_and_wait(provider, domain)
