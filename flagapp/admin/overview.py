@@ -515,7 +515,7 @@ class OverviewAdminMixin:
     def last_evaluated(self, flag: Flag) -> str:
         count, last = getattr(flag, "_flagapp_evaluations", (0, None))
         if last is None:
-            return format_html('<span class="flagapp-never">never</span>')
+            return format_html('<span class="{}">never</span>', "flagapp-never")
         return format_html(
             '<time datetime="{}" title="{} evaluations in all environments">{}</time>',
             last.isoformat(),

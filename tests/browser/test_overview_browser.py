@@ -135,6 +135,7 @@ def test_browser_overview__toggle_from_list_and_card__cards_history_change_reque
     # production being protected, makes a change request, listed on the card.
     page.click(f"#toggle-production-{flag.pk}")
     page.wait_for_selector("#toggle-form")
+    check_accessibility(page)
     assert "Blast radius:" in page.locator("#toggle-radius").inner_text()
     submit = page.locator("#toggle-submit").get_attribute("value") or ""
     assert submit == "Propose turning on in production"
