@@ -24,6 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from flagapp.conf import settings
+from flagapp.governance.owners import owner_emails
 from flagapp.governance.stages import due_stage, stage_label
 from flagapp.notifications.dispatcher import has_subscribers
 
@@ -44,12 +45,6 @@ class ReminderResult:
             "already_sent": [list(x) for x in self.already_sent],
             "no_recipients": list(self.no_recipients),
         }
-
-
-def owner_emails(flag: Any) -> list[str]:
-    """Addresses of the active members of the flag's owner group, sorted, deduplicated."""
-    users = flag.owner.user_set.filter(is_active=True).exclude(email="")
-    return sorted({u.email for u in users})
 
 
 def send_expiry_reminders(today: dt.date | None = None) -> ReminderResult:

@@ -9,10 +9,10 @@ per ``X-Flagapp-Batch-Id``) never reaches it again.
 
 Attribution: a tracking event carries only a targeting key. Like the stored-events guardrail
 source (``flagapp.rollouts.events_source``), each one is attributed, per flag, to the variant
-of the user's latest exposure at or before the event (``ExposureIndex``, one rule in one
-place), looked up with one indexed query per batch over the last
-``METRICS_ATTRIBUTION_SECONDS``. An event with no such exposure is counted in
-``flagapp_events_unattributed_total``.
+of the user's latest exposure at or before the event (``flagapp.rollouts.attribution.
+ExposureIndex``, one rule in one place), looked up with one indexed query per batch over the
+last ``METRICS_ATTRIBUTION_SECONDS`` (``flagapp.metrics.attribution``). An event with no such
+exposure is counted in ``flagapp_events_unattributed_total``.
 
 Several processes (``uvicorn --workers N``, gunicorn): prometheus-client's multiprocess mode.
 Each process writes its values to memory-mapped files under ``PROMETHEUS_MULTIPROC_DIR``
@@ -24,26 +24,30 @@ the view needs the request helpers of ``flagapp.evaluation``).
 
 Without prometheus-client installed (the ``metrics`` extra) every recording function is a
 no-op and ``/metrics`` answers 501. Catalogue, settings and set-up: docs/observability.md.
+
+This module is the recorder (the metric objects and the functions that never raise); beside
+it, each re-exported here: ``attribution`` (tracking event -> flag and variant),
+``exposition`` (``scrape``: what ``/metrics`` answers) and ``config`` (the ``METRICS_*``
+settings parsed and checked: ``config_problems``, ``allowed_networks``, ``multiprocess_dir``).
 """
 
 from __future__ import annotations
 
 import functools
-import ipaddress
 import logging
-import os
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import timedelta
-from functools import lru_cache
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError, transaction
+from django.db import transaction
 
 from flagapp.conf import settings
+
+from .attribution import attribute
+from .config import allowed_networks, config_problems, multiprocess_dir, value_buckets
+from .exposition import scrape
 
 try:
     import prometheus_client
@@ -65,6 +69,7 @@ __all__ = [
     "publish_failed",
     "published",
     "rate_limited",
+    "scrape",
     "stream_closed",
     "stream_opened",
 ]
@@ -90,11 +95,6 @@ DEFAULT_VALUE_BUCKETS: tuple[float, ...] = (
     5000,
     10000,
 )
-
-
-def multiprocess_dir() -> str | None:
-    """The multiprocess directory prometheus-client writes to, or None (one process)."""
-    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
 
 
 def enabled() -> bool:
@@ -183,20 +183,8 @@ def _get() -> _Metrics | None:
         with _metrics_lock:
             if _metrics is None:
                 buckets = settings.get("METRICS_VALUE_BUCKETS") or DEFAULT_VALUE_BUCKETS
-                _metrics = _Metrics(_buckets(buckets))
+                _metrics = _Metrics(value_buckets(buckets))
     return _metrics
-
-
-def _buckets(value: Iterable[Any]) -> tuple[float, ...]:
-    try:
-        out = tuple(float(b) for b in value)
-    except (TypeError, ValueError):
-        out = ()
-    if not out or list(out) != sorted(set(out)):
-        raise ImproperlyConfigured(
-            "FLAGAPP['METRICS_VALUE_BUCKETS'] must be a non-empty increasing list of numbers"
-        )
-    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -235,7 +223,7 @@ def events_stored(env_pk: int, env_key: str, batch: Batch) -> None:
     if m is None:
         return
     exposures = Tally((e["flag_key"], e["variant"]) for e in batch.exposures)
-    attributed, unattributed = _attribute(env_pk, batch.tracking)
+    attributed, unattributed = attribute(env_pk, batch.tracking)
     kinds = {
         "tracking": len(batch.tracking),
         "exposure": len(batch.exposures),
@@ -260,55 +248,6 @@ def events_stored(env_pk: int, env_key: str, batch: Batch) -> None:
             m.rejected.labels(env_key).inc(rejected)
 
     transaction.on_commit(count, robust=True)
-
-
-def _attribute(
-    env_pk: int, tracking: Sequence[dict[str, Any]]
-) -> tuple[list[tuple[str, str, str, float | None]], list[str]]:
-    """``(flag, variant, event, value)`` per flag the user was exposed to, and the names of
-    events attributed to no flag."""
-    from flagapp.models import SdkEvent
-    from flagapp.rollouts.events_source import ExposureIndex
-
-    wanted = settings.get("METRICS_ATTRIBUTED_EVENTS")
-    events = [e for e in tracking if wanted is None or e["key"] in wanted]
-    users = sorted({e["targeting_key"] for e in events if e["targeting_key"]})
-    rows: list[tuple[str, str, Any, str]] = []
-    if users:
-        lookback = timedelta(seconds=float(settings.get("METRICS_ATTRIBUTION_SECONDS") or 0))
-        since = min(e["timestamp"] for e in events) - lookback
-        until = max(e["timestamp"] for e in events)
-        exposures = SdkEvent.objects.filter(
-            environment_id=env_pk,
-            kind=SdkEvent.KIND_EXPOSURE,
-            timestamp__gte=since,
-            timestamp__lte=until,
-        ).exclude(variant="")
-        for i in range(0, len(users), 500):
-            rows.extend(
-                exposures.filter(targeting_key__in=users[i : i + 500]).values_list(
-                    "flag_key", "targeting_key", "timestamp", "variant"
-                )
-            )
-    by_flag: dict[str, list[tuple[str, Any, str]]] = {}
-    flags_of: dict[str, set[str]] = {}
-    for flag, user, at, variant in rows:
-        by_flag.setdefault(flag, []).append((user, at, variant))
-        flags_of.setdefault(user, set()).add(flag)
-    index = {flag: ExposureIndex(exposures) for flag, exposures in by_flag.items()}
-    attributed: list[tuple[str, str, str, float | None]] = []
-    unattributed: list[str] = []
-    for e in events:
-        user = e["targeting_key"]
-        hit = False
-        for flag in sorted(flags_of.get(user, ())):
-            served = index[flag].variant_at(user, e["timestamp"])
-            if served is not None:
-                attributed.append((flag, served, e["key"], e["value"]))
-                hit = True
-        if not hit:
-            unattributed.append(e["key"])
-    return attributed, unattributed
 
 
 @_never_raises
@@ -353,149 +292,3 @@ def rate_limited(scope: str) -> None:
     m = _get()
     if m is not None:
         m.rate_limited.labels(scope).inc()
-
-
-def config_problems(merged: Mapping[str, Any]) -> list[str]:
-    """What is wrong with the ``METRICS_*`` settings (and the multiprocess directory), one
-    message per problem naming the setting (``flagapp.checks``: error flagapp.E007)."""
-    problems: list[str] = []
-    token = merged.get("METRICS_TOKEN")
-    if token is not None and (not isinstance(token, str) or not token.strip()):
-        problems.append("FLAGAPP['METRICS_TOKEN'] must be a non-empty string or None")
-    allow = merged.get("METRICS_ALLOW") or []
-    if isinstance(allow, str) or not isinstance(allow, list | tuple):
-        problems.append("FLAGAPP['METRICS_ALLOW'] must be a list of addresses or networks")
-    else:
-        try:
-            allowed_networks(tuple(str(a) for a in allow))
-        except ImproperlyConfigured as exc:
-            problems.append(str(exc))
-    buckets = merged.get("METRICS_VALUE_BUCKETS")
-    if buckets is not None:
-        try:
-            _buckets(buckets)
-        except ImproperlyConfigured as exc:
-            problems.append(str(exc))
-    seconds = merged.get("METRICS_ATTRIBUTION_SECONDS")
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
-        problems.append("FLAGAPP['METRICS_ATTRIBUTION_SECONDS'] must be a number >= 0")
-    events = merged.get("METRICS_ATTRIBUTED_EVENTS")
-    if events is not None and (
-        isinstance(events, str)
-        or not isinstance(events, list | tuple | set | frozenset)
-        or not all(isinstance(e, str) for e in events)
-    ):
-        problems.append("FLAGAPP['METRICS_ATTRIBUTED_EVENTS'] must be None or a list of event keys")
-    path = multiprocess_dir()
-    if path and not os.path.isdir(path):
-        problems.append(
-            f"PROMETHEUS_MULTIPROC_DIR is {path!r}, which is not a directory: create it (empty) "
-            "before the server starts"
-        )
-    return problems
-
-
-# ---------------------------------------------------------------------------------------
-# exposition
-
-
-class _SnapshotCollector:
-    """Read at scrape time from the database (the truth, whichever process published):
-    the newest published version of each environment and when it was published."""
-
-    def collect(self) -> Iterator[Any]:
-        from django.db.models import Max
-        from prometheus_client.core import GaugeMetricFamily
-
-        from flagapp.models import Snapshot
-
-        version = GaugeMetricFamily(
-            "flagapp_snapshot_version",
-            "Newest published snapshot version per environment.",
-            labels=["environment"],
-        )
-        at = GaugeMetricFamily(
-            "flagapp_snapshot_published_timestamp_seconds",
-            "When the newest snapshot of each environment was published (Unix time).",
-            labels=["environment"],
-        )
-        try:
-            rows = list(
-                Snapshot.objects.values("environment__key")
-                .annotate(version=Max("version"), at=Max("created_at"))
-                .order_by("environment__key")
-            )
-        except DatabaseError:
-            logger.warning("flagapp /metrics: snapshot versions unavailable", exc_info=True)
-            return
-        for row in rows:
-            version.add_metric([row["environment__key"]], float(row["version"]))
-            at.add_metric([row["environment__key"]], row["at"].timestamp())
-        yield version
-        yield at
-
-
-class _Forward:
-    """A collector that yields another registry's metrics (single-process exposition)."""
-
-    def __init__(self, registry: Any) -> None:
-        self.registry = registry
-
-    def collect(self) -> Iterator[Any]:
-        yield from self.registry.collect()
-
-
-def _reap_dead_processes(path: str) -> None:
-    """Drop the ``live*`` gauge files of processes that are gone (a worker that crashed or
-    was replaced): without this, their open streams would be counted for good. uvicorn has
-    no child-exit hook to call ``mark_process_dead`` from, so the scrape does it."""
-    from prometheus_client import multiprocess
-
-    mp: Any = multiprocess  # prometheus-client's multiprocess module is not annotated
-    for name in os.listdir(path):
-        if not (name.startswith("gauge_live") and name.endswith(".db")):
-            continue
-        try:
-            pid = int(name.rsplit("_", 1)[1][:-3])
-        except ValueError:
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            mp.mark_process_dead(pid, path)
-        except PermissionError:
-            pass  # alive, another user's
-
-
-def scrape(accept: str | None = None) -> tuple[bytes, str]:
-    """The exposition body and its content type (OpenMetrics when ``accept`` asks for it)."""
-    from prometheus_client import CollectorRegistry, exposition
-
-    registry = CollectorRegistry()
-    path = multiprocess_dir()
-    if path:
-        from prometheus_client import multiprocess
-
-        if not os.path.isdir(path):
-            raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR {path!r} is not a directory")
-        _reap_dead_processes(path)
-        mp: Any = multiprocess  # not annotated
-        mp.MultiProcessCollector(registry, path=path)
-    else:
-        registry.register(_Forward(prometheus_client.REGISTRY))
-    registry.register(_SnapshotCollector())
-    encoder, content_type = exposition.choose_encoder(accept or "")
-    return encoder(registry), content_type
-
-
-@lru_cache(maxsize=8)
-def allowed_networks(entries: tuple[str, ...]) -> tuple[Any, ...]:
-    out = []
-    for i, entry in enumerate(entries):
-        try:
-            out.append(ipaddress.ip_network(str(entry), strict=False))
-        except ValueError:
-            raise ImproperlyConfigured(
-                f"FLAGAPP['METRICS_ALLOW'][{i}]: {entry!r} is not an IP address or network"
-            ) from None
-    return tuple(out)

@@ -20,6 +20,8 @@ from django.conf import settings as django_settings
 from django.db import models
 from simple_history.models import HistoricalRecords
 
+from flagapp.governance.operations import describe_operation
+
 __all__ = ["ChangeRequest", "ReminderLog"]
 
 
@@ -106,8 +108,6 @@ class ChangeRequest(models.Model):
         indexes = [models.Index(fields=["status", "-created_at"], name="flagapp_cr_status")]
 
     def __str__(self) -> str:
-        from flagapp.governance.change_requests import describe_operation
-
         env = f" in {self.environment_key}" if self.environment_key else ""
         what = describe_operation(self.kind, self.payload)  # words, not update_flag_state
         return f"#{self.pk} {what} of {self.flag_key}{env} ({self.status})"

@@ -28,6 +28,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from flagapp.governance.owners import owner_emails
+
 from . import events, outbox
 
 __all__ = ["connect", "dispatch", "has_subscribers", "subscribed_endpoints"]
@@ -158,8 +160,6 @@ def on_rollout_transition(sender: Any, *, plan: Any, transition: Any, **kw: Any)
         return
     email: list[str] = []
     if event_type == events.ROLLOUT_ROLLED_BACK and plan.notify_owners:
-        from flagapp.governance.reminders import owner_emails
-
         email = owner_emails(plan.flag)
         if not email:
             logger.warning(

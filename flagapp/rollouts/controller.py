@@ -9,12 +9,17 @@ The clock is injectable (``now=``) everywhere so tests and the simulation can ad
 without sleeping. :func:`tick` is what the Celery beat task runs every
 minute (``flagapp.tasks.PERIODIC_TASKS``): a breach found by a tick is rolled back in
 that same tick, so a rollback happens within one task interval of the data showing it.
+
+Kept apart: drafts and their approval (:mod:`flagapp.rollouts.plans`: ``create_plan``,
+``first_step_change``) and the guardrail measurement of a step
+(:mod:`flagapp.rollouts.measurement`: ``measure``, ``metric_source_for``); both are
+re-exported here, the names callers have always used.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,19 +27,25 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from flagapp.exceptions import FlagValidationError
-from flagapp.policy import GrantedApproval
+from flagapp.documents import rules_as_dicts
+from flagapp.exceptions import ApprovalRequired, FlagValidationError
+from flagapp.models import ChangeRequest, FlagState, RolloutCheck, RolloutPlan, RolloutTransition
+from flagapp.notifications.outbox import announce
+from flagapp.policy import requires_approval
+from flagapp.services.states import update_flag_state
+from flagapp.signals import rollout_transition
 
-from .guardrails import GuardrailResult, Status, evaluate_guardrail, overall_status
-from .metrics import MetricQuery, MetricSource, MetricSourceError
-from .schedule import (
-    TOTAL_WEIGHT,
-    ScheduleKind,
-    build_steps,
-    format_bps,
-    rollout_serve,
-    validate_steps,
+from .guardrails import GuardrailResult, Status, overall_status
+from .measurement import measure, metric_source_for
+from .metrics import MetricSource, MetricSourceError
+from .plans import (
+    PlanAuthorization,
+    approves_plan,
+    authorization,
+    create_plan,
+    first_step_change,
 )
+from .schedule import TOTAL_WEIGHT, format_bps, rollout_serve
 from .states import Action, State, next_state
 
 __all__ = [
@@ -42,6 +53,7 @@ __all__ = [
     "PlanAuthorization",
     "create_plan",
     "first_step_change",
+    "measure",
     "metric_source_for",
     "pause",
     "resume",
@@ -52,12 +64,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("flagapp.rollouts")
-
-
-#: What the services see as "an approved change request" for a plan's own steps: the plan
-#: was approved as a whole (``RolloutPlan.change_request``); this carries that approval to
-#: each step and to the rollback, restricted to the plan's flag and environment.
-PlanAuthorization = GrantedApproval
 
 
 @dataclass
@@ -89,27 +95,13 @@ def _now(now: datetime | None) -> datetime:
 
 
 def _state_row(plan: Any) -> Any:
-    from flagapp.models import FlagState
-
     return FlagState.objects.filter(
         flag_id=plan.flag_id, environment_id=plan.environment_id
     ).first()
 
 
 def _rules_of(state: Any) -> list[dict[str, Any]]:
-    from flagapp.documents import rules_as_dicts
-
     return rules_as_dicts(state)
-
-
-def _authorization(plan: Any) -> GrantedApproval | None:
-    from flagapp.policy import requires_approval
-
-    if not requires_approval(plan.flag, plan.environment):
-        return None
-    if not plan.approved:
-        return None
-    return GrantedApproval(plan.flag_id, plan.environment_id)
 
 
 def _record(
@@ -124,9 +116,6 @@ def _record(
     from_bps: int,
     details: Mapping[str, Any] | None = None,
 ) -> None:
-    from flagapp.models import RolloutTransition
-    from flagapp.signals import rollout_transition
-
     transition = RolloutTransition.objects.create(
         plan=plan,
         at=at,
@@ -142,8 +131,6 @@ def _record(
     )
     # Notifications (webhooks, Slack, the owners' email on a rollback) after COMMIT, through
     # the one dispatcher (flagapp.notifications): a transition that rolls back says nothing.
-    from flagapp.notifications.outbox import announce
-
     announce(rollout_transition, type(plan), plan=plan, transition=transition)
 
 
@@ -155,9 +142,7 @@ def _clean_reason(reason: str) -> str:
 
 
 def _apply_step(plan: Any, bps: int, *, actor: Any, reason: str) -> None:
-    from flagapp import services
-
-    services.update_flag_state(
+    update_flag_state(
         plan.flag,
         plan.environment,
         actor=actor,
@@ -165,13 +150,11 @@ def _apply_step(plan: Any, bps: int, *, actor: Any, reason: str) -> None:
         fallthrough=rollout_serve(
             plan.treatment_variant, plan.control_variant, bps, plan.effective_salt
         ),
-        change_request=_authorization(plan),
+        change_request=authorization(plan),
     )
 
 
 def _lock(plan: Any) -> Any:
-    from flagapp.models import RolloutPlan
-
     return (
         RolloutPlan.objects.select_for_update()
         .select_related("flag", "environment", "flag__owner")
@@ -180,165 +163,7 @@ def _lock(plan: Any) -> Any:
 
 
 # ---------------------------------------------------------------------------------------
-# creating and moving plans
-
-
-def create_plan(
-    flag: Any,
-    environment: Any,
-    *,
-    treatment: str,
-    control: str,
-    actor: Any = None,
-    steps: Sequence[int] | None = None,
-    schedule: str = ScheduleKind.STEPS,
-    step_count: int = 5,
-    first_step: int = 100,
-    min_step_seconds: int = 3600,
-    guardrails: Iterable[Mapping[str, Any]] = (),
-    metric_source: str = "events",
-    salt: str = "",
-    notify_owners: bool = True,
-) -> Any:
-    """A draft plan with its guardrails; nothing is served until :func:`start`."""
-    from flagapp.models import RolloutGuardrail, RolloutPlan
-
-    errors: dict[str, list[str]] = {}
-    variants = set(flag.variants.values_list("key", flat=True))
-    if treatment not in variants:
-        errors["treatment_variant"] = [f"{treatment!r} is not a variant of {flag.key}"]
-    if control not in variants:
-        errors["control_variant"] = [f"{control!r} is not a variant of {flag.key}"]
-    if treatment == control:
-        errors["treatment_variant"] = ["treatment and control must differ"]
-    try:
-        step_list = list(build_steps(schedule, steps=steps, count=step_count, first=first_step))
-    except ValueError as exc:
-        errors["schedule"] = [str(exc)]
-        step_list = []
-    if step_list:
-        step_errors = validate_steps(step_list)
-        if step_errors:
-            errors["steps"] = step_errors
-    if min_step_seconds < 0:
-        errors["min_step_seconds"] = ["must be >= 0"]
-    if metric_source not in ("events", "prometheus"):
-        errors["metric_source"] = ["must be 'events' or 'prometheus'"]
-    guardrail_rows = [_guardrail_row(g, errors) for g in guardrails]
-    if errors:
-        raise FlagValidationError(errors)
-    with transaction.atomic():
-        plan = RolloutPlan.objects.create(
-            flag=flag,
-            environment=environment,
-            treatment_variant=treatment,
-            control_variant=control,
-            schedule=schedule,
-            steps=step_list,
-            min_step_seconds=min_step_seconds,
-            metric_source=metric_source,
-            salt=salt,
-            notify_owners=notify_owners,
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
-        )
-        for row in guardrail_rows:
-            RolloutGuardrail.objects.create(plan=plan, **row)
-    return plan
-
-
-def _guardrail_row(g: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
-    from .guardrails import Comparison, MetricKind
-
-    allowed = {"metric", "threshold", "event_key", "percentile", "comparison", "min_sample"}
-    unknown = set(g) - allowed
-    msgs: list[str] = []
-    if unknown:
-        msgs.append(f"unknown guardrail fields: {', '.join(sorted(unknown))}")
-    metric = g.get("metric")
-    if not isinstance(metric, str) or metric not in {m.value for m in MetricKind}:
-        msgs.append(f"metric must be one of {', '.join(m.value for m in MetricKind)}")
-    comparison = g.get("comparison", Comparison.ABSOLUTE.value)
-    if not isinstance(comparison, str) or comparison not in {c.value for c in Comparison}:
-        msgs.append(f"comparison must be one of {', '.join(c.value for c in Comparison)}")
-    threshold = g.get("threshold")
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        msgs.append("threshold must be a number")
-    min_sample = g.get("min_sample", 1000)
-    if isinstance(min_sample, bool) or not isinstance(min_sample, int) or min_sample < 1:
-        msgs.append("min_sample must be a positive integer")
-    percentile = g.get("percentile", 95.0)
-    if (
-        isinstance(percentile, bool)
-        or not isinstance(percentile, int | float)
-        or not 0 < percentile <= 100
-    ):
-        msgs.append("percentile must be in (0, 100]")
-    if msgs:
-        errors.setdefault("guardrails", []).extend(msgs)
-        return {}
-    default_event = "error" if g["metric"] == MetricKind.ERROR_RATE else ""
-    event_key = g.get("event_key", default_event)
-    if not isinstance(event_key, str) or not event_key or len(event_key) > 200:
-        errors.setdefault("guardrails", []).append(
-            f"{g['metric']} needs an event_key (a name of at most 200 characters)"
-        )
-    return {
-        "metric": g["metric"],
-        "threshold": float(threshold),  # type: ignore[arg-type]
-        "event_key": event_key,
-        "percentile": float(percentile),
-        "comparison": comparison,
-        "min_sample": min_sample,
-    }
-
-
-def first_step_change(plan: Any) -> dict[str, Any]:
-    """The first step as an ordinary ``update_flag_state`` change (``ApprovalRequired.change``
-    shape): what to propose as a change request where the policy needs approval."""
-    return {
-        "operation": "update_flag_state",
-        "flag": plan.flag.key,
-        "environment": plan.environment.key,
-        "params": {
-            "fallthrough": rollout_serve(
-                plan.treatment_variant,
-                plan.control_variant,
-                int(plan.steps[0]),
-                plan.effective_salt,
-            )
-        },
-    }
-
-
-def _approves_plan(change_request: Any, plan: Any) -> bool:
-    """Whether ``change_request`` authorises this plan.
-
-    A governance ``ChangeRequest`` must have been approved by a reviewer (status approved,
-    or applied — approving applies it), be about this flag and environment, and be the
-    plan's first step (an ``update_flag_state`` serving exactly the first step's
-    fallthrough): the reviewer approved this rollout, not some other change. Any other
-    object is judged like the services judge one (``flagapp.policy.change_request_covers``).
-    """
-    from flagapp.models import ChangeRequest
-    from flagapp.policy import change_request_covers
-
-    if change_request is None:
-        return False
-    if isinstance(change_request, ChangeRequest):
-        if change_request.status not in (
-            ChangeRequest.STATUS_APPROVED,
-            ChangeRequest.STATUS_APPLIED,
-        ):
-            return False
-        if (change_request.flag_id, change_request.environment_id) != (
-            plan.flag_id,
-            plan.environment_id,
-        ):
-            return False
-        params = (change_request.payload or {}).get("params") or {}
-        expected = first_step_change(plan)["params"]["fallthrough"]
-        return change_request.kind == "update_flag_state" and params.get("fallthrough") == expected
-    return change_request_covers(change_request, plan.flag, plan.environment)
+# moving plans
 
 
 def _fallthrough_before(plan: Any, state: Any) -> Any:
@@ -368,25 +193,19 @@ def start(
     Where the policy needs approval (high-risk flag, protected environment), an approved
     change request covering this flag and environment must be given: it authorises the
     whole plan (every step and the rollback)."""
-    from flagapp.policy import requires_approval
-
     reason = _clean_reason(reason)
     at = _now(now)
     with transaction.atomic():
         plan = _lock(plan)
         to_state = next_state(plan.state, Action.START)
         if requires_approval(plan.flag, plan.environment):
-            if not _approves_plan(change_request, plan):
-                from flagapp.exceptions import ApprovalRequired
-
+            if not approves_plan(change_request, plan):
                 raise ApprovalRequired(
                     first_step_change(plan),
                     "this rollout needs an approved change request for its first step "
                     "(propose the change this error carries, have it approved, then start "
                     "the plan with that request: it authorises every step and the rollback)",
                 )
-            from flagapp.models import ChangeRequest
-
             if isinstance(change_request, ChangeRequest):
                 plan.change_request = change_request
             plan.approved = True
@@ -512,8 +331,6 @@ def rollback(
     """running|paused -> rolled_back: restore the last safe state (enabled, fallthrough,
     prerequisites, rules as they were before the first step) through the services; the
     owners are emailed (``notify_owners``) by the notification dispatcher, after COMMIT."""
-    from flagapp import services
-
     reason = _clean_reason(reason)
     at = _now(now)
     with transaction.atomic():
@@ -524,7 +341,7 @@ def rollback(
         from_bps = plan.current_bps
         current = _state_row(plan)
         current_enabled = current.enabled if current is not None else True
-        services.update_flag_state(
+        update_flag_state(
             plan.flag,
             plan.environment,
             actor=actor,
@@ -534,7 +351,7 @@ def rollback(
             fallthrough=safe.get("fallthrough"),
             prerequisites=safe.get("prerequisites", []),
             rules=safe.get("rules", []),
-            change_request=_authorization(plan),
+            change_request=authorization(plan),
         )
         plan.state = to_state.value
         plan.current_bps = 0
@@ -592,85 +409,11 @@ def _advance(plan: Any, *, at: datetime, results: list[GuardrailResult]) -> str:
 # checking
 
 
-def metric_source_for(plan: Any) -> MetricSource:
-    """The configured source for a plan (``FLAGAPP["ROLLOUT_PROMETHEUS"]`` for Prometheus)."""
-    if plan.metric_source == "prometheus":
-        from flagapp.conf import settings
-
-        from .prometheus import PrometheusSource
-
-        cfg = dict(settings.get("ROLLOUT_PROMETHEUS") or {})
-        if not cfg.get("url"):
-            raise MetricSourceError("FLAGAPP['ROLLOUT_PROMETHEUS']['url'] is not set")
-        return PrometheusSource(
-            cfg["url"],
-            queries=cfg.get("queries"),
-            timeout=float(cfg.get("timeout", 5.0)),
-            headers=cfg.get("headers"),
-        )
-    from .events_source import StoredEventsSource
-
-    return StoredEventsSource()
-
-
-def measure(
-    plan: Any, *, now: datetime, source: MetricSource | None = None
-) -> list[GuardrailResult]:
-    """Evaluate every guardrail over the current step (``step_started_at`` .. ``now``)."""
-    guardrails = list(plan.guardrails.all())
-    if not guardrails:
-        return []
-    src = source or metric_source_for(plan)
-    try:
-        return _measure_with(plan, guardrails, src, now)
-    finally:
-        if source is None and hasattr(src, "close"):
-            src.close()  # a source we opened (an HTTP client) is ours to close
-
-
-def _trailing_window() -> timedelta | None:
-    """``FLAGAPP["ROLLOUT_GUARDRAIL_WINDOW"]`` seconds, or None: judge the whole step."""
-    from flagapp.conf import settings
-
-    seconds = settings.get("ROLLOUT_GUARDRAIL_WINDOW")
-    return timedelta(seconds=float(seconds)) if seconds else None
-
-
-def _measure_with(
-    plan: Any, guardrails: list[Any], src: MetricSource, now: datetime
-) -> list[GuardrailResult]:
-    since = plan.step_started_at or plan.started_at or now
-    window = _trailing_window()
-    if window is not None:
-        since = max(since, now - window)
-    results = []
-    for g in guardrails:
-        spec = g.spec
-        samples = src.measure(
-            MetricQuery(
-                flag_key=plan.flag.key,
-                environment=plan.environment.key,
-                spec=spec,
-                since=since,
-                until=now,
-                variants=(plan.treatment_variant, plan.control_variant),
-            )
-        )
-        results.append(
-            evaluate_guardrail(
-                spec, samples.get(plan.treatment_variant), samples.get(plan.control_variant)
-            )
-        )
-    return results
-
-
 def run_check(
     plan: Any, *, now: datetime | None = None, source: MetricSource | None = None
 ) -> CheckOutcome:
     """One controller decision for one live plan: rollback on a breach, else step when the
     minimum time has passed and every guardrail has its minimum sample and passes."""
-    from flagapp.models import RolloutCheck
-
     at = _now(now)
     with transaction.atomic():
         plan = _lock(plan)
@@ -760,8 +503,6 @@ def run_check(
 def tick(*, now: datetime | None = None, source: MetricSource | None = None) -> list[CheckOutcome]:
     """Check every live plan once (the beat task). One plan's failure does not stop the
     others; it is logged and reported as an ``error`` outcome."""
-    from flagapp.models import RolloutPlan
-
     outcomes = []
     ids = RolloutPlan.objects.filter(
         state__in=[State.RUNNING.value, State.PAUSED.value]

@@ -4,7 +4,8 @@ Exposure events carry the variant a user was served; tracking events (``client.t
 carry only the user's targeting key. A tracking event is therefore attributed to the variant
 of that user's most recent exposure to the flag at or before the event (the standard
 exposure join): a user who moved from control to treatment when the percentage grew is
-counted in the variant they were actually on when the event happened.
+counted in the variant they were actually on when the event happened
+(:class:`flagapp.rollouts.attribution.ExposureIndex`, shared with the Prometheus counters).
 
 Rates divide by exposure events, so providers must send every exposure of a guarded flag
 (``exposure_sample_rate=1.0``); with sampling the rates are overstated by 1/rate.
@@ -12,51 +13,21 @@ Rates divide by exposure events, so providers must send every exposure of a guar
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Count, QuerySet
 
+from flagapp import exposures as buffered
+from flagapp.models import Environment, SdkEvent
+
+from .attribution import ExposureIndex
 from .guardrails import MetricKind, VariantSample
 from .metrics import MetricQuery, MetricSourceError
 from .stats import percentile
 
 __all__ = ["ExposureIndex", "StoredEventsSource"]
-
-
-class ExposureIndex:
-    """Per user, the time-ordered exposures: ``variant_at(user, t)`` answers "which variant
-    was this user on at ``t``" in O(log k)."""
-
-    def __init__(self, exposures: Iterable[tuple[str, datetime, str]]) -> None:
-        times: dict[str, list[datetime]] = defaultdict(list)
-        variants: dict[str, list[str]] = defaultdict(list)
-        for user, at, variant in sorted(exposures, key=lambda e: (e[0], e[1])):
-            times[user].append(at)
-            variants[user].append(variant)
-        self._times = dict(times)
-        self._variants = dict(variants)
-
-    def variant_at(self, user: str, at: datetime) -> str | None:
-        times = self._times.get(user)
-        if not times:
-            return None
-        i = bisect.bisect_right(times, at) - 1
-        return self._variants[user][i] if i >= 0 else None
-
-    def first_variant(self, user: str) -> str | None:
-        variants = self._variants.get(user)
-        return variants[0] if variants else None
-
-    def first_time(self, user: str) -> datetime | None:
-        times = self._times.get(user)
-        return times[0] if times else None
-
-    def users(self) -> Iterable[str]:
-        return self._times.keys()
 
 
 def _index_for(exposures: QuerySet[Any], users: set[str]) -> ExposureIndex:
@@ -87,9 +58,6 @@ class StoredEventsSource:
     name = "events"
 
     def measure(self, query: MetricQuery) -> dict[str, VariantSample]:
-        from flagapp import exposures as buffered
-        from flagapp.models import Environment, SdkEvent
-
         buffered.flush()  # this process's own exposures and track() events first
 
         env_id = Environment.objects.filter(key=query.environment).values_list("pk", flat=True)

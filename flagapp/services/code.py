@@ -1,44 +1,39 @@
-"""Flags as code: one JSON document for flags, variants, segments and per-environment
-states and rules (docs/flags-as-code.md), written by ``flagapp_export`` and read by
-``flagapp_import``.
+"""Flags as code: applying a flags-as-code document (docs/flags-as-code.md) through the
+services; ``flagapp_import`` and ``flagapp_import_waffle`` call :func:`import_config`.
 
 Why through the services: an import is just many ordinary changes, so it gets the same
 validation (the engine's parser), governance, history with a reason and publishing. It
 runs in one transaction: the document's shape is checked first (every problem reported at
-once), then the changes are applied and each touched environment is compiled and parsed
-before commit; any refusal rolls everything back. Applying the same document twice changes
-nothing the second time (the services skip identical changes).
+once, ``code_format.shape_errors``), then the changes are applied and each touched
+environment is compiled and parsed before commit; any refusal rolls everything back.
+Applying the same document twice changes nothing the second time (the services skip
+identical changes).
 
-Format (``"flagapp": 1``)::
-
-    {"flagapp": 1,
-     "environments": [{"key": "production", "name": "Production", "protected": true,
-                       "order": 2}],
-     "segments": {"beta": {"name": "Beta", "description": "", "include": ["u1"],
-                           "exclude": [], "conditions": [...]}},
-     "flags": {"checkout.new-flow": {
-         "name": "...", "description": "", "kind": "boolean", "type": "release",
-         "owner": "payments", "risk": "low", "expires_on": "2026-12-31", "tags": [],
-         "archived": false,
-         "variants": [{"key": "on", "value": true, "description": ""}, ...],
-         "environments": {"production": {"enabled": true, "fallthrough": {"variant": "off"},
-                                         "prerequisites": [], "rules": [
-             {"id": "r1", "description": "", "when": [...], "serve": {"variant": "on"}}]}}}}}
+The format, the writer (``export_config``, ``flagapp_export``) and the shape check are
+:mod:`flagapp.services.code_format`, re-exported here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group
 from django.db import transaction
 
-from flagapp.documents import state_dict
-from flagapp.exceptions import ConfigImportError, FlagValidationError
+from flagapp.documents import compile_environment, parse
+from flagapp.exceptions import (
+    ApprovalRequired,
+    ChangeNotPermitted,
+    ConfigImportError,
+    FlagValidationError,
+    VersionConflict,
+)
 from flagapp.models import Environment, Flag, FlagState, Segment
-from flagapp.services._base import UNSET
+from flagapp.policy import Approval
+from flagapp.services._base import UNSET, clean_reason
 from flagapp.services.environments import create_environment
 from flagapp.services.flags import create_flag, update_flag
 from flagapp.services.lifecycle import archive_flag, unarchive_flag
@@ -46,167 +41,9 @@ from flagapp.services.segments import create_segment, update_segment
 from flagapp.services.states import update_flag_state
 from flagapp.services.variants import set_variants
 
+from .code_format import FORMAT, STATE_KEYS, export_config, shape_errors
+
 __all__ = ["FORMAT", "ImportResult", "export_config", "import_config"]
-
-FORMAT = 1
-
-_FLAG_KEYS = {
-    "name",
-    "description",
-    "kind",
-    "type",
-    "owner",
-    "risk",
-    "expires_on",
-    "tags",
-    "archived",
-    "variants",
-    "environments",
-}
-_STATE_KEYS = {"enabled", "fallthrough", "prerequisites", "rules"}
-_SEGMENT_KEYS = {"name", "description", "include", "exclude", "conditions"}
-_ENV_KEYS = {"key", "name", "protected", "order"}
-
-
-# --- export ------------------------------------------------------------------------------------
-
-
-def _state_doc(state: FlagState) -> dict[str, Any]:
-    return state_dict(state)
-
-
-def _flag_doc(flag: Flag, env_keys: set[str] | None) -> dict[str, Any]:
-    states = {
-        s.environment.key: _state_doc(s)
-        for s in flag.states.all()
-        if env_keys is None or s.environment.key in env_keys
-    }
-    return {
-        "name": flag.name,
-        "description": flag.description,
-        "kind": flag.kind,
-        "type": flag.flag_type,
-        "owner": flag.owner.name,
-        "risk": flag.risk,
-        "expires_on": flag.expires_on.isoformat() if flag.expires_on else None,
-        "tags": list(flag.tags or []),
-        "archived": flag.archived,
-        "variants": [
-            {"key": v.key, "value": v.value, "description": v.description}
-            for v in sorted(flag.variants.all(), key=lambda v: (v.order, v.key))
-        ],
-        "environments": dict(sorted(states.items())),
-    }
-
-
-def export_config(environments: Iterable[str] | None = None) -> dict[str, Any]:
-    """The whole configuration (or only the named environments' states) as a document.
-    Deterministic (sorted) so that exports diff cleanly in version control."""
-    env_keys = set(environments) if environments is not None else None
-    envs = Environment.objects.order_by("order", "key")
-    if env_keys is not None:
-        missing = env_keys - set(envs.values_list("key", flat=True))
-        if missing:
-            raise FlagValidationError(
-                {"environment": [f"unknown environment(s): {', '.join(sorted(missing))}"]}
-            )
-        envs = envs.filter(key__in=env_keys)
-    flags = (
-        Flag.objects.select_related("owner")
-        .prefetch_related("variants", "states__environment", "states__rules")
-        .order_by("key")
-    )
-    return {
-        "flagapp": FORMAT,
-        "environments": [
-            {"key": e.key, "name": e.name, "protected": e.protected, "order": e.order} for e in envs
-        ],
-        "segments": {
-            s.key: {
-                "name": s.name,
-                "description": s.description,
-                "include": list(s.include),
-                "exclude": list(s.exclude),
-                "conditions": list(s.conditions),
-            }
-            for s in Segment.objects.order_by("key")
-        },
-        "flags": {f.key: _flag_doc(f, env_keys) for f in flags},
-    }
-
-
-# --- import: shape check -------------------------------------------------------------------------
-
-
-def _shape_errors(doc: Any) -> list[str]:
-    """Every shape problem of the document (types, required and unknown keys)."""
-    errors: list[str] = []
-    if not isinstance(doc, Mapping):
-        return ["$: expected a JSON object"]
-    if doc.get("flagapp") != FORMAT:
-        errors.append(f"$.flagapp: expected {FORMAT} (the format version)")
-    unknown = set(doc) - {"flagapp", "environments", "segments", "flags"}
-    if unknown:
-        errors.append(f"$: unknown key(s) {', '.join(sorted(unknown))}")
-    envs = doc.get("environments", [])
-    if not isinstance(envs, list):
-        errors.append("$.environments: expected a list")
-    else:
-        for i, env in enumerate(envs):
-            if not isinstance(env, Mapping) or not isinstance(env.get("key"), str):
-                errors.append(f"$.environments[{i}]: expected an object with a 'key'")
-            elif set(env) - _ENV_KEYS:
-                errors.append(
-                    f"$.environments[{i}]: unknown key(s) {', '.join(sorted(set(env) - _ENV_KEYS))}"
-                )
-    segments = doc.get("segments", {})
-    if not isinstance(segments, Mapping):
-        errors.append("$.segments: expected an object")
-    else:
-        for key, seg in segments.items():
-            path = f"$.segments[{key!r}]"
-            if not isinstance(seg, Mapping):
-                errors.append(f"{path}: expected an object")
-                continue
-            if set(seg) - _SEGMENT_KEYS:
-                errors.append(
-                    f"{path}: unknown key(s) {', '.join(sorted(set(seg) - _SEGMENT_KEYS))}"
-                )
-            for name in ("include", "exclude", "conditions"):
-                if name in seg and not isinstance(seg[name], list):
-                    errors.append(f"{path}.{name}: expected a list")
-    flags = doc.get("flags", {})
-    if not isinstance(flags, Mapping):
-        errors.append("$.flags: expected an object")
-        return errors
-    for key, flag in flags.items():
-        path = f"$.flags[{key!r}]"
-        if not isinstance(flag, Mapping):
-            errors.append(f"{path}: expected an object")
-            continue
-        if set(flag) - _FLAG_KEYS:
-            errors.append(f"{path}: unknown key(s) {', '.join(sorted(set(flag) - _FLAG_KEYS))}")
-        for required in ("name", "owner", "kind"):
-            if required not in flag:
-                errors.append(f"{path}: missing {required!r}")
-        if "variants" in flag and not isinstance(flag["variants"], list | Mapping):
-            errors.append(f"{path}.variants: expected a list")
-        states = flag.get("environments", {})
-        if not isinstance(states, Mapping):
-            errors.append(f"{path}.environments: expected an object")
-            continue
-        for env_key, state in states.items():
-            spath = f"{path}.environments[{env_key!r}]"
-            if not isinstance(state, Mapping):
-                errors.append(f"{spath}: expected an object")
-            elif set(state) - _STATE_KEYS:
-                errors.append(
-                    f"{spath}: unknown key(s) {', '.join(sorted(set(state) - _STATE_KEYS))}"
-                )
-    return errors
-
-
-# --- import: apply ----------------------------------------------------------------------------
 
 
 @dataclass
@@ -241,25 +78,21 @@ def _fail(path: str, exc: Exception) -> ConfigImportError:
 def import_config(
     doc: Mapping[str, Any],
     *,
-    actor: Any,
+    actor: AbstractBaseUser | None,
     reason: str,
     environments: Sequence[str] | None = None,
     from_environment: str | None = None,
     to_environment: str | None = None,
     create_environments: bool = False,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     dry_run: bool = False,
 ) -> ImportResult:
     """Apply ``doc``. ``environments`` limits which environments' states are applied;
     ``from_environment``/``to_environment`` applies the document's states of one
     environment to another (promotion, e.g. staging -> production: only states are
     written then, flags and segments must exist or be in the document)."""
-    from flagapp.documents import compile_environment, parse
-    from flagapp.exceptions import ApprovalRequired, ChangeNotPermitted, VersionConflict
-    from flagapp.services._base import clean_reason
-
     reason = clean_reason(reason)
-    errors = _shape_errors(doc)
+    errors = shape_errors(doc)
     if (from_environment is None) != (to_environment is None):
         errors.append("give both the source and the target environment, or neither")
     if errors:
@@ -294,13 +127,13 @@ def import_config(
 
 def _apply(
     doc: Mapping[str, Any],
-    actor: Any,
+    actor: AbstractBaseUser | None,
     reason: str,
     environments: Sequence[str] | None,
     from_env: str | None,
     to_env: str | None,
     create_envs: bool,
-    cr: Any,
+    cr: Approval | None,
     result: ImportResult,
     refusals: tuple[type[Exception], ...],
 ) -> set[str]:
@@ -347,6 +180,9 @@ def _apply(
 
     flags_doc: Mapping[str, Any] = doc.get("flags", {})
     flags: dict[str, Flag] = {}
+    # Variants a flag loses are kept until its states stop using them: the final list is
+    # set after the states (flag key -> that list).
+    final_variants: dict[str, Any] = {}
     for key in sorted(flags_doc):
         spec = flags_doc[key]
         flag = Flag.objects.filter(key=key).select_related("owner").first()
@@ -356,7 +192,9 @@ def _apply(
             flags[key] = flag
             continue
         try:
-            flags[key] = _apply_flag_fields(key, spec, flag, actor, reason, cr, result)
+            flags[key] = _apply_flag_fields(
+                key, spec, flag, actor, reason, cr, result, final_variants
+            )
         except refusals as exc:
             raise _fail(f"flag {key}", exc) from None
 
@@ -383,7 +221,7 @@ def _apply(
         for env_key, state in sorted(pairs, key=lambda pair: pair[0]):
             env = existing[env_key]
             before = FlagState.objects.filter(flag=flag, environment=env).first()
-            kwargs = {name: state[name] for name in _STATE_KEYS if name in state}
+            kwargs = {name: state[name] for name in STATE_KEYS if name in state}
             try:
                 after = update_flag_state(
                     flag, env, actor=actor, reason=reason, change_request=cr, **kwargs
@@ -399,7 +237,7 @@ def _apply(
                 result.unchanged.append(label)
             touched.add(env_key)
         if not promoting:
-            pending = getattr(flag, "_flagapp_final_variants", None)
+            pending = final_variants.get(key)
             if pending is not None:
                 try:
                     set_variants(flag, pending, actor=actor, reason=reason, change_request=cr)
@@ -415,9 +253,9 @@ def _apply(
 
 def _apply_segments(
     segments: Mapping[str, Any],
-    actor: Any,
+    actor: AbstractBaseUser | None,
     reason: str,
-    cr: Any,
+    cr: Approval | None,
     result: ImportResult,
     refusals: tuple[type[Exception], ...],
 ) -> None:
@@ -463,7 +301,7 @@ def _apply_segments(
             (result.changed if after != before else result.unchanged).append(f"segment {key}")
 
 
-def _owner(name: Any) -> Group:
+def _owner(name: object) -> Group:
     group = Group.objects.filter(name=name).first() if isinstance(name, str) else None
     if group is None:
         raise FlagValidationError({"owner": [f"no group named {name!r}"]})
@@ -474,10 +312,11 @@ def _apply_flag_fields(
     key: str,
     spec: Mapping[str, Any],
     flag: Flag | None,
-    actor: Any,
+    actor: AbstractBaseUser | None,
     reason: str,
-    cr: Any,
+    cr: Approval | None,
     result: ImportResult,
+    final_variants: dict[str, Any],
 ) -> Flag:
     owner = _owner(spec.get("owner"))
     variants = spec.get("variants")
@@ -535,7 +374,7 @@ def _apply_flag_fields(
                 reason=reason,
                 change_request=cr,
             )
-            flag._flagapp_final_variants = variants  # type: ignore[attr-defined]
+            final_variants[key] = variants
         else:
             set_variants(flag, variants, actor=actor, reason=reason, change_request=cr)
     flag.refresh_from_db()

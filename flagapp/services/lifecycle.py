@@ -9,6 +9,8 @@ from django.db import transaction
 
 from flagapp.documents import rules_as_dicts
 from flagapp.exceptions import FlagValidationError
+from flagapp.governance import closing
+from flagapp.governance.operations import describe_operation
 from flagapp.models import (
     Environment,
     Flag,
@@ -103,15 +105,13 @@ def _running_rollouts(flag: Flag) -> Any:
 def archive_notes(flag: Flag) -> list[str]:
     """What archiving ``flag`` will also do, in words (the admin shows these before asking
     for the reason): running rollouts are paused, open change requests withdrawn."""
-    from flagapp.governance import change_requests as crs
-
     notes = [
         f"{flag.key}: rollout #{plan.pk} in {plan.environment.key} is {plan.state}; "
         "archiving pauses it."
         for plan in _running_rollouts(flag)
     ]
-    for cr in crs.open_requests(flag):
-        what = crs.describe_operation(cr.kind, cr.payload)
+    for cr in closing.open_requests(flag):
+        what = describe_operation(cr.kind, cr.payload)
         notes.append(
             f"{flag.key}: change request #{cr.pk} ({what}) is {cr.status}; archiving withdraws it."
         )
@@ -122,15 +122,14 @@ def _settle_archived(flag: Flag, actor: Any, reason: str, change_request: Any) -
     """An archived flag leaves every snapshot: a rollout still stepping it or a request still
     waiting to change it would act on a flag nobody serves. Pause the one, withdraw the
     other (not the approved request being applied, if that is what archives it)."""
-    from flagapp.governance import change_requests as crs
     from flagapp.rollouts import controller
 
     why = f"flag archived: {reason}"
     for plan in _running_rollouts(flag):
         controller.pause(plan, actor=actor, reason=why)
     applying = getattr(change_request, "pk", None)
-    for cr in crs.open_requests(flag).exclude(pk=applying):
-        crs.withdraw(cr, actor=actor, reason=why, flag_archived=True)
+    for cr in closing.open_requests(flag).exclude(pk=applying):
+        closing.withdraw(cr, actor=actor, reason=why, flag_archived=True)
 
 
 def archive_flag(

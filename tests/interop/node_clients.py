@@ -40,6 +40,9 @@ def node_modules() -> Path:
             capture_output=True,
             timeout=300,
         )
+    # The runners' shared part (evaluate*.cjs require it from beside them): copied on every
+    # call, so an edited harness is never stale in the cache keyed by the lockfile.
+    shutil.copy(NODE_DIR / "harness.cjs", target / "harness.cjs")
     return target
 
 

@@ -1,9 +1,10 @@
 """An experiment and a guarded rollout driven end to end by a Django app's own views (issue 14).
 
-Real components, as tests/flagapp/metrics/test_prometheus_live.py (whose fixtures this
-reuses): uvicorn with two workers (prometheus-client's multiprocess mode) serving this
-test's PostgreSQL database and a urlconf of shop views (``shop_app``); Debian's Prometheus
-scraping ``/metrics`` every second. The views record everything through flagapp's Django
+Real components, as tests/flagapp/metrics/test_prometheus_live.py (the fixtures and the
+rollout helpers both use are this folder's conftest.py and live_rollout.py): uvicorn with
+two workers (prometheus-client's multiprocess mode) serving this test's PostgreSQL database
+and a urlconf of shop views (``shop_app``); Debian's Prometheus scraping ``/metrics`` every
+second. The views record everything through flagapp's Django
 API only: ``flag_is_active`` (the guarded flag), ``{% flag %}`` (the experiment's flag),
 ``get_value`` (a flag nothing reads), ``flagapp.track`` (latency, errors, purchases). The
 exposures are recorded by default because the snapshot marks the flags an experiment or a
@@ -37,13 +38,8 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 
 from tests.faults.support import Server, wait_until
+from tests.flagapp.metrics.live_rollout import Checks, Prometheus, guarded_plan, verified_decisions
 from tests.flagapp.metrics.shop_app import BANNER, EXPERIMENT, GUARDED
-from tests.flagapp.metrics.test_prometheus_live import (  # noqa: F401 - fixtures
-    Prometheus,
-    flagapp_server,
-    prometheus,
-    prometheus_binary,
-)
 
 pytestmark = [
     pytest.mark.prometheus,
@@ -104,8 +100,8 @@ def _flush_everywhere(url: str, times: int = 12) -> None:
 
 
 def test_django_views__experiment_and_guarded_rollout__real_prometheus_end_to_end(
-    prometheus: Prometheus,  # noqa: F811 - the imported fixtures
-    flagapp_server: Server,  # noqa: F811
+    prometheus: Prometheus,
+    flagapp_server: Server,
     settings: Any,
 ) -> None:
     from openfeature import api
@@ -147,26 +143,7 @@ def test_django_views__experiment_and_guarded_rollout__real_prometheus_end_to_en
         conversion_event="purchase",
         started_at=timezone.now(),
     )
-    plan = controller.create_plan(
-        guarded,
-        env,
-        treatment="on",
-        control="off",
-        steps=[2000, 5000, 10000],
-        min_step_seconds=3,
-        metric_source="prometheus",
-        notify_owners=False,
-        guardrails=[
-            {"metric": "error_rate", "threshold": 0.05, "min_sample": 60},
-            {
-                "metric": "latency",
-                "event_key": "latency_ms",
-                "percentile": 95,
-                "threshold": 250,
-                "min_sample": 60,
-            },
-        ],
-    )
+    plan = guarded_plan(guarded, env)
     controller.start(plan, actor=None, reason="views test")
     time.sleep(1.5)  # the workers load the snapshot marking both flags (CACHE_CHECK_INTERVAL)
 
@@ -182,21 +159,11 @@ def test_django_views__experiment_and_guarded_rollout__real_prometheus_end_to_en
     api.shutdown()  # sends the counts
     api.clear_providers()
 
-    outcomes: list[tuple[float, str, str]] = []
     drivers = [Checkout(url, seed) for seed in (1, 2)]
-    started = time.monotonic()
+    checks = Checks(plan)
+    started = checks.started
     for d in drivers:
         d.start()
-
-    def check_until(action: str, within: float) -> float | None:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            outcome = controller.run_check(plan)
-            outcomes.append((time.monotonic() - started, outcome.action, outcome.message))
-            if outcome.action == action:
-                return time.monotonic()
-            time.sleep(0.5)
-        return None
 
     # The experiment's shop: 300 users once each; green converts one in three, grey one in
     # five; someone who never saw the shop buys too (counted nowhere).
@@ -214,30 +181,20 @@ def test_django_views__experiment_and_guarded_rollout__real_prometheus_end_to_en
                     assert client.get("/buy/", params={"user": user}).status_code == 200
                     buyers.append(user)
             client.get("/buy/", params={"user": "stranger"})
-        advanced_at = check_until("advanced", 60)
-        assert advanced_at is not None, f"never advanced: {outcomes[-6:]}"
+        advanced_at = checks.until("advanced", 60)
+        assert advanced_at is not None, f"never advanced: {checks.outcomes[-6:]}"
         for d in drivers:
             d.degraded.set()
         degraded_at = time.monotonic()
-        rolled_back_at = check_until("rolled_back", 45)
-        assert rolled_back_at is not None, f"never rolled back: {outcomes[-6:]}"
+        rolled_back_at = checks.until("rolled_back", 45)
+        assert rolled_back_at is not None, f"never rolled back: {checks.outcomes[-6:]}"
     finally:
         for d in drivers:
             d.stop.set()
             d.join(10)
     assert not [e for d in drivers for e in d.errors], [d.errors[:3] for d in drivers]
 
-    plan.refresh_from_db()
-    assert plan.state == "rolled_back"
-    advance = plan.transitions.get(action="advance")
-    assert [(r["label"], r["status"]) for r in advance.details["results"]] == [
-        ("error_rate", "ok"),
-        ("latency_ms_p95", "ok"),
-    ], advance.details
-    rollback = plan.transitions.get(action="rollback")
-    assert rollback.automatic and rollback.reason.startswith("automatic rollback:"), rollback
-    assert {r["status"] for r in rollback.details["results"]} & {"breach"}, rollback.details
-    assert guarded.states.get(environment=env).fallthrough == {"variant": "off"}
+    advance, rollback = verified_decisions(plan, guarded, env)
 
     # Every process's buffer stored (a worker stores its buffer after its own responses: an
     # idle one is asked through /flush/); then Prometheus' total equals the rows stored.

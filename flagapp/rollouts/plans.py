@@ -1,0 +1,200 @@
+"""Rollout plans before they run: a validated draft, and what authorises its steps.
+
+:func:`create_plan` checks a plan's fields and guardrails (every problem at once, as a
+``FlagValidationError`` keyed by field) and stores a draft; nothing is served until
+:func:`flagapp.rollouts.controller.start`. Where the policy needs approval, a plan is
+approved once, as a whole: :func:`first_step_change` is the change to propose,
+:func:`approves_plan` tells whether a change request approves *this* plan, and
+:func:`authorization` carries that approval to each step and to the rollback.
+
+The state machine that moves a plan is :mod:`flagapp.rollouts.controller`; this module
+writes only drafts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from django.db import transaction
+
+from flagapp.exceptions import FlagValidationError
+from flagapp.models import ChangeRequest, RolloutGuardrail, RolloutPlan
+from flagapp.policy import GrantedApproval, change_request_covers, requires_approval
+
+from .guardrails import Comparison, MetricKind
+from .schedule import ScheduleKind, build_steps, rollout_serve, validate_steps
+
+__all__ = [
+    "PlanAuthorization",
+    "approves_plan",
+    "authorization",
+    "create_plan",
+    "first_step_change",
+]
+
+#: What the services see as "an approved change request" for a plan's own steps: the plan
+#: was approved as a whole (``RolloutPlan.change_request``); this carries that approval to
+#: each step and to the rollback, restricted to the plan's flag and environment.
+PlanAuthorization = GrantedApproval
+
+
+def create_plan(
+    flag: Any,
+    environment: Any,
+    *,
+    treatment: str,
+    control: str,
+    actor: Any = None,
+    steps: Sequence[int] | None = None,
+    schedule: str = ScheduleKind.STEPS,
+    step_count: int = 5,
+    first_step: int = 100,
+    min_step_seconds: int = 3600,
+    guardrails: Iterable[Mapping[str, Any]] = (),
+    metric_source: str = "events",
+    salt: str = "",
+    notify_owners: bool = True,
+) -> Any:
+    """A draft plan with its guardrails; nothing is served until ``controller.start``."""
+    errors: dict[str, list[str]] = {}
+    variants = set(flag.variants.values_list("key", flat=True))
+    if treatment not in variants:
+        errors["treatment_variant"] = [f"{treatment!r} is not a variant of {flag.key}"]
+    if control not in variants:
+        errors["control_variant"] = [f"{control!r} is not a variant of {flag.key}"]
+    if treatment == control:
+        errors["treatment_variant"] = ["treatment and control must differ"]
+    try:
+        step_list = list(build_steps(schedule, steps=steps, count=step_count, first=first_step))
+    except ValueError as exc:
+        errors["schedule"] = [str(exc)]
+        step_list = []
+    if step_list:
+        step_errors = validate_steps(step_list)
+        if step_errors:
+            errors["steps"] = step_errors
+    if min_step_seconds < 0:
+        errors["min_step_seconds"] = ["must be >= 0"]
+    if metric_source not in ("events", "prometheus"):
+        errors["metric_source"] = ["must be 'events' or 'prometheus'"]
+    guardrail_rows = [_guardrail_row(g, errors) for g in guardrails]
+    if errors:
+        raise FlagValidationError(errors)
+    with transaction.atomic():
+        plan = RolloutPlan.objects.create(
+            flag=flag,
+            environment=environment,
+            treatment_variant=treatment,
+            control_variant=control,
+            schedule=schedule,
+            steps=step_list,
+            min_step_seconds=min_step_seconds,
+            metric_source=metric_source,
+            salt=salt,
+            notify_owners=notify_owners,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        for row in guardrail_rows:
+            RolloutGuardrail.objects.create(plan=plan, **row)
+    return plan
+
+
+def _guardrail_row(g: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    allowed = {"metric", "threshold", "event_key", "percentile", "comparison", "min_sample"}
+    unknown = set(g) - allowed
+    msgs: list[str] = []
+    if unknown:
+        msgs.append(f"unknown guardrail fields: {', '.join(sorted(unknown))}")
+    metric = g.get("metric")
+    if not isinstance(metric, str) or metric not in {m.value for m in MetricKind}:
+        msgs.append(f"metric must be one of {', '.join(m.value for m in MetricKind)}")
+    comparison = g.get("comparison", Comparison.ABSOLUTE.value)
+    if not isinstance(comparison, str) or comparison not in {c.value for c in Comparison}:
+        msgs.append(f"comparison must be one of {', '.join(c.value for c in Comparison)}")
+    threshold = g.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+        msgs.append("threshold must be a number")
+    min_sample = g.get("min_sample", 1000)
+    if isinstance(min_sample, bool) or not isinstance(min_sample, int) or min_sample < 1:
+        msgs.append("min_sample must be a positive integer")
+    percentile = g.get("percentile", 95.0)
+    if (
+        isinstance(percentile, bool)
+        or not isinstance(percentile, int | float)
+        or not 0 < percentile <= 100
+    ):
+        msgs.append("percentile must be in (0, 100]")
+    if msgs:
+        errors.setdefault("guardrails", []).extend(msgs)
+        return {}
+    default_event = "error" if g["metric"] == MetricKind.ERROR_RATE else ""
+    event_key = g.get("event_key", default_event)
+    if not isinstance(event_key, str) or not event_key or len(event_key) > 200:
+        errors.setdefault("guardrails", []).append(
+            f"{g['metric']} needs an event_key (a name of at most 200 characters)"
+        )
+    return {
+        "metric": g["metric"],
+        "threshold": float(threshold),  # type: ignore[arg-type]
+        "event_key": event_key,
+        "percentile": float(percentile),
+        "comparison": comparison,
+        "min_sample": min_sample,
+    }
+
+
+def first_step_change(plan: Any) -> dict[str, Any]:
+    """The first step as an ordinary ``update_flag_state`` change (``ApprovalRequired.change``
+    shape): what to propose as a change request where the policy needs approval."""
+    return {
+        "operation": "update_flag_state",
+        "flag": plan.flag.key,
+        "environment": plan.environment.key,
+        "params": {
+            "fallthrough": rollout_serve(
+                plan.treatment_variant,
+                plan.control_variant,
+                int(plan.steps[0]),
+                plan.effective_salt,
+            )
+        },
+    }
+
+
+def approves_plan(change_request: Any, plan: Any) -> bool:
+    """Whether ``change_request`` authorises this plan.
+
+    A governance ``ChangeRequest`` must have been approved by a reviewer (status approved,
+    or applied — approving applies it), be about this flag and environment, and be the
+    plan's first step (an ``update_flag_state`` serving exactly the first step's
+    fallthrough): the reviewer approved this rollout, not some other change. Any other
+    object is judged like the services judge one (``flagapp.policy.change_request_covers``).
+    """
+    if change_request is None:
+        return False
+    if isinstance(change_request, ChangeRequest):
+        if change_request.status not in (
+            ChangeRequest.STATUS_APPROVED,
+            ChangeRequest.STATUS_APPLIED,
+        ):
+            return False
+        if (change_request.flag_id, change_request.environment_id) != (
+            plan.flag_id,
+            plan.environment_id,
+        ):
+            return False
+        params = (change_request.payload or {}).get("params") or {}
+        expected = first_step_change(plan)["params"]["fallthrough"]
+        return change_request.kind == "update_flag_state" and params.get("fallthrough") == expected
+    return change_request_covers(change_request, plan.flag, plan.environment)
+
+
+def authorization(plan: Any) -> GrantedApproval | None:
+    """The approval each step and the rollback of an approved plan hand to the services
+    (None where the policy needs none, or the plan was never approved)."""
+    if not requires_approval(plan.flag, plan.environment):
+        return None
+    if not plan.approved:
+        return None
+    return GrantedApproval(plan.flag_id, plan.environment_id)
