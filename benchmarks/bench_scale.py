@@ -392,9 +392,15 @@ def _server_child(n: int) -> dict[str, Any]:
     real_parse = engine_ruleset._parse
     real_flag = engine_ruleset._flag
 
+    parse_seconds = [0.0]
+
     def counting_parse(*args: Any, **kwargs: Any) -> Any:
         parses[0] += 1
-        return real_parse(*args, **kwargs)
+        started = time.perf_counter()
+        try:
+            return real_parse(*args, **kwargs)
+        finally:
+            parse_seconds[0] += time.perf_counter() - started
 
     def counting_flag(*args: Any, **kwargs: Any) -> Any:
         validated[0] += 1
@@ -402,13 +408,14 @@ def _server_child(n: int) -> dict[str, Any]:
 
     engine_ruleset._parse = counting_parse  # type: ignore[assignment]
     engine_ruleset._flag = counting_flag  # type: ignore[assignment]
-    walls, gcs, counts, flags_validated = [], [], [], []
+    walls, gcs, counts, flags_validated, parse_times = [], [], [], [], []
     repeats = 3 if n >= 10_000 else 5
     enabled = True
     for _ in range(repeats):
         enabled = not enabled
         before = Snapshot.objects.filter(environment=env).count()
         parses[0] = validated[0] = 0
+        parse_seconds[0] = 0.0
         with _GcClock() as clock:
             t0 = time.perf_counter()
             services.set_flag_enabled(target, env, enabled, actor=None, reason=reason)
@@ -418,6 +425,7 @@ def _server_child(n: int) -> dict[str, Any]:
         gcs.append(clock.seconds)
         counts.append(parses[0])
         flags_validated.append(validated[0])
+        parse_times.append(parse_seconds[0])
     engine_ruleset._parse = real_parse  # type: ignore[assignment]
     engine_ruleset._flag = real_flag  # type: ignore[assignment]
     assert Flag.objects.count() == n
@@ -425,6 +433,7 @@ def _server_child(n: int) -> dict[str, Any]:
         "change_ms": statistics.median(walls) * 1e3,
         "change_gc_ms": statistics.median(gcs) * 1e3,
         "parses": statistics.median(counts),
+        "parse_ms": statistics.median(parse_times) * 1e3,
         "flags_validated": statistics.median(flags_validated),
         "peak_rss_mib": _peak_rss_kib() / 1024,
     }
@@ -538,6 +547,7 @@ def _server_table(headers: list[str]) -> None:
             [
                 ("change -> published ms", "change_ms", _ms),
                 ("of which GC ms", "change_gc_ms", _ms),
+                ("of which engine parse ms", "parse_ms", _ms),
                 ("engine parses per change", "parses", lambda v: f"{v:.0f}"),
                 ("flags validated per change", "flags_validated", lambda v: f"{v:,.0f}"),
                 ("child peak RSS MiB", "peak_rss_mib", lambda v: f"{v:.0f}"),

@@ -45,7 +45,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -217,27 +217,34 @@ def _exposure_event(payload: tuple[Resolution, Any, str], ts: float) -> dict[str
     }
 
 
-def observed_flag_ids(environment_id: int) -> set[int]:
+def observed_flag_ids(environment_id: int, *, flag_ids: Iterable[int] | None = None) -> set[int]:
     """The flags of ``environment_id`` whose exposures something reads: those of an
     experiment not ended, and of a running or paused rollout with guardrails. Read by the
-    publisher (``flagapp.documents.compile_environment``) to mark them :data:`OBSERVED`."""
+    publisher (``flagapp.documents.compile_entries``) to mark them :data:`OBSERVED`;
+    ``flag_ids``: only among these (an incremental publish reads what it touched)."""
     from django.db.models import Q
     from django.utils import timezone
 
     from flagapp.models import Experiment, RolloutPlan
 
+    experiments = Experiment.objects.filter(environment_id=environment_id)
+    plans = RolloutPlan.objects.filter(
+        environment_id=environment_id,
+        state__in=("running", "paused"),
+        guardrails__isnull=False,
+    )
+    if flag_ids is not None:
+        wanted = list(flag_ids)
+        if not wanted:
+            return set()
+        experiments = experiments.filter(flag_id__in=wanted)
+        plans = plans.filter(flag_id__in=wanted)
     ids = set(
-        Experiment.objects.filter(environment_id=environment_id)
-        .filter(Q(ended_at__isnull=True) | Q(ended_at__gt=timezone.now()))
-        .values_list("flag_id", flat=True)
+        experiments.filter(Q(ended_at__isnull=True) | Q(ended_at__gt=timezone.now())).values_list(
+            "flag_id", flat=True
+        )
     )
-    ids.update(
-        RolloutPlan.objects.filter(
-            environment_id=environment_id,
-            state__in=("running", "paused"),
-            guardrails__isnull=False,
-        ).values_list("flag_id", flat=True)
-    )
+    ids.update(plans.values_list("flag_id", flat=True))
     return ids
 
 

@@ -53,9 +53,9 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 
-from . import metrics
+from . import assembly, metrics
 from .conf import namespace, settings
-from .documents import FORMAT_VERSION, compile_environment, parse
+from .documents import FORMAT_VERSION, compile_entries, compile_environment, parse
 from .signals import snapshot_published
 
 if TYPE_CHECKING:
@@ -106,7 +106,13 @@ def cache_document_key(environment_key: str, version: int) -> str:
 # the outbox: written by the services' write path
 
 
-def record(environment_ids: Iterable[int], using: str = DEFAULT_DB_ALIAS) -> None:
+def record(
+    environment_ids: Iterable[int],
+    using: str = DEFAULT_DB_ALIAS,
+    *,
+    flags: Iterable[str] | None = None,
+    segments: Iterable[str] | None = None,
+) -> None:
     """Record, in the current transaction, that these environments must be published, and
     publish them once it commits.
 
@@ -114,14 +120,29 @@ def record(environment_ids: Iterable[int], using: str = DEFAULT_DB_ALIAS) -> Non
     savepoint that is rolled back, the rows and the callback go with it. Several writes in
     one transaction each queue a callback: the first publishes (and clears the rows); the
     later ones find no rows and make one cheap query each.
+
+    ``flags`` / ``segments``: the keys the write touched (created, changed, archived or
+    deleted), when the writer knows them — then the publish re-reads only those
+    (``flagapp.assembly``); both None (the default) means "anything may have changed" and
+    the publish compiles the whole environment.
     """
     from .models import PublishOutbox
 
     ids = sorted(set(environment_ids))
     if not ids:
         return
-    PublishOutbox.objects.using(using).bulk_create(
+    rows = PublishOutbox.objects.using(using).bulk_create(
         [PublishOutbox(environment_id=env_id) for env_id in ids]
+    )
+    touched = None
+    if flags is not None or segments is not None:
+        touched = assembly.Touched(frozenset(flags or ()), frozenset(segments or ()))
+    row_ids = [row.pk for row in rows]
+    # Noted once the rows are committed (registered before the publish below, so it runs
+    # first): a rolled-back write leaves no note that a later row with a reused id could
+    # be mistaken for.
+    transaction.on_commit(
+        lambda: assembly.note_touched(using, row_ids, touched), using=using, robust=True
     )
     # Looked up at call time (not bound here) so a test can stand in for a dying process.
     transaction.on_commit(lambda: _after_commit(ids, using), using=using, robust=True)
@@ -229,35 +250,101 @@ def _publish_once(environment: Environment, using: str) -> tuple[Snapshot, bool]
             .filter(environment_id=env.pk)
             .values_list("pk", flat=True)
         )
-        document = compile_environment(env)
+        previous = (
+            SnapshotModel.objects.using(using)
+            .filter(environment=env)
+            .order_by("-version")
+            .defer("document")
+            .first()
+        )
+        built, changes = _assemble(env, outbox, previous, using)
         if outbox:
             PublishOutbox.objects.using(using).filter(pk__in=outbox).delete()
-        previous = (
-            SnapshotModel.objects.using(using).filter(environment=env).order_by("-version").first()
-        )
-        if previous is not None and previous.etag == document["etag"]:
+        env_key = env.key
+        if previous is not None and previous.etag == built.etag:
+            transaction.on_commit(
+                lambda: _committed(using, env.pk, previous.version, built, outbox),
+                using=using,
+                robust=True,
+            )
             return previous, False
-        document["version"] = (previous.version if previous is not None else 0) + 1
-        ruleset = parse(document, served=True)  # never store what an evaluator would reject
+        version = (previous.version if previous is not None else 0) + 1
+        # never store what an evaluator would reject; incremental from the last served
+        # ruleset, so only what changed is validated and compiled
+        ruleset = parse(built.document(version), served=True)
         snapshot = SnapshotModel.objects.using(using).create(
-            environment=env,
-            version=document["version"],
-            etag=document["etag"],
-            document=json.dumps(document, separators=(",", ":"), ensure_ascii=False),
+            environment=env, version=version, etag=built.etag, document=built.text(version)
         )
         keep = settings.get("SNAPSHOT_KEEP")
         if keep:
             SnapshotModel.objects.using(using).filter(
                 environment=env, version__lte=snapshot.version - int(keep)
             ).delete()
-        env_key = env.key
-        transaction.on_commit(
-            lambda: announce(snapshot, env_key, ruleset, previous=previous),
-            using=using,
-            robust=True,
-        )
+        delta = _delta_text(built, changes, version, previous)
+
+        def after_commit() -> None:
+            _committed(using, env.pk, version, built, outbox)
+            announce(snapshot, env_key, ruleset, previous=previous, delta=delta)
+
+        transaction.on_commit(after_commit, using=using, robust=True)
     logger.info("published %s snapshot v%s (%s)", env_key, snapshot.version, snapshot.etag)
     return snapshot, True
+
+
+def _assemble(
+    env: Environment, outbox: list[int], previous: Snapshot | None, using: str
+) -> tuple[assembly.Assembly, assembly.Changes | None]:
+    """The environment's document now, and what changed since ``previous`` (None: unknown).
+
+    Incremental (only the touched flags and segments are read) when every outbox row says
+    what it touched and the assembly held here is exactly ``previous``; otherwise a full
+    compile (flagapp.assembly explains why that is equal to the truth)."""
+    touched = assembly.touched_by(using, outbox) if outbox else None
+    base = (
+        assembly.bound(using, env.pk, previous.version, previous.etag)
+        if previous is not None
+        else None
+    )
+    if touched is not None and base is not None:
+        flags, segments = compile_entries(
+            env, flag_keys=touched.flags, segment_keys=touched.segments
+        )
+        return base.updated(touched, flags, segments)
+    flags, segments = compile_entries(env)
+    built = assembly.Assembly.full(env.key, flags, segments)
+    older = assembly.held(using, env.pk)
+    if base is not None:
+        return built, built.changes_from(base)
+    if older is not None and previous is not None and older.etag == previous.etag:
+        return built, built.changes_from(older)
+    return built, None
+
+
+def _committed(
+    using: str, env_id: int, version: int, built: assembly.Assembly, outbox: list[int]
+) -> None:
+    assembly.remember(using, env_id, version, built)
+    assembly.forget_touched(using, outbox)
+
+
+def _delta_text(
+    built: assembly.Assembly,
+    changes: assembly.Changes | None,
+    version: int,
+    previous: Snapshot | None,
+) -> str | None:
+    """The announced delta from ``previous``, when what changed is known; None: unknown
+    (``announce`` then works it out) — never raises."""
+    if changes is None or previous is None:
+        return None
+    try:
+        delta = built.delta(
+            changes, version=version, base_version=previous.version, base_etag=previous.etag
+        )
+        return json.dumps(delta, separators=(",", ":"), ensure_ascii=False)
+    except Exception:
+        logger.warning("flagapp: no delta for %s v%s", built.environment, version, exc_info=True)
+        return None
 
 
 def announce(
@@ -266,13 +353,15 @@ def announce(
     ruleset: Ruleset | None = None,
     *,
     previous: Snapshot | None = None,
+    delta: str | None = None,
 ) -> None:
     """Tell every process about ``snapshot``: the shared cache (document first, then the
     version pointer, so a reader that sees the new number finds its document), then
     ``snapshot_published`` carrying the parsed ``ruleset`` (receivers need not parse again)
     and, given the ``previous`` snapshot, the delta from it (``delta=`` JSON text,
-    ``delta_base=`` its etag): computed once here, the notifier sends it to every process's
-    streams (docs/protocol.md, "Deltas").
+    ``delta_base=`` its etag): computed once (by the publisher from what it changed, given
+    as ``delta``, else here), the notifier sends it to every process's streams
+    (docs/protocol.md, "Deltas").
 
     Never raises (it runs after commit): a cache outage is logged; the reconciler re-announces
     a version the cache is behind on, and readers fall back to the database meanwhile.
@@ -291,7 +380,8 @@ def announce(
             snapshot.version,
             environment_key,
         )
-    delta = _announced_delta(environment_key, snapshot, ruleset, previous)
+    if delta is None:  # the publisher did not know what changed: work it out
+        delta = _announced_delta(environment_key, snapshot, ruleset, previous)
     for receiver, result in snapshot_published.send_robust(
         sender=type(snapshot),
         snapshot=snapshot,

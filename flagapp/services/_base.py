@@ -179,15 +179,24 @@ def _jsonable(value: Any) -> Any:
 # publishing
 
 
-def publish_on_commit(environment_ids: Iterable[int], using: str = "default") -> None:
+def publish_on_commit(
+    environment_ids: Iterable[int],
+    using: str = "default",
+    *,
+    flags: Iterable[str] | None = None,
+    segments: Iterable[str] | None = None,
+) -> None:
     """Record in the current transaction that these environments must be published, and
     publish them once it commits: a row per environment in the publish outbox
     (:func:`flagapp.publishing.record`), so the need to publish commits or rolls back with
     the change. A failure after COMMIT is logged (never raised to the author of the write)
-    and the row stays for the reconciler (``manage.py flagapp_reconcile``)."""
+    and the row stays for the reconciler (``manage.py flagapp_reconcile``).
+
+    ``flags`` / ``segments``: the keys the write touched, so the publish re-reads only those
+    (``flagapp.assembly``); omit both when the write may change anything else."""
     from flagapp import publishing
 
-    publishing.record(environment_ids, using=using)
+    publishing.record(environment_ids, using=using, flags=flags, segments=segments)
 
 
 def on_commit(func: Callable[[], Any]) -> None:

@@ -301,7 +301,7 @@ def create_flag(
                     actor,
                     reason,
                 )
-            publish_on_commit([e.pk for e in environments])
+            publish_on_commit([e.pk for e in environments], flags=[flag.key])
             _send_changed(flag, [e.key for e in environments], actor, reason, "create_flag")
     except IntegrityError:
         # A concurrent create took the key between the check and the insert.
@@ -389,7 +389,7 @@ def update_flag(
         bump(locked)
         save(locked, actor, reason)
         env_ids = list(Environment.objects.values_list("pk", flat=True))
-        publish_on_commit(env_ids)
+        publish_on_commit(env_ids, flags=[locked.key])
         _send_changed(locked, [], actor, reason, "update_flag", changes)
     _copy_stored(locked, flag)
     return locked

@@ -90,7 +90,9 @@ def _set_archived(
         save(locked, actor, reason)
         if archived:
             _settle_archived(locked, actor, reason, change_request)
-        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+        publish_on_commit(
+            list(Environment.objects.values_list("pk", flat=True)), flags=[locked.key]
+        )
         _send_changed(locked, [], actor, reason, op)
     _copy_stored(locked, flag)
     return locked
@@ -205,5 +207,5 @@ def delete_flag(
             reason=reason,
         )
         save(tomb, actor, reason)
-        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)), flags=[key])
     return tomb

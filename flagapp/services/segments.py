@@ -202,7 +202,9 @@ def create_segment(
                 conditions=cond,
             )
             save(segment, actor, reason)
-            publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+            publish_on_commit(
+                list(Environment.objects.values_list("pk", flat=True)), segments=[segment.key]
+            )
     except IntegrityError:
         # A concurrent create took the key between the check and the insert.
         raise FlagValidationError({"key": [f"a segment {key!r} already exists"]}) from None
@@ -280,7 +282,9 @@ def update_segment(
             setattr(locked, k, v)
         bump(locked)
         save(locked, actor, reason)
-        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+        publish_on_commit(
+            list(Environment.objects.values_list("pk", flat=True)), segments=[locked.key]
+        )
     for k, v in changes.items():
         setattr(segment, k, v)
     segment.version = locked.version
@@ -308,4 +312,6 @@ def delete_segment(
                 }
             )
         delete(locked, actor, reason)
-        publish_on_commit(list(Environment.objects.values_list("pk", flat=True)))
+        publish_on_commit(
+            list(Environment.objects.values_list("pk", flat=True)), segments=[locked.key]
+        )

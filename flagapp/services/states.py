@@ -147,7 +147,7 @@ def update_flag_state(
         save(state, actor, reason)
         if new_rules is not None and new_rules != old_rules:
             _replace_rules(state, new_rules, actor, reason)
-        publish_on_commit([environment.pk])
+        publish_on_commit([environment.pk], flags=[flag.key])
         _send_changed(flag, [environment.key], actor, reason, "update_flag_state", params)
     return state
 

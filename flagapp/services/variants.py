@@ -150,7 +150,7 @@ def _write_variants(
         for state in FlagState.objects.select_for_update().filter(flag=flag):
             state.version += 1
             save(state, actor, reason)
-        publish_on_commit([s.environment_id for s in states])
+        publish_on_commit([s.environment_id for s in states], flags=[flag.key])
         _send_changed(
             flag,
             [s.environment.key for s in states],

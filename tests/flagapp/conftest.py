@@ -21,8 +21,11 @@ from django.core.cache import caches
 @pytest.fixture(autouse=True)
 def _clear_flagapp_cache() -> Iterator[None]:
     """Snapshot announcements live in the (LocMem) cache: start every test empty."""
+    from flagapp import assembly
+
     caches["default"].clear()
     _drop_usage_buffers()
+    assembly.forget()  # outbox row ids and environment ids are reused between tests
     yield
     caches["default"].clear()
 

@@ -253,14 +253,14 @@ def test_publish__slow_compile_holds_environment_lock__writers_not_blocked(
     env = envs["staging"]
     compiling = threading.Event()
     release = threading.Event()
-    real_compile = publishing.compile_environment
+    real_compile = publishing.compile_entries
 
     def slow_compile(environment: Any, **kwargs: Any) -> Any:
         compiling.set()
         release.wait(30)
         return real_compile(environment, **kwargs)
 
-    monkeypatch.setattr(publishing, "compile_environment", slow_compile)
+    monkeypatch.setattr(publishing, "compile_entries", slow_compile)
     errors: list[BaseException] = []
 
     def publisher() -> None:
