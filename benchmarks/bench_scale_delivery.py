@@ -34,18 +34,16 @@ import gzip
 import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks._server_child import SUFFIX, run_child
 from benchmarks._table import print_table
 
 REPO = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/9"
-PG_DB = "flagapp_bench_delivery"
+PG_DB = "flagapp_bench_delivery" + SUFFIX
 SIZES = (100, 1000, 10000)
 STREAMS = tuple(
     int(s) for s in os.environ.get("FLAGAPP_BENCH_DELIVERY_STREAMS", "100,1000,5000").split(",")
@@ -146,93 +144,15 @@ def _delta_table() -> None:
 
 def main() -> None:
     _delta_table()
-    from benchmarks.bench_server import _redis_up
-
-    if not _redis_up():
-        print("\nbench_scale_delivery: server part skipped (no Redis on 127.0.0.1:6379)")
-        return
-    databases = _postgres()
-    with tempfile.TemporaryDirectory(prefix="flagapp-bench-delivery-") as tmp:
-        label = "PostgreSQL"
-        if databases is None:
-            label = "SQLite"
-            databases = {
-                "default": {
-                    "ENGINE": "django.db.backends.sqlite3",
-                    "NAME": str(Path(tmp) / "bench.sqlite3"),
-                }
-            }
-        Path(tmp, "flagapp_bench_delivery_settings.py").write_text(
-            _SETTINGS.format(DATABASES=databases, REDIS_URL=REDIS_URL)
-        )
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([tmp, str(REPO), env.get("PYTHONPATH", "")])
-        env["DJANGO_SETTINGS_MODULE"] = "flagapp_bench_delivery_settings"
-        env["FLAGAPP_BENCH_DB"] = label
-        try:
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-c",
-                    "from benchmarks.bench_scale_delivery import _driver; _driver()",
-                ],
-                env=env,
-                cwd=str(REPO),
-                check=False,
-                timeout=1500,
-            )
-        finally:
-            _cleanup(postgres=label == "PostgreSQL")
-
-
-def _postgres() -> dict[str, Any] | None:
-    try:
-        import psycopg
-
-        with psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-            autocommit=True,
-            connect_timeout=2,
-        ) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {PG_DB}")
-    except Exception:
-        return None
-    return {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": PG_DB,
-            "USER": "postgres",
-            "HOST": "127.0.0.1",
-            "PORT": "5432",
-            "CONN_MAX_AGE": 0,
-            "OPTIONS": {"pool": {"min_size": 2, "max_size": 8}},
-        }
-    }
-
-
-def _cleanup(*, postgres: bool) -> None:
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        for pattern in ("flagapp-bench-delivery:*", "flagapp:bench-delivery:*"):
-            for key in client.scan_iter(pattern):
-                client.delete(key)
-    except Exception as exc:
-        print(f"bench_scale_delivery: Redis cleanup failed: {exc}")
-    if postgres:
-        try:
-            import psycopg
-
-            with psycopg.connect(
-                "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-                autocommit=True,
-                connect_timeout=2,
-            ) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        except Exception as exc:
-            print(f"bench_scale_delivery: dropping {PG_DB} failed: {exc}")
+    run_child(
+        "from benchmarks.bench_scale_delivery import _driver; _driver()",
+        label="bench_scale_delivery",
+        settings=_SETTINGS.replace("bench-delivery", "bench-delivery" + SUFFIX),
+        redis_url=REDIS_URL,
+        redis_patterns=(f"flagapp-bench-delivery{SUFFIX}:*", f"flagapp:bench-delivery{SUFFIX}:*"),
+        pg_db=PG_DB,
+        timeout=1500,
+    )
 
 
 # --------------------------------------------------------------------------- child side

@@ -34,17 +34,17 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks._server_child import SUFFIX, redis_up, run_child
 from benchmarks._table import print_table
 
 REPO = Path(__file__).resolve().parent.parent
 REDIS_URL = "redis://127.0.0.1:6379/9"
-PG_DB = "flagapp_bench"
+PG_DB = "flagapp_bench" + SUFFIX
 CHANGES = 30
 POLL_INTERVAL = 1.0
 LOAD_SECONDS = 5.0
@@ -83,41 +83,7 @@ LOGGING = {{"version": 1, "disable_existing_loggers": False,
 # --------------------------------------------------------------------------- parent side
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-def _postgres_databases() -> dict[str, Any] | None:
-    """The bench database on the local PostgreSQL (recreated empty), or None without one."""
-    try:
-        import psycopg
-
-        with psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-            autocommit=True,
-            connect_timeout=2,
-        ) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {PG_DB}")
-    except Exception:
-        return None
-    return {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "NAME": PG_DB,
-            "USER": "postgres",
-            "HOST": "127.0.0.1",
-            "PORT": "5432",
-            # docs/deploy.md: Django's pool under ASGI (CONN_MAX_AGE > 0 leaks connections)
-            "CONN_MAX_AGE": 0,
-            "OPTIONS": {"pool": {"min_size": 2, "max_size": 8}},
-        }
-    }
+_redis_up = redis_up  # older imports
 
 
 def main() -> None:
@@ -126,63 +92,18 @@ def main() -> None:
 
 def _run_child(code: str) -> None:
     """Run ``code`` in a fresh interpreter configured with the bench settings."""
-    if not _redis_up():
-        print("\nbench_server: skipped (Redis is not running on 127.0.0.1:6379)")
-        return
-    databases = _postgres_databases()
-    with tempfile.TemporaryDirectory(prefix="flagapp-bench-") as tmp:
-        db_label = "PostgreSQL"
-        if databases is None:
-            db_label = "SQLite (no PostgreSQL on 127.0.0.1:5432)"
-            databases = {
-                "default": {
-                    "ENGINE": "django.db.backends.sqlite3",
-                    "NAME": str(Path(tmp) / "bench.sqlite3"),
-                }
-            }
-        Path(tmp, "flagapp_bench_settings.py").write_text(
-            _SETTINGS.format(DATABASES=databases, REDIS_URL=REDIS_URL)
-        )
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([tmp, str(REPO), env.get("PYTHONPATH", "")])
-        env["DJANGO_SETTINGS_MODULE"] = "flagapp_bench_settings"
-        env["FLAGAPP_BENCH_DB"] = db_label
-        try:
-            subprocess.run(
-                [sys.executable, "-c", code],
-                env=env,
-                cwd=str(REPO),
-                check=False,
-                timeout=600,
-            )
-        finally:
-            _cleanup(postgres=db_label == "PostgreSQL")
-
-
-def _cleanup(*, postgres: bool) -> None:
-    """Leave nothing behind: the bench keys in Redis and the bench database."""
-    try:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        for key in client.scan_iter("flagapp-bench:*"):
-            client.delete(key)
-        for key in client.scan_iter("flagapp:rl:*"):
-            client.delete(key)
-    except Exception as exc:
-        print(f"bench_server: Redis cleanup failed: {exc}")
-    if postgres:
-        try:
-            import psycopg
-
-            with psycopg.connect(
-                "host=127.0.0.1 port=5432 user=postgres dbname=postgres",
-                autocommit=True,
-                connect_timeout=2,
-            ) as conn:
-                conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
-        except Exception as exc:
-            print(f"bench_server: dropping {PG_DB} failed: {exc}")
+    run_child(
+        code,
+        label="bench_server",
+        settings=_SETTINGS.replace("flagapp-bench", "flagapp-bench" + SUFFIX).replace(
+            '"ENVIRONMENT": "production",',
+            f'"ENVIRONMENT": "production", "NAMESPACE": "bench{SUFFIX}",',
+        ),
+        redis_url=REDIS_URL,
+        redis_patterns=(f"flagapp-bench{SUFFIX}:*", f"flagapp:bench{SUFFIX}:*"),
+        pg_db=PG_DB,
+        timeout=600,
+    )
 
 
 # --------------------------------------------------------------------------- child side

@@ -116,14 +116,15 @@ DEFAULTS: dict[str, Any] = {
     # a scope set to None is unlimited. Per key means per fleet: every instance of a service
     # shares its key, so "sdk" (ruleset fetches) fits 1,000 instances polling every second
     # (304s cost ~0.3 ms of server CPU each) and "stream" (connects) a fleet of 10,000
-    # reconnecting at once after a deploy (docs/scale.md, "Fleets").
+    # reconnecting at once after a deploy, and "events" 1,000 instances each posting a batch a
+    # second, or a deploy's backlog of several batches each (docs/scale.md, "Fleets").
     "RATE_LIMITS": {
         "sdk": {"rate": 2000.0, "burst": 4000},
         "stream": {"rate": 500.0, "burst": 10000},
         # requests without a valid key, per client address (all scopes)
         "unauthenticated": {"rate": 10.0, "burst": 60},
         "ofrep": {"rate": 2000.0, "burst": 4000},
-        "events": {"rate": 20.0, "burst": 100},
+        "events": {"rate": 1000.0, "burst": 5000},
     },
     # Where the buckets live: "cache" (the Django cache below; shared when it is), "redis"
     # (REDIS_URL directly, atomic, the production choice) or "local" (per process).

@@ -55,6 +55,7 @@ __all__ = [
     "connect",
     "current_ruleset",
     "default_environment",
+    "document_text",
     "expire",
     "get_ruleset",
     "install",
@@ -79,11 +80,20 @@ PER_PROCESS_CACHES = frozenset(
 class _Entry:
     """One environment's ruleset in this process. Mutated only under ``_lock``."""
 
-    __slots__ = ("attrs", "etag", "next_check_at", "ruleset", "version")
+    __slots__ = ("attrs", "etag", "next_check_at", "ruleset", "text", "version")
 
-    def __init__(self, ruleset: Ruleset | None, version: int, next_check_at: float) -> None:
+    def __init__(
+        self,
+        ruleset: Ruleset | None,
+        version: int,
+        next_check_at: float,
+        text: str | None = None,
+    ) -> None:
         self.ruleset = ruleset
         self.version = version
+        #: the stored JSON text of the snapshot ``ruleset`` was parsed from (the SDK views
+        #: serve it as is: no re-encoding per process and version)
+        self.text = text
         self.etag = ruleset.etag if ruleset is not None else ""
         self.next_check_at = next_check_at
         self.attrs = _referenced_attributes(ruleset) if ruleset is not None else frozenset()
@@ -270,7 +280,8 @@ def _check(
         if current is not None and current.ruleset is not None and current.version >= version:
             # A same-process publish swapped a newer (or this) version in meanwhile.
             return current.ruleset, False
-        _swap(env, _Entry(ruleset, version, now + interval))
+        text = document if isinstance(document, str) else None
+        _swap(env, _Entry(ruleset, version, now + interval, text))
     return ruleset, True
 
 
@@ -325,17 +336,32 @@ def _swap(env: str, entry: _Entry) -> None:
         callback()
 
 
-def install(env_key: str, ruleset: Ruleset, version: int | None = None) -> None:
-    """Swap in ``ruleset`` for ``env_key`` now (a same-process publish, or a test)."""
+def install(
+    env_key: str, ruleset: Ruleset, version: int | None = None, *, text: str | None = None
+) -> None:
+    """Swap in ``ruleset`` for ``env_key`` now (a same-process publish, or a test);
+    ``text``: the stored JSON of its snapshot, when at hand."""
     interval = float(settings.CACHE_CHECK_INTERVAL)
     with _lock:
         _swap(
             env_key,
             _Entry(
-                ruleset, ruleset.version if version is None else version, _monotonic() + interval
+                ruleset,
+                ruleset.version if version is None else version,
+                _monotonic() + interval,
+                text,
             ),
         )
     _notify(env_key, ruleset)
+
+
+def document_text(env_key: str, ruleset: Ruleset) -> str | None:
+    """The stored JSON text of ``ruleset``'s snapshot when this process holds it (it was
+    loaded from the cache or the database, or published here), else None."""
+    entry = _entries.get(env_key)
+    if entry is None or entry.ruleset is not ruleset:
+        return None
+    return entry.text
 
 
 def clear_cache(env_key: str | None = None) -> None:
@@ -432,7 +458,8 @@ def _on_snapshot_published(
         logger.exception("flagapp: published snapshot of %r failed to parse", env)
         expire(env)
         return
-    install(env, ruleset, int(snapshot.version))
+    text = getattr(snapshot, "document", None)
+    install(env, ruleset, int(snapshot.version), text=text if isinstance(text, str) else None)
 
 
 def _on_setting_changed(setting: str = "", **kwargs: Any) -> None:

@@ -45,7 +45,6 @@ ruleset, one engine call. No database query.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import hashlib
 import json
@@ -64,7 +63,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt
 
 from flagapp.conf import settings
-from flagapp.sdk import keys, limits, notifier, ratelimit
+from flagapp.sdk import keys, limits, notifier, ratelimit, streaming
 from flagapp.sdk.auth import aauthorize, json_response, survives_database_outage
 from flagapp.sdk.views import aget_ruleset, etag_matches
 from openfeature_provider.engine import ErrorCode, Reason, Resolution, Ruleset
@@ -438,9 +437,9 @@ def _event_streams(info: keys.KeyInfo) -> dict[str, Any]:
     return {"eventStreams": [{"type": "sse", "endpoint": {"requestUri": uri}}]}
 
 
-def _sse_refetch(version: int, etag: str) -> str:
+def _sse_refetch(version: int, etag: str) -> bytes:
     data = json.dumps({"type": "refetchEvaluation", "etag": etag}, separators=(",", ":"))
-    return f"id: {version}\nevent: message\ndata: {data}\n\n"
+    return f"id: {version}\nevent: message\ndata: {data}\n\n".encode()
 
 
 async def _still_active(public_id: str) -> keys.KeyInfo | None:
@@ -450,42 +449,32 @@ async def _still_active(public_id: str) -> keys.KeyInfo | None:
         return await sync_to_async(keys.active_key)(public_id)
 
 
-async def _refetch_events(env: str, public_id: str, last_seen: int | None) -> AsyncIterator[str]:
+class _RefetchStream(streaming.Stream):
+    """``/ofrep/v1/event-stream``: one ``refetchEvaluation`` per new snapshot; on connect one
+    for a change the client missed while away (``Last-Event-ID`` older than the current
+    version), else a ``: connected`` comment."""
+
+    def __init__(self, env: str, public_id: str, last_seen: int | None) -> None:
+        super().__init__(env)
+        self.public_id = public_id
+        self.last_seen = last_seen
+
+    async def first(self, rs: Any) -> bytes:
+        if rs is not None and self.last_seen is not None and int(rs.version) > self.last_seen:
+            return _sse_refetch(int(rs.version), rs.etag)
+        return b": connected\n\n"
+
+    async def event(self, version: int, etag: str, ann: notifier.Announcement | None) -> bytes:
+        return _sse_refetch(version, etag)
+
+    async def still_valid(self) -> bool:
+        return await _still_active(self.public_id) is not None
+
+
+def _refetch_events(env: str, public_id: str, last_seen: int | None) -> AsyncIterator[bytes]:
     """One ``refetchEvaluation`` per new snapshot of ``env``, from the notifier that feeds
-    ``/sdk/v1/stream``; heartbeats (comments) in between, which also re-check the key."""
-    sub = notifier.subscribe(env)
-    heartbeat = max(0.05, float(settings.STREAM_HEARTBEAT_SECONDS))
-    max_seconds = float(settings.STREAM_MAX_SECONDS)
-    deadline = time.monotonic() + max_seconds if max_seconds > 0 else None
-    try:
-        yield f"retry: {int(settings.STREAM_RETRY_MS)}\n\n"
-        rs = await aget_ruleset(env)
-        last = int(rs.version) if rs is not None else -1
-        if rs is not None and last_seen is not None and last > last_seen:
-            yield _sse_refetch(last, rs.etag)  # a change the client missed while away
-        else:
-            yield ": connected\n\n"
-        while deadline is None or time.monotonic() < deadline:
-            timeout = heartbeat
-            if deadline is not None:
-                timeout = max(0.01, min(heartbeat, deadline - time.monotonic()))
-            try:
-                ann = await asyncio.wait_for(sub.queue.get(), timeout=timeout)
-            except TimeoutError:
-                if await _still_active(public_id) is None:
-                    return  # revoked: the reconnect is refused (401)
-                rs = await aget_ruleset(env)  # an announcement may have been lost
-                if rs is not None and int(rs.version) > last:
-                    last = int(rs.version)
-                    yield _sse_refetch(last, rs.etag)
-                else:
-                    yield ": heartbeat\n\n"
-                continue
-            if ann.version > last:
-                last = ann.version
-                yield _sse_refetch(ann.version, ann.etag)
-    finally:
-        notifier.unsubscribe(sub)
+    ``/sdk/v1/stream`` (the one loop of ``flagapp.sdk.streaming``)."""
+    return streaming.run(_RefetchStream(env, public_id, last_seen))
 
 
 def _stream_refusal(status: int, detail: str) -> HttpResponse:

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_POST
 
 from flagapp import metrics
 from flagapp.conf import settings
-from flagapp.sdk import notifier
+from flagapp.sdk import notifier, streaming
 from flagapp.sdk.auth import aauthorize, authorize, json_response, survives_database_outage
 from flagapp.sdk.keys import (
     AuthFailure,
@@ -86,14 +86,25 @@ def etag_matches(header: str | None, etag: str) -> bool:
 
 
 class _Body:
-    __slots__ = ("etag", "gzipped", "plain", "sse", "version")
+    """One answer body, built once per version and shared by every request of the process.
+    Gzipped on first need only: most answers after a change are 304s and deltas, and
+    compressing a 10,000-flag document takes tens of milliseconds of the event loop."""
+
+    __slots__ = ("_gzipped", "etag", "plain", "sse", "version")
 
     def __init__(self, version: int, etag: str, plain: bytes) -> None:
         self.version = version
         self.etag = etag
         self.plain = plain
-        self.gzipped = gzip.compress(plain, compresslevel=6, mtime=0)
-        self.sse: str | None = None  # a delta's stream event (built once, sent to every stream)
+        self._gzipped: bytes | None = None
+        self.sse: bytes | None = None  # a delta's stream event (built once, for every stream)
+
+    @property
+    def gzipped(self) -> bytes:
+        data = self._gzipped
+        if data is None:  # a race computes it twice, with the same result
+            data = self._gzipped = gzip.compress(self.plain, compresslevel=6, mtime=0)
+        return data
 
 
 _bodies: dict[str, _Body] = {}
@@ -111,10 +122,16 @@ def _document(rs: Any) -> dict[str, Any]:
 
 
 def _body_for(env_key: str, rs: Any) -> _Body:
+    from flagapp import evaluation
+
     body = _bodies.get(env_key)
     if body is not None and body.version == rs.version and body.etag == rs.etag:
         return body
-    plain = json.dumps(_document(rs), separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text = evaluation.document_text(env_key, rs)  # the stored snapshot, as stored
+    if text is not None:
+        plain = text.encode("utf-8")
+    else:
+        plain = json.dumps(_document(rs), separators=(",", ":"), ensure_ascii=False).encode()
     body = _Body(rs.version, rs.etag, plain)
     with _bodies_lock:
         _bodies[env_key] = body
@@ -304,21 +321,34 @@ def _full(body: _Body, accepts_gzip: bool) -> HttpResponse:
 # --- stream ----------------------------------------------------------------------------
 
 
-def _sse(version: int, etag: str, environment: str) -> str:
-    data = json.dumps(
-        {"environment": environment, "version": version, "etag": etag}, separators=(",", ":")
-    )
-    return f"id: {version}\nevent: snapshot\ndata: {data}\n\n"
+#: (environment, version, etag) -> the plain announcement's bytes: built once per change and
+#: shared by every stream of the process (a few recent versions kept)
+_plain_events: OrderedDict[tuple[str, int, str], bytes] = OrderedDict()
 
 
-def _sse_with_delta(version: int, etag: str, environment: str, delta: _Body) -> str:
+def _sse(version: int, etag: str, environment: str) -> bytes:
+    key = (environment, version, etag)
+    event = _plain_events.get(key)
+    if event is None:
+        data = json.dumps(
+            {"environment": environment, "version": version, "etag": etag},
+            separators=(",", ":"),
+        )
+        event = f"id: {version}\nevent: snapshot\ndata: {data}\n\n".encode()
+        _plain_events[key] = event
+        while len(_plain_events) > _DELTA_CACHE_SIZE:
+            _plain_events.popitem(last=False)
+    return event
+
+
+def _sse_with_delta(version: int, etag: str, environment: str, delta: _Body) -> bytes:
     """An announcement carrying its delta inline (opted-in streams); built once per delta."""
     if delta.sse is None:
         head = json.dumps(
             {"environment": environment, "version": version, "etag": etag}, separators=(",", ":")
         )
         data = head[:-1] + ',"delta":' + delta.plain.decode("utf-8") + "}"
-        delta.sse = f"id: {version}\nevent: snapshot\ndata: {data}\n\n"
+        delta.sse = f"id: {version}\nevent: snapshot\ndata: {data}\n\n".encode()
     return delta.sse
 
 
@@ -344,7 +374,7 @@ async def _announcement(
     etag: str,
     base: str | None,
     ann: notifier.Announcement | None = None,
-) -> str:
+) -> bytes:
     """The event announcing ``version``; with the delta from ``base`` inline when the stream
     opted in (``base`` set), the delta is known and it is small (``STREAM_DELTA_MAX_BYTES``).
     Any failure to build the delta falls back to the plain announcement (the client fetches).
@@ -387,53 +417,40 @@ async def _still_valid(token: str | None) -> bool:
     return True
 
 
-async def _events(info: KeyInfo, token: str | None, deltas: bool = False) -> AsyncIterator[str]:
-    env = info.environment_key
-    sub = notifier.subscribe(env)
-    heartbeat = max(0.05, float(settings.STREAM_HEARTBEAT_SECONDS))
-    max_seconds = float(settings.STREAM_MAX_SECONDS)
-    deadline = time.monotonic() + max_seconds if max_seconds > 0 else None
-    last = -1
-    #: the etag this stream announced last: the base of the next inline delta (opted in)
-    sent: str | None = None
-    metrics.stream_opened(env)
-    try:
-        yield f"retry: {int(settings.STREAM_RETRY_MS)}\n\n"
-        rs = await aget_ruleset(env)
-        if rs is not None:
-            last = int(rs.version)
-            yield _sse(last, rs.etag, env)
-            sent = rs.etag
-        else:
-            yield ": no snapshot published yet\n\n"
-        while deadline is None or time.monotonic() < deadline:
-            timeout = heartbeat
-            if deadline is not None:
-                timeout = max(0.01, min(heartbeat, deadline - time.monotonic()))
-            try:
-                ann = await asyncio.wait_for(sub.queue.get(), timeout=timeout)
-            except TimeoutError:
-                # A key revoked while its stream is open: end the stream; the reconnect is
-                # refused (401) and the SDK stops.
-                if not await _still_valid(token):
-                    return
-                # No announcement: say we are alive, and check the version ourselves in case
-                # an announcement was lost (no Redis, a dropped connection).
-                rs = await aget_ruleset(env)
-                if rs is not None and int(rs.version) > last:
-                    last = int(rs.version)
-                    yield await _announcement(env, last, rs.etag, sent if deltas else None)
-                    sent = rs.etag
-                else:
-                    yield ": heartbeat\n\n"
-                continue
-            if ann.version > last:
-                last = ann.version
-                yield await _announcement(env, ann.version, ann.etag, sent if deltas else None, ann)
-                sent = ann.etag
-    finally:
-        notifier.unsubscribe(sub)
-        metrics.stream_closed(env)
+class _SnapshotStream(streaming.Stream):
+    """``/sdk/v1/stream``: ``event: snapshot`` per version; with ``deltas`` (the client sent
+    ``A-IM: flagapp-delta``) the delta from the version it announced last, inline."""
+
+    def __init__(self, info: KeyInfo, token: str | None, deltas: bool) -> None:
+        super().__init__(info.environment_key)
+        self.token = token
+        self.deltas = deltas
+        #: the etag this stream announced last: the base of the next inline delta
+        self.sent: str | None = None
+
+    async def first(self, rs: Any) -> bytes:
+        if rs is None:
+            return b": no snapshot published yet\n\n"
+        self.sent = rs.etag
+        return _sse(int(rs.version), rs.etag, self.environment)
+
+    async def event(self, version: int, etag: str, ann: notifier.Announcement | None) -> bytes:
+        base = self.sent if self.deltas else None
+        self.sent = etag
+        return await _announcement(self.environment, version, etag, base, ann)
+
+    async def still_valid(self) -> bool:
+        return await _still_valid(self.token)
+
+    def opened(self) -> None:
+        metrics.stream_opened(self.environment)
+
+    def closed(self) -> None:
+        metrics.stream_closed(self.environment)
+
+
+def _events(info: KeyInfo, token: str | None, deltas: bool = False) -> AsyncIterator[bytes]:
+    return streaming.run(_SnapshotStream(info, token, deltas))
 
 
 @survives_database_outage

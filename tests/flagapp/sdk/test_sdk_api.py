@@ -482,3 +482,58 @@ def test_ruleset__newer_version_only_in_shared_cache__200_not_stale_304(
         )
     assert response.status_code == 200
     assert json.loads(response.content)["version"] == 8
+
+
+@pytest.mark.parametrize("announced", [True, False], ids=["published_here", "loaded"])
+def test_ruleset__new_snapshot__served_as_stored_not_re_encoded(
+    client: Client,
+    sdk_token: str,
+    environments: dict[str, Any],
+    owner_group: Any,
+    committed: Callable[[], Any],
+    announced: bool,
+) -> None:
+    """The body of a new version is the stored snapshot's text, whether this process
+    published it or loaded it: no process encodes the document again (at 10,000 flags
+    ~70 ms of the event loop per process and version)."""
+    from unittest import mock
+
+    from flagapp import evaluation, services
+    from flagapp.models import Snapshot
+    from flagapp.sdk import views
+
+    with committed():
+        services.create_flag(
+            key="team.flag", name="f", owner=owner_group, flag_type="ops", actor=None, reason="t"
+        )
+    if not announced:
+        evaluation.clear_cache()  # as in a process that did not publish it
+    stored = Snapshot.objects.filter(environment=environments["production"]).first()
+    assert stored is not None
+    with mock.patch.object(views, "_document", side_effect=AssertionError("re-encoded")):
+        response = client.get(RULESET, **bearer(sdk_token))
+    assert response.status_code == 200
+    assert response.content == stored.document.encode()
+
+
+def test_ruleset__new_version_answered_304_and_deltas__never_gzipped(
+    client: Client, sdk_token: str, install_flags: Callable[..., Any]
+) -> None:
+    """Compressing the full document is paid by the first request that wants it gzipped,
+    not by every process on every new version."""
+    from flagapp.sdk import views
+
+    rs = install_flags(ALL_KINDS, version=7)
+    response = client.get(
+        RULESET,
+        HTTP_IF_NONE_MATCH=f'"{rs.etag}"',
+        HTTP_ACCEPT_ENCODING="gzip",
+        **bearer(sdk_token),
+    )
+    assert response.status_code == 304
+    assert views._bodies["production"]._gzipped is None
+    assert (
+        client.get(RULESET, HTTP_ACCEPT_ENCODING="gzip", **bearer(sdk_token))["Content-Encoding"]
+        == "gzip"
+    )
+    assert views._bodies["production"]._gzipped is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import pytest
 from django.test import Client, override_settings
 
+from flagapp.models import SdkEvent
 from flagapp.sdk import ratelimit
 from tests.flagapp.sdk_helpers import *  # noqa: F403 - fixtures
 from tests.flagapp.sdk_helpers import ALL_KINDS, bearer
@@ -55,3 +58,39 @@ def test_settings_without_a_stream_scope__stream_limited_by_sdk() -> None:
     """A RATE_LIMITS written before "stream" existed keeps limiting stream connects."""
     ratelimit.reset("stream", "key:old")
     assert [ratelimit.check("stream", "key:old").allowed for _ in range(3)] == [True, True, False]
+
+
+def test_default_limits__50_instances_flushing_events_with_one_key__every_event_stored(
+    sdk_token: str, install_flags: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet of 50 instances sharing one key, each flushing a backlog of 5 batches within
+    one second (a deploy: every buffer holds more than a batch; the provider posts them back
+    to back). With the old default (20/s, burst 100) 150 of these 250 posts were refused
+    with 429 — events a provider then retries and, after its attempts, drops."""
+    install_flags(ALL_KINDS)
+    clock = itertools.count(1_000_000.0, 0.004)  # 250 posts spread over one second
+    monkeypatch.setattr(ratelimit.time, "time", lambda: next(clock))
+    client = Client()
+    statuses: Counter[int] = Counter()
+    for instance in range(50):
+        for batch in range(5):
+            body = {
+                "events": [
+                    {
+                        "kind": "exposure",
+                        "flag": "demo.bool",
+                        "variant": "on",
+                        "context": {"targetingKey": f"i{instance}-b{batch}-{i}"},
+                    }
+                    for i in range(2)
+                ]
+            }
+            response = client.post(
+                "/sdk/v1/events",
+                data=json.dumps(body),
+                content_type="application/json",
+                **bearer(sdk_token),
+            )
+            statuses[response.status_code] += 1
+    assert statuses == {202: 250}
+    assert SdkEvent.objects.count() == 500
