@@ -2,15 +2,18 @@
 
 Why the admin does not save models itself: the services are the one write path (validation
 by the engine's parser, governance, version check, history with a reason, publishing). The
-admin collects the form and inline data, and during validation — inside the admin's own
-transaction, in a savepoint — applies it with the services. A refusal becomes form errors
-on the right field (and the savepoint is rolled back), so bad input is shown like any other
-validation error, never as a server error. ``save_model`` / ``save_related`` then have
-nothing left to do.
+admin collects the form and inline data and, once Django has validated them, applies them
+with the services — in ``save_related``, the documented hook that receives the validated
+form and inline formsets, inside the view's transaction. A refusal is raised from there,
+so the transaction rolls back, and ``changeform_view`` renders the page again from the same
+POST with the refusal as errors on the right field: bad input is shown like any other
+validation error, never as a server error. Only documented ModelAdmin hooks are used
+(``changeform_view``, ``get_form``, ``get_formsets_with_inlines``, ``save_model``,
+``save_related``); a test keeps it so.
 
-Here: :class:`ServiceAdminMixin` (read-only history, no deletion), the service step run
-during validation, :func:`attach_errors` (service error -> form field) and
-:func:`reason_action` (an admin action that asks for a reason first).
+Here: :class:`ServiceAdminMixin` (read-only history, no deletion), the service step,
+:func:`attach_errors` (service error -> form field) and :func:`reason_action` (an admin
+action that asks for a reason first).
 """
 
 from __future__ import annotations
@@ -21,11 +24,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
 from django.db.models import Model, QuerySet
-from django.forms import Media
-from django.forms.utils import ErrorList, pretty_name
+from django.forms.utils import pretty_name
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from simple_history.template_utils import HistoricalRecordContextHelper
@@ -108,64 +109,85 @@ def attach_errors(
                 form.add_error(None, f"{field}: {text}")
 
 
-class _ServiceStep:
-    """A pseudo-formset appended to the admin's formsets: ``all_valid`` validates it last,
-    after the form and the real inlines, and that is where the services run."""
+class _Refusal(Exception):
+    """A save the services refused, or one waiting for its blast-radius confirmation.
 
-    prefix = "flagapp-service-step"
-    forms: list[Any] = []
-    new_objects: list[Any] = []
-    changed_objects: list[Any] = []
-    deleted_objects: list[Any] = []
-    errors: list[Any] = []
-    media = Media()
+    Raised from ``save_related`` inside the admin's ``transaction.atomic``, so everything the
+    services wrote is rolled back; :meth:`ServiceAdminMixin.changeform_view` catches it and
+    renders the page again from the same POST, with ``errors`` put back on the form, the
+    inline forms and the inline formsets they were shown on. ``approval``: the services asked
+    for an approved change request; it is proposed while the page is rendered again."""
 
-    def __init__(
-        self,
-        model_admin: ServiceAdminMixin,
-        request: HttpRequest,
-        obj: Model | None,
-        change: bool,
-        formsets: Sequence[Any],
-    ) -> None:
-        self.model_admin = model_admin
-        self.request = request
-        self.obj = obj
-        self.change = change
-        self.formsets = list(formsets)
+    def __init__(self, errors: _Errors, approval: ApprovalRequired | None = None) -> None:
+        super().__init__("refused by the services")
+        self.errors = errors
+        self.approval = approval
 
-    def non_form_errors(self) -> ErrorList:
-        return ErrorList()
 
-    def is_valid(self) -> bool:
-        form = getattr(self.request, "_flagapp_form", None)
-        if form is None:
-            return False
-        if not form.is_valid() or not all(fs.is_valid() for fs in self.formsets):
-            return True  # Django shows the form errors; nothing to apply
-        sid = transaction.savepoint()
-        try:
-            saved = self.model_admin.apply(self.request, form, self.formsets, self.obj, self.change)
-        except _Targeted as exc:
-            transaction.savepoint_rollback(sid)
-            if isinstance(exc.exc, ApprovalRequired):
-                return _propose(self.request, exc.exc, form)
-            attach_errors(exc.form, exc.exc, exc.label, exc.aliases)
-            if exc.form is not form:
-                form.add_error(None, "Nothing was saved: see the errors below.")
-            return False
-        except SERVICE_ERRORS as exc:
-            transaction.savepoint_rollback(sid)
-            if isinstance(exc, ApprovalRequired):
-                return _propose(self.request, exc, form)
-            attach_errors(form, exc)
-            return False
-        if not _confirmed(self.request, form, saved):
-            transaction.savepoint_rollback(sid)
-            return False
-        transaction.savepoint_commit(sid)
-        self.request._flagapp_saved = saved  # type: ignore[attr-defined]
-        return True
+#: errors to show again: form prefix ("" for the main form) -> field -> messages, and
+#: formset prefix -> the formset's own (non-form) messages under the key ``None``.
+_Errors = dict[str, dict[str | None, list[str]]]
+
+_MAIN = ""
+
+
+def _snapshot(form: forms.BaseForm, formsets: Sequence[Any]) -> _Errors:
+    """The errors now on ``form`` and the inlines, as text (messages keep their safe HTML)."""
+    out: _Errors = {_MAIN: {field: _texts(errs) for field, errs in form.errors.items()}}
+    for formset in formsets:
+        own: dict[str | None, list[str]] = {}
+        if formset.non_form_errors():
+            own[None] = _texts(formset.non_form_errors())
+        out["formset:" + formset.prefix] = own
+        for inline_form in formset.forms:
+            if inline_form.errors:
+                out[inline_form.prefix] = {f: _texts(e) for f, e in inline_form.errors.items()}
+    return out
+
+
+def _texts(errors: Any) -> list[str]:
+    """An ErrorList's messages (iterating it yields text; ``format_html`` output stays safe)."""
+    return [str(text) for text in errors]
+
+
+def _replay(form: forms.BaseForm, errors: dict[str | None, list[str]]) -> None:
+    for field, texts in errors.items():
+        if field is None:
+            continue
+        if field in form.fields:
+            form.add_error(field, list(texts))
+        elif field == NON_FIELD_ERRORS:
+            form.add_error(None, list(texts))
+        else:
+            form.add_error(None, [f"{field}: {text}" for text in texts])
+
+
+def _service_formset(base: type[Any], request: HttpRequest, tabular: bool) -> type[Any]:
+    """``base`` (an inline's formset class) labelling its widgets (tabular inlines,
+    :func:`label_widgets`) and showing again the errors of a refused save
+    (:class:`_Refusal`) once it has validated itself."""
+
+    class ServiceFormSet(base):  # type: ignore[misc]
+        def add_fields(self, form: Any, index: Any) -> None:
+            super().add_fields(form, index)
+            if tabular:
+                _label_fields(form)
+
+        def full_clean(self) -> None:
+            super().full_clean()
+            refusal: _Refusal | None = getattr(request, "_flagapp_refusal", None)
+            if refusal is None:
+                return
+            own = refusal.errors.get("formset:" + self.prefix, {})
+            if own.get(None):
+                self.non_form_errors().extend(own[None])
+            for inline_form in self.forms:
+                if inline_form.prefix in refusal.errors:
+                    _replay(inline_form, refusal.errors[inline_form.prefix])
+
+    ServiceFormSet.__name__ = base.__name__
+    ServiceFormSet.__qualname__ = base.__qualname__
+    return ServiceFormSet
 
 
 def _propose(request: HttpRequest, exc: ApprovalRequired, form: Any) -> bool:
@@ -207,24 +229,18 @@ class _ReadableValues(HistoricalRecordContextHelper):  # type: ignore[misc]
         return readable(prepared)
 
 
-def label_widgets(formset: Any) -> None:
-    """Give every visible widget of ``formset``'s forms an ``aria-label`` (the field's label,
-    "Delete" included).
+def _label_fields(form: forms.BaseForm) -> None:
+    """Give every visible widget of a tabular inline's ``form`` an ``aria-label`` (the
+    field's label, "Delete" included).
 
     Why: a tabular inline names its columns in ``<th>`` cells, which label nothing for
     assistive technology — axe-core reports every cell's input as unlabelled (critical).
-    Done in ``add_fields``, which the formset calls for each form (and its empty form) after
-    adding ORDER/DELETE."""
-    add_fields = formset.add_fields
-
-    def labelled(form: Any, index: Any) -> None:
-        add_fields(form, index)
-        for name, field in form.fields.items():
-            if not field.widget.is_hidden:
-                label = field.label if field.label is not None else pretty_name(name)
-                field.widget.attrs.setdefault("aria-label", str(label))
-
-    formset.add_fields = labelled
+    Called from the formset's ``add_fields`` (:func:`_service_formset`), which runs for each
+    form (and the empty form) after ORDER/DELETE are added."""
+    for name, field in form.fields.items():
+        if not field.widget.is_hidden:
+            label = field.label if field.label is not None else pretty_name(name)
+            field.widget.attrs.setdefault("aria-label", str(label))
 
 
 class ServiceAdminMixin:
@@ -233,27 +249,54 @@ class ServiceAdminMixin:
 
     save_as = False
 
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Django's add/change view; a save the services refused (:class:`_Refusal`, raised
+        from :meth:`save_related` — the admin's transaction is rolled back by then) renders
+        the page again from the same POST, with the refusal's errors on the forms."""
+        try:
+            response: HttpResponse = super().changeform_view(  # type: ignore[misc]
+                request, object_id, form_url, extra_context
+            )
+        except _Refusal as refusal:
+            request._flagapp_refusal = refusal  # type: ignore[attr-defined]
+            response = super().changeform_view(  # type: ignore[misc]
+                request, object_id, form_url, extra_context
+            )
+        return response
+
     def get_form(
         self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
     ) -> Any:
+        """The admin's form, which — when a save was refused — shows the refusal's errors
+        once validated (and proposes the change request the services asked for)."""
         form_class = super().get_form(request, obj, change=change, **kwargs)  # type: ignore[misc]
 
-        class RequestBoundForm(form_class):  # type: ignore[misc, valid-type]
-            def __init__(self, *args: Any, **kw: Any) -> None:
-                super().__init__(*args, **kw)
-                request._flagapp_form = self  # type: ignore[attr-defined]
+        class ServiceForm(form_class):  # type: ignore[misc, valid-type]
+            def full_clean(self) -> None:
+                super().full_clean()
+                refusal: _Refusal | None = getattr(request, "_flagapp_refusal", None)
+                if refusal is None or not self.is_bound:
+                    return
+                if refusal.approval is not None:
+                    _propose(request, refusal.approval, self)
+                _replay(self, refusal.errors.get(_MAIN, {}))
+                if not self.errors:  # never saved twice: the page must come back
+                    self.add_error(None, "Nothing was saved.")
 
-        RequestBoundForm.__name__ = form_class.__name__
-        return RequestBoundForm
+        ServiceForm.__name__ = form_class.__name__
+        ServiceForm.__qualname__ = form_class.__qualname__
+        return ServiceForm
 
-    def _create_formsets(self, request: HttpRequest, obj: Any, change: bool) -> Any:
-        formsets, inline_instances = super()._create_formsets(request, obj, change)  # type: ignore[misc]
-        for formset, inline in zip(formsets, inline_instances, strict=False):
-            if isinstance(inline, admin.TabularInline):
-                label_widgets(formset)  # its forms are built lazily, later
-        if request.method == "POST":
-            formsets.append(_ServiceStep(self, request, obj, change, formsets))
-        return formsets, inline_instances
+    def get_formsets_with_inlines(self, request: HttpRequest, obj: Any = None) -> Any:
+        for formset_class, inline in super().get_formsets_with_inlines(request, obj):  # type: ignore[misc]
+            tabular = isinstance(inline, admin.TabularInline)
+            yield _service_formset(formset_class, request, tabular), inline
 
     def apply(
         self, request: HttpRequest, form: Any, formsets: Sequence[Any], obj: Any, change: bool
@@ -261,14 +304,33 @@ class ServiceAdminMixin:
         raise NotImplementedError
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        saved = getattr(request, "_flagapp_saved", None)
-        if saved is not None and not change:
-            obj.pk = saved.pk
-            obj._state.adding = False
-            obj._state.db = saved._state.db
+        """Nothing: :meth:`save_related` saves, once the inlines are valid too."""
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        """Already saved by the services."""
+        """The service step. Django calls it once the form and every inline are valid,
+        inside the view's transaction; :meth:`apply` saves through the services. A refusal
+        (or a change still to confirm after its blast radius) raises :class:`_Refusal`: the
+        transaction is rolled back and the page comes back with the errors."""
+        try:
+            saved = self.apply(request, form, formsets, form.instance, change)
+        except _Targeted as exc:
+            if isinstance(exc.exc, ApprovalRequired):
+                raise _Refusal({}, approval=exc.exc) from None
+            attach_errors(exc.form, exc.exc, exc.label, exc.aliases)
+            if exc.form is not form:
+                form.add_error(None, "Nothing was saved: see the errors below.")
+            raise _Refusal(_snapshot(form, formsets)) from None
+        except SERVICE_ERRORS as exc:
+            if isinstance(exc, ApprovalRequired):
+                raise _Refusal({}, approval=exc) from None
+            attach_errors(form, exc)
+            raise _Refusal(_snapshot(form, formsets)) from None
+        if not _confirmed(request, form, saved):
+            raise _Refusal(_snapshot(form, formsets))
+        if not change:  # what log_addition and response_add read
+            form.instance.pk = saved.pk
+            form.instance._state.adding = False
+            form.instance._state.db = saved._state.db
 
     def construct_change_message(
         self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
