@@ -27,6 +27,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
+from django.utils.http import urlencode
 
 from flagapp import services
 from flagapp.exceptions import (
@@ -95,14 +96,26 @@ def _digest(steps: Sequence[services.PromotionStep]) -> str:
     return hashlib.sha256(json.dumps(data).encode()).hexdigest()
 
 
-#: Flags shown in the preview; the rest of a larger promotion is summarised (and promoted
-#: unless the person unticks "the others").
-SHOWN = 200
+#: Flags shown per page of the preview (only those are decoded and described); the others
+#: of a larger promotion are summarised, and promoted unless the person unticks "the
+#: others" — what the apply covers is exactly the flags ticked on the page shown plus, when
+#: ticked, every other changed flag of the preview (the digest guards that they are the
+#: same flags, in the same versions, as when the preview was made).
+SHOWN = 100
 
 
-def _rows(steps: Sequence[services.PromotionStep], selected: set[str] | None) -> list[Any]:
+def _page(value: Any, changed: int) -> int:
+    """The preview page asked for, within 1..the last page."""
+    try:
+        page = int(value)
+    except (TypeError, ValueError):
+        page = 1
+    return max(1, min(page, (changed - 1) // SHOWN + 1 if changed else 1))
+
+
+def _rows(shown: Sequence[services.PromotionStep], selected: set[str] | None) -> list[Any]:
     rows = []
-    for s in [s for s in steps if s.changed][:SHOWN]:
+    for s in shown:
         before, after = state_lines(s.before), state_lines(s.after)
         rows.append(
             {
@@ -141,9 +154,14 @@ def promote_view(request: HttpRequest, model_admin: Any) -> HttpResponse:
     steps = services.promotion_plan(source, target, include_enabled=include_enabled)
     digest = _digest(steps)
     changed = [s for s in steps if s.changed]
-    selected = set(request.POST.getlist("flags")) if "_apply" in request.POST else None
-    if selected is not None and request.POST.get("rest"):
-        selected |= {s.flag for s in changed[SHOWN:]}
+    page = _page(request.POST.get("page") or request.GET.get("page"), len(changed))
+    shown = changed[(page - 1) * SHOWN : page * SHOWN]
+    on_page = {s.flag for s in shown}
+    selected = None
+    if "_apply" in request.POST:
+        selected = set(request.POST.getlist("flags")) & on_page
+        if request.POST.get("rest"):
+            selected |= {s.flag for s in changed if s.flag not in on_page}
     if "_apply" in request.POST:
         if request.POST.get("digest") != digest:
             messages.warning(
@@ -158,11 +176,16 @@ def promote_view(request: HttpRequest, model_admin: Any) -> HttpResponse:
                 return done
     context.update(
         {
-            "rest": max(0, len(changed) - SHOWN),
+            "rest": len(changed) - len(shown),
             "changed": len(changed),
             "source": source,
             "target": target,
-            "rows": _rows(steps, selected),
+            "rows": _rows(shown, selected),
+            "page": page,
+            "first_shown": (page - 1) * SHOWN + 1,
+            "last_shown": (page - 1) * SHOWN + len(shown),
+            "previous_page": _page_query(form, page - 1) if page > 1 else "",
+            "next_page": _page_query(form, page + 1) if page * SHOWN < len(changed) else "",
             "unchanged": len(steps) - len(changed),
             "approvals": sum(1 for s in changed if s.needs_approval),
             "digest": digest,
@@ -170,6 +193,15 @@ def promote_view(request: HttpRequest, model_admin: Any) -> HttpResponse:
         }
     )
     return TemplateResponse(request, "admin/flagapp/environment/promote.html", context)
+
+
+def _page_query(form: PromoteForm, page: int) -> str:
+    """The query string of another page of the same preview."""
+    cd = form.cleaned_data
+    query = {"source": cd["source"].key, "target": cd["target"].key, "page": page}
+    if cd["include_enabled"]:
+        query["include_enabled"] = "on"
+    return "?" + urlencode(query)
 
 
 def _apply(

@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 from simple_history.admin import SimpleHistoryAdmin
 
 from flagapp import services
@@ -22,7 +22,7 @@ from flagapp.models import (
     Segment,
     Snapshot,
 )
-from flagapp.services.segments import SegmentUsage
+from flagapp.services.segments import SegmentUsagePage
 
 from .base import ServiceAdminMixin
 from .forms import (
@@ -66,11 +66,23 @@ class SegmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
             fieldsets.insert(1, ("Where it is used", {"fields": ["used_by"]}))
         return fieldsets
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        """The segment, remembering which page of its usage list was asked for
+        (``?usage=N``): ``used_by`` receives only the object."""
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj._flagapp_usage_page = _page_number(request.GET.get("usage"))
+        return obj
+
     @admin.display(description="used by")
     def used_by(self, obj: Segment) -> str:
         """The rules using this segment, directly or through other segments (the services'
-        walk, which governance uses too), and the segments naming it."""
-        return segment_usage_html(services.segment_usage(obj.key))
+        walk, which governance uses too), a page at a time, and the segments naming it."""
+        page = getattr(obj, "_flagapp_usage_page", 1)
+        usage = services.segment_usage_page(
+            obj.key, offset=(page - 1) * USAGE_ROWS, limit=USAGE_ROWS
+        )
+        return segment_usage_html(usage, reverse("admin:flagapp_segment_change", args=[obj.pk]))
 
     @admin.display(description="included")
     def include_count(self, obj: Segment) -> int:
@@ -99,11 +111,19 @@ class SegmentAdmin(ServiceAdminMixin, SimpleHistoryAdmin):
         )
 
 
-USAGE_ROWS = 200
+#: Rules listed per page of a segment's usage (only those are read in full).
+USAGE_ROWS = 100
 
 
-def segment_usage_html(usage: SegmentUsage) -> str:
-    if not usage.rules and not usage.reaching:
+def _page_number(value: Any) -> int:
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return 1
+
+
+def segment_usage_html(usage: SegmentUsagePage, page_url: str) -> str:
+    if not usage.total and not usage.reaching:
         return "No flag or segment uses it: it can be deleted."
 
     pks = dict(Segment.objects.filter(key__in=usage.reaching).values_list("key", "pk"))
@@ -127,15 +147,15 @@ def segment_usage_html(usage: SegmentUsage) -> str:
                 rule_text({"when": u.when, "serve": u.serve}),
                 mark_safe(", ".join(seg_link(v) for v in u.via)) if u.via else "directly",
             )
-            for u in usage.rules[:USAGE_ROWS]
+            for u in usage.rules
         ),
     )
-    more = len(usage.rules) - USAGE_ROWS
-    flags = len({u.flag for u in usage.rules})
-    envs = len({u.environment for u in usage.rules})
     parts = [
         format_html(
-            "<p>{} rule(s) of {} flag(s) in {} environment(s).</p>", len(usage.rules), flags, envs
+            "<p>{} rule(s) of {} flag(s) in {} environment(s).</p>",
+            usage.total,
+            usage.flags,
+            usage.environments,
         )
     ]
     if usage.rules:
@@ -148,8 +168,8 @@ def segment_usage_html(usage: SegmentUsage) -> str:
                 rows,
             )
         )
-    if more > 0:
-        parts.append(format_html("<p>… and {} more rule(s).</p>", more))
+    if usage.total > len(usage.rules):
+        parts.append(_pager(usage, page_url))
     if usage.reaching:
         parts.append(
             format_html(
@@ -158,6 +178,26 @@ def segment_usage_html(usage: SegmentUsage) -> str:
             )
         )
     return mark_safe("".join(parts))
+
+
+def _pager(usage: SegmentUsagePage, page_url: str) -> SafeString:
+    """The line under a page of the usage list: which rules are shown, of how many, and
+    links to the previous and next pages (underlined: links inside a sentence)."""
+    page = usage.offset // USAGE_ROWS + 1
+    links = []
+    link = '<a href="{}?usage={}" style="text-decoration: underline" rel="{}">{}</a>'
+    if page > 1:
+        links.append(format_html(link, page_url, page - 1, "prev", "\u2039 previous page"))
+    if usage.offset + len(usage.rules) < usage.total:
+        links.append(format_html(link, page_url, page + 1, "next", "next page \u203a"))
+    return format_html(
+        '<nav class="flagapp-pager" aria-label="Pages of the rules using this segment">'
+        "<p>Rules {}\u2013{} of {} · {}</p></nav>",
+        usage.offset + 1,
+        usage.offset + len(usage.rules),
+        usage.total,
+        mark_safe(" · ".join(links)),
+    )
 
 
 @admin.register(Environment)

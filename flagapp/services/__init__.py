@@ -43,6 +43,7 @@ from .segments import (
     create_segment,
     delete_segment,
     segment_usage,
+    segment_usage_page,
     segment_users,
     update_segment,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "promotion_plan",
     "save_flag",
     "segment_usage",
+    "segment_usage_page",
     "segment_users",
     "set_flag_enabled",
     "set_variants",

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property
+from typing import Any, NamedTuple
 
 from django.db import IntegrityError, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 
 from flagapp.exceptions import ApprovalRequired, FlagValidationError
 from flagapp.models import Environment, Flag, FlagState, TargetingRule
@@ -157,23 +161,84 @@ def update_environment(
     return locked
 
 
+class _RawState(NamedTuple):
+    """A flag state as stored: its JSON columns as the database's text, decoded only when
+    asked (:func:`_decode`). Equal texts are equal values, so comparing two states decodes
+    only the columns whose texts differ."""
+
+    enabled: bool
+    fallthrough: str | None
+    prerequisites: str | None
+    #: (rule id, description, conditions text, serve text), in order
+    rules: tuple[tuple[str, str, str | None, str | None], ...]
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _decode(raw: _RawState) -> dict[str, Any]:
+    """What ``documents.state_dict`` has for the state (the shape promote copies)."""
+    return {
+        "enabled": raw.enabled,
+        "fallthrough": _loads(raw.fallthrough),
+        "prerequisites": list(_loads(raw.prerequisites) or []),
+        "rules": [
+            {"id": rule_id, "description": description, "when": _loads(when),
+             "serve": _loads(serve)}
+            for rule_id, description, when, serve in raw.rules
+        ],
+    }  # fmt: skip
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return a == b or _loads(a) == _loads(b)
+
+
+def _differences(before: _RawState, after: _RawState) -> set[str]:
+    """The fields of ``after`` that differ from ``before`` (as decoded values compare)."""
+    out = set()
+    if before.enabled != after.enabled:
+        out.add("enabled")
+    if not _same(before.fallthrough, after.fallthrough):
+        out.add("fallthrough")
+    if before.prerequisites != after.prerequisites and list(
+        _loads(before.prerequisites) or []
+    ) != list(_loads(after.prerequisites) or []):
+        out.add("prerequisites")
+    if len(before.rules) != len(after.rules) or any(
+        b[:2] != a[:2] or not _same(b[2], a[2]) or not _same(b[3], a[3])
+        for b, a in zip(before.rules, after.rules, strict=True)
+    ):
+        out.add("rules")
+    return out
+
+
 @dataclass(frozen=True)
 class PromotionStep:
     """What promoting one flag does to the target environment: its state before and after
     (``{"enabled", "fallthrough", "prerequisites", "rules"}``; ``before`` None when the flag
-    has no state there yet) and whether the change needs an approved change request."""
+    has no state there yet) and whether the change needs an approved change request.
+
+    ``before`` and ``after`` are decoded from the stored JSON when first read: a preview of
+    10,000 changed flags that shows 100 decodes 100 (``changed`` is known without them)."""
 
     flag: str
     flag_id: int
-    before: dict[str, Any] | None
-    after: dict[str, Any]
+    raw_before: _RawState | None = field(repr=False)
+    raw_after: _RawState = field(repr=False)
     needs_approval: bool
     #: the versions of the source and target states the step was computed from (0: none)
     versions: tuple[int, int] = (0, 0)
+    changed: bool = True
 
-    @property
-    def changed(self) -> bool:
-        return self.before != self.after
+    @cached_property
+    def before(self) -> dict[str, Any] | None:
+        return None if self.raw_before is None else _decode(self.raw_before)
+
+    @cached_property
+    def after(self) -> dict[str, Any]:
+        return _decode(self.raw_after)
 
 
 @dataclass
@@ -188,40 +253,37 @@ class Promotion:
 
 def _states(
     environment: Environment, versions: dict[int, int], flag_ids: set[int] | None = None
-) -> dict[int, Any]:
-    """flag id -> its state in ``environment`` as ``state_dict`` has it (and its version in
-    ``versions``), read with two ``values_list`` queries (no model instances: the preview of
-    10,000 flags reads 20,000 states and their rules)."""
+) -> dict[int, _RawState]:
+    """flag id -> its state in ``environment`` as stored (and its version in ``versions``),
+    read with two ``values_list`` queries, JSON columns as text (no model instances, no
+    decoding: the preview of 10,000 flags reads 20,000 states and their rules)."""
     states = FlagState.objects.filter(environment=environment)
     if flag_ids is not None:
         states = states.filter(flag_id__in=flag_ids)
-    out: dict[int, Any] = {}
-    by_state: dict[int, dict[str, Any]] = {}
-    for pk, flag_id, enabled, fallthrough, prerequisites, version in states.values_list(
-        "pk", "flag_id", "enabled", "fallthrough", "prerequisites", "version"
-    ):
-        entry: dict[str, Any] = {
-            "enabled": enabled,
-            "fallthrough": fallthrough,
-            "prerequisites": list(prerequisites or []),
-            "rules": [],
-        }
+    rows = states.annotate(
+        fallthrough_text=Cast("fallthrough", TextField()),
+        prerequisites_text=Cast("prerequisites", TextField()),
+    ).values_list("pk", "flag_id", "enabled", "fallthrough_text", "prerequisites_text", "version")
+    found: dict[int, tuple[int, bool, str | None, str | None]] = {}
+    for pk, flag_id, enabled, fallthrough, prerequisites, version in rows:
         versions[flag_id] = version
-        out[flag_id] = by_state[pk] = entry
+        found[pk] = (flag_id, enabled, fallthrough, prerequisites)
     rules = TargetingRule.objects.filter(state__environment=environment)
     if flag_ids is not None:
         rules = rules.filter(state__flag_id__in=flag_ids)
-    rows = rules.values_list("state_id", "order", "pk", "rule_id", "description", "conditions",
-                             "serve")  # fmt: skip
+    by_state: dict[int, list[tuple[str, str, str | None, str | None]]] = {}
+    rule_rows = rules.annotate(
+        conditions_text=Cast("conditions", TextField()), serve_text=Cast("serve", TextField())
+    ).values_list("state_id", "order", "pk", "rule_id", "description", "conditions_text",
+                  "serve_text")  # fmt: skip
     for state_id, _order, _pk, rule_id, description, conditions, serve in sorted(
-        rows, key=lambda r: (r[0], r[1], r[2])
+        rule_rows, key=lambda r: (r[0], r[1], r[2])
     ):
-        found = by_state.get(state_id)
-        if found is not None:
-            found["rules"].append(
-                {"id": rule_id, "description": description, "when": conditions, "serve": serve}
-            )
-    return out
+        by_state.setdefault(state_id, []).append((rule_id, description, conditions, serve))
+    return {
+        flag_id: _RawState(enabled, fallthrough, prerequisites, tuple(by_state.get(pk, ())))
+        for pk, (flag_id, enabled, fallthrough, prerequisites) in found.items()
+    }
 
 
 def promotion_plan(
@@ -233,7 +295,8 @@ def promotion_plan(
 ) -> list[PromotionStep]:
     """What :func:`promote_environment` would do, flag by flag, without writing: five
     queries whatever the number of flags (the admin's preview). Equal to comparing
-    ``documents.state_dict`` of the two states."""
+    ``documents.state_dict`` of the two states; the stored JSON is decoded only where two
+    texts differ, and a step's ``before``/``after`` only when read."""
     if source.pk == target.pk:
         raise FlagValidationError({"target": ["source and target are the same environment"]})
     candidates = Flag.objects.filter(archived=False)
@@ -260,21 +323,21 @@ def promotion_plan(
             continue
         before = current.get(flag_id)
         if not include_enabled:
-            after = {**after, "enabled": before["enabled"] if before is not None else False}
+            after = after._replace(enabled=before.enabled if before is not None else False)
+        differences = {"enabled"} if before is None else _differences(before, after)
         only_kill = (
-            before is not None
-            and before["enabled"]
-            and not after["enabled"]
-            and {k for k in after if after[k] != before[k]} == {"enabled"}
-        )
+            before is not None and before.enabled and not after.enabled
+            and differences == {"enabled"}
+        )  # fmt: skip
         steps.append(
             PromotionStep(
                 flag=key,
                 flag_id=flag_id,
-                before=before,
-                after=after,
+                raw_before=before,
+                raw_after=after,
                 needs_approval=guarded.get(risk, True) and not (only_kill and bypass),
                 versions=(source_versions[flag_id], target_versions.get(flag_id, 0)),
+                changed=before is None or bool(differences),
             )
         )
     return steps

@@ -30,10 +30,12 @@ from ._base import (
 
 __all__ = [
     "SegmentUsage",
+    "SegmentUsagePage",
     "SegmentUse",
     "create_segment",
     "delete_segment",
     "segment_usage",
+    "segment_usage_page",
     "segment_users",
     "update_segment",
 ]
@@ -128,6 +130,85 @@ def segment_usage(key: str) -> SegmentUsage:
         )
     direct = sorted(k for k, refs in graph.items() if k != key and key in refs)
     return SegmentUsage(rules=rules, segments=direct, reaching=sorted(reaching - {key}))
+
+
+@dataclass(frozen=True)
+class SegmentUsagePage:
+    """One page of :func:`segment_usage`'s rules, with the totals of all of them."""
+
+    #: rules using the segment (all pages), and how many flags and environments they are in
+    total: int
+    flags: int
+    environments: int
+    #: index of ``rules[0]`` among all the rules (a page past the end shows the last one)
+    offset: int
+    rules: list[SegmentUse]
+    segments: list[str]
+    reaching: list[str]
+
+
+def segment_usage_page(key: str, *, offset: int = 0, limit: int = 100) -> SegmentUsagePage:
+    """:func:`segment_usage` one page at a time, in the same order, for a page that lists
+    them (the admin's segment page): four queries whatever the number of rules. Deciding
+    which rules use the segment needs every candidate rule's conditions (the same walk);
+    what they serve, their flags and environments are read only for the ``limit`` rules
+    of the page — a segment every one of 10,000 flags uses reads 10,000 small condition
+    lists, not 10,000 rules."""
+    from openfeature_provider.engine.graph import dependents, segment_refs
+
+    graph = {s_key: segment_refs(conds or []) for s_key, conds in
+             Segment.objects.values_list("key", "conditions")}  # fmt: skip
+    reaching = dependents([key], graph)
+    mention = Q()
+    for k in reaching:
+        mention |= Q(conditions__icontains=k)
+    matched: list[tuple[int, int, int, Any, set[str]]] = []
+    scan = (
+        TargetingRule.objects.filter(mention)
+        .order_by("state__flag__key", "state__environment__order", "order")
+        .values_list("pk", "state__flag_id", "state__environment_id", "conditions")
+    )
+    for pk, flag_id, env_id, conditions in scan:
+        refs = segment_refs(conditions or [])
+        if key in refs or refs & reaching:
+            matched.append((pk, flag_id, env_id, conditions, refs))
+    total = len(matched)
+    limit = max(1, limit)
+    offset = max(0, min(offset, (total - 1) // limit * limit if total else 0))
+    shown = matched[offset : offset + limit]
+    details = {
+        row[0]: row[1:]
+        for row in TargetingRule.objects.filter(pk__in=[m[0] for m in shown]).values_list(
+            "pk", "serve", "rule_id", "state_id", "state__flag__key", "state__flag__risk",
+            "state__flag__archived", "state__environment__key", "state__environment__protected",
+        )
+    }  # fmt: skip
+    rules = []
+    for pk, flag_id, _env_id, conditions, refs in shown:
+        serve, rule_id, state_id, flag_key, risk, archived, env_key, protected = details[pk]
+        rules.append(
+            SegmentUse(
+                flag=flag_key,
+                flag_id=flag_id,
+                environment=env_key,
+                state_id=state_id,
+                rule_id=rule_id,
+                via=() if key in refs else tuple(sorted(refs & reaching - {key})),
+                guarded=protected or risk == "high",
+                archived=archived,
+                when=list(conditions or []),
+                serve=dict(serve or {}),
+            )
+        )
+    return SegmentUsagePage(
+        total=total,
+        flags=len({m[1] for m in matched}),
+        environments=len({m[2] for m in matched}),
+        offset=offset,
+        rules=rules,
+        segments=sorted(k for k, refs in graph.items() if k != key and key in refs),
+        reaching=sorted(reaching - {key}),
+    )
 
 
 def segment_users(key: str) -> dict[str, list[str]]:

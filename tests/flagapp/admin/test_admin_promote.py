@@ -190,3 +190,62 @@ def test_promote_page__more_changes_than_shown__rest_summarised_and_promoted(
     client.post(URL, {**form, "digest": preview.context["digest"], "_apply": "1",
                       "flags": ["a.flag"], "rest": "1", "reason": "release"})  # fmt: skip
     assert _state(world["b"], world["production"]).enabled is True
+
+
+def test_promote_page__second_page__its_rows_shown_apply_covers_ticked_and_the_rest(
+    world: dict[str, Any], make_flag: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flagapp.admin import promote
+
+    monkeypatch.setattr(promote, "SHOWN", 1)
+    d = make_flag("d.flag")
+    services.set_flag_enabled(d, world["staging"], True, actor=None, reason="x")
+    client = _client(h.user("editor", perms=EDITOR_PERMS))
+    form = {"source": "staging", "target": "production", "include_enabled": "on"}
+    preview = client.get(URL, {**form, "page": "2"})
+    html = preview.content.decode()
+    assert [r["flag"] for r in preview.context["rows"]] == ["b.flag"]
+    assert "Flags 2\u20132 of 3" in html and "page=1" in html and "page=3" in html
+    assert "also the 2 other changed flag(s) not on this page" in html
+    # b.flag unticked on its page, the two others confirmed through "rest"
+    done = client.post(URL, {**form, "page": "2", "digest": preview.context["digest"],
+                             "_apply": "1", "rest": "1", "reason": "release"})  # fmt: skip
+    assert done.status_code == 302
+    prod = world["production"]
+    assert _state(world["a"], prod).enabled and _state(d, prod).enabled
+    assert _state(world["b"], prod).enabled is False
+
+
+def test_promote_page__many_flags__queries_do_not_grow_and_shown_rows_decoded_only(
+    world: dict[str, Any], make_flag: Any, monkeypatch: pytest.MonkeyPatch,
+    django_assert_num_queries: Any,
+) -> None:  # fmt: skip
+    from django.db import connection
+    from django.db.models import JSONField
+    from django.test.utils import CaptureQueriesContext
+
+    from flagapp.admin import promote
+
+    monkeypatch.setattr(promote, "SHOWN", 2)
+    client = _client(h.user("editor", perms=EDITOR_PERMS))
+    form = {"source": "staging", "target": "production", "include_enabled": "on"}
+    client.get(URL, form)
+    with CaptureQueriesContext(connection) as few:
+        client.get(URL, form)
+    for i in range(30):
+        flag = make_flag(f"many.{i:02d}")
+        services.update_flag_state(flag, world["staging"], enabled=True, rules=[PROS],
+                                   actor=None, reason="x")  # fmt: skip
+    decoded: list[str] = []
+    from_db_value = JSONField.from_db_value
+
+    def counting(self: JSONField, value: Any, expression: Any, connection: Any) -> Any:
+        decoded.append(self.name)
+        return from_db_value(self, value, expression, connection)
+
+    monkeypatch.setattr(JSONField, "from_db_value", counting)
+    with django_assert_num_queries(len(few.captured_queries)):
+        page = client.get(URL, form)
+    assert "32 flag(s) change in production" in page.content.decode()
+    assert decoded == []  # the states are compared as stored text; two rows decoded lazily
+    assert len(page.context["rows"]) == 2
