@@ -226,22 +226,45 @@ class HistoryEntrySerializer(serializers.Serializer[Any]):
 
 
 class SdkKeySerializer(serializers.Serializer[Any]):
+    """An SDK key as stored: who created it and why, who revoked it, when and why — never
+    its token (only a hash is stored, and that is not shown either)."""
+
     id = serializers.IntegerField(read_only=True)
     public_id = serializers.CharField(read_only=True)
     environment = serializers.CharField(source="environment.key", read_only=True)
     name = serializers.CharField(read_only=True)
+    scope = serializers.ChoiceField(
+        choices=["server", "client"],
+        read_only=True,
+        help_text="server: every SDK endpoint; client: OFREP only (for browsers and apps).",
+    )
     created_at = serializers.DateTimeField(read_only=True)
     created_by = serializers.CharField(
-        source="created_by.username", read_only=True, allow_null=True, default=None
+        source="created_by.username", read_only=True, allow_null=True, default=None,
+        help_text="The user who created it (null: a command or the system).",
+    )  # fmt: skip
+    created_reason = serializers.CharField(read_only=True, help_text="Why it was created.")
+    revoked_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    revoked_by = serializers.CharField(
+        source="revoked_by.username", read_only=True, allow_null=True, default=None,
+        help_text="The user who revoked it (null: active, or revoked by a command).",
+    )  # fmt: skip
+    revoke_reason = serializers.CharField(
+        read_only=True, help_text="Why it was revoked (empty while active)."
     )
-    revoked_at = serializers.DateTimeField(read_only=True)
-    last_used_at = serializers.DateTimeField(read_only=True)
+    last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
     active = serializers.BooleanField(source="is_active", read_only=True)
 
 
 class SdkKeyCreateSerializer(serializers.Serializer[Any]):
     environment = serializers.CharField(max_length=64, help_text="The environment's key.")
     name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    scope = serializers.ChoiceField(
+        choices=["server", "client"],
+        required=False,
+        default="server",
+        help_text="client: a key shipped to browsers and apps, for OFREP only.",
+    )
     reason = _reason()
 
 

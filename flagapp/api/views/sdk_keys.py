@@ -76,7 +76,7 @@ class SdkKeyViewSet(
         super().initial(request, *args, **kwargs)
 
     def get_queryset(self) -> QuerySet[SdkKey]:
-        return SdkKey.objects.select_related("environment", "created_by")
+        return SdkKey.objects.select_related("environment", "created_by", "revoked_by")
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         serializer = SdkKeyCreateSerializer(data=request.data)
@@ -87,7 +87,11 @@ class SdkKeyViewSet(
             raise ValidationError({"environment": ["No such environment."]})
         check_environment_change(request.user, env)
         sdk_key, token = sdk_keys.create_sdk_key(
-            env, name=serializer.validated_data.get("name", ""), actor=request.user, reason=reason
+            env,
+            name=serializer.validated_data.get("name", ""),
+            scope=serializer.validated_data.get("scope", "server"),
+            actor=request.user,
+            reason=reason,
         )
         logger.info(
             "SDK key %s created for %s by %s: %s",
@@ -115,5 +119,5 @@ class SdkKeyViewSet(
             request.user,
             reason,
         )
-        sdk_key.refresh_from_db()
+        sdk_key = self.get_queryset().get(pk=sdk_key.pk)
         return Response(SdkKeySerializer(sdk_key).data)

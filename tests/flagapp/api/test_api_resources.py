@@ -279,6 +279,33 @@ def test_sdk_key__revoke__refused_by_sdk_api_afterwards(admin_client: Any, envs:
     assert admin_client.get("/api/v1/sdk-keys/?active=true").json()["results"] == []
 
 
+def test_sdk_key__create_and_revoke__who_why_when_and_scope_in_list_and_detail(
+    admin_client: Any, envs: Any
+) -> None:
+    created = admin_client.post(
+        "/api/v1/sdk-keys/",
+        {"environment": "staging", "name": "storefront", "scope": "client"},
+        format="json",
+        **write_headers(reason="storefront goes live"),
+    )
+    assert created.status_code == 201, created.content
+    data = created.json()
+    assert data["token"] and data["scope"] == "client"
+    assert (data["created_by"], data["created_reason"]) == ("admin", "storefront goes live")
+    assert data["revoked_by"] is None and data["revoke_reason"] == "" and data["active"]
+    revoked = admin_client.post(
+        f"/api/v1/sdk-keys/{data['id']}/revoke/", **write_headers(reason="token leaked")
+    ).json()
+    detail = admin_client.get(f"/api/v1/sdk-keys/{data['id']}/").json()
+    listed = admin_client.get("/api/v1/sdk-keys/").json()["results"][0]
+    for seen in (revoked, detail, listed):
+        assert seen["created_reason"] == "storefront goes live", seen
+        assert (seen["revoked_by"], seen["revoke_reason"]) == ("admin", "token leaked")
+        assert seen["revoked_at"] and seen["scope"] == "client" and not seen["active"]
+        assert "token" not in seen and "secret_hash" not in seen
+    assert data["token"] not in str(detail) + str(listed)
+
+
 def test_sdk_key__unknown_environment__400(admin_client: Any, envs: Any) -> None:
     response = admin_client.post(
         "/api/v1/sdk-keys/", {"environment": "mars"}, format="json", **write_headers()

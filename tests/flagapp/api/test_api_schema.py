@@ -113,3 +113,12 @@ def test_schema__preview_body__its_own_component_not_the_change_request_model(
     assert "operation" in component["properties"]
     assert "status" not in component["properties"]
     assert "status" in schema["components"]["schemas"]["ChangeRequest"]["properties"]
+
+
+def test_schema__sdk_keys__reason_fields_and_token_documented(admin_client: Any) -> None:
+    schemas = _schema(admin_client)["components"]["schemas"]
+    fields = set(schemas["SdkKey"]["properties"])
+    assert {"scope", "created_by", "created_reason", "revoked_at", "revoked_by",
+            "revoke_reason"} <= fields  # fmt: skip
+    assert "token" not in fields and "token" in schemas["SdkKeyCreated"]["properties"]
+    assert "scope" in schemas["SdkKeyCreateRequest"]["properties"]
