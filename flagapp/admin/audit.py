@@ -1,9 +1,10 @@
 """The global audit log, and the URLs of the readable-history pages.
 
 The audit log: every history row of flags, variants, states, rules, segments and
-environments, newest first, filtered by flag, environment, user and date, paged on the
-page and exported as CSV or JSON lines by streaming (each model's rows read with
-``iterator()`` and merged by date: memory stays bounded whatever the size).
+environments, and every SDK key creation and revocation, newest first, filtered by flag,
+environment, user and date, paged on the page and exported as CSV or JSON lines by
+streaming (each model's rows read with ``iterator()`` and merged by date: memory stays
+bounded whatever the size).
 
 Mounted on the flag admin by :class:`AuditURLs`: ``admin:flagapp_flag_timeline`` and
 ``admin:flagapp_flag_restore`` (``flagapp.admin.timeline``), ``admin:flagapp_audit_log``.
@@ -17,7 +18,7 @@ import heapq
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django import forms
@@ -64,6 +65,8 @@ class AuditFilters:
     user: str = ""
     since: dt.date | None = None
     until: dt.date | None = None
+    #: SDK key creations and revocations too (the page asks for ``view_sdkkey``)
+    sdk_keys: bool = True
 
 
 class AuditFilterForm(forms.Form):
@@ -106,16 +109,52 @@ class AuditFilterForm(forms.Form):
 COLUMNS = ("when", "user", "object", "flag", "environment", "change", "reason", "details")
 
 
-def _window(f: AuditFilters) -> dict[str, Any]:
+def _window(f: AuditFilters, field: str = "history_date") -> dict[str, Any]:
     out: dict[str, Any] = {}
     tz = timezone.get_current_timezone()
     if f.since:
-        out["history_date__gte"] = dt.datetime.combine(f.since, dt.time.min, tzinfo=tz)
+        out[f"{field}__gte"] = dt.datetime.combine(f.since, dt.time.min, tzinfo=tz)
     if f.until:
-        out["history_date__lt"] = dt.datetime.combine(
+        out[f"{field}__lt"] = dt.datetime.combine(
             f.until + dt.timedelta(days=1), dt.time.min, tzinfo=tz
         )
     return out
+
+
+def _sdk_key_sources(f: AuditFilters, env_id: int | None) -> list[Iterator[dict[str, Any]]]:
+    """SDK keys have no history table: who created a key, when and why, and who revoked
+    it, are on the key (``flagapp.services.sdk_keys``). One row per creation and one per
+    revocation, newest first. The token is never stored; its hash is not shown either."""
+    from flagapp.models import SdkKey
+
+    def rows(event: str) -> Iterator[dict[str, Any]]:
+        at, by, why = (("created_at", "created_by", "created_reason") if event == "created"
+                       else ("revoked_at", "revoked_by", "revoke_reason"))  # fmt: skip
+        username = f"{by}__{get_user_model().USERNAME_FIELD}"
+        qs = SdkKey.objects.filter(**_window(f, at)).exclude(**{f"{at}__isnull": True})
+        if env_id is not None:
+            qs = qs.filter(environment_id=env_id)
+        if f.user:
+            qs = qs.filter(**{username: f.user})
+        for key in (
+            qs.select_related("environment", by)
+            .only("public_id", "name", "scope", "environment__key", at, why, username)
+            .order_by(f"-{at}", "-pk")
+            .iterator(chunk_size=500)
+        ):
+            user = getattr(key, by)
+            yield {
+                "when": getattr(key, at),
+                "user": user.get_username() if user else "system",
+                "object": f"SDK key {key.public_id}",
+                "flag": "",
+                "environment": key.environment.key,
+                "change": event,
+                "reason": getattr(key, why) or "",
+                "details": f"{key.name or '(no name)'}; scope {key.scope}",
+            }
+
+    return [rows("created"), rows("revoked")]
 
 
 def _sources(f: AuditFilters) -> list[Iterator[dict[str, Any]]]:
@@ -230,6 +269,8 @@ def _sources(f: AuditFilters) -> list[Iterator[dict[str, Any]]]:
                 ),
             )
         )  # fmt: skip
+    if flag_ids is None and f.sdk_keys:
+        sources += _sdk_key_sources(f, env_id)
     if flag_ids is None:
         envs_qs = Environment.history.all()
         if env_id is not None:
@@ -457,6 +498,11 @@ class AuditURLs:
         filters: AuditFilters | None = AuditFilters()
         if form.is_bound:
             filters = form.filters() if form.is_valid() else None
+        if filters is not None and not (
+            request.user.has_perm("flagapp.view_sdkkey")
+            or request.user.has_perm("flagapp.change_sdkkey")
+        ):
+            filters = replace(filters, sdk_keys=False)
         export = request.GET.get("export")
         if filters is not None and export in ("csv", "jsonl"):
             stamp = timezone.now().strftime("%Y%m%d-%H%M%S")

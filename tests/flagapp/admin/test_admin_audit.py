@@ -365,3 +365,74 @@ def test_restore__current_version__refused_nothing_written(
     assert response.status_code == 200
     assert "is the current version" in response.content.decode()
     assert FlagState.history.count() == history
+
+
+@pytest.fixture
+def keys(envs: dict[str, Environment], alice: User) -> dict[str, Any]:
+    """A staging key created and revoked by alice, a production key created by the system."""
+    from django.contrib.auth.models import Permission
+
+    from flagapp.services import sdk_keys
+
+    alice.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="flagapp", codename__in=("add_sdkkey", "change_sdkkey")
+        )
+    )
+    alice = User.objects.get(pk=alice.pk)  # permissions are cached per instance
+    web, web_token = sdk_keys.create_sdk_key(
+        envs["staging"], name="storefront", scope="client", actor=alice, reason="web launch"
+    )
+    sdk_keys.revoke_sdk_key(web, actor=alice, reason="token pasted in a ticket")
+    api, api_token = sdk_keys.create_sdk_key(
+        envs["production"], name="checkout", actor=None, reason="checkout service"
+    )
+    return {"web": web, "api": api, "tokens": [web_token, api_token]}
+
+
+def test_audit_log__sdk_keys__created_and_revoked_with_who_why_environment(
+    admin_client: Client, story: Flag, keys: dict[str, Any]
+) -> None:
+    rows = [r for r in admin_client.get(AUDIT).context["rows"] if r["object"].startswith("SDK")]
+    web = f"SDK key {keys['web'].public_id}"
+    api = f"SDK key {keys['api'].public_id}"
+    assert [(r["object"], r["change"], r["user"], r["environment"], r["reason"]) for r in rows] == [
+        (api, "created", "system", "production", "checkout service"),
+        (web, "revoked", "alice", "staging", "token pasted in a ticket"),
+        (web, "created", "alice", "staging", "web launch"),
+    ]
+    assert rows[-1]["details"] == "storefront; scope client"
+    # the same filters as every other row
+    only = admin_client.get(AUDIT, {"environment": "staging", "user": "alice"}).context["rows"]
+    assert {r["change"] for r in only if r["object"] == web} == {"created", "revoked"}
+    assert not any(r["object"] == api for r in only)
+    flag_only = admin_client.get(AUDIT, {"flag": "checkout.new-flow"}).context["rows"]
+    assert not any(r["object"].startswith("SDK") for r in flag_only)
+    tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
+    assert admin_client.get(AUDIT, {"since": tomorrow}).context["rows"] == []
+
+
+def test_audit_log__sdk_keys__secret_never_in_page_csv_or_json_lines(
+    admin_client: Client, story: Flag, keys: dict[str, Any]
+) -> None:
+    page = admin_client.get(AUDIT).content.decode()
+    exports = [
+        b"".join(admin_client.get(AUDIT, {"export": kind}).streaming_content).decode()
+        for kind in ("csv", "jsonl")
+    ]
+    assert keys["web"].public_id in page and all(keys["web"].public_id in e for e in exports)
+    for token, key in zip(keys["tokens"], (keys["web"], keys["api"]), strict=True):
+        secret = token.split(key.public_id, 1)[1]
+        for text in (page, *exports):
+            assert token not in text and secret not in text and key.secret_hash not in text
+
+
+def test_audit_log__sdk_keys__only_for_users_who_may_see_keys(
+    client: Client, story: Flag, keys: dict[str, Any]
+) -> None:
+    client.force_login(h.user("auditor", perms=("flagapp.view_flag", "flagapp.view_flagstate")))
+    rows = client.get(AUDIT).context["rows"]
+    assert rows and not any(r["object"].startswith("SDK") for r in rows)
+    client.force_login(h.user("keeper", perms=("flagapp.view_flag", "flagapp.view_flagstate",
+                                               "flagapp.view_sdkkey")))  # fmt: skip
+    assert any(r["object"].startswith("SDK") for r in client.get(AUDIT).context["rows"])
