@@ -164,24 +164,41 @@ class _GcClock:
 
 
 def _provider_child(n: int) -> dict[str, Any]:
+    import tracemalloc
+
     from openfeature.evaluation_context import EvaluationContext
 
     from openfeature_provider import FlagappProvider, InMemorySource
     from openfeature_provider.engine import parse_ruleset
+    from openfeature_provider.engine.delta import delta_from_changes
 
+    half = SWAPS // 2
+    # v1 loaded; v2.. full documents, then deltas; the same again with cache_path
+    full_at = {1, *range(2, 2 + half), 2 + 2 * half, *range(3 + 2 * half, 3 + 3 * half)}
+    last = 2 + 4 * half
     base = document(n)
     first_key = next(iter(base["flags"]))
-    versions: list[bytes] = []
-    for v in range(1, SWAPS + 3):
+    full: dict[int, bytes] = {}
+    deltas: dict[int, bytes] = {}
+    previous: dict[str, Any] | None = None
+    for v in range(1, last + 1):
         base["version"], base["etag"] = v, f"bench-{v}"
         # each version toggles one flag (a kill switch), as a change on the server would
-        base["flags"][first_key]["enabled"] = v % 2 == 1
-        versions.append(json.dumps(base, separators=(",", ":"), sort_keys=True).encode())
-    del base
-    body = versions[0]
+        base["flags"][first_key] = {**base["flags"][first_key], "enabled": v % 2 == 1}
+        if v in full_at:
+            full[v] = json.dumps(base, separators=(",", ":"), sort_keys=True).encode()
+        elif previous is not None:
+            delta = delta_from_changes(
+                previous, base, changed_flags=[first_key], changed_segments=[]
+            )
+            deltas[v] = json.dumps(delta, separators=(",", ":")).encode()
+        previous = {**base, "flags": dict(base["flags"])}
+    del base, previous
+    body = full[1]
     out: dict[str, Any] = {
         "json_kib": len(body) / 1024,
         "gzip_kib": len(gzip.compress(body)) / 1024,
+        "delta_kib": len(deltas[2 + half]) / 1024,
     }
     gc.collect()
     rss_before = _rss_kib()
@@ -191,6 +208,13 @@ def _provider_child(n: int) -> dict[str, Any]:
     gc.collect()
     out["rss_loaded_kib"] = _rss_kib() - rss_before
     out["rss_per_10k_kib"] = out["rss_loaded_kib"] * 10_000 / n
+    gc.collect()
+    tracemalloc.start()  # after the RSS figure: memory freed here would be reused there
+    rs = parse_ruleset(body, keep_raw=False)
+    gc.collect()
+    out["traced_kib"] = tracemalloc.get_traced_memory()[0] / 1024
+    tracemalloc.stop()
+    del rs
     parse_s = []
     for _ in range(3):
         t0 = time.perf_counter()
@@ -203,7 +227,7 @@ def _provider_child(n: int) -> dict[str, Any]:
     key = next(k for k in provider.snapshot.flags if k.startswith("team1."))  # type: ignore[union-attr]
     ctx = EvaluationContext("user-1", {"plan": "pro", "country": "US"})
 
-    def stall_run(payloads: list[bytes]) -> dict[str, Any]:
+    def stall_run(payloads: list[bytes], apply: Callable[[bytes], None]) -> dict[str, Any]:
         stop = threading.Event()
         gaps: list[float] = []
         windows: list[tuple[float, float]] = []
@@ -228,7 +252,7 @@ def _provider_child(n: int) -> dict[str, Any]:
             time.sleep(SWAP_PAUSE_S)
             for payload in payloads:
                 t0 = time.perf_counter()
-                source.update(payload)
+                apply(payload)
                 t1 = time.perf_counter()
                 windows.append((t0, t1))
                 apply_s.append(t1 - t0)
@@ -256,23 +280,51 @@ def _provider_child(n: int) -> dict[str, Any]:
             "gc_ms": clock.seconds * 1e3,
         }
 
-    half = SWAPS // 2
     out.update(_gil_floor(lambda: provider.resolve_boolean_details(key, False, ctx)))
-    plain = stall_run(versions[1 : 1 + half])
+    plain = stall_run([full[v] for v in range(2, 2 + half)], source.update)
     out.update(plain)
     out["rss_after_swaps_kib"] = plain["rss_kib"] - rss_before
+    delta = stall_run([deltas[v] for v in range(2 + half, 2 + 2 * half)], source.apply_delta)
+    out.update({f"delta_{k}": v for k, v in delta.items()})
     provider.shutdown()
+    del source, provider
+    gc.collect()
 
     with tempfile.TemporaryDirectory() as tmp:
-        source = InMemorySource(versions[1 + half])
+        source = InMemorySource(full[2 + 2 * half])
         provider = FlagappProvider(
             source=source, name=f"scale-lkg-{n}", cache_path=os.path.join(tmp, "lkg.json")
         )
         provider.initialize(EvaluationContext())
-        lkg = stall_run(versions[2 + half : 2 + 2 * half])
+        lkg = stall_run([full[v] for v in range(3 + 2 * half, 3 + 3 * half)], source.update)
+        lkg_delta = stall_run(
+            [deltas[v] for v in range(3 + 3 * half, 3 + 4 * half)], source.apply_delta
+        )
         provider.shutdown()
     out.update({f"lkg_{k}": v for k, v in lkg.items()})
+    out.update({f"lkg_delta_{k}": v for k, v in lkg_delta.items()})
     return out
+
+
+def _lkg_rss_child(n: int) -> dict[str, Any]:
+    """RSS added by loading a provider with ``cache_path`` (its own interpreter: memory freed
+    by an earlier provider would be reused and hide the figure)."""
+    from openfeature.evaluation_context import EvaluationContext
+
+    from openfeature_provider import FlagappProvider, InMemorySource
+
+    body = json.dumps(document(n), separators=(",", ":"), sort_keys=True).encode()
+    gc.collect()
+    with tempfile.TemporaryDirectory() as tmp:
+        rss_before = _rss_kib()
+        provider = FlagappProvider(
+            source=InMemorySource(body), cache_path=os.path.join(tmp, "lkg.json")
+        )
+        provider.initialize(EvaluationContext())
+        gc.collect()
+        added = _rss_kib() - rss_before
+        provider.shutdown()
+    return {"lkg_rss_per_10k_kib": added * 10_000 / n}
 
 
 def _gil_floor(evaluate: Callable[[], object], seconds: float = 1.0) -> dict[str, Any]:
@@ -325,6 +377,7 @@ def _server_child(n: int) -> dict[str, Any]:
     from django.db import transaction
 
     import openfeature_provider.engine.ruleset as engine_ruleset
+    import openfeature_provider.engine.validate as engine_validate
     from flagapp import publishing, services
     from flagapp.models import Flag, FlagState, Snapshot, TargetingRule, Variant
 
@@ -390,7 +443,7 @@ def _server_child(n: int) -> dict[str, Any]:
     parses = [0]
     validated = [0]
     real_parse = engine_ruleset._parse
-    real_flag = engine_ruleset._flag
+    real_flag = engine_validate._flag  # validate.py since issue 17's split of ruleset.py
 
     parse_seconds = [0.0]
 
@@ -407,7 +460,7 @@ def _server_child(n: int) -> dict[str, Any]:
         return real_flag(*args, **kwargs)
 
     engine_ruleset._parse = counting_parse  # type: ignore[assignment]
-    engine_ruleset._flag = counting_flag  # type: ignore[assignment]
+    engine_validate._flag = counting_flag  # type: ignore[assignment]
     walls, gcs, counts, flags_validated, parse_times = [], [], [], [], []
     repeats = 3 if n >= 10_000 else 5
     enabled = True
@@ -427,7 +480,7 @@ def _server_child(n: int) -> dict[str, Any]:
         flags_validated.append(validated[0])
         parse_times.append(parse_seconds[0])
     engine_ruleset._parse = real_parse  # type: ignore[assignment]
-    engine_ruleset._flag = real_flag  # type: ignore[assignment]
+    engine_validate._flag = real_flag  # type: ignore[assignment]
     assert Flag.objects.count() == n
     return {
         "change_ms": statistics.median(walls) * 1e3,
@@ -467,11 +520,21 @@ def _median_runs(kind: str, n: int, sort_key: str) -> tuple[dict[str, Any], floa
 def _columns(
     results: dict[int, tuple[dict[str, Any], float]],
     rows: list[tuple[str, str, Callable[[float], str]]],
+    ratio: tuple[int, int] | None = None,
 ) -> list[list[object]]:
+    """One row per field; with ``ratio`` (small, large) and both sizes measured, a last
+    column large / small (the issue's "one change at 10,000 flags <= 3x at 100")."""
     table: list[list[object]] = []
+    with_ratio = ratio is not None and set(ratio) <= set(SIZES)
     for label, field, fmt in rows:
-        table.append([label, *(fmt(results[n][0][field]) for n in SIZES)])
-    table.append(["load average (1 min) at the end", *(f"{results[n][1]:.2f}" for n in SIZES)])
+        row: list[object] = [label, *(fmt(results[n][0][field]) for n in SIZES)]
+        if with_ratio and ratio is not None:
+            small, large = results[ratio[0]][0][field], results[ratio[1]][0][field]
+            row.append(f"{large / small:,.1f}x" if small else "-")
+        table.append(row)
+    load: list[object] = ["load average (1 min) at the end"]
+    load += [f"{results[n][1]:.2f}" for n in SIZES]
+    table.append([*load, ""] if with_ratio else load)
     return table
 
 
@@ -494,46 +557,58 @@ def main() -> None:
 
 def _provider_table(headers: list[str]) -> None:
     provider = {n: _median_runs("provider", n, "stall_max_ms") for n in SIZES}
+    for n in SIZES:
+        provider[n][0].update(_median_runs("provider-lkg-rss", n, "lkg_rss_per_10k_kib")[0])
+    swaps = SWAPS // 2
     print_table(
         "scale: provider (InMemorySource; one flag toggled per version)",
-        headers,
+        [*headers, *(["10,000 / 100"] if {100, 10_000} <= set(SIZES) else [])],
         _columns(
             provider,
             [
                 ("snapshot JSON KiB", "json_kib", lambda v: f"{v:,.0f}"),
                 ("snapshot gzip KiB", "gzip_kib", lambda v: f"{v:,.1f}"),
+                ("delta JSON KiB (one flag)", "delta_kib", lambda v: f"{v:,.2f}"),
                 ("parse_ruleset ms (whole document)", "parse_ms", _ms),
-                ("apply ms (decode + build + swap)", "apply_ms", _ms),
+                ("apply ms, full document (decode + build + swap)", "apply_ms", _ms),
+                ("apply ms, delta (parse_delta + swap)", "delta_apply_ms", _ms),
                 ("GIL floor (busy thread, 1 s): max gap ms", "floor_max_ms", _ms),
                 ("GIL floor: gaps >= 1 ms", "floor_over_1ms", lambda v: f"{v:.0f}"),
-                ("stall during swap: max ms", "stall_max_ms", _ms),
-                ("stall during swap: p99 ms", "stall_p99_ms", lambda v: f"{v:.3f}"),
-                (
-                    f"gaps >= 1 ms during {SWAPS // 2} swaps",
-                    "stalls_over_1ms",
-                    lambda v: f"{v:.0f}",
-                ),
-                (f"full GCs during {SWAPS // 2} swaps", "full_gcs", lambda v: f"{v:.0f}"),
-                ("GC ms during swaps", "gc_ms", _ms),
-                ("with cache_path: apply ms", "lkg_apply_ms", _ms),
-                ("with cache_path: stall max ms", "lkg_stall_max_ms", _ms),
-                ("with cache_path: stall p99 ms", "lkg_stall_p99_ms", lambda v: f"{v:.3f}"),
-                ("with cache_path: gaps >= 1 ms", "lkg_stalls_over_1ms", lambda v: f"{v:.0f}"),
-                (
-                    f"with cache_path: full GCs ({SWAPS // 2} swaps)",
-                    "lkg_full_gcs",
-                    lambda v: f"{v:.0f}",
-                ),
-                ("RSS added by loading, MiB", "rss_loaded_kib", lambda v: f"{v / 1024:.1f}"),
-                ("RSS added, MiB per 10,000 flags", "rss_per_10k_kib", lambda v: f"{v / 1024:.1f}"),
-                (
-                    f"RSS added after {SWAPS // 2} swaps, MiB",
-                    "rss_after_swaps_kib",
-                    lambda v: f"{v / 1024:.1f}",
-                ),
+                ("stall during full swaps: max ms", "stall_max_ms", _ms),
+                ("stall during full swaps: p99 ms", "stall_p99_ms", lambda v: f"{v:.3f}"),
+                (f"gaps >= 1 ms during {swaps} full swaps", "stalls_over_1ms", _count),
+                ("stall during delta swaps: max ms", "delta_stall_max_ms", _ms),
+                ("stall during delta swaps: p99 ms", "delta_stall_p99_ms", _p99),
+                (f"gaps >= 1 ms during {swaps} delta swaps", "delta_stalls_over_1ms", _count),
+                (f"full GCs during {swaps} full swaps", "full_gcs", _count),
+                ("GC ms during full swaps", "gc_ms", _ms),
+                ("with cache_path: apply ms, full", "lkg_apply_ms", _ms),
+                ("with cache_path: apply ms, delta", "lkg_delta_apply_ms", _ms),
+                ("with cache_path: stall max ms (full)", "lkg_stall_max_ms", _ms),
+                ("with cache_path: stall max ms (delta)", "lkg_delta_stall_max_ms", _ms),
+                ("with cache_path: gaps >= 1 ms (full)", "lkg_stalls_over_1ms", _count),
+                (f"with cache_path: full GCs ({swaps} swaps)", "lkg_full_gcs", _count),
+                ("tracemalloc MiB (parsed ruleset)", "traced_kib", _mib),
+                ("RSS added by loading, MiB", "rss_loaded_kib", _mib),
+                ("RSS added, MiB per 10,000 flags", "rss_per_10k_kib", _mib),
+                ("with cache_path: RSS added, MiB per 10,000", "lkg_rss_per_10k_kib", _mib),
+                (f"RSS added after {swaps} full swaps, MiB", "rss_after_swaps_kib", _mib),
             ],
+            ratio=(100, 10_000),
         ),
     )
+
+
+def _count(v: float) -> str:
+    return f"{v:.0f}"
+
+
+def _p99(v: float) -> str:
+    return f"{v:.3f}"
+
+
+def _mib(v: float) -> str:
+    return f"{v / 1024:.1f}"
 
 
 def _server_table(headers: list[str]) -> None:
@@ -559,7 +634,12 @@ def _server_table(headers: list[str]) -> None:
 if __name__ == "__main__":
     if len(sys.argv) >= 4 and sys.argv[1] == "--child":
         kind, size = sys.argv[2], int(sys.argv[3])
-        fn = _provider_child if kind == "provider" else _server_child
+        children = {
+            "provider": _provider_child,
+            "provider-lkg-rss": _lkg_rss_child,
+            "server": _server_child,
+        }
+        fn = children[kind]
         print(json.dumps(fn(size)))
     else:
         main()

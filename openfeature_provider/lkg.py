@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from openfeature_provider.engine import Ruleset, parse_ruleset
+from openfeature_provider.engine.document import ruleset_document
 from openfeature_provider.engine.swap import dumps, freeze_wanted, loads
 
 __all__ = ["LKG_FORMAT", "LastKnownGood", "LoadedSnapshot", "key_environment"]
@@ -152,7 +153,7 @@ class LastKnownGood:
                 f"written for another server ({doc.get('server')!r}, this provider uses"
                 f" {self.server!r})"
             )
-        ruleset = parse_ruleset(doc["ruleset"], freeze=freeze_wanted())
+        ruleset = parse_ruleset(doc["ruleset"], freeze=freeze_wanted(), keep_raw=False)
         key = self._key()
         if key is not None:
             env = key_environment(key)
@@ -184,7 +185,8 @@ class LastKnownGood:
             "server": self.server,
             "key_environment": key_environment(key) if key else None,
             "key_fingerprint": _fingerprint(key) if key else None,
-            "ruleset": dict(ruleset.raw),
+            # the document kept, or one rebuilt from the ruleset (the provider keeps none)
+            "ruleset": ruleset_document(ruleset),
         }
         # entry by entry: a 4 MB document encoded in one C call would stop every evaluating
         # thread for its whole duration (engine/swap.py)

@@ -47,6 +47,7 @@ from openfeature_provider.config import DEFAULT_NAME, ProviderConfig, ProviderOp
 from openfeature_provider.engine import (
     Resolution,
     Ruleset,
+    bind,
     changed_flag_keys,
     copy_value,
     evaluate,
@@ -80,6 +81,9 @@ _ERROR_CODES: Final[dict[str, ErrorCode]] = {code.value: code for code in ErrorC
 #: Cached result objects per snapshot; bounded so an engine that builds resolutions per call
 #: (errors do) cannot grow it. The engine pre-builds every non-error resolution.
 _DETAILS_CACHE_MAX: Final = 50_000
+
+#: A cached result: the bound resolution (exposures read it) and the details handed out.
+_Cached = tuple[Resolution, FlagResolutionDetails[Any]]
 
 _STALE_MIN_FAILURES: Final = 2
 _TRACKING_STATS: Final = (
@@ -259,9 +263,13 @@ class FlagappProvider(AbstractProvider):
         )
         self._sample_rate = exposure_sample_rate if self.events is not None else 0.0
 
-        # the hot path reads only these two
         self._snapshot: Ruleset | None = None
-        self._details: dict[int, tuple[Resolution, FlagResolutionDetails[Any]]] = {}
+        #: What the hot path reads, in one attribute so it is swapped in one assignment: the
+        #: ruleset served and its result objects (by ``id`` of the compiled flag's pre-built
+        #: resolution, which unchanged flags share across versions: a cache that outlived its
+        #: ruleset would serve the old ``snapshotVersion``).
+        self._serving: tuple[Ruleset | None, dict[int, tuple[Resolution, _Cached]]]
+        self._serving = (None, {})
 
         self._lock = threading.RLock()
         self._wake = threading.Event()
@@ -415,8 +423,7 @@ class FlagappProvider(AbstractProvider):
         with self._lock:
             if self._snapshot is not None:
                 return True
-            self._details = {}
-            self._snapshot = ruleset
+            self._install(ruleset)
             self._last_confirmed = 0.0  # never confirmed by the server
             self.served_from = "bootstrap"
         logger.warning(
@@ -437,8 +444,7 @@ class FlagappProvider(AbstractProvider):
         with self._lock:
             if self._snapshot is not None:  # the source won the race
                 return True
-            self._details = {}
-            self._snapshot = loaded.ruleset
+            self._install(loaded.ruleset)
             self._lkg_etag = loaded.etag
             self._last_confirmed = loaded.saved_at
             self.served_from = "last-known-good"
@@ -450,6 +456,11 @@ class FlagappProvider(AbstractProvider):
             self._last_error or "server not reachable in time",
         )
         return True
+
+    def _install(self, ruleset: Ruleset) -> None:
+        """Serve ``ruleset`` from now on (lock held): one assignment for the hot path."""
+        self._snapshot = ruleset
+        self._serving = (ruleset, {})
 
     # -- source callbacks -------------------------------------------------------------------
     def _on_snapshot(self, ruleset: Ruleset) -> None:
@@ -464,8 +475,7 @@ class FlagappProvider(AbstractProvider):
             self._last_error = None
             self.served_from = "source"  # new, or the file's snapshot confirmed by the server
             if old is None or old.etag != ruleset.etag:
-                self._details = {}
-                self._snapshot = ruleset  # the atomic swap readers rely on
+                self._install(ruleset)  # the atomic swap readers rely on
                 save = self.lkg is not None and ruleset.etag != self._lkg_etag
                 if old is not None and not self._initializing:
                     # one event per new snapshot; flags_changed is exact (may be empty when
@@ -495,7 +505,7 @@ class FlagappProvider(AbstractProvider):
 
     def _save(self, ruleset: Ruleset) -> None:
         assert self.lkg is not None
-        if not ruleset.raw:  # built in code, not from a document: nothing to write back
+        if ruleset.build is None and not ruleset.raw:  # built in code: nothing to write back
             return
         try:
             self.lkg.save(ruleset)
@@ -615,7 +625,7 @@ class FlagappProvider(AbstractProvider):
         evaluation_context: EvaluationContext | None,
         kind: str,
     ) -> FlagResolutionDetails[T]:
-        ruleset = self._snapshot
+        ruleset, details = self._serving
         if ruleset is None:
             return FlagResolutionDetails(
                 default_value,
@@ -633,10 +643,25 @@ class FlagappProvider(AbstractProvider):
                     ctx = {**ctx, "targetingKey": tk}
             flag = ruleset.flags.get(flag_key)
             compiled = flag.compiled if flag is not None and flag.kind == kind else None
-            # the engine's own entry point for every error path; its compiled closure directly
-            # on the hot path (that is all evaluate() would call)
-            res = evaluate(ruleset, flag_key, ctx, kind) if compiled is None else compiled(ctx)
             usage = self._usage
+            if compiled is None:  # the engine's own entry point for every error path
+                template = None
+                res = evaluate(ruleset, flag_key, ctx, kind)
+            else:
+                # the compiled flag directly on the hot path (all evaluate() would call). Its
+                # pre-built resolution is shared by every version the flag is unchanged in, so
+                # it carries no snapshot version: the details cached here carry the bound
+                # metadata (engine.bind), built on the first evaluation per snapshot
+                template = compiled(ctx)
+                hit = details.get(id(template))
+                if hit is not None and hit[0] is template:
+                    res, cached = hit[1]
+                    if usage is not None:
+                        usage.note(flag_key, res.variant)
+                    if self._sample_rate and _random() < self._sample_rate:
+                        self._expose(res, ctx)
+                    return cached
+                res = bind(ruleset, template)
             if usage is not None and flag is not None:  # a known flag was used
                 usage.note(flag_key, res.variant)
             if res.use_default:  # the engine's one adapter decides reason and error code
@@ -657,10 +682,6 @@ class FlagappProvider(AbstractProvider):
                 return FlagResolutionDetails(
                     copy_value(res.value), None, None, res.reason, res.variant, res.metadata
                 )
-            details = self._details
-            hit = details.get(id(res))
-            if hit is not None and hit[0] is res:
-                return hit[1]
             value = served(res, default_value, kind).value  # a float flag serves floats
             if kind == "integer" and type(value) is not int:
                 return FlagResolutionDetails(
@@ -672,8 +693,8 @@ class FlagappProvider(AbstractProvider):
             result: FlagResolutionDetails[Any] = FlagResolutionDetails(
                 value, None, None, res.reason, res.variant, res.metadata
             )
-            if len(details) < _DETAILS_CACHE_MAX:
-                details[id(res)] = (res, result)
+            if template is not None and len(details) < _DETAILS_CACHE_MAX:
+                details[id(template)] = (template, (res, result))
             return result
         except Exception as exc:  # nothing but OpenFeature results leave the provider
             logger.exception("flagapp: resolving %r failed", flag_key)

@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from openfeature_provider.engine import ParseError, Ruleset, parse_ruleset
+from openfeature_provider.engine import ParseError, Ruleset, parse_delta, parse_ruleset
 from openfeature_provider.engine.swap import freeze_wanted, loads
 from openfeature_provider.exceptions import InvalidSnapshot, SourceError, SourceUnavailable
 from openfeature_provider.remote import Backoff, PollingSource, StreamingSource
@@ -89,8 +89,9 @@ def to_ruleset(
     if isinstance(doc, Ruleset):
         return doc
     try:
-        # served for a while: frozen out of the collector's walks (engine/swap.py)
-        return parse_ruleset(doc, previous=previous, freeze=freeze_wanted())
+        # served for a while: frozen out of the collector's walks (engine/swap.py); the
+        # decoded document is not kept (the last-known-good file is rebuilt from the ruleset)
+        return parse_ruleset(doc, previous=previous, freeze=freeze_wanted(), keep_raw=False)
     except ParseError as exc:
         raise InvalidSnapshot(f"ruleset rejected: {exc}") from exc
 
@@ -127,6 +128,30 @@ class InMemorySource:
         """Deliver a new snapshot; an invalid one is reported to the listener and raised."""
         try:
             ruleset = to_ruleset(doc, self._current)
+        except InvalidSnapshot as exc:
+            listener = self._listener
+            if listener is not None:
+                listener.on_error(exc)
+            raise
+        with self._lock:
+            self._current = ruleset
+            listener = self._listener
+        if listener is not None:
+            listener.on_snapshot(ruleset)
+
+    def apply_delta(self, delta: Mapping[str, Any] | str | bytes) -> None:
+        """Deliver the snapshot a delta (docs/protocol.md, "Deltas") leads to from the current
+        one, built from the current ruleset itself (``engine.parse_delta``: only what the
+        delta carries is parsed). A delta that does not apply is reported and raised as
+        ``InvalidSnapshot``, like an invalid document."""
+        current = self._current
+        try:
+            if current is None:
+                raise InvalidSnapshot("delta: no snapshot held to apply it to")
+            try:
+                ruleset = parse_delta(delta, previous=current, freeze=freeze_wanted())
+            except ParseError as exc:  # DeltaMismatch included
+                raise InvalidSnapshot(f"delta rejected: {exc}") from exc
         except InvalidSnapshot as exc:
             listener = self._listener
             if listener is not None:

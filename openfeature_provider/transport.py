@@ -20,7 +20,7 @@ from typing import Any, Final
 import httpx
 
 from openfeature_provider.engine import ParseError, Ruleset, parse_ruleset
-from openfeature_provider.engine.delta import DeltaMismatch, apply_delta
+from openfeature_provider.engine.delta import DeltaMismatch, parse_delta
 from openfeature_provider.engine.swap import freeze_wanted, loads
 from openfeature_provider.exceptions import (
     AuthenticationError,
@@ -313,7 +313,7 @@ class RulesetClient:
         base = self.current
         if base is not None:
             headers["If-None-Match"] = format_etag(base.etag)
-        if delta and base is not None and base.raw:
+        if delta and base is not None and base.build is not None:
             headers["A-IM"] = DELTA_IM
         status, response_headers, body = self._request(
             "GET", RULESET_PATH, "ruleset", headers, None, self.max_response_bytes
@@ -342,8 +342,8 @@ class RulesetClient:
         """Apply a delta (an inline stream one) to ``current``; the new ruleset becomes
         current. Raises InvalidSnapshot when it does not apply (the caller fetches)."""
         base = self.current
-        if base is None or not base.raw:
-            raise InvalidSnapshot("delta: no document held to apply it to")
+        if base is None or base.build is None:
+            raise InvalidSnapshot("delta: no parsed ruleset held to apply it to")
         try:
             ruleset = self._apply(base, delta_doc)
         except _DeltaFailed as exc:
@@ -353,8 +353,8 @@ class RulesetClient:
 
     def _apply(self, base: Ruleset, delta_doc: Any) -> Ruleset:
         try:
-            doc = apply_delta(base.raw, delta_doc)
-            ruleset = parse_ruleset(doc, previous=base, freeze=freeze_wanted())
+            # applied to the compiled ruleset: only what the delta carries is parsed
+            ruleset = parse_delta(delta_doc, previous=base, freeze=freeze_wanted())
         except DeltaMismatch as exc:
             raise _DeltaFailed(f"delta does not apply: {exc}") from exc
         except ParseError as exc:
@@ -450,7 +450,7 @@ class RulesetClient:
             raise InvalidSnapshot("ruleset: body is not JSON (nested too deep)") from exc
         try:
             # incremental: the flags unchanged since ``previous`` are reused, not re-parsed
-            ruleset = parse_ruleset(doc, previous=previous, freeze=freeze_wanted())
+            ruleset = parse_ruleset(doc, previous=previous, freeze=freeze_wanted(), keep_raw=False)
         except ParseError as exc:
             raise InvalidSnapshot(f"ruleset rejected: {exc}") from exc
         except Exception as exc:  # the parser's contract is ParseError; be safe anyway

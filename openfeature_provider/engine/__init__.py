@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from .adapt import Served, ServedCache, copy_value, served
 from .bucketing import bucket, hash32
-from .evaluate import changed_flag_keys, evaluate, evaluate_all
+from .delta import DeltaMismatch, parse_delta
+from .evaluate import bind, changed_flag_keys, evaluate, evaluate_all
 from .exceptions import EngineError, ParseError, UnusableBucketValue
 from .limits import (
     MAX_ADDRESS_LENGTH,
@@ -59,6 +60,7 @@ __all__ = [
     "SCHEMA_PATH",
     "Condition",
     "Context",
+    "DeltaMismatch",
     "EngineError",
     "ErrorCode",
     "Flag",
@@ -76,6 +78,7 @@ __all__ = [
     "ServedCache",
     "UnusableBucketValue",
     "WeightedVariant",
+    "bind",
     "bucket",
     "changed_flag_keys",
     "copy_value",
@@ -83,6 +86,7 @@ __all__ = [
     "evaluate_all",
     "hash32",
     "load_schema",
+    "parse_delta",
     "parse_ruleset",
     "served",
 ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
-from types import MappingProxyType
 from typing import Any
 
 from .bucketing import DEFAULT_HASH, digest, key_encoder, thresholds
@@ -282,12 +281,15 @@ def compile_conditions(
 
 def compile_flag(
     flag: Flag,
-    snapshot_version: int,
     segment_tests: Mapping[str, Predicate],
     registry: Mapping[str, Compiled],
     conditions: tuple[tuple[CondPlan, ...], ...] | None = None,
 ) -> Compiled:
     """The flag's evaluation function (no kind check: evaluate() does that first).
+
+    It returns pre-built resolutions whose ``metadata`` is the flag's own, without
+    ``snapshotVersion``: the function is shared by every version the flag is unchanged in,
+    and ``evaluate.bind`` gives each ruleset its bound copies (built once, on first use).
 
     ``registry`` maps flag keys to compiled functions and must already hold every
     prerequisite of ``flag`` (compile in ``graph.topological_order`` of the prerequisite
@@ -297,7 +299,9 @@ def compile_flag(
     ``conditions``: ``compile_conditions(flag, segment_tests)``, when already built.
     """
     key = flag.key
-    meta = MappingProxyType({**flag.metadata, "snapshotVersion": snapshot_version})
+    # The flag's own metadata: nothing compiled carries the snapshot version, so a compiled
+    # flag serves every version it is unchanged in; evaluate.bind adds ``snapshotVersion``.
+    meta = flag.metadata
 
     def fixed(variant: str, reason: str, rule_id: str | None) -> Resolution:
         return Resolution(

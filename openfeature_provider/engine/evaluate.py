@@ -16,7 +16,7 @@ from typing import Any
 from .graph import dependents, flag_segment_refs, prerequisite_graph, segment_graph
 from .types import Context, ErrorCode, Reason, Resolution, Ruleset
 
-__all__ = ["changed_flag_keys", "evaluate", "evaluate_all"]
+__all__ = ["bind", "changed_flag_keys", "evaluate", "evaluate_all"]
 
 logger = logging.getLogger("flagapp.engine")
 
@@ -69,10 +69,43 @@ def evaluate(
         compiled = flag.compiled
         if compiled is None:
             return _error(flag_key, ErrorCode.GENERAL, "flag was not compiled by parse_ruleset")
-        return compiled(context)
+        res = compiled(context)
+        hit = ruleset.bound.get(id(res))
+        return hit if hit is not None else bind(ruleset, res)
     except Exception as exc:  # never raise into the caller's request
         logger.exception("flagapp: evaluating %r failed", flag_key)
         return _error(flag_key, ErrorCode.GENERAL, f"{type(exc).__name__}: {exc}")
+
+
+def bind(ruleset: Ruleset, res: Resolution) -> Resolution:
+    """``res`` — a pre-built resolution returned by a compiled flag of ``ruleset`` — as
+    ``ruleset`` serves it: its metadata plus ``snapshotVersion``.
+
+    Why here and not in the compiled flag: a compiled flag is shared by every version it is
+    unchanged in (an apply costs what changed), so it cannot carry the version. The bound
+    copy is made the first time a resolution is returned from a ruleset and kept in
+    ``ruleset.bound`` (keyed by ``id``: the pre-built resolutions and metadata mappings live as
+    long as the ruleset's flags), so an evaluation allocates nothing after the first. Two
+    threads binding the same resolution at once build equal copies; either may be kept.
+    """
+    bound = ruleset.bound
+    meta = bound.get(id(res.metadata))
+    if meta is None:
+        meta = MappingProxyType({**res.metadata, "snapshotVersion": ruleset.version})
+        bound[id(res.metadata)] = meta
+    out = Resolution(
+        res.flag_key,
+        res.value,
+        res.variant,
+        res.reason,
+        res.use_default,
+        res.error_code,
+        res.error_message,
+        res.rule_id,
+        meta,
+    )
+    bound[id(res)] = out
+    return out
 
 
 def _flag_metadata(ruleset: Ruleset, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -93,6 +126,9 @@ def changed_flag_keys(old: Ruleset | None, new: Ruleset) -> frozenset[str]:
     """
     if old is None:
         return frozenset(new.flags)
+    build = new.build
+    if build is not None and build.base is not None and build.base() is old:
+        return build.changed  # worked out when ``new`` was built from ``old``
     changed: set[str] = set(old.flags.keys() ^ new.flags.keys())
     seg_changed = dependents(
         (

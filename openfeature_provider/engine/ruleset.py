@@ -1,78 +1,34 @@
-"""Parse and validate a format-v1 ruleset document into the frozen types.
+"""Parse a format-v1 ruleset document into a compiled ``Ruleset``: ``parse_ruleset``.
 
-A document is rejected whole on the first problem, with a ``ParseError`` whose ``path`` names
-the JSON location (``$.flags["a.b"].rules[0].when[1].op``): a snapshot is either entirely
-servable or not served at all, and whoever produced it (the Django compiler, a person, CI
-running ``flagapp-eval``) can find the mistake. Unknown keys are errors too: a typo such as
-``"value"`` for ``"values"`` would otherwise silently change who sees what.
-
-After validation every flag is compiled into a function (compiler.py) so evaluation does no
-parsing, lookups of the table, or conversions per call.
+The pieces are validated by validate.py (each error names its JSON path) and compiled by
+compiler.py, so evaluation does no parsing, lookups of the table, or conversions per call.
+A parse from scratch validates and compiles everything; a parse given the ruleset it replaces
+(``previous=``) compares each entry's digest with the one kept from that ruleset's build and
+hands only the entries that differ to incremental.py, which builds the new ruleset from the
+previous one (structural sharing). Both give the same ruleset, errors included.
 """
 
 from __future__ import annotations
 
 import gc
-import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from hashlib import blake2b
 from types import MappingProxyType
-from typing import Any, NoReturn
+from typing import Any
 
-from .bucketing import DEFAULT_HASH, HASH_ALGORITHMS
+from . import validate
 from .compiler import compile_conditions, compile_flag, compile_segments
 from .exceptions import ParseError
-from .graph import (
-    dependents,
-    find_cycle,
-    flag_segment_refs,
-    longest_chain,
-    prerequisite_graph,
-    segment_graph,
-    segment_refs,
-    topological_order,
-)
-from .limits import MAX_CHAIN_DEPTH, MAX_OBJECT_DEPTH, MAX_TOTAL_WEIGHT
-from .operators import OPERATORS, ValueProblem, json_type, number_problem
+from .graph import flag_segment_refs, prerequisite_graph, topological_order
+from .incremental import Changes, rebuild, with_compiled
 from .swap import loads
-from .types import (
-    FORMAT_VERSION,
-    KINDS,
-    BuildState,
-    Condition,
-    Flag,
-    Prerequisite,
-    Rollout,
-    Rule,
-    Ruleset,
-    Segment,
-    Serve,
-    WeightedVariant,
-)
+from .types import BuildState, Flag, FlagTable, Ruleset, Segment
+from .validate import _at, _check_prerequisites, _check_segment_cycles, _header, _keys, _object
 
 __all__ = ["parse_ruleset"]
 
-_TOP_KEYS = {"format", "environment", "version", "etag", "flags", "segments"}
-_TOP_REQUIRED = ("format", "environment", "version", "flags")
-_FLAG_KEYS = {
-    "kind",
-    "enabled",
-    "variants",
-    "prerequisites",
-    "rules",
-    "fallthrough",
-    "metadata",
-}
-_FLAG_REQUIRED = ("kind", "enabled", "variants")
-_RULE_KEYS = {"id", "when", "serve"}
-_COND_KEYS = {"attr", "op", "values", "negate", "case_insensitive"}
-_SERVE_KEYS = {"variant", "rollout"}
-_ROLLOUT_KEYS = {"weights", "bucket_by", "salt", "hash"}
-_WEIGHT_KEYS = {"variant", "weight"}
-_PREREQ_KEYS = {"flag", "variants"}
-_SEGMENT_KEYS = {"include", "exclude", "when"}
-_WEIGHT_BOUND = f"{MAX_TOTAL_WEIGHT:,} (flagd's bound)"
+#: What a ruleset parsed with ``keep_raw=False`` holds as ``raw``.
+NO_DOCUMENT: Mapping[str, Any] = MappingProxyType({})
 
 
 def parse_ruleset(
@@ -80,21 +36,26 @@ def parse_ruleset(
     *,
     previous: Ruleset | None = None,
     freeze: bool = False,
+    keep_raw: bool = True,
 ) -> Ruleset:
     """Validate ``doc`` (a mapping, or JSON text/bytes) and return a compiled ``Ruleset``.
 
     Raises ``ParseError`` for any problem; never returns a partially valid ruleset.
 
     ``previous``: a ruleset this process parsed before (the one being replaced). Flags and
-    segments whose document entry is unchanged — and that name no segment that changed, was
-    added or removed — are not validated or compiled again: their validated objects and
-    compiled conditions are reused, and only the version-bound part (the resolutions, which
-    carry ``snapshotVersion``) is rebuilt. The result is the same as a full parse in every
-    respect, errors included (tests/openfeature_provider/engine/test_incremental.py).
+    segments whose document entry is unchanged — and that depend on nothing that changed (a
+    segment they name, a prerequisite) — are taken from it as they are, compiled function
+    included: nothing compiled depends on the version (``snapshotVersion`` is added when a
+    resolution is first returned, evaluate.py). The result is the same as a full parse in
+    every respect, errors included (tests/openfeature_provider/engine/test_incremental.py).
 
     ``freeze=True`` is for a ruleset that will be served for a while (a provider's, the Django
     cache's): the parse ends with ``gc.freeze()`` before the collector resumes, so no
     collection ever walks the new ruleset's objects (engine/swap.py explains the trade-off).
+
+    ``keep_raw=False``: do not keep the decoded document as ``Ruleset.raw`` (about a third of
+    a ruleset's memory). The provider parses so; ``engine.document.ruleset_document`` gives an
+    equivalent document back, and deltas apply to the compiled form (``parse_delta``).
     """
     # Parsing allocates many small objects and no cycles: the cyclic collector would
     # rescan the growing heap again and again (half the time at 10,000 flags), so pause it.
@@ -102,7 +63,7 @@ def parse_ruleset(
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        ruleset = _parse(doc, previous.build if previous is not None else None, previous)
+        ruleset = _parse(doc, previous.build if previous is not None else None, previous, keep_raw)
         if freeze:
             gc.freeze()
         return ruleset
@@ -129,6 +90,7 @@ def _parse(
     doc: Mapping[str, Any] | str | bytes,
     base: BuildState | None,
     previous: Ruleset | None,
+    keep_raw: bool = True,
 ) -> Ruleset:
     if isinstance(doc, str | bytes | bytearray):
         try:
@@ -138,548 +100,86 @@ def _parse(
         except RecursionError:
             raise ParseError("$", "invalid JSON: nested too deep to decode") from None
     root = _object(doc, "$")
-    _keys(root, "$", _TOP_KEYS, _TOP_REQUIRED)
-
-    fmt = root["format"]
-    if type(fmt) is not int or fmt != FORMAT_VERSION:
-        raise ParseError(
-            "$.format", f"unsupported format {fmt!r}; this engine reads {FORMAT_VERSION}"
-        )
-    environment = _string(root["environment"], "$.environment")
-    version = _integer(root["version"], "$.version")
-    _number(version, "$.version")
-    etag = _string(root.get("etag", ""), "$.etag")
-
+    _keys(root, "$", validate._TOP_KEYS, validate._TOP_REQUIRED)
+    header = _header(root)
     segments_doc = _object(root.get("segments", {}), "$.segments")
     flags_doc = _object(root["flags"], "$.flags")
-    if previous is None or base is None:
-        base, old_flags, old_segments = _EMPTY_BUILD, _NO_FLAGS, _NO_SEGMENTS
-    else:
-        old_flags, old_segments = previous.flags, previous.segments
+    raw = root if keep_raw else NO_DOCUMENT
+    if previous is not None and base is not None:
+        changes = Changes.from_document(flags_doc, segments_doc, base, previous, _text)
+        try:
+            return rebuild(
+                previous, header, changes, raw=raw, order=flags_doc, segment_order=segments_doc
+            )
+        except ParseError:
+            pass  # report exactly what a parse from scratch reports (first error in order)
+    return _scratch(header, flags_doc, segments_doc, raw)
 
-    # Segments: an unchanged entry whose named segments all still exist is valid as before.
+
+def _scratch(
+    header: tuple[int, str, int, str],
+    flags_doc: Mapping[str, Any],
+    segments_doc: Mapping[str, Any],
+    raw: Mapping[str, Any],
+) -> Ruleset:
+    fmt, environment, version, etag = header
     segment_digests: dict[str, bytes] = {}
     segments: dict[str, Segment] = {}
-    changed_segments: set[str] = set(old_segments.keys() - segments_doc.keys())
-    same_segment_keys = segments_doc.keys() == old_segments.keys()
     for key, value in segments_doc.items():
         text = _text(value)
-        old_segment = old_segments.get(key)
-        if (
-            text is not None
-            and old_segment is not None
-            and base.segment_digests.get(key) == text
-            and (same_segment_keys or segment_refs(old_segment.when) <= segments_doc.keys())
-        ):
-            segments[key] = old_segment
-        else:
-            segments[key] = _segment(key, value, _at("$.segments", key), segments_doc)
-            changed_segments.add(key)
+        segments[key] = validate._segment(key, value, _at("$.segments", key), segments_doc)
         if text is not None:
             segment_digests[key] = text
     _check_segment_cycles(segments)
-    graph = segment_graph(segments)
-    affected_segments = dependents(changed_segments, graph) if changed_segments else set()
 
-    # Flags: validation depends on the flag's own entry and on which segments exist.
-    flag_digests: dict[str, bytes] = {}
+    flag_digests: dict[str, bytes | None] = {}
     flags: dict[str, Flag] = {}
-    reused: set[str] = set()
-    same_segment_keys = segments.keys() == old_segments.keys()
     for key, value in flags_doc.items():
-        text = _text(value)
-        old_flag = old_flags.get(key)
-        if (
-            text is not None
-            and old_flag is not None
-            and base.flag_digests.get(key) == text
-            and (same_segment_keys or flag_segment_refs(old_flag) <= segments.keys())
-        ):
-            flags[key] = old_flag
-            reused.add(key)
-        else:
-            flags[key] = _flag(key, value, _at("$.flags", key), segments)
-        if text is not None:
-            flag_digests[key] = text
+        flag_digests[key] = _text(value)
+        flags[key] = validate._flag(key, value, _at("$.flags", key), segments)
     _check_prerequisites(flags)
 
-    reuse_tests = (
-        {k: t for k, t in base.segment_tests.items() if k not in affected_segments}
-        if base.segment_tests
-        else None
-    )
-    segment_tests = compile_segments(segments, reuse_tests)
+    segment_tests = compile_segments(segments)
     compiled: dict[str, Any] = {}
     conditions: dict[str, tuple[tuple[Any, ...], ...]] = {}
-    old_conditions = base.conditions
+    prerequisite_users: dict[str, set[str]] = {}
+    segment_users: dict[str, set[str]] = {}
     # prerequisites first: a compiled flag holds its prerequisites' functions (no registry
     # lookup at call time, hence no reference cycle)
     for key in topological_order(prerequisite_graph(flags)):
         flag = flags[key]
-        plans = old_conditions.get(key) if key in reused else None
-        if (
-            plans is not None
-            and affected_segments
-            and flag.rules
-            and not affected_segments.isdisjoint(flag_segment_refs(flag))
-        ):
-            plans = None  # a segment it names changed: its in_segment tests hold the old one
-        if plans is None:
-            plans = compile_conditions(flag, segment_tests)
+        plans = compile_conditions(flag, segment_tests)
         conditions[key] = plans
-        compiled[key] = compile_flag(flag, version, segment_tests, compiled, plans)
-    final = {key: _with_compiled(flag, compiled[key]) for key, flag in flags.items()}
+        compiled[key] = compile_flag(flag, segment_tests, compiled, plans)
+        for pre in flag.prerequisites:
+            prerequisite_users.setdefault(pre.flag, set()).add(key)
+        if flag.rules:
+            for seg in flag_segment_refs(flag):
+                segment_users.setdefault(seg, set()).add(key)
+    final = MappingProxyType(
+        {
+            key: with_compiled(flag, compiled[key], flag_digests[key], conditions[key])
+            for key, flag in flags.items()
+        }
+    )
     return Ruleset(
         environment=environment,
         version=version,
         etag=etag,
-        flags=MappingProxyType(final),
+        flags=final,
         segments=MappingProxyType(segments),
         format=fmt,
-        raw=root,
+        raw=raw,
         build=BuildState(
-            flag_digests=flag_digests,
+            flag_digests=FlagTable(final, "digest"),
             segment_digests=segment_digests,
             segment_tests=segment_tests,
-            conditions=conditions,
+            conditions=FlagTable(final, "plans"),
+            prerequisite_users={k: frozenset(v) for k, v in prerequisite_users.items()},
+            segment_users={k: frozenset(v) for k, v in segment_users.items()},
         ),
     )
 
 
-def _with_compiled(flag: Flag, fn: Any) -> Flag:
-    """``replace(flag, compiled=fn)`` without dataclasses.replace's keyword machinery."""
-    return Flag(
-        flag.key,
-        flag.kind,
-        flag.enabled,
-        flag.variants,
-        flag.prerequisites,
-        flag.rules,
-        flag.fallthrough,
-        flag.metadata,
-        fn,
-    )
-
-
-_EMPTY_BUILD = BuildState(flag_digests={}, segment_digests={}, segment_tests={}, conditions={})
-_NO_FLAGS: Mapping[str, Flag] = MappingProxyType({})
-_NO_SEGMENTS: Mapping[str, Segment] = MappingProxyType({})
-
-
-# --------------------------------------------------------------------------------------------
-# pieces
-
-
-def _flag(key: str, doc: Any, path: str, segments: Mapping[str, Segment]) -> Flag:
-    if not key:
-        raise ParseError(path, "flag key must not be empty")
-    _utf8(key, path, "the flag key (the default rollout salt)")
-    obj = _object(doc, path)
-    _keys(obj, path, _FLAG_KEYS, _FLAG_REQUIRED)
-    kind = obj["kind"]
-    if kind not in KINDS:
-        raise ParseError(
-            f"{path}.kind", f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}"
-        )
-    enabled = obj["enabled"]
-    if type(enabled) is not bool:
-        raise ParseError(f"{path}.enabled", "expected a boolean")
-
-    variants_doc = _object(obj["variants"], f"{path}.variants")
-    if not variants_doc:
-        raise ParseError(f"{path}.variants", "a flag needs at least one variant")
-    variants = {
-        name: _variant_value(kind, value, _at(f"{path}.variants", name))
-        for name, value in variants_doc.items()
-    }
-    for name in variants:
-        if not name:
-            raise ParseError(f"{path}.variants", "variant names must not be empty")
-        _utf8(name, _at(f"{path}.variants", name), "a variant name (it is served)")
-
-    prerequisites = tuple(
-        _prerequisite(item, f"{path}.prerequisites[{i}]")
-        for i, item in enumerate(_array(obj.get("prerequisites", []), f"{path}.prerequisites"))
-    )
-    rules = tuple(
-        _rule(item, f"{path}.rules[{i}]", variants, segments)
-        for i, item in enumerate(_array(obj.get("rules", []), f"{path}.rules"))
-    )
-    seen: set[str] = set()
-    for i, rule in enumerate(rules):
-        if rule.id in seen:
-            raise ParseError(f"{path}.rules[{i}].id", f"duplicate rule id {rule.id!r}")
-        seen.add(rule.id)
-    fallthrough_doc = obj.get("fallthrough")
-    fallthrough = (
-        None
-        if fallthrough_doc is None
-        else _serve(fallthrough_doc, f"{path}.fallthrough", variants)
-    )
-    metadata_doc = _object(obj.get("metadata", {}), f"{path}.metadata")
-    for mkey, mvalue in metadata_doc.items():
-        mpath = _at(f"{path}.metadata", mkey)
-        if not isinstance(mvalue, str | bool | int | float):
-            raise ParseError(mpath, "metadata values must be strings, numbers or booleans")
-        if isinstance(mvalue, str):
-            _utf8(mvalue, mpath, "a metadata value (it is served)")
-        elif not isinstance(mvalue, bool):
-            _number(mvalue, mpath)
-    return Flag(
-        key=key,
-        kind=kind,
-        enabled=enabled,
-        variants=MappingProxyType(variants),
-        prerequisites=prerequisites,
-        rules=rules,
-        fallthrough=fallthrough,
-        metadata=MappingProxyType(dict(metadata_doc)),
-    )
-
-
-def _variant_value(kind: str, value: Any, path: str) -> Any:
-    ok: bool
-    if kind == "boolean":
-        ok = isinstance(value, bool)
-    elif kind == "string":
-        ok = isinstance(value, str)
-        if ok:
-            _utf8(value, path, "a served string")
-    elif kind == "integer":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if ok:
-            _number(value, path)
-    elif kind == "float":
-        # Integral JSON numbers are fine for a float flag ("1" is 1.0); they are served as
-        # floats so every surface (OFREP, the SDK) sees the flag's declared type.
-        if _finite_number(value):
-            try:
-                return float(value)
-            except OverflowError:
-                raise ParseError(path, "number too large for a float flag") from None
-        ok = False
-    else:
-        ok = isinstance(value, dict | list)
-        if ok:
-            _json_value(value, path)
-    if not ok:
-        raise ParseError(
-            path, f"a {kind} flag cannot have a variant value of type {json_type(value)}"
-        )
-    return value
-
-
-def _prerequisite(doc: Any, path: str) -> Prerequisite:
-    obj = _object(doc, path)
-    _keys(obj, path, _PREREQ_KEYS, ("flag", "variants"))
-    flag = _string(obj["flag"], f"{path}.flag")
-    variants = _array(obj["variants"], f"{path}.variants")
-    if not variants:
-        raise ParseError(f"{path}.variants", "list at least one variant")
-    for i, v in enumerate(variants):
-        _string(v, f"{path}.variants[{i}]")
-    return Prerequisite(flag=flag, variants=tuple(variants))
-
-
-def _rule(
-    doc: Any, path: str, variants: Mapping[str, Any], segments: Mapping[str, Segment]
-) -> Rule:
-    obj = _object(doc, path)
-    _keys(obj, path, _RULE_KEYS, ("id", "when", "serve"))
-    rule_id = _string(obj["id"], f"{path}.id")
-    if not rule_id:
-        raise ParseError(f"{path}.id", "rule id must not be empty")
-    when = _conditions(obj["when"], f"{path}.when", segments)
-    return Rule(id=rule_id, when=when, serve=_serve(obj["serve"], f"{path}.serve", variants))
-
-
-def _conditions(doc: Any, path: str, segments: Mapping[str, Any]) -> tuple[Condition, ...]:
-    return tuple(
-        _condition(item, f"{path}[{i}]", segments) for i, item in enumerate(_array(doc, path))
-    )
-
-
-def _condition(doc: Any, path: str, segments: Mapping[str, Any]) -> Condition:
-    obj = _object(doc, path)
-    _keys(obj, path, _COND_KEYS, ("op",))
-    op_name = obj["op"]
-    op = OPERATORS.get(op_name) if isinstance(op_name, str) else None
-    if op is None:
-        raise ParseError(f"{path}.op", f"unknown operator {op_name!r}")
-    negate = obj.get("negate", False)
-    if type(negate) is not bool:
-        raise ParseError(f"{path}.negate", "expected a boolean")
-    ci = obj.get("case_insensitive", False)
-    if type(ci) is not bool:
-        raise ParseError(f"{path}.case_insensitive", "expected a boolean")
-
-    attr = obj.get("attr")
-    if op.uses_attr:
-        if attr is None:
-            raise ParseError(path, f"operator {op_name!r} needs an 'attr'")
-        attr = _string(attr, f"{path}.attr")
-        if not attr or any(not part for part in attr.split(".")):
-            raise ParseError(f"{path}.attr", f"invalid attribute path {attr!r}")
-    elif "attr" in obj:
-        raise ParseError(f"{path}.attr", f"operator {op_name!r} takes no 'attr'")
-
-    values = _array(obj.get("values", []), f"{path}.values")
-    if op.needs_values and not values:
-        raise ParseError(f"{path}.values", f"operator {op_name!r} needs at least one value")
-    if not op.needs_values and values:
-        raise ParseError(f"{path}.values", f"operator {op_name!r} takes no values")
-    if not op.uses_attr:
-        for i, seg in enumerate(values):
-            _string(seg, f"{path}.values[{i}]")
-            if seg not in segments:
-                raise ParseError(f"{path}.values[{i}]", f"undefined segment {seg!r}")
-    elif op.build is not None:
-        # Build once here so bad values (regex, semver, dates, networks) fail at parse time
-        # with a precise path; the compiler builds again from the validated values.
-        try:
-            op.build(values, ci)
-        except ValueProblem as exc:
-            where = f"{path}.values" if exc.index is None else f"{path}.values[{exc.index}]"
-            raise ParseError(where, exc.message) from None
-    return Condition(
-        op=op_name, attr=attr, values=tuple(values), negate=negate, case_insensitive=ci
-    )
-
-
-def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
-    obj = _object(doc, path)
-    _keys(obj, path, _SERVE_KEYS, ())
-    has_variant = "variant" in obj
-    has_rollout = "rollout" in obj
-    if has_variant == has_rollout:
-        raise ParseError(path, "serve exactly one of 'variant' or 'rollout'")
-    if has_variant:
-        return Serve(variant=_variant_ref(obj["variant"], f"{path}.variant", variants))
-    rpath = f"{path}.rollout"
-    robj = _object(obj["rollout"], rpath)
-    _keys(robj, rpath, _ROLLOUT_KEYS, ("weights",))
-    weights_doc = _array(robj["weights"], f"{rpath}.weights")
-    if not weights_doc:
-        raise ParseError(f"{rpath}.weights", "a rollout needs at least one weighted variant")
-    weights = []
-    seen: set[str] = set()
-    for i, item in enumerate(weights_doc):
-        wpath = f"{rpath}.weights[{i}]"
-        wobj = _object(item, wpath)
-        _keys(wobj, wpath, _WEIGHT_KEYS, ("variant", "weight"))
-        name = _variant_ref(wobj["variant"], f"{wpath}.variant", variants)
-        if name in seen:
-            raise ParseError(f"{wpath}.variant", f"variant {name!r} listed twice")
-        seen.add(name)
-        weight = wobj["weight"]
-        if type(weight) is not int or weight < 0:
-            raise ParseError(f"{wpath}.weight", "weights are non-negative integers")
-        if weight > MAX_TOTAL_WEIGHT:
-            raise ParseError(f"{wpath}.weight", f"a weight is at most {_WEIGHT_BOUND}")
-        weights.append(WeightedVariant(variant=name, weight=weight))
-    total = sum(w.weight for w in weights)
-    if total <= 0:
-        raise ParseError(f"{rpath}.weights", "weights sum to 0")
-    if total > MAX_TOTAL_WEIGHT:
-        raise ParseError(f"{rpath}.weights", f"weights sum to {total:,}, above {_WEIGHT_BOUND}")
-    bucket_by = _string(robj.get("bucket_by", "targetingKey"), f"{rpath}.bucket_by")
-    if not bucket_by or any(not part for part in bucket_by.split(".")):
-        raise ParseError(f"{rpath}.bucket_by", f"invalid attribute path {bucket_by!r}")
-    salt = robj.get("salt")
-    if salt is not None:
-        salt = _utf8(_string(salt, f"{rpath}.salt"), f"{rpath}.salt", "the salt")
-    algorithm = _string(robj.get("hash", DEFAULT_HASH), f"{rpath}.hash")
-    if algorithm not in HASH_ALGORITHMS:
-        raise ParseError(
-            f"{rpath}.hash",
-            f"unknown hash algorithm {algorithm!r} (one of {', '.join(HASH_ALGORITHMS)})",
-        )
-    return Serve(
-        rollout=Rollout(weights=tuple(weights), bucket_by=bucket_by, salt=salt, hash=algorithm)
-    )
-
-
-def _variant_ref(doc: Any, path: str, variants: Mapping[str, Any]) -> str:
-    name = _string(doc, path)
-    if name not in variants:
-        raise ParseError(path, f"variant {name!r} is not defined by this flag")
-    return name
-
-
-def _segment(key: str, doc: Any, path: str, all_segments: Mapping[str, Any]) -> Segment:
-    if not key:
-        raise ParseError(path, "segment key must not be empty")
-    obj = _object(doc, path)
-    _keys(obj, path, _SEGMENT_KEYS, ())
-    include = _string_list(obj.get("include", []), f"{path}.include")
-    exclude = _string_list(obj.get("exclude", []), f"{path}.exclude")
-    when = _conditions(obj.get("when", []), f"{path}.when", all_segments)
-    return Segment(key=key, include=frozenset(include), exclude=frozenset(exclude), when=when)
-
-
-# --------------------------------------------------------------------------------------------
-# graph checks
-
-
-def _check_segment_cycles(segments: Mapping[str, Segment]) -> None:
-    graph = segment_graph(segments)
-    cycle = find_cycle(graph)
-    if cycle is not None:
-        raise ParseError(_at("$.segments", cycle[0]), f"segment cycle: {' -> '.join(cycle)}")
-    depth, chain = longest_chain(graph)
-    if depth > MAX_CHAIN_DEPTH:
-        raise ParseError(
-            _at("$.segments", chain[0]),
-            f"segments refer to segments {depth} deep (at most {MAX_CHAIN_DEPTH})",
-        )
-
-
-def _check_prerequisites(flags: Mapping[str, Flag]) -> None:
-    for key, flag in flags.items():
-        for i, pre in enumerate(flag.prerequisites):
-            path = f"{_at('$.flags', key)}.prerequisites[{i}]"
-            target = flags.get(pre.flag)
-            if target is None:
-                raise ParseError(f"{path}.flag", f"undefined prerequisite flag {pre.flag!r}")
-            for j, variant in enumerate(pre.variants):
-                if variant not in target.variants:
-                    raise ParseError(
-                        f"{path}.variants[{j}]",
-                        f"flag {pre.flag!r} has no variant {variant!r}",
-                    )
-    graph = prerequisite_graph(flags)
-    cycle = find_cycle(graph)
-    if cycle is not None:
-        raise ParseError(
-            f"{_at('$.flags', cycle[0])}.prerequisites",
-            f"prerequisite cycle: {' -> '.join(cycle)}",
-        )
-    depth, chain = longest_chain(graph)
-    if depth > MAX_CHAIN_DEPTH:
-        raise ParseError(
-            f"{_at('$.flags', chain[0])}.prerequisites",
-            f"prerequisites chain {depth} flags deep (at most {MAX_CHAIN_DEPTH})",
-        )
-
-
-# --------------------------------------------------------------------------------------------
-# JSON shape helpers
-
-
-def _at(path: str, key: str) -> str:
-    quoted = json.dumps(key, ensure_ascii=False)
-    if not quoted.isascii():
-        try:
-            quoted.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate: escape it, so the path is printable
-            quoted = json.dumps(key)
-    return f"{path}[{quoted}]"
-
-
-def _fail_type(path: str, expected: str, value: Any) -> NoReturn:
-    raise ParseError(path, f"expected {expected}, got {json_type(value)}")
-
-
-def _object(value: Any, path: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        _fail_type(path, "an object", value)
-    for k in value:
-        if not isinstance(k, str):
-            raise ParseError(path, f"object keys must be strings, got {k!r}")
-    return value
-
-
-def _array(value: Any, path: str) -> list[Any]:
-    if not isinstance(value, list | tuple):
-        _fail_type(path, "an array", value)
-    return list(value)
-
-
-def _string(value: Any, path: str) -> str:
-    if not isinstance(value, str):
-        _fail_type(path, "a string", value)
-    return value
-
-
-def _utf8(value: str, path: str, what: str) -> str:
-    """``value`` unchanged if it has a UTF-8 form (what bucketing hashes); a lone surrogate
-    (JSON ``"\\ud800"``) has none."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ParseError(
-            path, f"{what} is not valid Unicode text (UTF-8 cannot encode a lone surrogate)"
-        ) from None
-    return value
-
-
-def _string_list(value: Any, path: str) -> list[str]:
-    items = _array(value, path)
-    for i, item in enumerate(items):
-        _string(item, f"{path}[{i}]")
-    return items
-
-
-def _integer(value: Any, path: str) -> int:
-    if type(value) is not int:
-        _fail_type(path, "an integer", value)
-    return value
-
-
-def _number(value: int | float, path: str) -> None:
-    problem = number_problem(value)
-    if problem is not None:
-        raise ParseError(path, problem)
-
-
-def _json_value(value: Any, path: str) -> None:
-    """An object/array variant: JSON values only, finite numbers within signed 64-bit,
-    strings and keys with a UTF-8 form (it is served as JSON), at most ``MAX_OBJECT_DEPTH``
-    containers deep. Iterative, so no depth raises RecursionError;
-    the error names the first offending location in document order."""
-    stack: list[tuple[Any, str, int]] = [(value, path, 1)]
-    while stack:
-        node, where, depth = stack.pop()
-        if isinstance(node, str):
-            _utf8(node, where, "a served string")
-            continue
-        if isinstance(node, bool) or node is None:
-            continue
-        if isinstance(node, int | float):
-            _number(node, where)
-            continue
-        if depth > MAX_OBJECT_DEPTH:
-            raise ParseError(
-                where, f"nested deeper than {MAX_OBJECT_DEPTH} levels of objects and arrays"
-            )
-        if isinstance(node, Mapping):
-            items = list(node.items())
-            for k, _ in items:
-                if not isinstance(k, str):
-                    raise ParseError(where, f"object keys must be strings, got {k!r}")
-                _utf8(k, where, "an object key (it is served)")
-            stack.extend((v, _at(where, k), depth + 1) for k, v in reversed(items))
-        elif isinstance(node, list | tuple):
-            stack.extend(
-                (v, f"{where}[{i}]", depth + 1) for i, v in reversed(list(enumerate(node)))
-            )
-        else:
-            raise ParseError(where, f"not a JSON value: {type(node).__name__}")
-
-
-def _finite_number(value: Any) -> bool:
-    """A JSON number that is not NaN/Infinity (which Python's json module accepts)."""
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return True  # math.isfinite() would overflow on huge ints
-    return isinstance(value, float) and math.isfinite(value)
-
-
-def _keys(obj: Mapping[str, Any], path: str, allowed: set[str], required: Sequence[str]) -> None:
-    for key in required:
-        if key not in obj:
-            raise ParseError(path, f"missing key {key!r}")
-    for key in obj:
-        if key not in allowed:
-            raise ParseError(_at(path, key), f"unknown key {key!r}")
+# kept for callers of the old private name
+_with_compiled = with_compiled

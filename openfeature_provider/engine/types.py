@@ -10,7 +10,7 @@ OpenFeature provider, the Django app, the OFREP endpoints and the CLI all share.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -23,6 +23,7 @@ __all__ = [
     "ErrorCode",
     "Flag",
     "FlagKind",
+    "FlagTable",
     "Prerequisite",
     "Reason",
     "Resolution",
@@ -141,28 +142,84 @@ class Flag:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     #: Filled by the parser: the function that evaluates this flag. Not part of equality.
     compiled: Callable[..., Resolution] | None = field(default=None, compare=False, repr=False)
+    #: Filled by the parser: the digest of the flag's document entry (what a later parse
+    #: compares) and its compiled conditions (what a recompile for a changed prerequisite
+    #: reuses). Kept on the flag, which unchanged versions share, rather than in per-version
+    #: tables that a change would have to copy. Not part of equality.
+    digest: bytes | None = field(default=None, compare=False, repr=False)
+    plans: tuple[tuple[Any, ...], ...] | None = field(default=None, compare=False, repr=False)
+
+
+class FlagTable(Mapping[str, Any]):
+    """A read-only view of one attribute of every flag of a ruleset (``BuildState``'s
+    ``flag_digests`` and ``conditions``): no table per version to copy on a change."""
+
+    __slots__ = ("_attr", "_flags")
+
+    def __init__(self, flags: Mapping[str, Flag], attr: str) -> None:
+        self._flags = flags
+        self._attr = attr
+
+    def __getitem__(self, key: str) -> Any:
+        value = getattr(self._flags[key], self._attr)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        flag = self._flags.get(key)
+        value = None if flag is None else getattr(flag, self._attr)
+        return default if value is None else value
+
+    def __iter__(self) -> Iterator[str]:
+        attr = self._attr
+        return (k for k, f in self._flags.items() if getattr(f, attr) is not None)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
 
 
 @dataclass(frozen=True, slots=True)
 class BuildState:
-    """What ``parse_ruleset(doc, previous=ruleset)`` reuses from ``ruleset``'s own parse.
+    """What a later ``parse_ruleset(doc, previous=ruleset)`` or ``parse_delta(delta,
+    previous=ruleset)`` reuses from ``ruleset``'s own build.
 
     ``*_digests``: BLAKE2b-128 of the ``repr`` of each flag's and segment's document entry
     (UTF-8, surrogatepass), taken at parse time, so a caller mutating its document afterwards
     cannot make a changed entry look unchanged; ``repr`` tells ``1``, ``1.0`` and ``true``
     apart where ``==`` does not.
-    ``segment_tests`` and ``conditions`` are the version-independent compiled parts.
+    ``segment_tests`` and ``conditions`` are compiled parts of no particular version.
+    ``flag_digests`` and ``conditions`` are ``FlagTable`` views of ``Flag.digest`` and
+    ``Flag.plans``.
+    ``prerequisite_users`` (flag -> the flags listing it as a prerequisite) and
+    ``segment_users`` (segment -> the flags whose rules name it) are the reverse edges, so a
+    change finds what depends on it without walking every flag.
+    ``base`` (a weak reference to the ruleset this one was built from) and ``changed`` (the
+    keys whose evaluation may differ from ``base``'s): ``changed_flag_keys(base, this)``
+    without comparing every flag.
     """
 
     flag_digests: Mapping[str, bytes]
     segment_digests: Mapping[str, bytes]
     segment_tests: Mapping[str, Callable[..., bool]]
     conditions: Mapping[str, tuple[tuple[Any, ...], ...]]
+    prerequisite_users: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    segment_users: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    base: Callable[[], Ruleset | None] | None = None
+    changed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
 class Ruleset:
-    """One environment's flags at one version. ``raw`` keeps the validated JSON document.
+    """One environment's flags at one version. ``raw`` keeps the validated JSON document
+    (empty when parsed with ``keep_raw=False``, as the provider does: ``engine.document``
+    rebuilds an equivalent document when one is needed).
+
+    Flags and segments that did not change are shared with the ruleset this one was built
+    from (the same objects, compiled functions included): nothing in them depends on the
+    version. ``snapshotVersion`` is added to a flag's resolutions by ``bind`` (evaluate.py)
+    the first time each is returned from this ruleset, and kept in ``bound`` (private to the
+    engine: ``id`` of a pre-built resolution or metadata mapping -> its bound form).
 
     Weak-referenceable so a holder (and a test) can tell that a replaced ruleset was freed.
     """
@@ -177,6 +234,7 @@ class Ruleset:
     #: Set by ``parse_ruleset``: what a later incremental parse may reuse (None when built
     #: in code). Not part of equality.
     build: BuildState | None = field(default=None, compare=False, repr=False)
+    bound: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ import httpx
 
 from openfeature_provider.engine import parse_ruleset
 from openfeature_provider.engine.delta import make_delta
+from openfeature_provider.engine.document import ruleset_document
 from openfeature_provider.remote import StreamingSource
 from openfeature_provider.transport import RulesetClient
 
@@ -77,7 +78,9 @@ def test_fetch__delta_answered__applied_equal_to_the_full_document() -> None:
     server.current = V2
     ruleset, changed = client.fetch()
     assert changed and ruleset == parse_ruleset(V2)
-    assert dict(ruleset.raw) == V2  # the last-known-good file is written from this
+    assert ruleset.raw == {}  # no decoded document kept (issue 17 item 4) ...
+    # ... the last-known-good file is written from the ruleset itself
+    assert parse_ruleset(ruleset_document(ruleset)) == parse_ruleset(V2)
     assert server.requests[1].headers["A-IM"] == "flagapp-delta"
     assert (client.full_fetches, client.deltas_applied) == (1, 1)
 

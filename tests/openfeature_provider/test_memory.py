@@ -33,7 +33,7 @@ def no_cyclic_gc() -> Iterator[None]:
             gc.enable()
 
 
-def test_provider__snapshot_replaced__old_ruleset_freed_by_refcounting_alone(
+def test_provider__snapshot_replaced__old_ruleset_and_changed_flags_freed_by_refcounting(
     no_cyclic_gc: None,
 ) -> None:
     source = InMemorySource(make_doc(1))
@@ -47,11 +47,17 @@ def test_provider__snapshot_replaced__old_ruleset_freed_by_refcounting_alone(
         old = provider.snapshot
         assert old is not None
         refs = [weakref.ref(old)]
-        refs += [weakref.ref(f.compiled) for f in old.flags.values() if f.compiled is not None]
-        del old
-        source.update(make_doc(2))
+        doc = make_doc(2)
+        doc["flags"]["ui.theme"]["enabled"] = False
+        source.update(doc)
+        new = provider.snapshot
+        assert new is not None and new.version == 2
+        # the changed flag's compiled form goes with the old ruleset; the others are shared
+        replaced = [f for k, f in old.flags.items() if new.flags.get(k) is not f]
+        assert [f.key for f in replaced] == ["ui.theme"]
+        refs += [weakref.ref(f.compiled) for f in replaced if f.compiled is not None]
+        del old, new, replaced
         assert client.get_boolean_value("checkout.new-flow", False, ctx) is True
-        assert provider.snapshot is not None and provider.snapshot.version == 2
         alive = [r() for r in refs if r() is not None]
         assert alive == [], f"v1 kept alive by {[gc.get_referrers(a) for a in alive]!r}"
     finally:

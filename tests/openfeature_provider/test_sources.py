@@ -129,3 +129,30 @@ def test_backoff__grows_exponentially_with_jitter_and_caps() -> None:
     assert len(set(delays)) == len(delays)  # jittered
     b.reset()
     assert b.next() <= 0.5
+
+
+def test_in_memory_source__delta__applied_to_the_held_ruleset_and_delivered() -> None:
+    from openfeature_provider import InMemorySource
+    from openfeature_provider.engine.delta import make_delta
+
+    v1 = make_doc(1)
+    v2 = make_doc(2)
+    v2["flags"]["ui.theme"]["enabled"] = False
+    source = InMemorySource(v1)
+    provider = FlagappProvider(source=source, name="delta-source")
+    events = EventRecorder("delta-source")
+    api.set_provider_and_wait(provider, "delta-source")
+    try:
+        before = provider.snapshot
+        assert before is not None and before.raw == {}  # no decoded document kept
+        source.apply_delta(make_delta(v1, v2))
+        after = provider.snapshot
+        assert after is not None and after.version == 2 and after == parse_ruleset(v2)
+        assert after.flags["checkout.new-flow"] is before.flags["checkout.new-flow"]
+        changed = ProviderEvent.PROVIDER_CONFIGURATION_CHANGED
+        assert events.wait_for(lambda: events.of(changed))
+        assert events.of(changed)[0].flags_changed == ["ui.theme"]
+        with pytest.raises(InvalidSnapshot):  # another base: reported and raised
+            source.apply_delta(make_delta(v1, v2))
+    finally:
+        api.clear_providers()

@@ -262,7 +262,7 @@ def test_parse_ruleset__conformance_after_another_version__same_answers(
         assert got == evaluate(full, case["flag"], case["context"], case.get("kind")), case
 
 
-def test_parse_ruleset__incremental__replaced_flags_freed_by_refcounting_alone() -> None:
+def test_parse_ruleset__incremental__replaced_flags_freed_by_refcounting_shared_kept() -> None:
     was = gc.isenabled()
     gc.collect()
     gc.disable()
@@ -272,9 +272,13 @@ def test_parse_ruleset__incremental__replaced_flags_freed_by_refcounting_alone()
         doc = copy.deepcopy(doc)
         doc["flags"]["f3"]["enabled"] = False
         second = parse_ruleset(doc, previous=first)
+        # what the new ruleset does not share (f3, and f5, f7 holding it as a prerequisite)
+        # goes with the old one; what it shares is the very same object
+        replaced = [f for k, f in first.flags.items() if second.flags[k] is not f]
+        assert sorted(f.key for f in replaced) == ["f3", "f5", "f7"]
         refs = [weakref.ref(first)]
-        refs += [weakref.ref(f.compiled) for f in first.flags.values() if f.compiled]
-        del first
+        refs += [weakref.ref(f.compiled) for f in replaced if f.compiled]
+        del first, replaced
         assert [r for r in refs if r() is not None] == []
         assert evaluate(second, "f0", CONTEXTS[1]).value is True
     finally:
