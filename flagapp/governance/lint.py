@@ -24,6 +24,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from flagapp.conf import settings
+from flagapp.governance.stale import stale_report
+from flagapp.models import Flag
 
 __all__ = ["RULES", "Finding", "lint"]
 
@@ -47,9 +49,6 @@ def lint(
     stale_days: int | None = None,
 ) -> list[Finding]:
     """Every finding of the selected rules, sorted by flag key then rule."""
-    from flagapp.governance.stale import stale_report
-    from flagapp.models import Flag
-
     now = now or timezone.now()
     today = timezone.localdate(now)
     selected = set(rules)

@@ -26,7 +26,10 @@ from django.utils import timezone
 from flagapp.conf import settings
 from flagapp.governance.owners import owner_emails
 from flagapp.governance.stages import due_stage, stage_label
+from flagapp.models import Flag, ReminderLog
 from flagapp.notifications.dispatcher import has_subscribers
+from flagapp.notifications.outbox import announce
+from flagapp.signals import flag_expiring
 
 __all__ = ["ReminderResult", "owner_emails", "send_expiry_reminders"]
 
@@ -49,8 +52,6 @@ class ReminderResult:
 
 def send_expiry_reminders(today: dt.date | None = None) -> ReminderResult:
     """Send every reminder due on ``today`` (default: the current local date)."""
-    from flagapp.models import Flag, ReminderLog
-
     today = today or timezone.localdate()
     before = int(settings.REMINDER_DAYS_BEFORE)
     every = int(settings.REMINDER_OVERDUE_EVERY_DAYS)
@@ -93,9 +94,5 @@ def send_expiry_reminders(today: dt.date | None = None) -> ReminderResult:
 def _announce(flag: Any, stage: str, today: dt.date, recipients: list[str]) -> None:
     """``flag_expiring`` once the ``ReminderLog`` row commits (a rolled-back or duplicate
     insert notifies nobody); the dispatcher mails ``recipients`` and calls the webhooks."""
-    from flagapp.signals import flag_expiring
-
     label = stage_label(stage, flag.expires_on, today)
-    from flagapp.notifications.outbox import announce
-
     announce(flag_expiring, type(flag), flag=flag, stage=stage, label=label, recipients=recipients)

@@ -25,7 +25,11 @@ from typing import Any
 
 from django.utils import timezone
 
+from flagapp import evaluation, sampling
 from flagapp.conf import settings
+from flagapp.models import Flag, FlagState
+from flagapp.notifications.outbox import announce
+from flagapp.signals import stale_flags_reported
 
 __all__ = ["StaleReport", "mail_stale_report", "stale_report", "uniform_variant"]
 
@@ -82,9 +86,6 @@ def _single_variant(serve: Mapping[str, Any] | None) -> str | None:
 
 
 def stale_report(now: dt.datetime | None = None, days: int | None = None) -> StaleReport:
-    from flagapp import evaluation, sampling
-    from flagapp.models import Flag, FlagState
-
     now = now or timezone.now()
     days = int(settings.STALE_DAYS if days is None else days)
     cutoff = now - dt.timedelta(days=days)
@@ -117,9 +118,6 @@ def mail_stale_report(report: StaleReport) -> int:
     ``FLAGAPP["STALE_REPORT_EMAILS"]`` and ``flag.stale`` to the subscribed endpoints.
     Returns the number of mail recipients (0 when none are configured or the report is
     empty)."""
-    from flagapp.notifications.outbox import announce
-    from flagapp.signals import stale_flags_reported
-
     if report.empty:
         return 0
     recipients = list(settings.STALE_REPORT_EMAILS or [])

@@ -19,6 +19,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from flagapp import exposures as buffered
+from flagapp.models import FlagState, SdkEvent
+
 from .stats import (
     ProportionTest,
     SampleRatioCheck,
@@ -150,8 +153,6 @@ def expected_weights(experiment: Any) -> dict[str, float]:
     rollout weights in the environment (a fixed variant means no split to check)."""
     if experiment.expected_weights:
         return {str(k): float(v) for k, v in experiment.expected_weights.items()}
-    from flagapp.models import FlagState
-
     state = FlagState.objects.filter(
         flag_id=experiment.flag_id, environment_id=experiment.environment_id
     ).first()
@@ -164,9 +165,6 @@ def expected_weights(experiment: Any) -> dict[str, float]:
 def analyse(experiment: Any, *, now: datetime | None = None) -> ExperimentResults:
     """Read the experiment's exposures and conversions and summarise them (this process's
     buffered in-process exposures and ``track()`` events are stored first)."""
-    from flagapp import exposures as buffered
-    from flagapp.models import SdkEvent
-
     buffered.flush()
 
     since = experiment.started_at

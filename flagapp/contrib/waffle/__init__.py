@@ -75,12 +75,11 @@ def _on_setting_changed(*, setting: str = "", **kwargs: Any) -> None:
 
 
 def _connect() -> None:
+    """Forget the cached ``WAFFLE_*`` settings when a test changes one: connected by
+    ``WaffleCompatConfig.ready()`` (no receiver is connected at import time)."""
     from django.test.signals import setting_changed
 
     setting_changed.connect(_on_setting_changed, dispatch_uid="flagapp.contrib.waffle.settings")
-
-
-_connect()
 
 
 def _not_found(details: Any) -> bool:

@@ -30,3 +30,8 @@ class WaffleCompatConfig(AppConfig):
         from .shim import install
 
         install()
+
+    def ready(self) -> None:
+        from . import _connect
+
+        _connect()

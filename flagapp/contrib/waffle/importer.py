@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from flagapp.conf import settings as flagapp_settings
+from flagapp.models import Flag, FlagKeyTombstone
 from flagapp.services.code_format import FORMAT
 
 from .keys import flag_key, sample_key, switch_key
@@ -121,8 +123,6 @@ def build_plan(
     their name, description and states follow waffle again."""
     from waffle import get_waffle_flag_model, get_waffle_sample_model, get_waffle_switch_model
 
-    from flagapp.models import Flag
-
     flag_model = get_waffle_flag_model()
     switch_model = get_waffle_switch_model()
     sample_model = get_waffle_sample_model()
@@ -185,8 +185,6 @@ def build_plan(
             "tags": [TAG],
             "variants": variants,
         }
-        from flagapp.conf import settings as flagapp_settings
-
         if flag_type in flagapp_settings.EXPIRY_REQUIRED_TYPES:
             spec["expires_on"] = expires_on.isoformat()
         return spec
@@ -320,8 +318,6 @@ def build_plan(
 
     # A flag deleted in flagapp stays deleted (keys are never reused); one archived there
     # stays archived with its states as they are (re-running the import must not undo it).
-    from flagapp.models import FlagKeyTombstone
-
     deleted = set(FlagKeyTombstone.objects.filter(key__in=all_keys).values_list("key", flat=True))
     for o in objects:
         if o.key in deleted:

@@ -86,3 +86,26 @@ def test_project_migration__import_then_swap__same_answers_from_the_database(
     assert new == old
     assert old["ann/en"]["staff_only"] is True and old["bob/en"]["beta_group"] is True
     assert old["anonymous/de"]["german"] is True and old["ann/en"]["killed"] is False
+
+
+RECEIVER_CHECK = (
+    "import django; django.setup()\n"
+    "import flagapp.contrib.waffle\n"
+    "from django.test.signals import setting_changed\n"
+    "uids = [key[0] for key, *_ in setting_changed.receivers]\n"
+    "print('CONNECTED', 'flagapp.contrib.waffle.settings' in uids)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("settings", "connected"), [("settings_waffle", False), ("settings_compat", True)]
+)
+def test_compat_settings_receiver__connected_by_app_ready_not_by_import(
+    settings: str, connected: bool
+) -> None:
+    """Issue 12: every receiver is connected in an AppConfig's ``ready()``. Importing
+    flagapp.contrib.waffle without its app installed connects nothing; installing the app
+    connects the WAFFLE_* settings-cache receiver."""
+    result = run(settings, "-c", RECEIVER_CHECK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"CONNECTED {connected}" in result.stdout
