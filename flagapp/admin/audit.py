@@ -1,4 +1,5 @@
-"""The global audit log, and the URLs of the readable-history pages.
+"""The global audit log (``admin:flagapp_audit_log``, mounted on the flag admin by
+:class:`flagapp.admin.history_pages.HistoryURLs`).
 
 The audit log: every history row of flags, variants, states, rules, segments and
 environments, and every SDK key creation and revocation, newest first, filtered by flag,
@@ -6,8 +7,6 @@ environment, user and date, paged on the page and exported as CSV or JSON lines 
 streaming (each model's rows read with ``iterator()`` and merged by date: memory stays
 bounded whatever the size).
 
-Mounted on the flag admin by :class:`AuditURLs`: ``admin:flagapp_flag_timeline`` and
-``admin:flagapp_flag_restore`` (``flagapp.admin.timeline``), ``admin:flagapp_audit_log``.
 """
 
 from __future__ import annotations
@@ -22,28 +21,14 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from django import forms
-from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
-from django.shortcuts import get_object_or_404
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
-from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
 
-from flagapp.exceptions import ApprovalRequired, FlagappError
 from flagapp.models import Environment, Flag, FlagState, Segment, TargetingRule, Variant
 
-from .base import messages_of
-from .forms import reason_field
-from .timeline import (
-    describe_state_change,
-    flag_timeline,
-    restore_state,
-    state_versions,
-)
 from .wording import (
     CHANGE,
     conditions_text,
@@ -53,7 +38,7 @@ from .wording import (
     value_text,
 )
 
-__all__ = ["AuditFilters", "AuditURLs", "audit_rows"]
+__all__ = ["AuditFilters", "audit_log_view", "audit_rows"]
 
 # --- the audit log ---------------------------------------------------------------------------
 
@@ -357,190 +342,71 @@ def _jsonl_stream(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
         )
 
 
-# --- views ----------------------------------------------------------------------------------
+# --- the page -------------------------------------------------------------------------------
 
 PAGE_SIZE = 100
 
 
-class RestoreForm(forms.Form):
-    reason = reason_field()
-
-
-class AuditURLs:
-    """Mixin for the flag admin: the timeline, restore and the audit log."""
-
-    def get_urls(self) -> list[URLPattern]:
-        view = self.admin_site.admin_view  # type: ignore[attr-defined]
-        return [
-            path("audit-log/", view(self.audit_log_view), name="flagapp_audit_log"),
-            path(
-                "<int:object_id>/timeline/",
-                view(self.timeline_view),
-                name="flagapp_flag_timeline",
-            ),
-            path(
-                "<int:object_id>/restore/<int:history_id>/",
-                view(self.restore_view),
-                name="flagapp_flag_restore",
-            ),
-            *super().get_urls(),  # type: ignore[misc]
-        ]
-
-    def _context(self, request: HttpRequest, title: str) -> dict[str, Any]:
-        return {
-            **self.admin_site.each_context(request),  # type: ignore[attr-defined]
-            "title": title,
-            "opts": Flag._meta,
-        }
-
-    def timeline_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
-        if not self.has_view_permission(request):  # type: ignore[attr-defined]
-            raise PermissionDenied
-        flag = get_object_or_404(Flag, pk=object_id)
-        envs = list(Environment.objects.order_by("order", "key"))
-        env = next((e for e in envs if e.key == request.GET.get("environment")), None)
-        sees_states = request.user.has_perm("flagapp.view_flagstate") or request.user.has_perm(
-            "flagapp.change_flagstate"
+def audit_log_view(model_admin: Any, request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
+    """The audit log page (``admin:flagapp_audit_log``, on the flag admin): filters, a page
+    of rows, or a streamed export."""
+    if not (
+        model_admin.has_view_permission(request)
+        and (
+            request.user.has_perm("flagapp.view_flagstate")
+            or request.user.has_perm("flagapp.change_flagstate")
         )
-        entries = flag_timeline(flag, env.pk if env else None)
-        if not sees_states:
-            entries = [e for e in entries if e["kind"] == "flag"]
-        context = {
-            **self._context(request, f"History of {flag.key}"),
-            "flag": flag,
-            "entries": entries,
-            "environments": envs,
-            "environment": env,
-            "can_restore": request.user.has_perm("flagapp.change_flagstate"),
-        }
-        return TemplateResponse(request, "admin/flagapp/flag/timeline.html", context)
-
-    def restore_view(self, request: HttpRequest, object_id: int, history_id: int) -> HttpResponse:
-        if not request.user.has_perm("flagapp.change_flagstate"):
-            raise PermissionDenied
-        flag = get_object_or_404(Flag, pk=object_id)
-        row = FlagState.history.filter(history_id=history_id, flag_id=flag.pk).first()
-        if row is None:
-            raise PermissionDenied("no such history entry for this flag")
-        versions = state_versions(flag.pk, row.environment_id)
-        target = next(v for v in versions if v.history_id == history_id)
-        env = Environment.objects.get(pk=row.environment_id)
-        current = versions[-1]
-        form = RestoreForm(request.POST if request.method == "POST" else None)
-        timeline = reverse("admin:flagapp_flag_timeline", args=[flag.pk])
-        refusal = ""
-        if target.history_id == current.history_id:
-            refusal = f"Version {target.version} is the current version: nothing to restore."
-        elif request.method == "POST" and form.is_valid():
-            try:
-                with transaction.atomic():
-                    restore_state(
-                        flag, history_id, actor=request.user, reason=form.cleaned_data["reason"]
-                    )
-            except ApprovalRequired as exc:
-                from flagapp.governance import change_requests as crs
-
-                try:
-                    cr = crs.propose_from(
-                        exc,
-                        author=request.user,
-                        reason=(
-                            f"restore of version {target.version}: {form.cleaned_data['reason']}"
-                        ),
-                    )
-                except FlagappError as err:
-                    form.add_error(None, f"This restore needs an approved change request: {err}")
-                else:
-                    url = reverse("admin:flagapp_changerequest_change", args=[cr.pk])
-                    messages.info(
-                        request,
-                        format_html(
-                            "{} is protected: nothing was changed yet. "
-                            '<a href="{}">Change request #{}</a> holds the restore for review.',
-                            env.key, url, cr.pk,
-                        ),
-                    )  # fmt: skip
-                    return HttpResponseRedirect(timeline)
-            except FlagappError as exc:
-                for msgs in messages_of(exc).values():
-                    for msg in msgs:
-                        form.add_error(None, msg)
-            else:
-                messages.success(
-                    request, f"{flag.key} in {env.key}: version {target.version} restored."
-                )
-                return HttpResponseRedirect(timeline)
-        context = {
-            **self._context(
-                request, f"Restore {flag.key} in {env.key} to version {target.version}"
-            ),
-            "flag": flag,
-            "environment": env,
-            "target": target,
-            "current": current,
-            "lines": describe_state_change(current, target),
-            "form": form,
-            "refusal": refusal,
-            "timeline_url": timeline,
-        }
-        return TemplateResponse(request, "admin/flagapp/flag/restore.html", context)
-
-    def audit_log_view(self, request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
-        if not (
-            self.has_view_permission(request)  # type: ignore[attr-defined]
-            and (
-                request.user.has_perm("flagapp.view_flagstate")
-                or request.user.has_perm("flagapp.change_flagstate")
+    ):
+        raise PermissionDenied
+    form = AuditFilterForm(request.GET or None)
+    filters: AuditFilters | None = AuditFilters()
+    if form.is_bound:
+        filters = form.filters() if form.is_valid() else None
+    if filters is not None and not (
+        request.user.has_perm("flagapp.view_sdkkey")
+        or request.user.has_perm("flagapp.change_sdkkey")
+    ):
+        filters = replace(filters, sdk_keys=False)
+    export = request.GET.get("export")
+    if filters is not None and export in ("csv", "jsonl"):
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        if export == "csv":
+            response = StreamingHttpResponse(
+                _csv_stream(audit_rows(filters)), content_type="text/csv; charset=utf-8"
             )
-        ):
-            raise PermissionDenied
-        form = AuditFilterForm(request.GET or None)
-        filters: AuditFilters | None = AuditFilters()
-        if form.is_bound:
-            filters = form.filters() if form.is_valid() else None
-        if filters is not None and not (
-            request.user.has_perm("flagapp.view_sdkkey")
-            or request.user.has_perm("flagapp.change_sdkkey")
-        ):
-            filters = replace(filters, sdk_keys=False)
-        export = request.GET.get("export")
-        if filters is not None and export in ("csv", "jsonl"):
-            stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-            if export == "csv":
-                response = StreamingHttpResponse(
-                    _csv_stream(audit_rows(filters)), content_type="text/csv; charset=utf-8"
-                )
-            else:
-                response = StreamingHttpResponse(
-                    _jsonl_stream(audit_rows(filters)),
-                    content_type="application/x-ndjson; charset=utf-8",
-                )
-            name = f"flagapp-audit-{stamp}.{export}"
-            response["Content-Disposition"] = f'attachment; filename="{name}"'
-            return response
-        page = max(1, _int(request.GET.get("page")))
-        rows: list[dict[str, Any]] = []
-        more = False
-        if filters is not None:
-            for i, row in enumerate(audit_rows(filters)):
-                if i < (page - 1) * PAGE_SIZE:
-                    continue
-                if len(rows) == PAGE_SIZE:
-                    more = True
-                    break
-                rows.append(row)
-        query = request.GET.copy()
-        query.pop("page", None)
-        query.pop("export", None)
-        context = {
-            **self._context(request, "Audit log"),
-            "form": form,
-            "rows": rows,
-            "page": page,
-            "more": more,
-            "query": query.urlencode(),
-        }
-        return TemplateResponse(request, "admin/flagapp/audit_log.html", context)
+        else:
+            response = StreamingHttpResponse(
+                _jsonl_stream(audit_rows(filters)),
+                content_type="application/x-ndjson; charset=utf-8",
+            )
+        name = f"flagapp-audit-{stamp}.{export}"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+    page = max(1, _int(request.GET.get("page")))
+    rows: list[dict[str, Any]] = []
+    more = False
+    if filters is not None:
+        for i, row in enumerate(audit_rows(filters)):
+            if i < (page - 1) * PAGE_SIZE:
+                continue
+            if len(rows) == PAGE_SIZE:
+                more = True
+                break
+            rows.append(row)
+    query = request.GET.copy()
+    query.pop("page", None)
+    query.pop("export", None)
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": "Audit log",
+        "opts": Flag._meta,
+        "form": form,
+        "rows": rows,
+        "page": page,
+        "more": more,
+        "query": query.urlencode(),
+    }
+    return TemplateResponse(request, "admin/flagapp/audit_log.html", context)
 
 
 def _int(value: Any) -> int:

@@ -1,11 +1,12 @@
-"""The flag admin: the flag list (per-environment columns, kill switch and archive
-actions), the flag page (fields, variants, one state per environment as text) and the flag's
-combined history. Deleting flags is not offered (a deletion leaves a tombstone and needs a
-reason): archive them instead, or use ``services.delete_flag``."""
+"""The flag admin: the flag page (fields, variants, one state per environment as text),
+saving it through ``services.save_flag``, and the flag's combined history; the list's
+columns, filters and actions are :mod:`flagapp.admin.flag_list`'s. Deleting flags is not
+offered (a deletion leaves a tombstone and needs a reason): archive them instead, or use
+``services.delete_flag``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib import admin
@@ -13,15 +14,12 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Model, Prefetch, Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
 from flagapp import services
 from flagapp.exceptions import (
-    FlagappError,
     FlagValidationError,
-    VersionConflict,
 )
 from flagapp.models import (
     Environment,
@@ -31,55 +29,23 @@ from flagapp.models import (
     Variant,
 )
 
-from .audit import AuditURLs
 from .base import (
     SERVICE_ERRORS,
     ServiceAdminMixin,
     _Targeted,
-    messages_of,
     readable,
-    reason_action,
 )
 from .editor import EditorURLs
+from .flag_list import ExpiredFilter, FlagListMixin, PendingChangeFilter
 from .forms import (
     FlagForm,
     FlagStateInlineForm,
     VariantForm,
 )
+from .history_pages import HistoryURLs
 from .overview import OverviewAdminMixin
 from .states import StateTextFields
 from .syntax import format_value, parse_value
-
-
-class ExpiredFilter(admin.SimpleListFilter):
-    title = "expired"
-    parameter_name = "expired"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Expired"), ("no", "Not expired")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        today = timezone.localdate()
-        if self.value() == "yes":
-            return queryset.filter(expires_on__lt=today)
-        if self.value() == "no":
-            return queryset.exclude(expires_on__lt=today)
-        return queryset
-
-
-class PendingChangeFilter(admin.SimpleListFilter):
-    title = "pending change request"
-    parameter_name = "pending"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("yes", "Waiting for review"), ("no", "None")]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        if self.value() == "yes":
-            return queryset.filter(change_requests__status="pending").distinct()
-        if self.value() == "no":
-            return queryset.exclude(change_requests__status="pending")
-        return queryset
 
 
 class VariantInline(admin.TabularInline):
@@ -249,7 +215,14 @@ def _related_history(flag_id: str, limit: int = 200) -> list[dict[str, Any]]:
 
 
 @admin.register(Flag)
-class FlagAdmin(OverviewAdminMixin, EditorURLs, AuditURLs, ServiceAdminMixin, SimpleHistoryAdmin):
+class FlagAdmin(
+    OverviewAdminMixin,
+    FlagListMixin,
+    EditorURLs,
+    HistoryURLs,
+    ServiceAdminMixin,
+    SimpleHistoryAdmin,
+):
     form = FlagForm
     inlines = [VariantInline, FlagStateInline]
     list_display = ["key", "name", "owner", "flag_type", "risk", "expiry", "archived"]
@@ -347,123 +320,6 @@ class FlagAdmin(OverviewAdminMixin, EditorURLs, AuditURLs, ServiceAdminMixin, Si
         context = {**(extra_context or {}), "related_history": _related_history(object_id)}
         response: HttpResponse = super().history_view(request, object_id, extra_context=context)
         return response
-
-    # list: one on/off column per environment ----------------------------------------------
-
-    def _environments(self, request: HttpRequest) -> list[Environment]:
-        cached = getattr(request, "_flagapp_envs", None)
-        if cached is None:
-            cached = list(Environment.objects.order_by("order", "key"))
-            request._flagapp_envs = cached  # type: ignore[attr-defined]
-        return cached
-
-    def get_list_display(self, request: HttpRequest) -> Any:
-        columns: list[Any] = ["key", "name"]
-        columns += self.environment_columns(request, self._environments(request))
-        return [
-            *columns,
-            "pending_requests",
-            "last_evaluated",
-            "owner",
-            "flag_type",
-            "risk",
-            "expiry",
-            "archived",
-        ]
-
-    @admin.display(description="pending changes", ordering="pending_count")
-    def pending_requests(self, flag: Flag) -> str:
-        n = getattr(flag, "pending_count", 0)
-        if not n:
-            return "-"
-        url = reverse("admin:flagapp_changerequest_changelist")
-        return format_html(
-            '<a href="{}?flag_key={}" class="flagapp-pending">{} pending</a>', url, flag.key, n
-        )
-
-    @admin.display(description="expires", ordering="expires_on")
-    def expiry(self, flag: Flag) -> str:
-        if flag.expires_on is None:
-            return "-"
-        if flag.expires_on < timezone.localdate():
-            return format_html(
-                '<strong class="flagapp-expired">{} (expired)</strong>', flag.expires_on.isoformat()
-            )
-        return flag.expires_on.isoformat()
-
-    # actions: kill switch per environment, archive -----------------------------------------
-
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions: dict[str, Any] = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        if request.user.has_perm("flagapp.change_flagstate"):
-            for env in self._environments(request):
-                name = f"kill_switch_{env.key}"
-                actions[name] = (
-                    self._kill_action(env, name),
-                    name,
-                    f"Kill switch: turn selected flags OFF in {env.key}",
-                )
-        if request.user.has_perm("flagapp.change_flag"):
-            actions["archive_flags"] = (
-                FlagAdmin.archive_flags,
-                "archive_flags",
-                "Archive selected flags",
-            )
-        return actions
-
-    def _kill_action(self, env: Environment, name: str) -> Callable[..., Any]:
-        def kill(modeladmin: FlagAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
-            def perform(flag: Flag, reason: str) -> str | None:
-                try:
-                    services.set_flag_enabled(flag, env, False, actor=request.user, reason=reason)
-                except SERVICE_ERRORS as exc:
-                    return " ".join(m for ms in messages_of(exc).values() for m in ms)
-                modeladmin.log_change(request, flag, f"Kill switch in {env.key}. Reason: {reason}")
-                return None
-
-            return reason_action(
-                modeladmin,
-                request,
-                queryset,
-                action=name,
-                title=f"Kill switch in {env.key}",
-                explanation=(
-                    f"Turn these flags OFF in {env.name}: every caller gets its own "
-                    "default value at once. The change is recorded with your reason."
-                ),
-                submit_label=f"Turn off in {env.key}",
-                perform=perform,
-            )
-
-        return kill
-
-    @staticmethod
-    def archive_flags(modeladmin: FlagAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
-        def perform(flag: Flag, reason: str) -> str | None:
-            # services.archive_flag also pauses running rollouts and withdraws open change
-            # requests (the API's archive does the same); the notes said so beforehand.
-            try:
-                services.archive_flag(flag, actor=request.user, reason=reason)
-            except (*SERVICE_ERRORS, FlagappError) as exc:
-                if isinstance(exc, FlagValidationError | VersionConflict):
-                    return " ".join(m for ms in messages_of(exc).values() for m in ms)
-                return str(exc)
-            modeladmin.log_change(request, flag, f"Archived. Reason: {reason}")
-            return None
-
-        return reason_action(
-            modeladmin,
-            request,
-            queryset,
-            action="archive_flags",
-            title="Archive flags",
-            explanation="Archived flags leave every snapshot: callers get their default "
-            "(FLAG_NOT_FOUND).",
-            submit_label="Archive",
-            perform=perform,
-            notes=[note for flag in queryset for note in services.archive_notes(flag)],
-        )
 
     # saving through the services ------------------------------------------------------------
 
