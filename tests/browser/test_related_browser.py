@@ -96,6 +96,12 @@ def test_browser_sdk_keys__create_token_once_then_revoke(
     visit(page, f"{base}/admin/flagapp/sdkkey/?status=revoked")
     assert token not in page.content()
     screenshot(page, "sdk-keys-list-1400-light")
+    # the audit log has both, with who and why, and never the token
+    visit(page, f"{base}/admin/flagapp/flag/audit-log/?environment=staging&user=ops")
+    log = page.locator("#audit-log").inner_text()
+    assert "the new checkout service" in log and "rotated after a leak" in log
+    assert "revoked" in log and token not in page.content()
+    screenshot(page, "audit-log-sdk-keys-1400-light")
     page.context.close()
     page = login(browser, base, "ops", width=390, scheme="dark")
     visit(page, f"{base}/admin/flagapp/sdkkey/")
@@ -104,8 +110,9 @@ def test_browser_sdk_keys__create_token_once_then_revoke(
 
 
 def test_browser_segment_page__flags_using_it_directly_and_through_a_segment(
-    browser: Any, live_server: Any, setup: dict[str, Any]
+    browser: Any, live_server: Any, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from flagapp.admin import resources
     from flagapp.models import Segment
 
     base = live_server.url
@@ -118,6 +125,21 @@ def test_browser_segment_page__flags_using_it_directly_and_through_a_segment(
         assert "staff" in used  # search.instant uses beta through staff
         assert page.evaluate(OVERFLOW_JS) <= 0
         screenshot(page, f"segment-{width}-{scheme}")
+        page.context.close()
+    # one rule per page: the pager, followed by a click (the live server shares this process)
+    monkeypatch.setattr(resources, "USAGE_ROWS", 1)
+    for width, scheme in ((1400, "light"), (390, "dark")):
+        page = login(browser, base, "ops", width=width, scheme=scheme)
+        visit(page, f"{base}/admin/flagapp/segment/{beta.pk}/change/")
+        assert "Rules 1\u20131 of 2" in page.locator(".flagapp-pager").inner_text()
+        assert "checkout.new-flow" in page.locator(".flagapp-segment-usage").inner_text()
+        page.click(".flagapp-pager a[rel=next]")
+        page.wait_for_url("**usage=2")
+        check_accessibility(page)
+        assert "Rules 2\u20132 of 2" in page.locator(".flagapp-pager").inner_text()
+        assert "search.instant" in page.locator(".flagapp-segment-usage").inner_text()
+        assert page.evaluate(OVERFLOW_JS) <= 0
+        screenshot(page, f"segment-paged-{width}-{scheme}")
         page.context.close()
 
 
@@ -152,4 +174,34 @@ def test_browser_promote__preview_then_change_requests_for_protected_production(
     cr = ChangeRequest.objects.get()
     assert (cr.flag_key, cr.status) == ("checkout.new-flow", "pending")
     screenshot(page, "promote-proposed-1400-light")
+    page.context.close()
+
+
+def test_browser_promote__second_page_of_the_preview_ticks_and_the_others(
+    browser: Any, live_server: Any, setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flagapp.admin import promote
+    from flagapp.models import FlagState
+
+    monkeypatch.setattr(promote, "SHOWN", 1)
+    base = live_server.url
+    page = login(browser, base, "ops", width=390, scheme="dark")
+    visit(page, f"{base}/admin/flagapp/environment/promote/?source=staging&target=production"
+                "&include_enabled=on")  # fmt: skip
+    assert "Flags 1\u20131 of 2" in page.locator(".pr-pager").inner_text()
+    page.click(".pr-pager a[rel=next]")
+    page.wait_for_url("**page=2**")
+    check_accessibility(page)
+    assert page.locator("tr.pr-row").get_attribute("data-flag") == "search.instant"
+    assert "1 other changed flag(s) not on this page" in page.locator("#promote-apply").inner_text()
+    assert page.evaluate(OVERFLOW_JS) <= 0
+    screenshot(page, "promote-paged-390-dark")
+    # untick the one shown, keep "the others": only checkout.new-flow is proposed
+    page.uncheck('tr[data-flag="search.instant"] input[name=flags]')
+    page.fill("#id_reason", "release 43")
+    page.click("#promote-apply input[name=_apply]")
+    page.wait_for_selector(".messagelist")
+    check_accessibility(page)
+    assert [cr.flag_key for cr in ChangeRequest.objects.all()] == ["checkout.new-flow"]
+    assert not FlagState.objects.filter(environment=setup["prod"], enabled=True).exists()
     page.context.close()
