@@ -276,7 +276,7 @@ def test_stream__open_then_closed__gauge_up_then_down() -> None:
         gen = views._events(KeyInfo(1, "pub", "metrics-stream-env"), None)
         seen.append(value("flagapp_sdk_streams_open", environment="metrics-stream-env"))
         first = await gen.__anext__()  # the retry line, before any database read
-        assert first.startswith("retry:")
+        assert first.startswith(b"retry:")
         seen.append(value("flagapp_sdk_streams_open", environment="metrics-stream-env"))
         await gen.aclose()
         seen.append(value("flagapp_sdk_streams_open", environment="metrics-stream-env"))
