@@ -31,7 +31,7 @@ from flagapp.documents import rules_as_dicts
 from flagapp.exceptions import ApprovalRequired, FlagValidationError
 from flagapp.models import ChangeRequest, FlagState, RolloutCheck, RolloutPlan, RolloutTransition
 from flagapp.notifications.outbox import announce
-from flagapp.policy import requires_approval
+from flagapp.policy import Approval, requires_approval
 from flagapp.services.states import update_flag_state
 from flagapp.signals import rollout_transition
 
@@ -94,18 +94,18 @@ def _now(now: datetime | None) -> datetime:
     return now if now is not None else timezone.now()
 
 
-def _state_row(plan: Any) -> Any:
+def _state_row(plan: RolloutPlan) -> FlagState | None:
     return FlagState.objects.filter(
         flag_id=plan.flag_id, environment_id=plan.environment_id
     ).first()
 
 
-def _rules_of(state: Any) -> list[dict[str, Any]]:
-    return rules_as_dicts(state)
+#: The controller's name for the one mapper's "a state's rules as dicts" (tests compare it).
+_rules_of = rules_as_dicts
 
 
 def _record(
-    plan: Any,
+    plan: RolloutPlan,
     action: Action,
     *,
     at: datetime,
@@ -141,7 +141,7 @@ def _clean_reason(reason: str) -> str:
     return text
 
 
-def _apply_step(plan: Any, bps: int, *, actor: Any, reason: str) -> None:
+def _apply_step(plan: RolloutPlan, bps: int, *, actor: Any, reason: str) -> None:
     update_flag_state(
         plan.flag,
         plan.environment,
@@ -154,7 +154,7 @@ def _apply_step(plan: Any, bps: int, *, actor: Any, reason: str) -> None:
     )
 
 
-def _lock(plan: Any) -> Any:
+def _lock(plan: RolloutPlan) -> RolloutPlan:
     return (
         RolloutPlan.objects.select_for_update()
         .select_related("flag", "environment", "flag__owner")
@@ -166,7 +166,7 @@ def _lock(plan: Any) -> Any:
 # moving plans
 
 
-def _fallthrough_before(plan: Any, state: Any) -> Any:
+def _fallthrough_before(plan: RolloutPlan, state: FlagState) -> Any:
     """The fallthrough to restore on rollback. Normally the current one; but where the first
     step was approved as a change request, approving it already applied it, so the safe
     fallthrough is the last one in the state's history that was not the first step (or the
@@ -181,13 +181,13 @@ def _fallthrough_before(plan: Any, state: Any) -> Any:
 
 
 def start(
-    plan: Any,
+    plan: RolloutPlan,
     *,
     actor: Any,
     reason: str,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     now: datetime | None = None,
-) -> Any:
+) -> RolloutPlan:
     """draft -> running: remember the last safe state, then serve the first step.
 
     Where the policy needs approval (high-risk flag, protected environment), an approved
@@ -266,8 +266,13 @@ def start(
 
 
 def pause(
-    plan: Any, *, actor: Any, reason: str, now: datetime | None = None, automatic: bool = False
-) -> Any:
+    plan: RolloutPlan,
+    *,
+    actor: Any,
+    reason: str,
+    now: datetime | None = None,
+    automatic: bool = False,
+) -> RolloutPlan:
     """running -> paused: the percentage stays where it is; guardrails are still checked
     (a breach while paused still rolls back), but no step is taken."""
     reason = _clean_reason(reason)
@@ -289,7 +294,9 @@ def pause(
     return plan
 
 
-def resume(plan: Any, *, actor: Any, reason: str, now: datetime | None = None) -> Any:
+def resume(
+    plan: RolloutPlan, *, actor: Any, reason: str, now: datetime | None = None
+) -> RolloutPlan:
     """paused -> running: the step clock restarts, so the current step gets its full
     minimum time (and its minimum sample) again."""
     reason = _clean_reason(reason)
@@ -320,14 +327,14 @@ def resume(plan: Any, *, actor: Any, reason: str, now: datetime | None = None) -
 
 
 def rollback(
-    plan: Any,
+    plan: RolloutPlan,
     *,
     actor: Any,
     reason: str,
     automatic: bool = False,
     details: Mapping[str, Any] | None = None,
     now: datetime | None = None,
-) -> Any:
+) -> RolloutPlan:
     """running|paused -> rolled_back: restore the last safe state (enabled, fallthrough,
     prerequisites, rules as they were before the first step) through the services; the
     owners are emailed (``notify_owners``) by the notification dispatcher, after COMMIT."""
@@ -371,7 +378,7 @@ def rollback(
     return plan
 
 
-def _advance(plan: Any, *, at: datetime, results: list[GuardrailResult]) -> str:
+def _advance(plan: RolloutPlan, *, at: datetime, results: list[GuardrailResult]) -> str:
     from_bps = plan.current_bps
     next_index = plan.step_index + 1
     bps = int(plan.steps[next_index])
@@ -410,7 +417,7 @@ def _advance(plan: Any, *, at: datetime, results: list[GuardrailResult]) -> str:
 
 
 def run_check(
-    plan: Any, *, now: datetime | None = None, source: MetricSource | None = None
+    plan: RolloutPlan, *, now: datetime | None = None, source: MetricSource | None = None
 ) -> CheckOutcome:
     """One controller decision for one live plan: rollback on a breach, else step when the
     minimum time has passed and every guardrail has its minimum sample and passes."""

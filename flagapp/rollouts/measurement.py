@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flagapp.conf import settings
+from flagapp.models import RolloutPlan
 
 from .events_source import StoredEventsSource
 from .guardrails import GuardrailResult, evaluate_guardrail
@@ -23,7 +24,7 @@ from .prometheus import PrometheusSource
 __all__ = ["measure", "metric_source_for"]
 
 
-def metric_source_for(plan: Any) -> MetricSource:
+def metric_source_for(plan: RolloutPlan) -> MetricSource:
     """The configured source for a plan (``FLAGAPP["ROLLOUT_PROMETHEUS"]`` for Prometheus)."""
     if plan.metric_source == "prometheus":
         cfg = dict(settings.get("ROLLOUT_PROMETHEUS") or {})
@@ -39,7 +40,7 @@ def metric_source_for(plan: Any) -> MetricSource:
 
 
 def measure(
-    plan: Any, *, now: datetime, source: MetricSource | None = None
+    plan: RolloutPlan, *, now: datetime, source: MetricSource | None = None
 ) -> list[GuardrailResult]:
     """Evaluate every guardrail over the current step (``step_started_at`` .. ``now``)."""
     guardrails = list(plan.guardrails.all())
@@ -60,7 +61,7 @@ def _trailing_window() -> timedelta | None:
 
 
 def _measure_with(
-    plan: Any, guardrails: list[Any], src: MetricSource, now: datetime
+    plan: RolloutPlan, guardrails: list[Any], src: MetricSource, now: datetime
 ) -> list[GuardrailResult]:
     since = plan.step_started_at or plan.started_at or now
     window = _trailing_window()

@@ -19,8 +19,8 @@ from typing import Any
 from django.db import transaction
 
 from flagapp.exceptions import FlagValidationError
-from flagapp.models import ChangeRequest, RolloutGuardrail, RolloutPlan
-from flagapp.policy import GrantedApproval, change_request_covers, requires_approval
+from flagapp.models import ChangeRequest, Environment, Flag, RolloutGuardrail, RolloutPlan
+from flagapp.policy import Approval, GrantedApproval, change_request_covers, requires_approval
 
 from .guardrails import Comparison, MetricKind
 from .schedule import ScheduleKind, build_steps, rollout_serve, validate_steps
@@ -40,8 +40,8 @@ PlanAuthorization = GrantedApproval
 
 
 def create_plan(
-    flag: Any,
-    environment: Any,
+    flag: Flag,
+    environment: Environment,
     *,
     treatment: str,
     control: str,
@@ -55,7 +55,7 @@ def create_plan(
     metric_source: str = "events",
     salt: str = "",
     notify_owners: bool = True,
-) -> Any:
+) -> RolloutPlan:
     """A draft plan with its guardrails; nothing is served until ``controller.start``."""
     errors: dict[str, list[str]] = {}
     variants = set(flag.variants.values_list("key", flat=True))
@@ -144,7 +144,7 @@ def _guardrail_row(g: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[s
     }
 
 
-def first_step_change(plan: Any) -> dict[str, Any]:
+def first_step_change(plan: RolloutPlan) -> dict[str, Any]:
     """The first step as an ordinary ``update_flag_state`` change (``ApprovalRequired.change``
     shape): what to propose as a change request where the policy needs approval."""
     return {
@@ -162,7 +162,7 @@ def first_step_change(plan: Any) -> dict[str, Any]:
     }
 
 
-def approves_plan(change_request: Any, plan: Any) -> bool:
+def approves_plan(change_request: Approval | None, plan: RolloutPlan) -> bool:
     """Whether ``change_request`` authorises this plan.
 
     A governance ``ChangeRequest`` must have been approved by a reviewer (status approved,
@@ -190,7 +190,7 @@ def approves_plan(change_request: Any, plan: Any) -> bool:
     return change_request_covers(change_request, plan.flag, plan.environment)
 
 
-def authorization(plan: Any) -> GrantedApproval | None:
+def authorization(plan: RolloutPlan) -> GrantedApproval | None:
     """The approval each step and the rollback of an approved plan hand to the services
     (None where the policy needs none, or the plan was never approved)."""
     if not requires_approval(plan.flag, plan.environment):

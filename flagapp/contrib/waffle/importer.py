@@ -110,6 +110,25 @@ def _owner_name(flag: Any) -> str:
     return flag.owner.name if flag.owner_id else ""
 
 
+def _states(
+    environments: Sequence[str],
+    fallthrough: dict[str, Any],
+    rules: Sequence[dict[str, Any]] = (),
+    *,
+    enabled: bool = True,
+) -> dict[str, Any]:
+    """The same state, with no prerequisites, in every environment imported into."""
+    return {
+        env: {
+            "enabled": enabled,
+            "fallthrough": fallthrough,
+            "prerequisites": [],
+            "rules": list(rules),
+        }
+        for env in environments
+    }
+
+
 def build_plan(
     *,
     owner: str,
@@ -236,15 +255,9 @@ def build_plan(
         ftype = _flag_type(wf)
         diffs = _flag_differences(wf, user_keys, group_names)
         spec = spec_for(key, wf.name, "boolean", ftype, _description("Flag", wf), bool_variants)
-        spec["environments"] = {
-            env: {
-                "enabled": wf.everyone is not False,
-                "fallthrough": fallthrough,
-                "prerequisites": [],
-                "rules": rules,
-            }
-            for env in environments
-        }
+        spec["environments"] = _states(
+            environments, fallthrough, rules, enabled=wf.everyone is not False
+        )
         flags_doc[key] = spec
         objects.append(
             PlannedObject("Flag", wf.name, key, spec["type"], becomes, diffs, key in existing)
@@ -254,15 +267,7 @@ def build_plan(
         key = switch_key(sw.name)
         claim(key, f"Switch {sw.name!r}")
         spec = spec_for(key, sw.name, "boolean", "ops", _description("Switch", sw), bool_variants)
-        spec["environments"] = {
-            env: {
-                "enabled": True,
-                "fallthrough": {"variant": "on" if sw.active else "off"},
-                "prerequisites": [],
-                "rules": [],
-            }
-            for env in environments
-        }
+        spec["environments"] = _states(environments, {"variant": "on" if sw.active else "off"})
         flags_doc[key] = spec
         objects.append(
             PlannedObject(
@@ -290,15 +295,7 @@ def build_plan(
         spec = spec_for(key, sa.name, "float", "ops", _description("Sample", sa), variants)
         if key in existing:
             spec["variants"] = variants  # the percentage is the variant's value: keep it synced
-        spec["environments"] = {
-            env: {
-                "enabled": True,
-                "fallthrough": {"variant": "percent"},
-                "prerequisites": [],
-                "rules": [],
-            }
-            for env in environments
-        }
+        spec["environments"] = _states(environments, {"variant": "percent"})
         flags_doc[key] = spec
         objects.append(
             PlannedObject(
