@@ -55,6 +55,8 @@ Send = Callable[[Mapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 SDK_PREFIXES = ("/sdk/v1/", "/ofrep/v1/")
+#: The long-lived answers (server-sent events): only those watch for the client leaving.
+STREAM_SUFFIXES = ("/stream", "/event-stream")
 
 
 class LeanASGIHandler(ASGIHandler):
@@ -115,6 +117,16 @@ class LeanASGIHandler(ASGIHandler):
                 await this.send_response(response, send)
             return response
 
+        if not str(scope.get("path", "")).endswith(STREAM_SUFFIXES):
+            # A short answer (a 304, a ruleset, an evaluation): nothing to cancel when the
+            # client leaves, so no disconnect listener (two tasks and a wait per request).
+            try:
+                response = await process_request()
+            finally:
+                body_file.close()
+            _close_quietly(response)
+            await self._maybe_finish()
+            return
         tasks = [
             asyncio.create_task(this.listen_for_disconnect(receive)),
             asyncio.create_task(process_request()),

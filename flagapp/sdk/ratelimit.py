@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.core.cache import caches
+from django.core.signals import setting_changed
 
 from flagapp import metrics
 from flagapp.conf import namespace, settings
@@ -50,8 +51,27 @@ logger = logging.getLogger("flagapp.sdk")
 
 def _bucket_name(scope: str, identity: str) -> str:
     """``flagapp:<namespace>:rl:<scope>:<identity>``: key ids are small integers, so without
-    the deployment namespace two deployments on one Redis would share buckets."""
-    return f"flagapp:{namespace()}:rl:{scope}:{identity}"
+    the deployment namespace two deployments on one Redis would share buckets. Memoised:
+    working the namespace out (the database's identity through Django's connection
+    handler) cost more than the rest of a warm 304; forgotten when a setting changes."""
+    key = (scope, identity)
+    name = _names.get(key)
+    if name is None:
+        if len(_names) >= _LOCAL_MAX:
+            _names.clear()
+        name = _names[key] = f"flagapp:{namespace()}:rl:{scope}:{identity}"
+    return name
+
+
+_names: dict[tuple[str, str], str] = {}
+
+
+def forget_names(**kwargs: Any) -> None:
+    """``setting_changed`` receiver: the namespace may have changed."""
+    _names.clear()
+
+
+setting_changed.connect(forget_names, dispatch_uid="flagapp.sdk.ratelimit.names")
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,3 +94,58 @@ def test_default_limits__50_instances_flushing_events_with_one_key__every_event_
             statuses[response.status_code] += 1
     assert statuses == {202: 250}
     assert SdkEvent.objects.count() == 500
+
+
+def test_bucket_name__namespace_setting_changed__new_name() -> None:
+    """Bucket names are memoised (working the namespace out cost more than the rest of a warm
+    304); a changed NAMESPACE must still give new buckets."""
+    with override_settings(FLAGAPP={"NAMESPACE": "one"}):
+        assert ratelimit._bucket_name("sdk", "key:7") == "flagapp:one:rl:sdk:key:7"
+    with override_settings(FLAGAPP={"NAMESPACE": "two"}):
+        assert ratelimit._bucket_name("sdk", "key:7") == "flagapp:two:rl:sdk:key:7"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lean_handler__short_answer__no_disconnect_listener_task(
+    sdk_token: str, install_flags: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 304 through the SDK fast path runs without the per-request disconnect listener (two
+    tasks and a wait per request); only the streams watch for the client leaving."""
+    import asyncio
+
+    from flagapp.asgi import LeanASGIHandler
+
+    rs = install_flags(ALL_KINDS, version=3)
+    handler = LeanASGIHandler()
+    listened: list[bool] = []
+    monkeypatch.setattr(
+        LeanASGIHandler, "listen_for_disconnect", lambda self, receive: listened.append(True)
+    )
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/sdk/v1/ruleset",
+        "raw_path": b"/sdk/v1/ruleset",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"authorization", f"Bearer {sdk_token}".encode()),
+            (b"if-none-match", f'"{rs.etag}"'.encode()),
+        ],
+        "http_version": "1.1",
+        "scheme": "http",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5555),
+        "root_path": "",
+    }
+    asyncio.run(handler(scope, receive, send))
+    assert sent[0]["status"] == 304
+    assert listened == []
