@@ -1,7 +1,10 @@
 """The publish chain: from a committed change to the ruleset every process serves.
 
 One module owns it: the outbox, :func:`publish`, :func:`latest`, the shared-cache keys, the
-content hash comparison, the announcement, and the reconciler. Drawn in text::
+content hash comparison, the announcement, and the reconcile pass. Beside it, by concern
+(their public names re-exported here): ``flagapp.assembly`` (the incremental document),
+``flagapp.deltas`` (deltas from any base a client holds) and ``flagapp.reconciler`` (the
+in-process reconciler thread). Drawn in text::
 
     services write (one transaction)
       ├─ the change (rows + history)
@@ -40,22 +43,28 @@ retried once on fresh data), so two reconcilers never store two versions of one 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import threading
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 
-from . import assembly, metrics
+from . import assembly, deltas, metrics, reconciler
 from .conf import namespace, settings
+from .deltas import _history as _history
+from .deltas import delta_base_known, delta_from, forget_deltas
 from .documents import FORMAT_VERSION, compile_entries, compile_environment, parse
+from .reconciler import (
+    add_pass_hook,
+    in_process_wanted,
+    on_server_request,
+    start_reconciler,
+    stop_reconciler,
+)
 from .signals import snapshot_published
 
 if TYPE_CHECKING:
@@ -67,6 +76,7 @@ __all__ = [
     "DOCUMENT_CACHE_SECONDS",
     "FORMAT_VERSION",
     "ReconcileResult",
+    "add_pass_hook",
     "announce",
     "cache_document_key",
     "cache_version_key",
@@ -74,7 +84,9 @@ __all__ = [
     "delta_from",
     "drain",
     "forget_deltas",
+    "in_process_wanted",
     "latest",
+    "on_server_request",
     "publish",
     "publish_all",
     "publish_if_changed",
@@ -405,18 +417,9 @@ def _announced_delta(
     if previous is None or ruleset is None or not ruleset.raw or previous.etag == snapshot.etag:
         return None
     try:
-        known, _digests = _held(environment_key, previous.etag)
-        if not known:  # the publisher has the previous document at hand: no query
-            doc = json.loads(previous.document)
-            _remember(
-                environment_key,
-                previous.etag,
-                _Digests(
-                    int(doc.get("version") or 0),
-                    _entry_digests(doc.get("flags") or {}),
-                    _entry_digests(doc.get("segments") or {}),
-                ),
-            )
+        if not deltas.is_held(environment_key, previous.etag):
+            # the publisher has the previous document at hand
+            deltas.remember_document(environment_key, previous.etag, json.loads(previous.document))
         document = dict(ruleset.raw)
         document["version"], document["etag"] = snapshot.version, snapshot.etag
         delta = delta_from(environment_key, previous.etag, document, build=ruleset.build)
@@ -447,154 +450,6 @@ def publish_all(*, using: str = DEFAULT_DB_ALIAS) -> list[Snapshot]:
     from .models import Environment as EnvironmentModel
 
     return [publish(env, using=using) for env in EnvironmentModel.objects.using(using).all()]
-
-
-# ---------------------------------------------------------------------------------------
-# deltas: what changed between two published versions (docs/protocol.md, "Deltas")
-#
-# Each process keeps, per environment, the per-entry digests of the last DELTA_HISTORY
-# versions it served (16 bytes per flag and segment: ~0.3 MB per version at 10,000 flags, not
-# the documents). A delta from base etag B to the current document compares digests and
-# carries the entries that differ. A base this process never held is read once from the
-# stored snapshots (the database keeps SNAPSHOT_KEEP versions per environment); a base that
-# is not there either (too old, unknown, another deployment's) gives None: the caller serves
-# the full document.
-
-
-class _Digests:
-    __slots__ = ("flags", "segments", "version")
-
-    def __init__(self, version: int, flags: dict[str, bytes], segments: dict[str, bytes]) -> None:
-        self.version = version
-        self.flags = flags
-        self.segments = segments
-
-
-#: environment key -> base etag -> digests (None: known not to be a stored snapshot)
-_history: dict[str, OrderedDict[str, _Digests | None]] = {}
-_history_lock = threading.Lock()
-
-
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
-
-
-def _entry_digests(
-    entries: Mapping[str, Any], digests: Mapping[str, bytes] | None = None
-) -> dict[str, bytes]:
-    """BLAKE2b-128 of each entry's ``repr`` (what the engine compares too: it tells ``1``,
-    ``1.0`` and ``true`` apart); ``digests``: the same, when the engine's parse made them
-    (``BuildState.flag_digests``)."""
-    if digests is not None and digests.keys() == entries.keys():
-        return dict(digests)
-    return {key: _digest(repr(value)) for key, value in entries.items()}
-
-
-def _remember(environment_key: str, etag: str, digests: _Digests | None) -> None:
-    limit = max(1, int(settings.DELTA_HISTORY))
-    with _history_lock:
-        held = _history.setdefault(environment_key, OrderedDict())
-        held[etag] = digests
-        held.move_to_end(etag)
-        while len(held) > limit:
-            held.popitem(last=False)
-
-
-def _held(environment_key: str, etag: str) -> tuple[bool, _Digests | None]:
-    with _history_lock:
-        held = _history.get(environment_key)
-        if held is None or etag not in held:
-            return False, None
-        return True, held[etag]
-
-
-def _current_digests(environment_key: str, document: Mapping[str, Any], build: Any) -> _Digests:
-    etag = str(document.get("etag") or "")
-    _known, digests = _held(environment_key, etag)
-    if digests is not None:
-        return digests
-    digests = _Digests(
-        int(document.get("version") or 0),
-        _entry_digests(document.get("flags") or {}, getattr(build, "flag_digests", None)),
-        _entry_digests(document.get("segments") or {}, getattr(build, "segment_digests", None)),
-    )
-    _remember(environment_key, etag, digests)
-    return digests
-
-
-def _stored_digests(
-    environment_key: str, etag: str, *, using: str = DEFAULT_DB_ALIAS
-) -> _Digests | None:
-    """The digests of the stored snapshot with this etag (newest such version), or None."""
-    from .models import Snapshot as SnapshotModel
-
-    row = (
-        SnapshotModel.objects.using(using)
-        .filter(environment__key=environment_key, etag=etag)
-        .order_by("-version")
-        .values_list("document", flat=True)
-        .first()
-    )
-    if row is None:
-        return None
-    doc = json.loads(row)
-    return _Digests(
-        int(doc.get("version") or 0),
-        _entry_digests(doc.get("flags") or {}),
-        _entry_digests(doc.get("segments") or {}),
-    )
-
-
-def delta_base_known(environment_key: str, base_etag: str) -> bool | None:
-    """Whether ``base_etag`` can be a delta base without a query: True (held), False (known
-    not to be stored), None (ask :func:`delta_from`, which may query)."""
-    known, digests = _held(environment_key, base_etag)
-    if not known:
-        return None
-    return digests is not None
-
-
-def delta_from(
-    environment_key: str,
-    base_etag: str,
-    document: Mapping[str, Any],
-    *,
-    build: Any = None,
-    using: str = DEFAULT_DB_ALIAS,
-) -> dict[str, Any] | None:
-    """The delta (docs/protocol.md) from the snapshot ``base_etag`` of ``environment_key`` to
-    ``document`` (the current one; ``build``: its ruleset's ``build``, whose entry digests save
-    work), or None when that base is not known here nor stored (serve the full document).
-
-    May query the database once per unknown base (then remembered, found or not).
-    """
-    from openfeature_provider.engine.delta import delta_from_changes
-
-    current = _current_digests(environment_key, document, build)  # a base for later deltas
-    known, base = _held(environment_key, base_etag)
-    if not known:
-        base = _stored_digests(environment_key, base_etag, using=using)
-        _remember(environment_key, base_etag, base)
-    if base is None:
-        return None
-    old_flags, old_segments = base.flags, base.segments
-    changed_flags = [k for k, d in current.flags.items() if old_flags.get(k) != d]
-    changed_segments = [k for k, d in current.segments.items() if old_segments.get(k) != d]
-    base_doc = {
-        "version": base.version,
-        "etag": base_etag,
-        "flags": old_flags,
-        "segments": old_segments,
-    }
-    return delta_from_changes(
-        base_doc, document, changed_flags=changed_flags, changed_segments=changed_segments
-    )
-
-
-def forget_deltas() -> None:
-    """Drop this process's delta history (tests)."""
-    with _history_lock:
-        _history.clear()
 
 
 # ---------------------------------------------------------------------------------------
@@ -676,124 +531,9 @@ def _cache_behind(environment_key: str, version: int) -> bool:
         return True
 
 
-# ---------------------------------------------------------------------------------------
-# the in-process reconciler of the embedded default (no Celery beat)
-
-_reconciler: _ReconcilerThread | None = None
-_reconciler_lock = threading.Lock()
-#: Run after each pass of the in-process reconciler (registered in ``ready()``; a registry,
-#: so this module imports nothing of the notifications it sweeps).
-_pass_hooks: list[Callable[[], Any]] = []
-
-
-def add_pass_hook(hook: Callable[[], Any]) -> None:
-    """Run ``hook`` after each pass of the in-process reconciler (idempotent)."""
-    if hook not in _pass_hooks:
-        _pass_hooks.append(hook)
-
-
-_reconciler_checked = False
-
-
-class _ReconcilerThread(threading.Thread):
-    """A daemon thread that runs :func:`reconcile` every ``interval`` seconds, then the hooks
-    of :func:`add_pass_hook` (the notifications that are due: the embedded default's
-    sweeper of the notification outbox)."""
-
-    def __init__(self, interval: float) -> None:
-        super().__init__(name="flagapp-reconciler", daemon=True)
-        self.interval = interval
-        self.stopping = threading.Event()
-        self.passes = 0
-
-    def run(self) -> None:
-        while not self.stopping.wait(self.interval):
-            try:
-                reconcile()
-            except Exception:
-                logger.exception("flagapp: the in-process reconciler failed; retrying")
-            try:
-                for hook in list(_pass_hooks):  # e.g. the notification outbox's sweeper
-                    try:
-                        hook()
-                    except Exception:
-                        logger.exception("flagapp: reconciler hook %r failed; retrying", hook)
-            finally:
-                self.passes += 1
-                # A connection per pass: nothing held open between passes (CONN_MAX_AGE).
-                connections[DEFAULT_DB_ALIAS].close()
-
-
-def in_process_wanted() -> bool:
-    """Whether this server process should run the reconciler itself.
-
-    ``FLAGAPP["RECONCILE_IN_PROCESS"]`` True/False decides; None (default) means "when no
-    Celery beat does it": Celery is absent or runs tasks eagerly (no broker). A
-    ``RECONCILE_INTERVAL`` of 0 disables it.
-    """
-    from django.conf import settings as django_settings
-
-    if float(settings.get("RECONCILE_INTERVAL") or 0) <= 0:
-        return False
-    choice = settings.get("RECONCILE_IN_PROCESS")
-    if choice is not None:
-        return bool(choice)
-    if getattr(django_settings, "CELERY_TASK_ALWAYS_EAGER", False):
-        return True
-    return not getattr(django_settings, "CELERY_BROKER_URL", None)
-
-
-def start_reconciler(interval: float | None = None) -> _ReconcilerThread:
-    """Start this process's reconciler thread (idempotent; returns the running one)."""
-    global _reconciler
-    with _reconciler_lock:
-        if _reconciler is None or not _reconciler.is_alive():
-            seconds = float(interval if interval is not None else settings.RECONCILE_INTERVAL)
-            _reconciler = _ReconcilerThread(seconds)
-            _reconciler.start()
-            logger.info("flagapp: in-process reconciler started (every %g s)", seconds)
-        return _reconciler
-
-
-def stop_reconciler(timeout: float = 5.0) -> None:
-    """Stop this process's reconciler thread (tests) and let the next request decide again."""
-    global _reconciler, _reconciler_checked
-    with _reconciler_lock:
-        thread, _reconciler = _reconciler, None
-        _reconciler_checked = False
-    if thread is not None:
-        thread.stopping.set()
-        thread.join(timeout)
-
-
-def _is_server_handler(sender: Any) -> bool:
-    """A WSGI/ASGI handler class of a real server (Django's test client sends its own
-    handler classes, or None for ``request_finished``)."""
-    from django.core.handlers.base import BaseHandler
-    from django.test.client import AsyncClientHandler, ClientHandler
-
-    return (
-        isinstance(sender, type)
-        and issubclass(sender, BaseHandler)
-        and not issubclass(sender, ClientHandler | AsyncClientHandler)
-    )
-
-
-def on_server_request(sender: Any = None, **kwargs: Any) -> None:
-    """``request_started``/``request_finished`` receiver: the first request a *server*
-    handles (WSGI or ASGI; never Django's test client) starts the in-process reconciler when
-    :func:`in_process_wanted`. After the first decision this is one boolean check."""
-    global _reconciler_checked
-    if _reconciler_checked:
-        return
-    if not _is_server_handler(sender):
-        return
-    with _reconciler_lock:
-        if _reconciler_checked:
-            return
-        _reconciler_checked = True
-    try:
-        if in_process_wanted():
-            start_reconciler()
-    except Exception:
-        logger.exception("flagapp: could not start the in-process reconciler")
+def __getattr__(name: str) -> Any:
+    # the reconciler thread's state lives in flagapp.reconciler (older code and tests read
+    # ``publishing._reconciler``)
+    if name in ("_reconciler", "_reconciler_checked"):
+        return getattr(reconciler, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
