@@ -45,26 +45,22 @@ ruleset, one engine call. No database query.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, TypeVar
-from urllib.parse import quote
+from collections.abc import Mapping
+from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.core import signing
 from django.db import DatabaseError
-from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, StreamingHttpResponse
-from django.http.response import HttpResponseBase
-from django.urls import reverse
-from django.utils.cache import patch_vary_headers
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.views.decorators.csrf import csrf_exempt
 
 from flagapp.conf import settings
-from flagapp.sdk import keys, limits, notifier, ratelimit, streaming
+from flagapp.sdk import limits
 from flagapp.sdk.auth import aauthorize, json_response, survives_database_outage
+from flagapp.sdk.cors import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, cors
+from flagapp.sdk.ofrep_events import event_stream, event_streams, stream_channel
 from flagapp.sdk.views import aget_ruleset, etag_matches
 from openfeature_provider.engine import ErrorCode, Reason, Resolution, Ruleset
 from openfeature_provider.engine import evaluate as engine_evaluate
@@ -89,94 +85,6 @@ _SUCCESS_REASONS = frozenset({"STATIC", "TARGETING_MATCH", "SPLIT", "DISABLED", 
 _ERROR_CODES = frozenset({"PARSE_ERROR", "TARGETING_KEY_MISSING", "INVALID_CONTEXT", "GENERAL"})
 #: Flag-set metadata, never per-flag metadata (see the module docstring).
 _SET_METADATA = frozenset({"snapshotVersion"})
-
-
-# --- CORS ------------------------------------------------------------------------------
-
-#: Request headers OFREP clients send (the web provider: Authorization or X-API-Key,
-#: Content-Type: application/json, If-None-Match on a re-fetch).
-CORS_ALLOW_HEADERS = "Authorization, X-API-Key, Content-Type, If-None-Match"
-#: Response headers a browser client must read (the bulk ETag, a 429's Retry-After).
-CORS_EXPOSE_HEADERS = "ETag, Retry-After"
-
-View = TypeVar("View", bound=Callable[..., Awaitable[HttpResponseBase]])
-
-
-def _allowed_origin(origin: str | None) -> str | None:
-    """The ``Access-Control-Allow-Origin`` value for ``origin``, or None (not allowed)."""
-    if not origin:
-        return None
-    allowed = settings.OFREP_CORS_ORIGINS or ()
-    if "*" in allowed:
-        return "*"
-    wanted = origin.lower()
-    for entry in allowed:
-        if isinstance(entry, str) and entry.lower() == wanted:
-            return origin
-    return None
-
-
-def _vary_on_origin(response: HttpResponseBase) -> None:
-    allowed = settings.OFREP_CORS_ORIGINS or ()
-    if allowed and "*" not in allowed:
-        patch_vary_headers(response, ("Origin",))
-
-
-def cors(*methods: str) -> Callable[[View], View]:
-    """CORS for an async OFREP view answering ``methods`` (``FLAGAPP["OFREP_CORS_ORIGINS"]``).
-
-    A preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) is
-    answered here, before any key check (browsers send no credentials on it): 204 with the
-    ``Allow-*`` headers for an allowed origin, 403 naming the setting for another. Every
-    other answer of an allowed origin -- refusals included, so a page can read a 401 or a
-    429 -- carries ``Access-Control-Allow-Origin`` and exposes ``ETag`` and ``Retry-After``.
-    """
-    allow_methods = ", ".join((*methods, "OPTIONS"))
-
-    def decorate(view: View) -> View:
-        @functools.wraps(view)
-        async def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
-            origin = request.headers.get("Origin")
-            if request.method == "OPTIONS":
-                return _preflight(request, origin, allow_methods)
-            response = await view(request, *args, **kwargs)
-            allowed = _allowed_origin(origin)
-            if allowed is not None:
-                response["Access-Control-Allow-Origin"] = allowed
-                response["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
-            _vary_on_origin(response)
-            return response
-
-        return wrapper  # type: ignore[return-value]
-
-    return decorate
-
-
-def _preflight(request: HttpRequest, origin: str | None, allow_methods: str) -> HttpResponse:
-    request.get_host()  # ALLOWED_HOSTS, as for every SDK request (DisallowedHost: 400)
-    if not origin or "Access-Control-Request-Method" not in request.headers:
-        response = HttpResponse(status=204)  # a plain OPTIONS: what this URL answers
-        response["Allow"] = allow_methods
-        return response
-    allowed = _allowed_origin(origin)
-    if allowed is None:
-        response = json_response(
-            {
-                "errorCode": "GENERAL",
-                "errorDetails": f"origin {origin!r} may not call OFREP: it is not in "
-                "FLAGAPP['OFREP_CORS_ORIGINS']",
-            },
-            403,
-        )
-        _vary_on_origin(response)
-        return response
-    response = HttpResponse(status=204)
-    response["Access-Control-Allow-Origin"] = allowed
-    response["Access-Control-Allow-Methods"] = allow_methods
-    response["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
-    response["Access-Control-Max-Age"] = str(int(settings.OFREP_CORS_MAX_AGE))
-    _vary_on_origin(response)
-    return response
 
 
 class _BadRequest(Exception):
@@ -367,7 +275,7 @@ async def evaluate_bulk(request: HttpRequest) -> HttpResponse:
     announced = request.GET.get("flagConfigEtag")
     if rs is not None and announced and announced.strip('"') != rs.etag:
         rs = await _recheck(info.environment_key, rs)
-    streams = _event_streams(info)
+    streams = event_streams(info)
     if rs is None:
         await _confirm_nothing_published(info.environment_key)
         return json_response({"flags": [], **streams})
@@ -413,115 +321,6 @@ async def _recheck(env_key: str, rs: Ruleset) -> Ruleset:
     evaluation.expire(env_key)
     fresh: Ruleset | None = await sync_to_async(evaluation.get_ruleset)(env_key)
     return fresh if fresh is not None else rs
-
-
-# --- eventStreams (ADR-0008) -------------------------------------------------------------
-
-_CHANNEL_SALT = "flagapp.ofrep.event-stream"
-
-
-def stream_channel(info: keys.KeyInfo) -> str:
-    """The signed ``channel`` of ``info``'s event stream URL: the key's public id and its
-    environment, signed with ``SECRET_KEY`` (no secret inside; the same for every answer,
-    so a client keeps its connection across re-fetches)."""
-    signer = signing.Signer(salt=_CHANNEL_SALT)  # no timestamp: the same URL every time
-    return signer.sign_object([info.public_id, info.environment_key])
-
-
-def _event_streams(info: keys.KeyInfo) -> dict[str, Any]:
-    if not settings.OFREP_EVENT_STREAMS:
-        return {}
-    uri = f"{reverse('flagapp:ofrep-event-stream')}?channel={quote(stream_channel(info), safe='')}"
-    # ``endpoint`` (not ``url``): the client joins it to the origin it was configured with,
-    # so the answer never depends on the Host header or a proxy's view of it.
-    return {"eventStreams": [{"type": "sse", "endpoint": {"requestUri": uri}}]}
-
-
-def _sse_refetch(version: int, etag: str) -> bytes:
-    data = json.dumps({"type": "refetchEvaluation", "etag": etag}, separators=(",", ":"))
-    return f"id: {version}\nevent: message\ndata: {data}\n\n".encode()
-
-
-async def _still_active(public_id: str) -> keys.KeyInfo | None:
-    try:
-        return keys.active_key(public_id, db=False)
-    except keys.NeedsDatabase:
-        return await sync_to_async(keys.active_key)(public_id)
-
-
-class _RefetchStream(streaming.Stream):
-    """``/ofrep/v1/event-stream``: one ``refetchEvaluation`` per new snapshot; on connect one
-    for a change the client missed while away (``Last-Event-ID`` older than the current
-    version), else a ``: connected`` comment."""
-
-    def __init__(self, env: str, public_id: str, last_seen: int | None) -> None:
-        super().__init__(env)
-        self.public_id = public_id
-        self.last_seen = last_seen
-
-    async def first(self, rs: Any) -> bytes:
-        if rs is not None and self.last_seen is not None and int(rs.version) > self.last_seen:
-            return _sse_refetch(int(rs.version), rs.etag)
-        return b": connected\n\n"
-
-    async def event(self, version: int, etag: str, ann: notifier.Announcement | None) -> bytes:
-        return _sse_refetch(version, etag)
-
-    async def still_valid(self) -> bool:
-        return await _still_active(self.public_id) is not None
-
-
-def _refetch_events(env: str, public_id: str, last_seen: int | None) -> AsyncIterator[bytes]:
-    """One ``refetchEvaluation`` per new snapshot of ``env``, from the notifier that feeds
-    ``/sdk/v1/stream`` (the one loop of ``flagapp.sdk.streaming``)."""
-    return streaming.run(_RefetchStream(env, public_id, last_seen))
-
-
-def _stream_refusal(status: int, detail: str) -> HttpResponse:
-    response = json_response({"errorCode": "GENERAL", "errorDetails": detail}, status)
-    if status == 401:
-        response["WWW-Authenticate"] = 'Bearer realm="flagapp"'
-    return response
-
-
-@cors("GET")
-@survives_database_outage
-async def event_stream(request: HttpRequest) -> HttpResponseBase:
-    """``GET /ofrep/v1/event-stream?channel=...``: the SSE stream a bulk answer's
-    ``eventStreams`` names. Authenticated by the signed channel (an ``EventSource`` cannot
-    send headers); the key must still be active, and its rate limit applies per connection.
-    Needs ASGI, like ``/sdk/v1/stream``."""
-    if request.method != "GET":
-        return HttpResponse(status=405, headers={"Allow": "GET, OPTIONS"})
-    request.get_host()
-    try:
-        signer = signing.Signer(salt=_CHANNEL_SALT)
-        public_id, env = signer.unsign_object(request.GET.get("channel", ""))
-    except (signing.BadSignature, ValueError, TypeError):
-        return _stream_refusal(
-            401,
-            "channel is missing or was not signed by this server: connect to the URL a bulk "
-            "evaluation's eventStreams names",
-        )
-    info = await _still_active(str(public_id))
-    if info is None or info.environment_key != env:
-        return _stream_refusal(401, "the SDK key of this event stream was revoked")
-    decision = ratelimit.check("ofrep", f"key:{info.key_id}")
-    if not decision.allowed:
-        refusal = _stream_refusal(429, "rate limit exceeded")
-        refusal["Retry-After"] = str(decision.retry_after)
-        return refusal
-    notifier.ensure_listener()
-    last_seen: int | None = None
-    raw = request.headers.get("Last-Event-ID", "").strip()
-    if raw.isdigit():
-        last_seen = int(raw)
-    response = StreamingHttpResponse(
-        _refetch_events(env, info.public_id, last_seen), content_type="text/event-stream"
-    )
-    response["Cache-Control"] = "no-cache, no-store"
-    response["X-Accel-Buffering"] = "no"
-    return response
 
 
 _CONFIGURATION = {
