@@ -34,6 +34,8 @@ import gzip
 import json
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -49,6 +51,8 @@ STREAMS = tuple(
     int(s) for s in os.environ.get("FLAGAPP_BENCH_DELIVERY_STREAMS", "100,1000,5000").split(",")
 )
 FANOUT_FLAGS = int(os.environ.get("FLAGAPP_BENCH_DELIVERY_FLAGS", "1000"))
+#: which server tables: "polling", "served" (change -> served per size), "fanout"
+PARTS = os.environ.get("FLAGAPP_BENCH_DELIVERY_PARTS", "polling,served,fanout").split(",")
 CHANGES = 5
 ROW_SECONDS = 120.0
 CHANGE_TIMEOUT = 20.0
@@ -417,6 +421,163 @@ def _pollers(port: int, token: str, etag: str, pid: int) -> list[list[str]]:
     ]
 
 
+# ---------------------------------------------------- 4. change -> served, per environment size
+
+_PROVIDER = """
+import sys, time
+from openfeature_provider.remote import StreamingSource
+
+class Listener:
+    def on_snapshot(self, ruleset):
+        print(f"{ruleset.version} {time.time():.6f}", flush=True)
+
+    def on_error(self, exc, fatal=False):
+        print(f"error {exc!r}", file=sys.stderr, flush=True)
+
+source = StreamingSource(sys.argv[1], sys.argv[2])
+source.start(Listener())
+sys.stdin.read()  # until the benchmark closes it
+source.stop()
+"""
+
+
+def _environment_of(n: int) -> tuple[Any, str]:
+    """An environment of ``n`` flags shaped like bench_scale's server part (bulk-inserted),
+    published once in full, and an SDK key for it."""
+    from django.contrib.auth.models import Group
+    from django.db import transaction
+
+    from flagapp import publishing, services
+    from flagapp.models import Flag, FlagState, TargetingRule, Variant
+    from flagapp.services import sdk_keys
+
+    owner, _ = Group.objects.get_or_create(name="bench-served")
+    env = services.create_environment(key=f"scale-{n}", name=f"{n}", actor=None, reason="b")
+    with transaction.atomic():
+        flags = Flag.objects.bulk_create(
+            [
+                Flag(key=f"served{n}.flag-{i:05d}", name=f"Flag {i}", kind="boolean",
+                     flag_type="ops", owner=owner)
+                for i in range(n)
+            ],
+            batch_size=2000,
+        )  # fmt: skip
+        Variant.objects.bulk_create(
+            [
+                Variant(flag=f, key=k, value=v, order=o)
+                for f in flags
+                for o, (k, v) in enumerate((("on", True), ("off", False)))
+            ],
+            batch_size=4000,
+        )
+        states = FlagState.objects.bulk_create(
+            [FlagState(flag=f, environment=env, enabled=True, fallthrough={"variant": "off"})
+             for f in flags],
+            batch_size=4000,
+        )  # fmt: skip
+        TargetingRule.objects.bulk_create(
+            [
+                TargetingRule(
+                    state=s, order=0, rule_id="paid",
+                    conditions=[{"attr": "plan", "op": "in", "values": ["pro", "team"]}],
+                    serve={"variant": "on"},
+                )
+                for s in states
+            ],
+            batch_size=4000,
+        )  # fmt: skip
+    publishing.publish(env)
+    _, token = sdk_keys.create_sdk_key(env, name=f"served-{n}", actor=None, reason="bench")
+    return env, token
+
+
+def _served_column(port: int, pid: int, n: int) -> dict[str, str]:
+    """Change (services.set_flag_enabled in this process, publish on commit: PostgreSQL,
+    Redis) -> a streaming provider in its own process holds the new rules."""
+    import select
+
+    from flagapp import services
+    from flagapp.models import Flag
+
+    env, token = _environment_of(n)
+    rss_before = _rss_mib(pid)
+    provider = subprocess.Popen(
+        [sys.executable, "-c", _PROVIDER, f"http://127.0.0.1:{port}", token],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        cwd=str(REPO),
+        text=True,
+    )
+    assert provider.stdout is not None
+    seen: dict[int, float] = {}
+
+    def read_until(version: int, timeout: float) -> None:
+        until = time.monotonic() + timeout
+        while version not in seen and time.monotonic() < until:
+            ready, _, _ = select.select([provider.stdout], [], [], 0.05)
+            if ready:
+                line = provider.stdout.readline()  # type: ignore[union-attr]
+                if line:
+                    v, at = line.split()
+                    seen[int(v)] = float(at)
+
+    try:
+        from flagapp import publishing
+
+        first = publishing.latest(env.key)
+        assert first is not None
+        read_until(first.version, 60)
+        flag = Flag.objects.get(key=f"served{n}.flag-00000")
+        served: list[float] = []
+        published: list[float] = []
+        enabled = True
+        for _ in range(CHANGES):
+            enabled = not enabled
+            t0 = time.time()
+            services.set_flag_enabled(flag, env, enabled, actor=None, reason="bench")
+            published.append(time.time() - t0)
+            latest = publishing.latest(env.key)
+            assert latest is not None
+            read_until(latest.version, CHANGE_TIMEOUT)
+            if latest.version in seen:
+                served.append(seen[latest.version] - t0)
+            time.sleep(0.3)
+        with open(f"/proc/{provider.pid}/status") as fh:
+            provider_rss = next(int(x.split()[1]) for x in fh if x.startswith("VmRSS:")) / 1024
+        from benchmarks.bench_server import _percentile
+
+        return {
+            "change -> published ms (median)": f"{statistics.median(published) * 1e3:,.0f}",
+            "change -> served by a streaming provider, p50 ms": (
+                f"{_percentile(served, 50) * 1e3:,.0f}" if served else "missed"
+            ),
+            "change -> served, max ms": f"{max(served) * 1e3:,.0f}" if served else "missed",
+            "changes served": f"{len(served)} of {CHANGES}",
+            "server RSS MiB (2 workers + parent)": f"{_rss_mib(pid):,.0f}",
+            "server RSS added by this environment, MiB": f"{_rss_mib(pid) - rss_before:,.0f}",
+            "provider process RSS MiB": f"{provider_rss:,.0f}",
+            "load average": _load(),
+        }
+    finally:
+        if provider.stdin is not None:
+            provider.stdin.close()
+        try:
+            provider.wait(10)
+        except subprocess.TimeoutExpired:
+            provider.kill()
+
+
+def _served_table(port: int, pid: int) -> None:
+    columns = [_served_column(port, pid, n) for n in SIZES]
+    print_table(
+        f"delivery: change -> served ({CHANGES} changes per size; services.set_flag_enabled "
+        "with its publish in the benchmark process, a StreamingSource with deltas in its own "
+        "process)",
+        ["flags", *(f"{n:,}" for n in SIZES)],
+        [[label, *(c[label] for c in columns)] for label in columns[0]],
+    )
+
+
 def _driver() -> None:
     import django
 
@@ -444,24 +605,27 @@ def _driver() -> None:
             f"default rate limits; {FANOUT_FLAGS:,} flags; clients in one asyncio process on "
             f"the same {os.cpu_count()} CPUs"
         )
-        print_table(
-            f"delivery: polling fleet ({POLLERS:,} clients of one key, every 1 s with ETag, "
-            f"{POLL_SECONDS:.0f} s)",
-            [
-                "pollers",
-                "req/s",
-                "304",
-                "429",
-                "other",
-                "server CPU % of a core",
-                "target <",
-                "load",
-                "verdict",
-            ],
-            _pollers(port, token, publisher.doc["etag"], proc.pid),
-        )
+        if "polling" in PARTS:
+            print_table(
+                f"delivery: polling fleet ({POLLERS:,} clients of one key, every 1 s with ETag, "
+                f"{POLL_SECONDS:.0f} s)",
+                [
+                    "pollers",
+                    "req/s",
+                    "304",
+                    "429",
+                    "other",
+                    "server CPU % of a core",
+                    "target <",
+                    "load",
+                    "verdict",
+                ],
+                _pollers(port, token, publisher.doc["etag"], proc.pid),
+            )
+        if "served" in PARTS:
+            _served_table(port, proc.pid)
         rows = []
-        for n in STREAMS:
+        for n in STREAMS if "fanout" in PARTS else ():
             for deltas in (True, False):
                 rows.append(_fanout_row(port, token, publisher, n, deltas, proc.pid))
                 print("  ", " | ".join(rows[-1]), flush=True)
