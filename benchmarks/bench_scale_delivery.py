@@ -629,6 +629,8 @@ def _driver() -> None:
             for deltas in (True, False):
                 rows.append(_fanout_row(port, token, publisher, n, deltas, proc.pid))
                 print("  ", " | ".join(rows[-1]), flush=True)
+        if not rows:
+            return
         print_table(
             f"delivery: SSE fan-out, announce -> stream holds the new rules ({CHANGES} changes, "
             f"target p99 <= {TARGET_P99_S:.0f} s)",

@@ -417,27 +417,46 @@ def _notify(env: str | None, ruleset: Ruleset | None) -> None:
             logger.exception("flagapp: ruleset listener %r failed", callback)
 
 
+#: flag key -> (its rules, its fallthrough, the attributes they read): an incremental parse
+#: shares the rules and fallthrough objects of every unchanged flag, so a new version only
+#: walks the flags that changed (at 10,000 flags the full walk cost ~20-70 ms per swap)
+_flag_attrs: dict[str, tuple[Any, Any, frozenset[str]]] = {}
+
+
 def _referenced_attributes(ruleset: Ruleset) -> frozenset[str]:
     """Top-level context attributes any condition or rollout of the ruleset reads."""
     attrs: set[str] = set()
-
-    def add_conditions(conditions: Iterable[Any]) -> None:
-        for cond in conditions:
-            if cond.attr:
-                attrs.add(cond.attr.split(".", 1)[0])
-
-    def add_serve(serve: Any) -> None:
-        if serve is not None and serve.rollout is not None:
-            attrs.add(serve.rollout.bucket_by.split(".", 1)[0])
-
-    for flag in ruleset.flags.values():
-        for rule in flag.rules:
-            add_conditions(rule.when)
-            add_serve(rule.serve)
-        add_serve(flag.fallthrough)
+    for key, flag in ruleset.flags.items():
+        known = _flag_attrs.get(key)
+        if known is None or known[0] is not flag.rules or known[1] is not flag.fallthrough:
+            known = (flag.rules, flag.fallthrough, _flag_attributes(flag))
+            _flag_attrs[key] = known
+        attrs |= known[2]
     for segment in ruleset.segments.values():
-        add_conditions(segment.when)
+        _add_conditions(attrs, segment.when)
+    if len(_flag_attrs) > 4 * max(1, len(ruleset.flags)) + 1000:
+        _flag_attrs.clear()  # keys of flags long gone (or of many environments): start over
     return frozenset(attrs)
+
+
+def _flag_attributes(flag: Any) -> frozenset[str]:
+    attrs: set[str] = set()
+    for rule in flag.rules:
+        _add_conditions(attrs, rule.when)
+        _add_serve(attrs, rule.serve)
+    _add_serve(attrs, flag.fallthrough)
+    return frozenset(attrs)
+
+
+def _add_conditions(attrs: set[str], conditions: Iterable[Any]) -> None:
+    for cond in conditions:
+        if cond.attr:
+            attrs.add(cond.attr.split(".", 1)[0])
+
+
+def _add_serve(attrs: set[str], serve: Any) -> None:
+    if serve is not None and serve.rollout is not None:
+        attrs.add(serve.rollout.bucket_by.split(".", 1)[0])
 
 
 def _on_snapshot_published(

@@ -440,3 +440,33 @@ def test_freshness_check__slow_in_one_thread__other_threads_serve_the_held_rules
     finally:
         release.set()
         checker.join(5)
+
+
+def test_attribute_in_use__incremental_parse__changed_flag_walked_again() -> None:
+    """The attributes a held ruleset reads are worked out per flag and reused for flags an
+    incremental parse shared; a flag that changed is walked again."""
+    from openfeature_provider.engine import parse_ruleset
+
+    def doc(version: int, attr: str) -> dict[str, Any]:
+        rule = {"id": "r", "when": [{"attr": attr, "op": "eq", "values": ["x"]}],
+                "serve": {"variant": "on"}}  # fmt: skip
+        flags = {
+            key: {"kind": "boolean", "enabled": True, "variants": {"on": True, "off": False},
+                  "rules": [rule if key == "a.changed" else {**rule, "when": [
+                      {"attr": "plan", "op": "eq", "values": ["x"]}]}],
+                  "fallthrough": {"variant": "off"}}
+            for key in ("a.changed", "b.same")
+        }  # fmt: skip
+        return {"format": 1, "environment": "attrs", "version": version, "etag": f"e{version}",
+                "flags": flags, "segments": {}}  # fmt: skip
+
+    first = parse_ruleset(doc(1, "country"))
+    evaluation.install("attrs", first)
+    assert evaluation.attribute_in_use("country", "attrs")
+    second = parse_ruleset(doc(2, "email"), previous=first)
+    assert second.flags["b.same"].rules is first.flags["b.same"].rules  # shared
+    evaluation.install("attrs", second)
+    assert evaluation.attribute_in_use("email", "attrs")
+    assert not evaluation.attribute_in_use("country", "attrs")
+    assert evaluation.attribute_in_use("plan", "attrs")
+    evaluation.clear_cache("attrs")
