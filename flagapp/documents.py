@@ -42,6 +42,7 @@ __all__ = [
     "flag_entry",
     "metadata",
     "parse",
+    "parse_change",
     "rule_dict",
     "rules_as_dicts",
     "segment_doc",
@@ -93,6 +94,32 @@ def parse(document: Mapping[str, Any], *, served: bool = False) -> Ruleset:
     ruleset = parse_ruleset(document, previous=_served.get(key), freeze=freeze_wanted())
     _served[key] = ruleset  # one per environment; a plain dict store is atomic
     return ruleset
+
+
+def parse_change(document: Mapping[str, Any], delta: Mapping[str, Any] | None) -> Ruleset:
+    """A publish's parse (``served=True``): the engine applies ``delta`` — the changed
+    entries only, from the publisher's assembly — to the last served ruleset of the
+    environment when that ruleset is the delta's base (``parse_delta``: the cost of what
+    changed, whatever the size of the environment); otherwise, or when the engine refuses
+    the delta as a mismatch, :func:`parse` of the whole ``document``. Either way the result
+    equals a full parse of ``document`` (errors included: ``parse_delta`` raises ParseError
+    for an invalid result)."""
+    from openfeature_provider.engine.delta import DeltaMismatch, parse_delta
+    from openfeature_provider.engine.swap import freeze_wanted
+
+    environment = document.get("environment")
+    key = environment if isinstance(environment, str) else ""
+    held = _served.get(key)
+    base = (delta or {}).get("base") or {}
+    if delta is not None and held is not None and held.etag and base.get("etag") == held.etag:
+        try:
+            ruleset = parse_delta(delta, previous=held, freeze=freeze_wanted())
+        except DeltaMismatch:
+            pass
+        else:
+            _served[key] = ruleset
+            return ruleset
+    return parse(document, served=True)
 
 
 #: The last served ruleset per environment key: the ``previous`` of the next publish's parse.

@@ -57,7 +57,7 @@ from . import assembly, deltas, metrics, reconciler
 from .conf import namespace, settings
 from .deltas import _history as _history
 from .deltas import delta_base_known, delta_from, forget_deltas
-from .documents import FORMAT_VERSION, compile_entries, compile_environment, parse
+from .documents import FORMAT_VERSION, compile_entries, compile_environment, parse_change
 from .reconciler import (
     add_pass_hook,
     in_process_wanted,
@@ -281,9 +281,10 @@ def _publish_once(environment: Environment, using: str) -> tuple[Snapshot, bool]
             )
             return previous, False
         version = (previous.version if previous is not None else 0) + 1
-        # never store what an evaluator would reject; incremental from the last served
-        # ruleset, so only what changed is validated and compiled
-        ruleset = parse(built.document(version), served=True)
+        delta = _delta(built, changes, version, previous)
+        # never store what an evaluator would reject; from the last served ruleset plus the
+        # delta (the engine compiles what changed), else the whole document incrementally
+        ruleset = parse_change(built.document(version), delta)
         snapshot = SnapshotModel.objects.using(using).create(
             environment=env, version=version, etag=built.etag, document=built.text(version)
         )
@@ -292,11 +293,11 @@ def _publish_once(environment: Environment, using: str) -> tuple[Snapshot, bool]
             SnapshotModel.objects.using(using).filter(
                 environment=env, version__lte=snapshot.version - int(keep)
             ).delete()
-        delta = _delta_text(built, changes, version, previous)
+        delta_text = _delta_text(delta)
 
         def after_commit() -> None:
             _committed(using, env.pk, version, built, outbox)
-            announce(snapshot, env_key, ruleset, previous=previous, delta=delta)
+            announce(snapshot, env_key, ruleset, previous=previous, delta=delta_text)
 
         transaction.on_commit(after_commit, using=using, robust=True)
     logger.info("published %s snapshot v%s (%s)", env_key, snapshot.version, snapshot.etag)
@@ -339,23 +340,28 @@ def _committed(
     assembly.forget_touched(using, outbox)
 
 
-def _delta_text(
+def _delta(
     built: assembly.Assembly,
     changes: assembly.Changes | None,
     version: int,
     previous: Snapshot | None,
-) -> str | None:
-    """The announced delta from ``previous``, when what changed is known; None: unknown
-    (``announce`` then works it out) — never raises."""
+) -> dict[str, Any] | None:
+    """The delta from ``previous`` when what changed is known, else None."""
     if changes is None or previous is None:
         return None
+    return built.delta(
+        changes, version=version, base_version=previous.version, base_etag=previous.etag
+    )
+
+
+def _delta_text(delta: dict[str, Any] | None) -> str | None:
+    """The announced delta as JSON text; None: unknown (``announce`` then works it out)."""
+    if delta is None:
+        return None
     try:
-        delta = built.delta(
-            changes, version=version, base_version=previous.version, base_etag=previous.etag
-        )
         return json.dumps(delta, separators=(",", ":"), ensure_ascii=False)
-    except Exception:
-        logger.warning("flagapp: no delta for %s v%s", built.environment, version, exc_info=True)
+    except Exception:  # never: the entries came out of the database's JSON
+        logger.warning("flagapp: could not encode the delta", exc_info=True)
         return None
 
 

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from flagapp import assembly, publishing, services
+from flagapp import assembly, documents, publishing, services
 from flagapp.documents import compile_entries, compile_environment
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import Environment, Flag, FlagState, PublishOutbox, Segment, Snapshot
+from openfeature_provider.engine import evaluate, parse_ruleset
 from openfeature_provider.engine.delta import apply_delta
 
 pytestmark = pytest.mark.django_db
@@ -246,6 +247,13 @@ def test_publish__random_edit_sequences__equal_a_full_compile_byte_for_byte(
             with committed():
                 step()
             after = _assert_published_is_the_truth(env)
+            served = documents._served["production"]  # what the publish parsed (a delta)
+            assert served.version == after.version
+            full = parse_ruleset(after.document)
+            assert set(served.flags) == set(full.flags)
+            for key in full.flags:  # compiled the same: every flag evaluates the same
+                for ctx in ({"targetingKey": "u1"}, {"targetingKey": "u3", "plan": "x"}):
+                    assert evaluate(served, key, ctx) == evaluate(full, key, ctx), key
             if after.version != before.version:
                 assert announced, "a new version is announced"
                 delta = announced[-1]["delta"]
@@ -330,3 +338,31 @@ def test_record__keys_given__noted_after_commit(
     assert assembly.touched_by("default", rows) == assembly.Touched(
         frozenset({"a.flag"}), frozenset()
     )
+
+
+def test_publish__one_flag_changed__engine_parses_the_delta_only(
+    make_flag: Any, envs: dict[str, Any], committed: Committed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publish hands the engine the changed entries (parse_delta from the last served
+    ruleset): no parse of the whole document, whose cost grows with the environment."""
+    import openfeature_provider.engine.ruleset as engine_ruleset
+
+    env = envs["production"]
+    with committed():
+        flag = make_flag("a.flag")
+        make_flag("b.flag")
+    whole: list[int] = []
+    real = engine_ruleset._parse
+
+    def counting(doc: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(doc, dict) and doc.get("environment") == "production" and doc["version"]:
+            whole.append(len(doc.get("flags") or {}))
+        return real(doc, *args, **kwargs)
+
+    monkeypatch.setattr(engine_ruleset, "_parse", counting)
+    with committed():
+        services.set_flag_enabled(flag, env, True, actor=None, reason="t")
+    assert whole == []
+    served = documents._served["production"]
+    assert served.version == _latest(env).version
+    assert served.flags["a.flag"].enabled is True
