@@ -27,6 +27,7 @@ from .api import (
     get_value,
 )
 from .cache import (
+    apply_delta,
     attribute_in_use,
     cache_is_shared,
     clear_cache,
@@ -50,6 +51,7 @@ __all__ = [
     "aevaluate",
     "aflag_is_active",
     "aget_value",
+    "apply_delta",
     "attribute_in_use",
     "cache_is_shared",
     "clear_cache",

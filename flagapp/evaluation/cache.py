@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings as django_settings
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PER_PROCESS_CACHES",
+    "apply_delta",
     "attribute_in_use",
     "cache_is_shared",
     "clear_cache",
@@ -353,6 +354,38 @@ def install(
             ),
         )
     _notify(env_key, ruleset)
+
+
+def apply_delta(env_key: str, delta: str | Mapping[str, Any], version: int) -> bool:
+    """Take the new ``version`` from a published ``delta`` (docs/protocol.md, "Deltas") when
+    the held ruleset is its base: the engine compiles only what changed (``parse_delta``),
+    instead of this process loading and parsing the whole document at its next check. The
+    notifier calls it with the delta a Redis announcement carries (the store confirmed the
+    version). False when it could not (another base, nothing held, a refusal): the held
+    ruleset is then expired, so the next use checks as before."""
+    from openfeature_provider.engine.delta import parse_delta
+
+    entry = _entries.get(env_key)
+    held = entry.ruleset if entry is not None else None
+    try:
+        if held is None or entry is None or entry.version >= version:
+            raise LookupError("nothing older held")
+        ruleset = parse_delta(delta, previous=held, freeze=freeze_wanted())
+        if int(ruleset.version) != int(version):
+            raise LookupError("the delta leads to another version")
+    except Exception:
+        expire(env_key)
+        return False
+    with _lock:
+        current = _entries.get(env_key)
+        if current is not None and current.ruleset is not None and current.version >= version:
+            return True  # a newer (or this) version was swapped in meanwhile
+        _swap(
+            env_key,
+            _Entry(ruleset, version, _monotonic() + float(settings.CACHE_CHECK_INTERVAL)),
+        )
+    _notify(env_key, ruleset)
+    return True
 
 
 def document_text(env_key: str, ruleset: Ruleset) -> str | None:

@@ -256,9 +256,13 @@ def _handle(raw: bytes | str) -> None:
         if confirmed is None:
             return
         # This process's evaluation cache may hold the old version until its next check;
-        # a client told "new version" must not be answered 304 by this process.
-        evaluation.expire(confirmed.environment)
-        _deliver(_with_delta(confirmed, msg))
+        # a client told "new version" must not be answered 304 by this process. With the
+        # publisher's delta it takes the new version at once (the engine compiles what
+        # changed); without, or when the delta does not apply, it checks at its next use.
+        ann = _with_delta(confirmed, msg)
+        if ann.delta is None or not evaluation.apply_delta(ann.environment, ann.delta, ann.version):
+            evaluation.expire(confirmed.environment)
+        _deliver(ann)
     elif msg.get("type") == "sdk_key_revoked":
         forget_public_id(str(msg["public_id"]))
 

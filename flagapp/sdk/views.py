@@ -90,14 +90,24 @@ class _Body:
     Gzipped on first need only: most answers after a change are 304s and deltas, and
     compressing a 10,000-flag document takes tens of milliseconds of the event loop."""
 
-    __slots__ = ("_gzipped", "etag", "plain", "sse", "version")
+    __slots__ = ("_gzipped", "_make", "_plain", "etag", "sse", "version")
 
-    def __init__(self, version: int, etag: str, plain: bytes) -> None:
+    def __init__(self, version: int, etag: str, plain: bytes | Callable[[], bytes]) -> None:
         self.version = version
         self.etag = etag
-        self.plain = plain
+        self._plain = plain if isinstance(plain, bytes) else None
+        #: builds the body on first need (a 304 needs only version and etag)
+        self._make = None if isinstance(plain, bytes) else plain
         self._gzipped: bytes | None = None
         self.sse: bytes | None = None  # a delta's stream event (built once, for every stream)
+
+    @property
+    def plain(self) -> bytes:
+        data = self._plain
+        if data is None:  # a race builds it twice, with the same result
+            assert self._make is not None
+            data = self._plain = self._make()
+        return data
 
     @property
     def gzipped(self) -> bytes:
@@ -127,11 +137,13 @@ def _body_for(env_key: str, rs: Any) -> _Body:
     body = _bodies.get(env_key)
     if body is not None and body.version == rs.version and body.etag == rs.etag:
         return body
-    text = evaluation.document_text(env_key, rs)  # the stored snapshot, as stored
-    if text is not None:
-        plain = text.encode("utf-8")
-    else:
-        plain = json.dumps(_document(rs), separators=(",", ":"), ensure_ascii=False).encode()
+
+    def plain() -> bytes:
+        text = evaluation.document_text(env_key, rs)  # the stored snapshot, as stored
+        if text is not None:
+            return text.encode("utf-8")
+        return json.dumps(_document(rs), separators=(",", ":"), ensure_ascii=False).encode()
+
     body = _Body(rs.version, rs.etag, plain)
     with _bodies_lock:
         _bodies[env_key] = body

@@ -470,3 +470,46 @@ def test_attribute_in_use__incremental_parse__changed_flag_walked_again() -> Non
     assert not evaluation.attribute_in_use("country", "attrs")
     assert evaluation.attribute_in_use("plan", "attrs")
     evaluation.clear_cache("attrs")
+
+
+def _two_versions() -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    from openfeature_provider.engine import parse_ruleset
+    from openfeature_provider.engine.delta import make_delta
+
+    def doc(version: int, enabled: bool) -> dict[str, Any]:
+        flags = {
+            f"f.{i}": {"kind": "boolean", "enabled": enabled if i == 0 else True,
+                       "variants": {"on": True, "off": False}, "fallthrough": {"variant": "on"}}
+            for i in range(3)
+        }  # fmt: skip
+        return {"format": 1, "environment": "deltas", "version": version,
+                "etag": f"sha256:v{version}", "flags": flags, "segments": {}}  # fmt: skip
+
+    held = parse_ruleset(doc(1, True))
+    return held, doc(2, False), make_delta(doc(1, True), doc(2, False))
+
+
+def test_apply_delta__held_ruleset_is_the_base__new_version_installed_without_a_query(
+    django_assert_num_queries: Any,
+) -> None:
+    """A process that did not publish takes the new version from the announced delta: the
+    engine compiles what changed, no document is loaded or parsed whole."""
+    held, _doc, delta = _two_versions()
+    evaluation.install("deltas", held)
+    with django_assert_num_queries(0):
+        assert evaluation.apply_delta("deltas", json.dumps(delta), 2) is True
+        current = evaluation.get_ruleset("deltas")
+    assert current is not None and current.version == 2
+    assert current.flags["f.0"].enabled is False
+    assert current.flags["f.1"] is held.flags["f.1"]  # shared, not rebuilt
+    evaluation.clear_cache("deltas")
+
+
+def test_apply_delta__other_base__held_ruleset_expired_not_replaced() -> None:
+    held, _doc, delta = _two_versions()
+    delta["base"]["etag"] = "sha256:someone-else"
+    evaluation.install("deltas", held)
+    assert evaluation.apply_delta("deltas", delta, 2) is False
+    assert evaluation.current_ruleset("deltas") is held
+    assert not evaluation.is_warm("deltas")  # the next use checks the store
+    evaluation.clear_cache("deltas")

@@ -516,7 +516,7 @@ def test_ruleset__new_snapshot__served_as_stored_not_re_encoded(
     assert response.content == stored.document.encode()
 
 
-def test_ruleset__new_version_answered_304_and_deltas__never_gzipped(
+def test_ruleset__new_version_answered_304__body_neither_encoded_nor_gzipped(
     client: Client, sdk_token: str, install_flags: Callable[..., Any]
 ) -> None:
     """Compressing the full document is paid by the first request that wants it gzipped,
@@ -531,6 +531,7 @@ def test_ruleset__new_version_answered_304_and_deltas__never_gzipped(
         **bearer(sdk_token),
     )
     assert response.status_code == 304
+    assert views._bodies["production"]._plain is None  # not even encoded
     assert views._bodies["production"]._gzipped is None
     assert (
         client.get(RULESET, HTTP_ACCEPT_ENCODING="gzip", **bearer(sdk_token))["Content-Encoding"]

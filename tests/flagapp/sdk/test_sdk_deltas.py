@@ -379,3 +379,52 @@ def test_publish_through_the_chain__announcement_carries_the_delta(
     assert delta["base"]["etag"] == ann.base
     assert list(delta["flags"]) == ["web.a"]
     assert delta["etag"] == ann.etag
+
+
+def test_notifier_message_with_delta__other_process__takes_the_version_from_the_delta(
+    environments: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process that hears a confirmed announcement with the publisher's delta installs the
+    new version from it at once (no expire, no later load and parse of the whole document)."""
+    from flagapp import evaluation
+    from flagapp.models import Snapshot
+    from openfeature_provider.engine.delta import make_delta
+
+    def doc(version: int, enabled: bool) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "environment": "production",
+            "version": version,
+            "etag": f"sha256:v{version}",
+            "flags": {"a.flag": flag_doc(enabled=enabled), "b.flag": flag_doc()},
+            "segments": {},
+        }
+
+    held = parse_ruleset(doc(1, True))
+    evaluation.install("production", held)
+    Snapshot.objects.create(
+        environment=environments["production"], version=2, etag="sha256:v2",
+        document=json.dumps(doc(2, False)),
+    )  # fmt: skip
+    delivered: list[notifier.Announcement] = []
+    monkeypatch.setattr(notifier, "_deliver", delivered.append)
+    expired: list[Any] = []
+    monkeypatch.setattr(evaluation, "expire", lambda env=None: expired.append(env))
+    notifier._handle(
+        json.dumps(
+            {
+                "type": "snapshot",
+                "origin": "another-process",
+                "environment": "production",
+                "version": 2,
+                "etag": "sha256:v2",
+                "base": "sha256:v1",
+                "delta": json.dumps(make_delta(doc(1, True), doc(2, False))),
+            }
+        )
+    )
+    current = evaluation.current_ruleset("production")
+    assert current is not None and current.version == 2
+    assert current.flags["a.flag"].enabled is False
+    assert expired == []
+    assert [a.version for a in delivered] == [2]
