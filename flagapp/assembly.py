@@ -51,6 +51,7 @@ __all__ = [
     "Changes",
     "Touched",
     "bound",
+    "follow",
     "forget",
     "forget_touched",
     "held",
@@ -332,6 +333,33 @@ def bound(using: str, environment_id: int, version: int, etag: str) -> Assembly 
     if entry is None or entry[0] != version or entry[1] != etag:
         return None
     return entry[2]
+
+
+def follow(environment_key: str, delta: Mapping[str, Any]) -> bool:
+    """Another process published ``delta`` (its announcement, confirmed against the store):
+    move the assembly held here for that environment along with it — the delta's entries
+    re-encoded, nothing else — when the held one is exactly the delta's base. The result is
+    bound to the new version only when its content hash is the announced etag, so a publish
+    in this process stays incremental whichever process published before it. False when
+    nothing held here was that base (the next publish here then compiles in full)."""
+    base = delta.get("base") or {}
+    flags = delta.get("flags") or {}
+    segments = delta.get("segments") or {}
+    touched = Touched(
+        frozenset(flags) | frozenset(delta.get("removedFlags") or ()),
+        frozenset(segments) | frozenset(delta.get("removedSegments") or ()),
+    )
+    moved = False
+    for key, (version, etag, held_assembly) in list(_held.items()):
+        if held_assembly.environment != environment_key:
+            continue
+        if (version, etag) != (base.get("version"), base.get("etag")):
+            continue
+        updated, _changes = held_assembly.updated(touched, flags, segments)
+        if updated.etag == delta.get("etag"):
+            _held[key] = (int(delta["version"]), updated.etag, updated)
+            moved = True
+    return moved
 
 
 def forget() -> None:

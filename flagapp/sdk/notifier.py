@@ -41,7 +41,7 @@ from typing import Any
 
 from django.db import close_old_connections
 
-from flagapp import evaluation, sampling
+from flagapp import assembly, evaluation, sampling
 from flagapp.conf import namespace, settings
 from flagapp.sdk.keys import forget_public_id
 from flagapp.signals import sdk_key_revoked, snapshot_published
@@ -262,9 +262,20 @@ def _handle(raw: bytes | str) -> None:
         ann = _with_delta(confirmed, msg)
         if ann.delta is None or not evaluation.apply_delta(ann.environment, ann.delta, ann.version):
             evaluation.expire(confirmed.environment)
+        if ann.delta is not None:
+            _follow(ann)
         _deliver(ann)
     elif msg.get("type") == "sdk_key_revoked":
         forget_public_id(str(msg["public_id"]))
+
+
+def _follow(ann: Announcement) -> None:
+    """Keep this process's publish assembly in step with another process's publish (so a
+    change published here next re-reads only what it touched); never raises."""
+    try:
+        assembly.follow(ann.environment, json.loads(ann.delta or "{}"))
+    except Exception:
+        logger.warning("could not follow the delta of %s v%s", ann.environment, ann.version)
 
 
 def _with_delta(confirmed: Announcement, msg: dict[str, Any]) -> Announcement:

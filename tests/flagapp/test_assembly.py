@@ -366,3 +366,45 @@ def test_publish__one_flag_changed__engine_parses_the_delta_only(
     served = documents._served["production"]
     assert served.version == _latest(env).version
     assert served.flags["a.flag"].enabled is True
+
+
+def test_publish__another_process_published_and_announced__stays_incremental(
+    make_flag: Any, envs: dict[str, Any], committed: Committed
+) -> None:
+    """The announcement of another process's publish carries its delta; the assembly held
+    here follows it (flagapp.sdk.notifier -> assembly.follow), so the next publish here still
+    re-reads only what it touched — and still equals a full compile."""
+    from openfeature_provider.engine.delta import make_delta
+
+    env = envs["production"]
+    with committed():
+        flag = make_flag("a.flag")
+        for i in range(30):
+            make_flag(f"more.flag-{i}")
+    held = _latest(env)
+    FlagState.objects.filter(flag__key="more.flag-3", environment=env).update(enabled=True)
+    truth = compile_environment(env, version=held.version + 1)
+    Snapshot.objects.create(  # the other process's publish ...
+        environment=env, version=held.version + 1, etag=truth["etag"], document=json.dumps(truth)
+    )
+    # ... and its announcement, heard here
+    assert assembly.follow("production", make_delta(json.loads(held.document), truth))
+    with _rows_read() as reads, committed():
+        services.set_flag_enabled(flag, env, True, actor=None, reason="t")
+    document = json.loads(_assert_published_is_the_truth(env).document)
+    assert document["flags"]["a.flag"]["enabled"] is True
+    assert document["flags"]["more.flag-3"]["enabled"] is True
+    assert max(rows for _sql, rows in reads) <= 5  # not the 31 flags of a full compile
+
+
+def test_follow__delta_from_another_base__nothing_moves(
+    make_flag: Any, envs: dict[str, Any], committed: Committed
+) -> None:
+    env = envs["production"]
+    with committed():
+        make_flag("a.flag")
+    held = _latest(env)
+    delta = {"base": {"version": held.version - 1, "etag": "sha256:older"}, "version": 9,
+             "etag": "sha256:x", "flags": {}, "segments": {}}  # fmt: skip
+    assert assembly.follow("production", delta) is False
+    assert assembly.bound("default", env.pk, held.version, held.etag) is not None

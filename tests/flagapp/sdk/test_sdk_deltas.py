@@ -410,6 +410,12 @@ def test_notifier_message_with_delta__other_process__takes_the_version_from_the_
     monkeypatch.setattr(notifier, "_deliver", delivered.append)
     expired: list[Any] = []
     monkeypatch.setattr(evaluation, "expire", lambda env=None: expired.append(env))
+    from flagapp import assembly
+
+    followed: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        assembly, "follow", lambda env, delta: followed.append((env, delta["version"])) or True
+    )
     notifier._handle(
         json.dumps(
             {
@@ -428,3 +434,4 @@ def test_notifier_message_with_delta__other_process__takes_the_version_from_the_
     assert current.flags["a.flag"].enabled is False
     assert expired == []
     assert [a.version for a in delivered] == [2]
+    assert followed == [("production", 2)]  # the publish assembly here moves along too
