@@ -38,18 +38,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from openfeature_provider.engine import Ruleset, parse_ruleset
-from openfeature_provider.engine.document import ruleset_document
+from openfeature_provider.engine.document import flag_entry, ruleset_document, segment_entry
 from openfeature_provider.engine.swap import dumps, freeze_wanted, loads
 
 __all__ = ["LKG_FORMAT", "LastKnownGood", "LoadedSnapshot", "key_environment"]
@@ -185,28 +186,24 @@ class LastKnownGood:
             "server": self.server,
             "key_environment": key_environment(key) if key else None,
             "key_fingerprint": _fingerprint(key) if key else None,
-            # the document kept, or one rebuilt from the ruleset (the provider keeps none)
-            "ruleset": ruleset_document(ruleset),
         }
-        # entry by entry: a 4 MB document encoded in one C call would stop every evaluating
-        # thread for its whole duration (engine/swap.py)
-        data = dumps(body, _json_default, levels=4).encode()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._thread_lock:
-            self._atomic_write(data)
+            self._atomic_write(_encode(body, ruleset))
         return True
 
-    def _atomic_write(self, data: bytes) -> None:
+    def _atomic_write(self, data: bytes | Iterable[bytes]) -> None:
         tmp = self.path.with_name(
             f".{self.path.name}.{os.getpid()}.{threading.get_ident()}.{time.monotonic_ns()}.tmp"
         )
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
-                view = memoryview(data)
-                while view:
-                    written = os.write(fd, view)
-                    view = view[written:]
+                for chunk in [data] if isinstance(data, bytes) else data:
+                    view = memoryview(chunk)
+                    while view:
+                        written = os.write(fd, view)
+                        view = view[written:]
                 os.fsync(fd)
             finally:
                 os.close(fd)
@@ -225,6 +222,55 @@ class LastKnownGood:
                 os.fsync(dfd)
             finally:
                 os.close(dfd)
+
+
+_CHUNK = 256 * 1024
+
+
+def _encode(body: dict[str, Any], ruleset: Ruleset) -> Iterator[bytes]:
+    """The file's JSON in chunks of about 256 KiB: ``body`` plus ``"ruleset"``, the document
+    kept or — the provider keeps none — rebuilt flag by flag from the ruleset
+    (``engine.document``). Flag by flag, so neither a whole document nor its whole text is
+    ever held at once (at 10,000 flags those were tens of MB that the allocator kept after a
+    swap), and no single C call encodes megabytes while evaluating threads wait for the GIL
+    (engine/swap.py)."""
+    encode = json.JSONEncoder(separators=(",", ":"), default=_json_default).encode
+    parts: list[str] = [encode(body)[:-1], ',"ruleset":']
+    size = 0
+
+    def flush() -> bytes:
+        nonlocal size
+        data = "".join(parts).encode()
+        parts.clear()
+        size = 0
+        return data
+
+    if ruleset.raw:
+        parts.append(dumps(ruleset_document(ruleset), _json_default, levels=2))
+    else:
+        head = {
+            "format": ruleset.format,
+            "environment": ruleset.environment,
+            "version": ruleset.version,
+            "etag": ruleset.etag,
+        }
+        parts.append(encode(head)[:-1])
+        sections: tuple[tuple[str, Iterator[tuple[str, dict[str, Any]]]], ...] = (
+            ("flags", ((k, flag_entry(f)) for k, f in ruleset.flags.items())),
+            ("segments", ((k, segment_entry(g)) for k, g in ruleset.segments.items())),
+        )
+        for name, entries in sections:
+            parts.append(f',"{name}":{{')
+            for i, (key, entry) in enumerate(entries):
+                text = f"{',' if i else ''}{encode(key)}:{encode(entry)}"
+                parts.append(text)
+                size += len(text)
+                if size >= _CHUNK:
+                    yield flush()
+            parts.append("}")
+        parts.append("}")
+    parts.append("}")
+    yield flush()
 
 
 def _json_default(value: Any) -> Any:

@@ -27,6 +27,7 @@ from .codegen import (
     generate_flag_function,
 )
 from .graph import segment_graph, topological_order
+from .intern import shared
 from .operators import OPERATORS
 from .types import (
     Condition,
@@ -99,14 +100,20 @@ def string_set_spec(cond: Condition) -> tuple[str, frozenset[str], bool] | None:
         and not cond.case_insensitive
         and all(type(v) is str for v in cond.values)
     ):
-        return cond.attr, frozenset(cond.values), op.negative != cond.negate
+        values = tuple(cond.values)
+        return cond.attr, shared(frozenset(values), ("strings", values)), op.negative != cond.negate
     return None
 
 
 def compile_condition(
-    cond: Condition, segment_tests: Mapping[str, Predicate], where: str = ""
+    cond: Condition,
+    segment_tests: Mapping[str, Predicate],
+    where: str = "",
+    spec: tuple[str, frozenset[str], bool] | None = None,
 ) -> Predicate:
-    """A predicate for one condition. Missing, null or unusable attribute -> ``False``."""
+    """A predicate for one condition. Missing, null or unusable attribute -> ``False``.
+
+    ``spec``: ``string_set_spec(cond)`` when already made (its frozenset is then shared)."""
     op = OPERATORS[cond.op]
 
     if not op.uses_attr:
@@ -139,14 +146,14 @@ def compile_condition(
 
     test = op.build(cond.values, cond.case_insensitive)
     invert = op.negative != cond.negate
-    warned: set[str] = set()
+    warned: list[str] = []  # a list: 56 bytes, where an empty set takes 216
 
     def unusable(value: Any) -> bool:
         # Logged once per condition and type: a wrong type is a caller bug worth seeing,
         # but not once per request.
         tname = type(value).__name__
         if tname not in warned:
-            warned.add(tname)
+            warned.append(tname)
             logger.warning(
                 "flagapp: %s attribute %r has unusable type %s for operator %r; "
                 "the condition does not match",
@@ -157,10 +164,12 @@ def compile_condition(
             )
         return False
 
-    if string_set_spec(cond) is not None:
+    if spec is None:
+        spec = string_set_spec(cond)
+    if spec is not None:
         # The most common condition (plan in [...], country eq "US"): string membership with
         # no intermediate call; other types fall back to the general test.
-        strs = frozenset(cond.values)
+        strs = spec[1]
 
         def string_set(ctx: Context) -> bool:
             value = ctx.get(attr)
@@ -268,15 +277,35 @@ def compile_conditions(
     """
     key = flag.key
     return tuple(
-        tuple(
-            CondPlan(
-                compile_condition(c, segment_tests, f"flag {key!r} rule {rule.id!r}"),
-                string_set_spec(c),
-            )
-            for c in rule.when
-        )
+        tuple(_plan(c, segment_tests, f"flag {key!r} rule {rule.id!r}") for c in rule.when)
         for rule in flag.rules
     )
+
+
+#: id(condition) -> (condition, its plan): one compiled plan per distinct attribute condition
+#: (conditions are shared across flags, validate.py), bounded like intern.py's table.
+_PLANS: dict[int, tuple[Condition, CondPlan]] = {}
+
+
+def _plan(cond: Condition, segment_tests: Mapping[str, Predicate], where: str) -> CondPlan:
+    """The compiled plan of ``cond``. An attribute condition's plan depends on the condition
+    alone, so flags sharing the condition share one plan (its warning about an unusable
+    attribute type names the first flag compiled with it); a segment condition's depends on
+    the segments' compiled tests and is built per flag."""
+    if not OPERATORS[cond.op].uses_attr:
+        return CondPlan(compile_condition(cond, segment_tests, where), None)
+    held = _PLANS.get(id(cond))
+    if held is not None and held[0] is cond:
+        return held[1]
+    spec = string_set_spec(cond)
+    plan = CondPlan(compile_condition(cond, segment_tests, where, spec), spec)
+    if len(_PLANS) >= _PLANS_LIMIT:
+        _PLANS.clear()
+    _PLANS[id(cond)] = (cond, plan)
+    return plan
+
+
+_PLANS_LIMIT = 100_000
 
 
 def compile_flag(
@@ -388,9 +417,11 @@ def _rollout(
 ) -> RolloutPlan:
     """flagd fractional v2, with the arithmetic of bucketing.py (thresholds, digest)."""
     salt = flag_key if rollout.salt is None else rollout.salt
-    limits = thresholds([w.weight for w in rollout.weights])
+    weights = tuple(w.weight for w in rollout.weights)
+    limits = shared(thresholds(list(weights)), ("thresholds", weights))
     results = tuple(fixed(w.variant, Reason.SPLIT, rule_id) for w in rollout.weights)
     bucket_by = rollout.bucket_by
+    missing_message, unusable_message = _rollout_messages(bucket_by)
     missing = Resolution(
         flag_key,
         None,
@@ -398,8 +429,7 @@ def _rollout(
         Reason.ERROR,
         use_default=True,
         error_code=ErrorCode.TARGETING_KEY_MISSING,
-        error_message=f"the rollout buckets by {bucket_by!r}, which the context lacks "
-        "or is not a string",
+        error_message=missing_message,
         rule_id=rule_id,
         metadata=meta,
     )
@@ -410,8 +440,7 @@ def _rollout(
         Reason.ERROR,
         use_default=True,
         error_code=ErrorCode.INVALID_CONTEXT,
-        error_message=f"the rollout buckets by {bucket_by!r}, whose value is not valid "
-        "Unicode text (a lone surrogate)",
+        error_message=unusable_message,
         rule_id=rule_id,
         metadata=meta,
     )
@@ -430,6 +459,18 @@ def _rollout(
         results=results,
         missing=missing,
         unusable=unusable,
+    )
+
+
+def _rollout_messages(bucket_by: str) -> tuple[str, str]:
+    """The two error messages of a rollout, one copy per ``bucket_by`` (intern.py)."""
+    return shared(
+        (
+            f"the rollout buckets by {bucket_by!r}, which the context lacks or is not a string",
+            f"the rollout buckets by {bucket_by!r}, whose value is not valid Unicode text"
+            " (a lone surrogate)",
+        ),
+        ("rollout-messages", bucket_by),
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 from .bucketing import DEFAULT_HASH, HASH_ALGORITHMS
 from .exceptions import ParseError
 from .graph import find_cycle, longest_chain, prerequisite_graph, segment_graph
+from .intern import key_of, shared
 from .limits import MAX_CHAIN_DEPTH, MAX_OBJECT_DEPTH, MAX_TOTAL_WEIGHT
 from .operators import OPERATORS, ValueProblem, json_type, number_problem
 from .types import (
@@ -124,14 +125,31 @@ def _flag(key: str, doc: Any, path: str, segments: Container[str]) -> Flag:
             _number(mvalue, mpath)
     return Flag(
         key=key,
-        kind=kind,
+        kind=_intern(kind),
         enabled=enabled,
-        variants=MappingProxyType(variants),
+        variants=_mapping(variants),
         prerequisites=prerequisites,
         rules=rules,
         fallthrough=fallthrough,
-        metadata=MappingProxyType(dict(metadata_doc)),
+        metadata=_mapping(metadata_doc),
     )
+
+
+def _mapping(items: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of ``items``, shared with every equal one (intern.py): variants and
+    metadata repeat across flags. Strings are interned; object values are never shared."""
+    parts: list[Any] = ["mapping"]
+    copy: dict[str, Any] = {}
+    shareable = True
+    for name, value in items.items():
+        name = _intern(name)
+        if type(value) is str:
+            value = _intern(value)
+        vkey = key_of(value)
+        shareable = shareable and vkey is not None
+        parts.append((name, vkey))
+        copy[name] = value
+    return shared(MappingProxyType(copy), tuple(parts) if shareable else None)
 
 
 def _variant_value(kind: str, value: Any, path: str) -> Any:
@@ -175,7 +193,7 @@ def _prerequisite(doc: Any, path: str) -> Prerequisite:
         raise ParseError(f"{path}.variants", "list at least one variant")
     for i, v in enumerate(variants):
         _string(v, f"{path}.variants[{i}]")
-    return Prerequisite(flag=flag, variants=tuple(variants))
+    return Prerequisite(flag=_intern(flag), variants=tuple(_intern(v) for v in variants))
 
 
 def _rule(doc: Any, path: str, variants: Mapping[str, Any], segments: Container[str]) -> Rule:
@@ -185,7 +203,9 @@ def _rule(doc: Any, path: str, variants: Mapping[str, Any], segments: Container[
     if not rule_id:
         raise ParseError(f"{path}.id", "rule id must not be empty")
     when = _conditions(obj["when"], f"{path}.when", segments)
-    return Rule(id=rule_id, when=when, serve=_serve(obj["serve"], f"{path}.serve", variants))
+    return Rule(
+        id=_intern(rule_id), when=when, serve=_serve(obj["serve"], f"{path}.serve", variants)
+    )
 
 
 def _conditions(doc: Any, path: str, segments: Container[str]) -> tuple[Condition, ...]:
@@ -236,8 +256,17 @@ def _condition(doc: Any, path: str, segments: Container[str]) -> Condition:
         except ValueProblem as exc:
             where = f"{path}.values" if exc.index is None else f"{path}.values[{exc.index}]"
             raise ParseError(where, exc.message) from None
-    return Condition(
-        op=op_name, attr=attr, values=tuple(values), negate=negate, case_insensitive=ci
+    values = [_intern(v) if type(v) is str else v for v in values]
+    vkey = key_of(values)
+    return shared(
+        Condition(
+            op=_intern(op_name),
+            attr=None if attr is None else _intern(attr),
+            values=tuple(values),
+            negate=negate,
+            case_insensitive=ci,
+        ),
+        None if vkey is None else ("condition", op_name, attr, vkey, negate, ci),
     )
 
 
@@ -249,7 +278,8 @@ def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
     if has_variant == has_rollout:
         raise ParseError(path, "serve exactly one of 'variant' or 'rollout'")
     if has_variant:
-        return Serve(variant=_variant_ref(obj["variant"], f"{path}.variant", variants))
+        name = _intern(_variant_ref(obj["variant"], f"{path}.variant", variants))
+        return shared(Serve(variant=name), ("serve", name))
     rpath = f"{path}.rollout"
     robj = _object(obj["rollout"], rpath)
     _keys(robj, rpath, _ROLLOUT_KEYS, ("weights",))
@@ -271,7 +301,8 @@ def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
             raise ParseError(f"{wpath}.weight", "weights are non-negative integers")
         if weight > MAX_TOTAL_WEIGHT:
             raise ParseError(f"{wpath}.weight", f"a weight is at most {_WEIGHT_BOUND}")
-        weights.append(WeightedVariant(variant=name, weight=weight))
+        name = _intern(name)
+        weights.append(shared(WeightedVariant(variant=name, weight=weight), ("w", name, weight)))
     total = sum(w.weight for w in weights)
     if total <= 0:
         raise ParseError(f"{rpath}.weights", "weights sum to 0")
@@ -289,9 +320,12 @@ def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
             f"{rpath}.hash",
             f"unknown hash algorithm {algorithm!r} (one of {', '.join(HASH_ALGORITHMS)})",
         )
-    return Serve(
-        rollout=Rollout(weights=tuple(weights), bucket_by=bucket_by, salt=salt, hash=algorithm)
+    bucket_by, algorithm = _intern(bucket_by), _intern(algorithm)
+    rkey = ("rollout", tuple(weights), bucket_by, salt, algorithm)
+    rollout = shared(
+        Rollout(weights=tuple(weights), bucket_by=bucket_by, salt=salt, hash=algorithm), rkey
     )
+    return shared(Serve(rollout=rollout), ("serve", rkey))
 
 
 def _variant_ref(doc: Any, path: str, variants: Mapping[str, Any]) -> str:

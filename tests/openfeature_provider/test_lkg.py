@@ -182,3 +182,24 @@ def test_save__new_file__owner_only_permissions(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
     LastKnownGood(path).save(parse_ruleset(make_doc()))
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_last_known_good__ruleset_kept_no_document__file_reads_back_the_same_ruleset(
+    tmp_path: Path,
+) -> None:
+    # the provider keeps no decoded document (issue 17 item 4): the file is written flag by
+    # flag from the ruleset itself and must read back as what was served
+    from openfeature_provider.engine import evaluate, parse_ruleset
+
+    doc = make_doc(7)
+    ruleset = parse_ruleset(doc, keep_raw=False)
+    assert ruleset.raw == {}
+    lkg = LastKnownGood(tmp_path / "lkg.json")
+    lkg.save(ruleset)
+    loaded = lkg.load()
+    assert loaded is not None
+    assert loaded.ruleset == parse_ruleset(doc)
+    for key in doc["flags"]:
+        ctx = {"targetingKey": "u1", "plan": "pro"}
+        assert evaluate(loaded.ruleset, key, ctx) == evaluate(ruleset, key, ctx)
+    json.loads((tmp_path / "lkg.json").read_text())  # one well-formed JSON document

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from openfeature_provider.engine import parse_ruleset
+from openfeature_provider.engine import evaluate, parse_ruleset
 from openfeature_provider.engine.operators import _scalar_sets
 
 
@@ -77,3 +77,40 @@ def test_scalar_sets__values_of_one_type__other_sets_are_one_shared_empty_set() 
     assert strs == {"fr", "de"} and nums2 == {1, 2}
     assert nums is bools is strs2 is bools2
     assert nums == frozenset()
+
+
+def test_parse_ruleset__equal_pieces_in_many_flags__one_shared_copy() -> None:
+    ruleset = parse_ruleset(_doc(3), keep_raw=False)
+    a, b = ruleset.flags["flag-0"], ruleset.flags["flag-2"]
+    assert a.variants is b.variants
+    assert a.metadata is b.metadata
+    assert a.fallthrough is b.fallthrough
+    assert a.rules[0].when[0] is b.rules[0].when[0]
+    assert ruleset.raw == {}  # keep_raw=False: no decoded document kept
+    assert ruleset.build is not None
+    # one compiled plan for the shared condition
+    assert ruleset.build.conditions["flag-0"][0][0] is ruleset.build.conditions["flag-2"][0][0]
+
+
+def test_parse_ruleset__one_true_and_one_point_zero__never_shared() -> None:
+    # equal in Python, different in JSON: sharing must not turn one into another
+    doc = _doc(0)
+    for i, value in enumerate((1, True, 1.0)):
+        doc["flags"][f"f{i}"] = {
+            "kind": "boolean",
+            "enabled": True,
+            "variants": {"on": True, "off": False},
+            "rules": [
+                {"id": "r", "when": [{"attr": "n", "op": "eq", "values": [value]}],
+                 "serve": {"variant": "on"}}
+            ],
+            "fallthrough": {"variant": "off"},
+            "metadata": {"x": value},
+        }  # fmt: skip
+    ruleset = parse_ruleset(doc)
+    got = [ruleset.flags[f"f{i}"].metadata["x"] for i in range(3)]
+    assert [type(v) for v in got] == [int, bool, float]
+    conds = [ruleset.flags[f"f{i}"].rules[0].when[0] for i in range(3)]
+    assert [type(c.values[0]) for c in conds] == [int, bool, float]
+    assert evaluate(ruleset, "f1", {"n": True}).variant == "on"
+    assert evaluate(ruleset, "f0", {"n": True}).variant == "off"  # 1 is not true
