@@ -173,7 +173,8 @@ def rebuild(
                 and (not keys_changed or segment_refs(old_segment.when) <= all_segment_keys)
             ):
                 continue  # the same entry sent again
-            segments[key] = validate._segment(key, value, _at("$.segments", key), all_segment_keys)
+            parsed = validate._segment(key, value, _at("$.segments", key), all_segment_keys)
+            segments[parsed.key] = parsed  # the parse's copy of the key (intern.py)
         if keys_changed:
             for key, segment in segments.items():
                 if not segment_refs(segment.when) <= all_segment_keys:
@@ -194,12 +195,14 @@ def rebuild(
                 segments, {k: t for k, t in base.segment_tests.items() if k not in affected}
             )
             segments_map = MappingProxyType(segments)
-            seg_digests = _digests(
+            digests = _digests(
                 base.segment_digests,
                 changes.all_segment_digests,
                 changes.segment_digests,
                 seg_removed,
             )
+            # keyed by the kept segment keys, not the document's (intern.py)
+            seg_digests = {k: digests[k] for k in segments if k in digests}
 
     # -- flags: validation --------------------------------------------------------------------
     removed = {k for k in changes.removed_flags if k in old_flags} - set(changes.flags)
@@ -218,8 +221,8 @@ def rebuild(
         ):
             continue  # the same entry sent again
         flag = validate._flag(key, value, _at("$.flags", key), all_segment_keys)
-        validated[key] = flag
-        flags[key] = flag
+        validated[flag.key] = flag  # the parse's copy of the key (intern.py)
+        flags[flag.key] = flag
     for segment in seg_removed:
         for user in base.segment_users.get(segment, _NONE):
             if user in flags and user not in validated:
@@ -271,12 +274,12 @@ def rebuild(
     if order is not None:
         keys = list(order)
         if keys != list(flags):
-            flags = {key: flags[key] for key in keys}
+            flags = {flags[key].key: flags[key] for key in keys}
             reordered = True
     if segment_order is not None:
         keys = list(segment_order)
         if keys != list(segments_map):
-            segments_map = MappingProxyType({key: segments_map[key] for key in keys})
+            segments_map = MappingProxyType({segments_map[k].key: segments_map[k] for k in keys})
 
     # -- what may evaluate differently (flags_changed) -----------------------------------------
     changed = {k for k, f in validated.items() if old_flags.get(k) != f} | removed

@@ -127,16 +127,19 @@ def _scratch(
     segments: dict[str, Segment] = {}
     for key, value in segments_doc.items():
         text = _text(value)
-        segments[key] = validate._segment(key, value, _at("$.segments", key), segments_doc)
+        segment = validate._segment(key, value, _at("$.segments", key), segments_doc)
+        # keyed by the parse's own copy of the key (intern.py: kept strings pin no document)
+        segments[segment.key] = segment
         if text is not None:
-            segment_digests[key] = text
+            segment_digests[segment.key] = text
     _check_segment_cycles(segments)
 
     flag_digests: dict[str, bytes | None] = {}
     flags: dict[str, Flag] = {}
     for key, value in flags_doc.items():
-        flag_digests[key] = _text(value)
-        flags[key] = validate._flag(key, value, _at("$.flags", key), segments)
+        flag = validate._flag(key, value, _at("$.flags", key), segments)
+        flag_digests[flag.key] = _text(value)
+        flags[flag.key] = flag
     _check_prerequisites(flags)
 
     segment_tests = compile_segments(segments)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections.abc import Container, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -26,7 +25,7 @@ from typing import Any, NoReturn
 from .bucketing import DEFAULT_HASH, HASH_ALGORITHMS
 from .exceptions import ParseError
 from .graph import find_cycle, longest_chain, prerequisite_graph, segment_graph
-from .intern import key_of, shared
+from .intern import fresh, key_of, scalar, shared, string
 from .limits import MAX_CHAIN_DEPTH, MAX_OBJECT_DEPTH, MAX_TOTAL_WEIGHT
 from .operators import OPERATORS, ValueProblem, json_type, number_problem
 from .types import (
@@ -42,7 +41,7 @@ from .types import (
     WeightedVariant,
 )
 
-_intern = sys.intern
+_intern = string
 _TOP_KEYS = {"format", "environment", "version", "etag", "flags", "segments"}
 _TOP_REQUIRED = ("format", "environment", "version", "flags")
 _FLAG_KEYS = {
@@ -124,7 +123,7 @@ def _flag(key: str, doc: Any, path: str, segments: Container[str]) -> Flag:
         elif not isinstance(mvalue, bool):
             _number(mvalue, mpath)
     return Flag(
-        key=key,
+        key=fresh(key),
         kind=_intern(kind),
         enabled=enabled,
         variants=_mapping(variants),
@@ -143,8 +142,7 @@ def _mapping(items: Mapping[str, Any]) -> Mapping[str, Any]:
     shareable = True
     for name, value in items.items():
         name = _intern(name)
-        if type(value) is str:
-            value = _intern(value)
+        value = scalar(value)
         vkey = key_of(value)
         shareable = shareable and vkey is not None
         parts.append((name, vkey))
@@ -169,7 +167,7 @@ def _variant_value(kind: str, value: Any, path: str) -> Any:
         # floats so every surface (OFREP, the SDK) sees the flag's declared type.
         if _finite_number(value):
             try:
-                return float(value)
+                return float(value) * 1.0  # a new object: see intern.py
             except OverflowError:
                 raise ParseError(path, "number too large for a float flag") from None
         ok = False
@@ -256,7 +254,7 @@ def _condition(doc: Any, path: str, segments: Container[str]) -> Condition:
         except ValueProblem as exc:
             where = f"{path}.values" if exc.index is None else f"{path}.values[{exc.index}]"
             raise ParseError(where, exc.message) from None
-    values = [_intern(v) if type(v) is str else v for v in values]
+    values = [scalar(v) for v in values]
     vkey = key_of(values)
     return shared(
         Condition(
@@ -302,6 +300,7 @@ def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
         if weight > MAX_TOTAL_WEIGHT:
             raise ParseError(f"{wpath}.weight", f"a weight is at most {_WEIGHT_BOUND}")
         name = _intern(name)
+        weight = scalar(weight)
         weights.append(shared(WeightedVariant(variant=name, weight=weight), ("w", name, weight)))
     total = sum(w.weight for w in weights)
     if total <= 0:
@@ -313,7 +312,7 @@ def _serve(doc: Any, path: str, variants: Mapping[str, Any]) -> Serve:
         raise ParseError(f"{rpath}.bucket_by", f"invalid attribute path {bucket_by!r}")
     salt = robj.get("salt")
     if salt is not None:
-        salt = _utf8(_string(salt, f"{rpath}.salt"), f"{rpath}.salt", "the salt")
+        salt = _intern(_utf8(_string(salt, f"{rpath}.salt"), f"{rpath}.salt", "the salt"))
     algorithm = _string(robj.get("hash", DEFAULT_HASH), f"{rpath}.hash")
     if algorithm not in HASH_ALGORITHMS:
         raise ParseError(
@@ -343,7 +342,12 @@ def _segment(key: str, doc: Any, path: str, all_segments: Container[str]) -> Seg
     include = _string_list(obj.get("include", []), f"{path}.include")
     exclude = _string_list(obj.get("exclude", []), f"{path}.exclude")
     when = _conditions(obj.get("when", []), f"{path}.when", all_segments)
-    return Segment(key=key, include=frozenset(include), exclude=frozenset(exclude), when=when)
+    return Segment(
+        key=fresh(key),
+        include=frozenset(fresh(u) for u in include),
+        exclude=frozenset(fresh(u) for u in exclude),
+        when=when,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -529,4 +533,4 @@ def _header(root: Mapping[str, Any], path: str = "$") -> tuple[int, str, int, st
     version = _integer(root["version"], f"{path}.version")
     _number(version, f"{path}.version")
     etag = _string(root.get("etag", ""), f"{path}.etag")
-    return fmt, environment, version, etag
+    return fmt, fresh(environment), scalar(version), fresh(etag)
