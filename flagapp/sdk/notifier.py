@@ -216,6 +216,13 @@ def on_snapshot_published(sender: Any = None, **kwargs: Any) -> None:
         )
     except Exception:  # a notification fault must never break the write that caused it
         logger.exception("could not announce snapshot %s of %s", snap.version, env_key)
+    try:
+        # A process that publishes hears the others' publishes from now on (redis mode), so
+        # its publish assembly follows their deltas and its next publish stays incremental
+        # (a Celery worker or an admin-only process would otherwise never start a listener).
+        ensure_listener()
+    except Exception:
+        logger.warning("could not start the notifier listener", exc_info=True)
 
 
 # --- Redis -----------------------------------------------------------------------------

@@ -436,3 +436,25 @@ def test_notifier_message_with_delta__other_process__takes_the_version_from_the_
     assert expired == []
     assert [a.version for a in delivered] == [2]
     assert followed == [("production", 2)]  # the publish assembly here moves along too
+
+
+def test_publish_in_any_process__listener_started(
+    environments: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    """A process that publishes (a Celery worker, the admin) starts the notifier listener,
+    so it follows other processes' publishes and its own next publish stays incremental."""
+    from django.contrib.auth.models import Group
+
+    from flagapp import services
+
+    started: list[bool] = []
+    monkeypatch.setattr(notifier, "ensure_listener", lambda wait=0.0: started.append(True))
+    monkeypatch.setattr(notifier, "publish", lambda ann: None)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.create_flag(
+            key="team.flag", name="f", owner=Group.objects.create(name="o"), flag_type="ops",
+            actor=None, reason="t",
+        )  # fmt: skip
+    assert started
