@@ -164,7 +164,7 @@ def _replay(form: forms.BaseForm, errors: dict[str | None, list[str]]) -> None:
 
 def _service_formset(base: type[Any], request: HttpRequest, tabular: bool) -> type[Any]:
     """``base`` (an inline's formset class) labelling its widgets (tabular inlines,
-    :func:`label_widgets`) and showing again the errors of a refused save
+    :func:`_label_fields`) and showing again the errors of a refused save
     (:class:`_Refusal`) once it has validated itself."""
 
     class ServiceFormSet(base):  # type: ignore[misc]
