@@ -23,44 +23,35 @@ Design points (each one is a requirement of the provider issue):
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, Final, TypeVar, Unpack
+from typing import Any, Final, Unpack
 
 from openfeature.evaluation_context import EvaluationContext
 from openfeature.event import ProviderEvent, ProviderEventDetails
 from openfeature.exception import (
-    ErrorCode,
     ProviderFatalError,
     ProviderNotReadyError,
 )
-from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
 from openfeature.hook import Hook
 from openfeature.provider import AbstractProvider, Metadata
-from openfeature.track import TrackingEventDetails
 
 from openfeature_provider.config import DEFAULT_NAME, ProviderConfig, ProviderOptions
 from openfeature_provider.engine import (
     Resolution,
     Ruleset,
-    bind,
     changed_flag_keys,
-    copy_value,
-    evaluate,
-    served,
 )
 from openfeature_provider.exceptions import (
     AuthenticationError,
     ConfigurationError,
-    InvalidSnapshot,
     SourceError,
 )
+from openfeature_provider.health import _ERROR, _FALLBACKS, _FATAL, _OK, _STALE, Health
 from openfeature_provider.lkg import LastKnownGood
 from openfeature_provider.remote import PollingSource, StreamingSource
+from openfeature_provider.resolving import Cached, Resolving
 from openfeature_provider.sources import FileSource, SnapshotSource
 from openfeature_provider.tracking import EventBuffer, EventSender, UsageCounter
 from openfeature_provider.transport import (
@@ -73,19 +64,8 @@ __all__ = ["PROVIDER_NAME", "FlagappProvider"]
 PROVIDER_NAME: Final = DEFAULT_NAME
 logger = logging.getLogger("flagapp.provider")
 
-T = TypeVar("T")
-_EMPTY_CONTEXT: Final[Mapping[str, Any]] = MappingProxyType({})
 _NO_HOOKS: Final[list[Hook]] = []
-_random = random.random
-_ERROR_CODES: Final[dict[str, ErrorCode]] = {code.value: code for code in ErrorCode}
-#: Cached result objects per snapshot; bounded so an engine that builds resolutions per call
-#: (errors do) cannot grow it. The engine pre-builds every non-error resolution.
-_DETAILS_CACHE_MAX: Final = 50_000
 
-#: A cached result: the bound resolution (exposures read it) and the details handed out.
-_Cached = tuple[Resolution, FlagResolutionDetails[Any]]
-
-_STALE_MIN_FAILURES: Final = 2
 _TRACKING_STATS: Final = (
     "recorded",
     "buffered",
@@ -103,10 +83,6 @@ _TRACKING_STATS: Final = (
     "usage_evaluations",
     "usage_pending",
 )
-_FALLBACKS: Final = ("last-known-good", "bootstrap")
-
-# health states (the SDK keeps the authoritative status; this is what we last told it)
-_OK, _STALE, _ERROR, _FATAL = "ok", "stale", "error", "fatal"
 
 
 class _Listener:
@@ -128,7 +104,7 @@ class _Listener:
             provider._on_error(exc, fatal)
 
 
-class FlagappProvider(AbstractProvider):
+class FlagappProvider(Resolving, Health, AbstractProvider):
     """OpenFeature provider evaluating flagapp rulesets locally.
 
     Either give ``url`` and ``sdk_key`` (HTTP polling, or SSE streaming with ``stream=True``)
@@ -268,7 +244,7 @@ class FlagappProvider(AbstractProvider):
         #: ruleset served and its result objects (by ``id`` of the compiled flag's pre-built
         #: resolution, which unchanged flags share across versions: a cache that outlived its
         #: ruleset would serve the old ``snapshotVersion``).
-        self._serving: tuple[Ruleset | None, dict[int, tuple[Resolution, _Cached]]]
+        self._serving: tuple[Ruleset | None, dict[int, tuple[Resolution, Cached]]]
         self._serving = (None, {})
 
         self._lock = threading.RLock()
@@ -512,267 +488,3 @@ class FlagappProvider(AbstractProvider):
             self._lkg_etag = ruleset.etag
         except Exception as exc:  # caching must never break serving
             logger.warning("flagapp: cannot write last-known-good file %s: %s", self.lkg.path, exc)
-
-    def _on_error(self, exc: BaseException, fatal: bool = False) -> None:
-        """What a source error means for the OpenFeature world (see the module docstring).
-
-        - ``fatal=True`` (a source that stopped for good), or a rejected key (401/403) while
-          nothing at all is held: PROVIDER_ERROR with PROVIDER_FATAL; the source is stopped.
-          (During ``initialize`` a rejected key first lets the fallback files be tried.)
-        - otherwise the held snapshot keeps being served: a transient error counts towards
-          STALE; any other (a rejected key, a rejected snapshot, an unexpected answer)
-          signals PROVIDER_ERROR once, then STALE once the snapshot is older than the window.
-        """
-        emit: tuple[ProviderEvent, ProviderEventDetails] | None = None
-        stop_source = False
-        with self._lock:
-            if self._closed:
-                return
-            self._last_error = exc
-            rejected_key = isinstance(exc, AuthenticationError)
-            nothing_held = self._snapshot is None
-            if (
-                fatal
-                or getattr(exc, "fatal", False)
-                or (rejected_key and nothing_held and not self._initializing)
-            ):
-                logger.error("flagapp: snapshot source stopped: %s", exc)
-                self._fatal = exc
-                stop_source = self._initialized
-                if self._initialized and self._health != _FATAL:
-                    self._health = _FATAL
-                    emit = (
-                        ProviderEvent.PROVIDER_ERROR,
-                        ProviderEventDetails(
-                            message=f"flagapp: {exc}", error_code=ErrorCode.PROVIDER_FATAL
-                        ),
-                    )
-            else:
-                self._failures += 1
-                logger.warning("flagapp: snapshot source error: %s", exc)
-                if self._initialized and self._health != _FATAL:
-                    transient = getattr(exc, "transient", False) and isinstance(exc, SourceError)
-                    if not transient and self._health == _OK:
-                        self._health = _ERROR
-                        code = (
-                            ErrorCode.PARSE_ERROR
-                            if isinstance(exc, InvalidSnapshot)
-                            else ErrorCode.GENERAL
-                        )
-                        message = f"flagapp: {exc}"
-                        if rejected_key:
-                            message += "; serving the snapshot held, retrying"
-                        emit = (
-                            ProviderEvent.PROVIDER_ERROR,
-                            ProviderEventDetails(message=message, error_code=code),
-                        )
-                    else:
-                        emit = self._stale_event()
-            if emit is not None:
-                self.emit(*emit)
-        self._wake.set()
-        if stop_source:
-            self._stop_source()
-
-    def _stale_event(self) -> tuple[ProviderEvent, ProviderEventDetails] | None:
-        """STALE if failing and last confirmed longer ago than the window (lock held).
-
-        "Failing" means at least two failures in a row (one lost poll is not a trend), or any
-        failure while serving the last-known-good file (the server was already unreachable at
-        start).
-        """
-        needed = 1 if self.served_from in _FALLBACKS else _STALE_MIN_FAILURES
-        if self._health in (_STALE, _FATAL) or self._snapshot is None or self._failures < needed:
-            return None
-        age = time.time() - self._last_confirmed
-        if age < self.stale_after:
-            return None
-        self._health = _STALE
-        why = self._last_error or "source failing"
-        if self.served_from == "bootstrap":
-            message = f"flagapp: serving the bootstrap file, never confirmed by the server ({why})"
-        else:
-            what = "last-known-good file" if self.served_from == "last-known-good" else "snapshot"
-            message = f"flagapp: serving a {what} last confirmed {age:.0f}s ago ({why})"
-        return ProviderEvent.PROVIDER_STALE, ProviderEventDetails(message=message)
-
-    def _check_stale(self) -> None:
-        with self._lock:
-            emit = None if self._closed else self._stale_event()
-            if emit is not None:
-                self.emit(*emit)
-
-    def _after_fallback(self) -> None:
-        """Right after ``initialize`` served a file: ERROR if the key was rejected, then STALE."""
-        with self._lock:
-            exc = self._last_error
-            if not self._closed and self._health == _OK and isinstance(exc, AuthenticationError):
-                self._health = _ERROR
-                self.emit(
-                    ProviderEvent.PROVIDER_ERROR,
-                    ProviderEventDetails(
-                        message=f"flagapp: {exc}; serving the {self.served_from} file",
-                        error_code=ErrorCode.GENERAL,
-                    ),
-                )
-        self._check_stale()
-
-    # -- evaluation (hot path: no lock, nothing built that is not returned) -----------------
-    def _resolve(
-        self,
-        flag_key: str,
-        default_value: T,
-        evaluation_context: EvaluationContext | None,
-        kind: str,
-    ) -> FlagResolutionDetails[T]:
-        ruleset, details = self._serving
-        if ruleset is None:
-            return FlagResolutionDetails(
-                default_value,
-                ErrorCode.PROVIDER_NOT_READY,
-                "flagapp: no snapshot loaded",
-                Reason.ERROR,
-            )
-        try:
-            if evaluation_context is None:
-                ctx: Mapping[str, Any] = _EMPTY_CONTEXT
-            else:
-                tk = evaluation_context.targeting_key
-                ctx = evaluation_context.attributes
-                if tk is not None:
-                    ctx = {**ctx, "targetingKey": tk}
-            flag = ruleset.flags.get(flag_key)
-            compiled = flag.compiled if flag is not None and flag.kind == kind else None
-            usage = self._usage
-            if compiled is None:  # the engine's own entry point for every error path
-                template = None
-                res = evaluate(ruleset, flag_key, ctx, kind)
-            else:
-                # the compiled flag directly on the hot path (all evaluate() would call). Its
-                # pre-built resolution is shared by every version the flag is unchanged in, so
-                # it carries no snapshot version: the details cached here carry the bound
-                # metadata (engine.bind), built on the first evaluation per snapshot
-                template = compiled(ctx)
-                hit = details.get(id(template))
-                if hit is not None and hit[0] is template:
-                    res, cached = hit[1]
-                    if usage is not None:
-                        usage.note(flag_key, res.variant)
-                    if self._sample_rate and _random() < self._sample_rate:
-                        self._expose(res, ctx)
-                    return cached
-                res = bind(ruleset, template)
-            if usage is not None and flag is not None:  # a known flag was used
-                usage.note(flag_key, res.variant)
-            if res.use_default:  # the engine's one adapter decides reason and error code
-                out = served(res, default_value, kind)
-                code = out.error_code
-                return FlagResolutionDetails(
-                    default_value,
-                    None if code is None else _ERROR_CODES.get(code, ErrorCode.GENERAL),
-                    out.error_message,
-                    out.reason,
-                    None,
-                    res.metadata,
-                )
-            if self._sample_rate and _random() < self._sample_rate:
-                self._expose(res, ctx)
-            if kind == "object":  # never hand out the snapshot's own (shared) containers
-                # iterative copy (issue 11 finding 7): no depth raises RecursionError
-                return FlagResolutionDetails(
-                    copy_value(res.value), None, None, res.reason, res.variant, res.metadata
-                )
-            value = served(res, default_value, kind).value  # a float flag serves floats
-            if kind == "integer" and type(value) is not int:
-                return FlagResolutionDetails(
-                    default_value,
-                    ErrorCode.TYPE_MISMATCH,
-                    f"flag {flag_key!r} served a non-integer value",
-                    Reason.ERROR,
-                )
-            result: FlagResolutionDetails[Any] = FlagResolutionDetails(
-                value, None, None, res.reason, res.variant, res.metadata
-            )
-            if template is not None and len(details) < _DETAILS_CACHE_MAX:
-                details[id(template)] = (template, (res, result))
-            return result
-        except Exception as exc:  # nothing but OpenFeature results leave the provider
-            logger.exception("flagapp: resolving %r failed", flag_key)
-            return FlagResolutionDetails(
-                default_value, ErrorCode.GENERAL, f"{type(exc).__name__}: {exc}", Reason.ERROR
-            )
-
-    def _expose(self, res: Resolution, ctx: Mapping[str, Any]) -> None:
-        events = self.events
-        if events is not None:
-            details = {"reason": res.reason, "ruleId": res.rule_id}
-            version = res.metadata.get("snapshotVersion")
-            if version is not None:
-                details["snapshotVersion"] = version
-            events.add(
-                ("exposure", res.flag_key, res.variant, res.value, dict(ctx), details, time.time())
-            )
-
-    def resolve_boolean_details(
-        self,
-        flag_key: str,
-        default_value: bool,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[bool]:
-        return self._resolve(flag_key, default_value, evaluation_context, "boolean")
-
-    def resolve_string_details(
-        self,
-        flag_key: str,
-        default_value: str,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[str]:
-        return self._resolve(flag_key, default_value, evaluation_context, "string")
-
-    def resolve_integer_details(
-        self,
-        flag_key: str,
-        default_value: int,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[int]:
-        return self._resolve(flag_key, default_value, evaluation_context, "integer")
-
-    def resolve_float_details(
-        self,
-        flag_key: str,
-        default_value: float,
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[float]:
-        return self._resolve(flag_key, default_value, evaluation_context, "float")
-
-    def resolve_object_details(
-        self,
-        flag_key: str,
-        default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
-        evaluation_context: EvaluationContext | None = None,
-    ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
-        return self._resolve(flag_key, default_value, evaluation_context, "object")
-
-    # -- tracking ---------------------------------------------------------------------------
-    def track(
-        self,
-        tracking_event_name: str,
-        evaluation_context: EvaluationContext | None = None,
-        tracking_event_details: TrackingEventDetails | None = None,
-    ) -> None:
-        """Buffer a tracking event; never blocks (a full buffer drops its oldest event)."""
-        events = self.events
-        if events is None or self._closed:
-            return
-        try:
-            if evaluation_context is None:
-                ctx: Mapping[str, Any] = {}
-            else:
-                ctx = dict(evaluation_context.attributes)
-                if evaluation_context.targeting_key is not None:
-                    ctx["targetingKey"] = evaluation_context.targeting_key
-            value = tracking_event_details.value if tracking_event_details else None
-            attrs = dict(tracking_event_details.attributes) if tracking_event_details else None
-            events.add(("track", tracking_event_name, None, value, ctx, attrs, time.time()))
-        except Exception:
-            logger.exception("flagapp: track(%r) failed", tracking_event_name)

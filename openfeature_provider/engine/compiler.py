@@ -13,15 +13,12 @@ function by codegen.py, which inlines the common cases and calls these closures 
 from __future__ import annotations
 
 import logging
-from bisect import bisect_right
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .bucketing import DEFAULT_HASH, digest, key_encoder, thresholds
 from .codegen import (
     CondPlan,
     Outcome,
-    RolloutPlan,
     assemble_closures,
     codegen_enabled,
     generate_flag_function,
@@ -29,14 +26,13 @@ from .codegen import (
 from .graph import segment_graph, topological_order
 from .intern import shared
 from .operators import OPERATORS
+from .rollouts import _rollout, make_getter
 from .types import (
     Condition,
     Context,
-    ErrorCode,
     Flag,
     Reason,
     Resolution,
-    Rollout,
     Segment,
     Serve,
 )
@@ -56,36 +52,6 @@ Predicate = Callable[[Context], bool]
 
 _EQUALITY_OPS = frozenset({"eq", "neq", "in", "not_in"})
 Compiled = Callable[[Context], Resolution]
-
-
-def make_getter(path: str) -> Callable[[Context], Any]:
-    """Read an attribute; ``company.plan`` walks nested mappings.
-
-    A literal top-level key (``"app.version"``) wins over the nested reading, so contexts
-    that flatten attributes keep working.
-    """
-    if "." not in path:
-
-        def get_simple(ctx: Context) -> Any:
-            return ctx.get(path)
-
-        return get_simple
-    parts = tuple(path.split("."))
-
-    def get_nested(ctx: Context) -> Any:
-        value = ctx.get(path)
-        if value is not None:
-            return value
-        cur: Any = ctx
-        for part in parts:
-            if not isinstance(cur, Mapping):
-                return None
-            cur = cur.get(part)
-            if cur is None:
-                return None
-        return cur
-
-    return get_nested
 
 
 def string_set_spec(cond: Condition) -> tuple[str, frozenset[str], bool] | None:
@@ -406,170 +372,3 @@ def _outcome(
         return fixed(serve.variant, fixed_reason, rule_id)
     assert serve.rollout is not None
     return _rollout(serve.rollout, rule_id, fixed, flag_key, meta)
-
-
-def _rollout(
-    rollout: Rollout,
-    rule_id: str | None,
-    fixed: Callable[[str, str, str | None], Resolution],
-    flag_key: str,
-    meta: Mapping[str, Any],
-) -> RolloutPlan:
-    """flagd fractional v2, with the arithmetic of bucketing.py (thresholds, digest)."""
-    salt = flag_key if rollout.salt is None else rollout.salt
-    weights = tuple(w.weight for w in rollout.weights)
-    limits = shared(thresholds(list(weights)), ("thresholds", weights))
-    results = tuple(fixed(w.variant, Reason.SPLIT, rule_id) for w in rollout.weights)
-    bucket_by = rollout.bucket_by
-    missing_message, unusable_message = _rollout_messages(bucket_by)
-    missing = Resolution(
-        flag_key,
-        None,
-        None,
-        Reason.ERROR,
-        use_default=True,
-        error_code=ErrorCode.TARGETING_KEY_MISSING,
-        error_message=missing_message,
-        rule_id=rule_id,
-        metadata=meta,
-    )
-    unusable = Resolution(
-        flag_key,
-        None,
-        None,
-        Reason.ERROR,
-        use_default=True,
-        error_code=ErrorCode.INVALID_CONTEXT,
-        error_message=unusable_message,
-        rule_id=rule_id,
-        metadata=meta,
-    )
-    if rollout.hash != DEFAULT_HASH:
-        fn = _encoded_rollout_closure(
-            bucket_by, key_encoder(rollout.hash, salt), limits, results, missing, unusable
-        )
-    else:
-        fn = _rollout_closure(bucket_by, salt, limits, results, missing, unusable)
-    return RolloutPlan(
-        fn=fn,
-        bucket_by=bucket_by,
-        salt=salt,
-        hash=rollout.hash,
-        thresholds=limits,
-        results=results,
-        missing=missing,
-        unusable=unusable,
-    )
-
-
-def _rollout_messages(bucket_by: str) -> tuple[str, str]:
-    """The two error messages of a rollout, one copy per ``bucket_by`` (intern.py)."""
-    return shared(
-        (
-            f"the rollout buckets by {bucket_by!r}, which the context lacks or is not a string",
-            f"the rollout buckets by {bucket_by!r}, whose value is not valid Unicode text"
-            " (a lone surrogate)",
-        ),
-        ("rollout-messages", bucket_by),
-    )
-
-
-def _encoded_rollout_closure(
-    bucket_by: str,
-    encode: Callable[[str], bytes],
-    limits: tuple[int, ...],
-    results: tuple[Resolution, ...],
-    missing: Resolution,
-    unusable: Resolution,
-) -> Compiled:
-    """A rollout whose hashed bytes come from ``bucketing.key_encoder`` (a non-default hash
-    algorithm such as ``flagd-cbor``); codegen.py calls this closure rather than inlining it.
-    """
-    get = make_getter(bucket_by)
-
-    def split_encoded(ctx: Context) -> Resolution:
-        value = get(ctx)
-        if not isinstance(value, str):
-            return missing
-        try:
-            h = digest(encode(value), 0)
-        except UnicodeEncodeError:
-            return unusable
-        return results[bisect_right(limits, h)]
-
-    return split_encoded
-
-
-def _rollout_closure(
-    bucket_by: str,
-    salt: str,
-    limits: tuple[int, ...],
-    results: tuple[Resolution, ...],
-    missing: Resolution,
-    unusable: Resolution,
-) -> Compiled:
-    """The rollout as a closure (codegen.py inlines the same steps for top-level attributes).
-
-    Per call: read the bucket value (absent or not a string -> ``missing``), hash the UTF-8
-    bytes of ``salt + value`` (no UTF-8 form -> ``unusable``), pick the variant whose
-    threshold is above the hash.
-    """
-    get = make_getter(bucket_by)
-    if len(results) == 1:
-        only = results[0]
-
-        def single(ctx: Context) -> Resolution:
-            value = get(ctx)
-            if not isinstance(value, str):
-                return missing
-            if value.isascii():
-                return only
-            try:
-                value.encode()
-            except UnicodeEncodeError:
-                return unusable
-            return only
-
-        return single
-
-    if len(results) == 2 and "." not in bucket_by:
-        first, second = results
-        limit = limits[0]
-
-        def split_two(ctx: Context) -> Resolution:
-            value = ctx.get(bucket_by)
-            if type(value) is not str and not isinstance(value, str):
-                return missing
-            try:
-                h = digest((salt + value).encode(), 0)
-            except UnicodeEncodeError:
-                return unusable
-            return first if h < limit else second
-
-        return split_two
-
-    if "." not in bucket_by:
-
-        def split(ctx: Context) -> Resolution:
-            value = ctx.get(bucket_by)
-            if type(value) is not str and not isinstance(value, str):
-                return missing
-            try:
-                h = digest((salt + value).encode(), 0)
-            except UnicodeEncodeError:
-                return unusable
-            return results[bisect_right(limits, h)]
-
-        return split
-
-    def split_nested(ctx: Context) -> Resolution:
-        value = get(ctx)
-        if not isinstance(value, str):
-            return missing
-        try:
-            h = digest((salt + value).encode(), 0)
-        except UnicodeEncodeError:
-            return unusable
-        return results[bisect_right(limits, h)]
-
-    return split_nested

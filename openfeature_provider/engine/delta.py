@@ -161,8 +161,9 @@ def parse_delta(
     """
     from .incremental import Changes, rebuild
     from .ruleset import NO_DOCUMENT, _text
+    from .shapes import _object
     from .swap import loads
-    from .validate import _header, _object
+    from .validate import _header
 
     was_enabled = gc.isenabled()
     gc.disable()

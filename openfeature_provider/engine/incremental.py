@@ -44,8 +44,9 @@ from .graph import (
     topological_order,
 )
 from .limits import MAX_CHAIN_DEPTH
+from .shapes import _at
 from .types import BuildState, Flag, FlagTable, Ruleset, Segment
-from .validate import _at, _check_segment_cycles
+from .validate import _check_segment_cycles
 
 __all__ = ["Changes", "rebuild", "with_compiled"]
 

@@ -21,9 +21,10 @@ from .compiler import compile_conditions, compile_flag, compile_segments
 from .exceptions import ParseError
 from .graph import flag_segment_refs, prerequisite_graph, topological_order
 from .incremental import Changes, rebuild, with_compiled
+from .shapes import _at, _keys, _object
 from .swap import loads
 from .types import BuildState, Flag, FlagTable, Ruleset, Segment
-from .validate import _at, _check_prerequisites, _check_segment_cycles, _header, _keys, _object
+from .validate import _check_prerequisites, _check_segment_cycles, _header
 
 __all__ = ["parse_ruleset"]
 

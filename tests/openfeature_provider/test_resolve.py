@@ -15,7 +15,7 @@ from openfeature.evaluation_context import EvaluationContext
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
 
-import openfeature_provider.provider as provider_module
+import openfeature_provider.resolving as resolving_module
 from openfeature_provider import FlagappProvider, InMemorySource, InvalidSnapshot
 from openfeature_provider.engine import Resolution, parse_ruleset
 from tests.openfeature_provider.conftest import make_doc
@@ -182,7 +182,7 @@ def test_engine_raises__general_error_never_an_exception(
     d = client.get_boolean_details("checkout.new-flow", False, PRO)
     assert (d.value, d.error_code) == (False, ErrorCode.GENERAL)
     assert "engine bug" in (d.error_message or "")
-    monkeypatch.setattr(provider_module, "evaluate", boom)  # the error paths' entry point
+    monkeypatch.setattr(resolving_module, "evaluate", boom)  # the error paths' entry point
     d = client.get_boolean_details("nope", True, PRO)
     assert (d.value, d.error_code) == (True, ErrorCode.GENERAL)
 
