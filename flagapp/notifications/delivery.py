@@ -271,6 +271,13 @@ def attempt(delivery_id: int, *, now: datetime | None = None) -> Outcome:
     )
 
 
+#: The Celery task that attempts one delivery (:func:`flagapp.tasks.deliver_notification`),
+#: sent by name: ``flagapp.tasks`` imports this module, so importing the task object here
+#: would close an import cycle (docs/internals.md, "Import cycles"). A test checks that the
+#: name is a registered task.
+DELIVER_TASK = "flagapp.tasks.deliver_notification"
+
+
 def uses_broker() -> bool:
     """Whether deliveries go through a Celery broker: ``CELERY_BROKER_URL`` set and tasks
     not eager (the production shape). Otherwise — the embedded default — the first attempt
@@ -290,12 +297,12 @@ def enqueue(ids: Iterable[int]) -> None:
         for pk in ids:
             attempt(pk)
         return
-    from flagapp.tasks import deliver_notification
+    from celery import current_app
 
     for pk in ids:
         try:
             # retry=False: a broker that is down must not hold the committing request.
-            deliver_notification.apply_async((pk,), retry=False)
+            current_app.send_task(DELIVER_TASK, args=(pk,), retry=False)
         except Exception:
             logger.exception("could not queue delivery %s; the periodic sweep will send it", pk)
 

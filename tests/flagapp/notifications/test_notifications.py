@@ -448,3 +448,29 @@ def test_prune__old_settled_and_old_pending_events__only_settled_deleted(
     with override_settings(FLAGAPP={"NOTIFICATION_KEEP_DAYS": None}):
         NotificationDelivery.objects.update(status="succeeded")
         assert deliveries.prune() == 0
+
+
+def test_enqueue__broker_configured__one_message_per_delivery_naming_the_registered_task() -> None:
+    """With a broker, deliveries are queued by task *name* (importing the task object would
+    close the delivery <-> tasks import cycle): the name must be the registered task's, or
+    every message would sit in the queue with no worker able to run it. Real Celery and
+    kombu on kombu's in-memory transport; no worker needed to read the queued messages."""
+    from celery import Celery, current_app
+
+    import flagapp.tasks  # noqa: F401 - registers the shared tasks
+
+    previous = current_app._get_current_object()
+    app = Celery("flagapp-enqueue-test", broker="memory://", set_as_current=True)
+    try:
+        with override_settings(CELERY_BROKER_URL="memory://", CELERY_TASK_ALWAYS_EAGER=False):
+            assert deliveries.uses_broker()
+            deliveries.enqueue([41, 42])
+        with app.connection_for_read() as conn:
+            queue = conn.SimpleQueue(app.conf.task_default_queue)
+            messages = [queue.get(timeout=1) for _ in range(2)]
+            queue.close()
+    finally:
+        previous.set_current()
+    assert [m.headers["task"] for m in messages] == [deliveries.DELIVER_TASK] * 2
+    assert [m.headers["argsrepr"] for m in messages] == ["(41,)", "(42,)"]
+    assert deliveries.DELIVER_TASK in app.tasks
