@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmarks._table import per_call_us, print_table
 from openfeature_provider.engine import evaluate, parse_ruleset
-from openfeature_provider.engine.types import Ruleset
+from openfeature_provider.engine.types import FORMAT_VERSION, Ruleset
 
 N_CONTEXTS = 10_000
 CALLS = 20_000
@@ -75,7 +75,9 @@ def scenario_flags() -> dict[str, dict[str, Any]]:
 
 
 def ruleset(flags: dict[str, Any]) -> Ruleset:
-    return parse_ruleset({"format": 1, "environment": "bench", "version": 1, "flags": flags})
+    return parse_ruleset(
+        {"format": FORMAT_VERSION, "environment": "bench", "version": 1, "flags": flags}
+    )
 
 
 def contexts(seed: int = 7) -> list[dict[str, Any]]:

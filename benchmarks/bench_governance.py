@@ -23,6 +23,7 @@ from typing import Any
 from benchmarks._table import print_table
 from flagapp.governance import coderefs
 from flagapp.governance.blast_radius import compare
+from openfeature_provider.engine.types import FORMAT_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +42,7 @@ def _ruleset(on_weight: int, with_rule: bool) -> dict[str, Any]:
             }
         )
     return {
-        "format": 1,
+        "format": FORMAT_VERSION,
         "environment": "production",
         "version": 1,
         "etag": "x",

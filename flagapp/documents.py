@@ -27,6 +27,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from openfeature_provider.engine.types import FORMAT_VERSION
+
 if TYPE_CHECKING:
     from openfeature_provider.engine.types import Ruleset
 
@@ -50,8 +52,8 @@ __all__ = [
     "state_dict",
 ]
 
-#: The format number of every document this module builds (the engine's ``format: 1``).
-FORMAT_VERSION = 1
+# FORMAT_VERSION (re-exported): the format number of every document this module builds is
+# the engine's own (``openfeature_provider.engine.types``), defined once.
 
 
 def canonical_json(value: Any) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from openfeature_provider.engine import Resolution, Ruleset, evaluate, parse_ruleset
+from openfeature_provider.engine.graph import dependents_in_order, prerequisite_graph
 
 __all__ = ["BlastRadius", "Outcome", "compare", "dependent_flags", "outcome_of", "served_as"]
 
@@ -116,18 +117,9 @@ class BlastRadius:
 
 
 def dependent_flags(ruleset: Ruleset, flag_key: str) -> list[str]:
-    """``flag_key`` and every flag that depends on it through prerequisites, in BFS order."""
-    order = [flag_key]
-    seen = {flag_key}
-    i = 0
-    while i < len(order):
-        current = order[i]
-        i += 1
-        for key, flag in ruleset.flags.items():
-            if key not in seen and any(p.flag == current for p in flag.prerequisites):
-                seen.add(key)
-                order.append(key)
-    return order
+    """``flag_key`` and every flag that depends on it through prerequisites, breadth first
+    in document order (the engine's graph walk, ``engine.graph.dependents_in_order``)."""
+    return dependents_in_order([flag_key], prerequisite_graph(ruleset.flags))
 
 
 def _as_ruleset(doc: Ruleset | Mapping[str, Any] | None, environment: str) -> Ruleset:

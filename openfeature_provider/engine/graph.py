@@ -21,6 +21,7 @@ from .types import Condition, Flag, Segment
 __all__ = [
     "attributes_read",
     "dependents",
+    "dependents_in_order",
     "find_cycle",
     "flag_segment_refs",
     "longest_chain",
@@ -82,6 +83,29 @@ def dependents(changed: Iterable[str], depends_on: Mapping[str, Iterable[str]]) 
             if user not in out:
                 out.add(user)
                 todo.append(user)
+    return out
+
+
+def dependents_in_order(
+    changed: Iterable[str], depends_on: Mapping[str, Iterable[str]]
+) -> list[str]:
+    """The keys of :func:`dependents`, breadth first: ``changed`` first, then each key's
+    direct dependents in ``depends_on``'s order (document order). Where the order shows —
+    which flags a blast-radius preview lists and names in its examples — it must not depend
+    on set iteration."""
+    reverse: dict[str, list[str]] = {}
+    for key, deps in depends_on.items():
+        for dep in dict.fromkeys(deps):
+            reverse.setdefault(dep, []).append(key)
+    out = list(dict.fromkeys(changed))
+    seen = set(out)
+    i = 0
+    while i < len(out):
+        for user in reverse.get(out[i], ()):
+            if user not in seen:
+                seen.add(user)
+                out.append(user)
+        i += 1
     return out
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from openfeature_provider.engine import MAX_CHAIN_DEPTH, ParseError, evaluate, parse_ruleset
 from openfeature_provider.engine.graph import (
     attributes_read,
     dependents,
+    dependents_in_order,
     find_cycle,
     longest_chain,
     segment_refs,
@@ -115,3 +118,39 @@ def test_parse__chains_over_bound__parse_error_not_recursion(n: int) -> None:
     with pytest.raises(ParseError) as info:
         parse_ruleset(_doc({}, _segment_chain(n)))
     assert info.value.path == '$.segments["s0"]'
+
+
+def _bfs_by_scan(depends_on: dict[str, list[str]], start: str) -> list[str]:
+    """The walk blast_radius.dependent_flags did before it used the graph module: for each
+    key in order, scan every key (document order) that depends on it."""
+    order, seen, i = [start], {start}, 0
+    while i < len(order):
+        current = order[i]
+        i += 1
+        for key, deps in depends_on.items():
+            if key not in seen and current in deps:
+                seen.add(key)
+                order.append(key)
+    return order
+
+
+def test_dependents_in_order__chain_and_fan__breadth_first_in_document_order() -> None:
+    depends_on = {"d": ["b"], "a": [], "c": ["a"], "b": ["a"], "e": ["d", "c"]}
+    assert dependents_in_order(["a"], depends_on) == ["a", "c", "b", "e", "d"]
+    assert dependents_in_order(["b"], depends_on) == ["b", "d", "e"]
+    assert dependents_in_order(["zz"], depends_on) == ["zz"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(
+        st.sampled_from("abcdefgh"), st.lists(st.sampled_from("abcdefgh"), max_size=4), max_size=8
+    ),
+    st.sampled_from("abcdefgh"),
+)
+def test_dependents_in_order__random_graphs__same_order_as_a_scan_and_same_set_as_dependents(
+    depends_on: dict[str, list[str]], start: str
+) -> None:
+    ordered = dependents_in_order([start], depends_on)
+    assert ordered == _bfs_by_scan(depends_on, start)
+    assert set(ordered) == dependents([start], depends_on)
