@@ -11,6 +11,8 @@ Hierarchy::
     ├── ChangeProposed        (REST API) a write needing approval became a change request
     ├── InvalidTransition     a rollout action not allowed in the plan's current state
     ├── MetricSourceError     a rollout metric source could not answer (no judgement)
+    ├── SignatureError        (also ValueError) a webhook request's flagapp-signature does
+    │                         not verify (``flagapp.notifications.verify``)
     └── FlagValidationError
         ├── KeyReuseError     a deleted flag's key was reused
         ├── DuplicateChangeRequest  the same change is already pending (existing_id)
@@ -20,8 +22,15 @@ The REST API maps them to 400 (validation, key reuse, import) / 409 (version con
 invalid transition) / 202-or-409 (approval) / 403 (not permitted) / 202 (proposed); the
 admin shows them as form errors or messages. Engine parse errors stay
 ``openfeature_provider.engine.ParseError`` and are converted to ``FlagValidationError`` by
-the services. The SDK endpoints' internal errors (``flagapp.sdk``) are answered on the spot
-and never leave those modules.
+the services.
+
+Not here, on purpose (a test lists every exception class defined outside this module):
+
+* ``flagapp.api.preconditions.PreconditionRequired`` — a DRF ``APIException`` (428), the
+  REST API's own answer; this module does not import DRF.
+* The SDK endpoints' internal errors, answered on the spot and never raised out of
+  ``flagapp.sdk``: ``sdk.keys.AuthFailure`` (401/403/503) and ``NeedsDatabase``,
+  ``sdk.limits.JsonError``, ``sdk.events.Invalid`` / ``TooMany`` / ``EventError``.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ __all__ = [
     "InvalidTransition",
     "KeyReuseError",
     "MetricSourceError",
+    "SignatureError",
     "VersionConflict",
 ]
 
@@ -172,3 +182,9 @@ class MetricSourceError(FlagappError):
     The controller treats this as "no judgement" for the tick: it neither steps nor rolls
     back on missing data, and it records the error in the plan's last check.
     """
+
+
+class SignatureError(FlagappError, ValueError):
+    """A webhook request is not signed with the endpoint's secret, or is too old to be
+    trusted (``flagapp.notifications.verify``; a ``ValueError`` so receivers written against
+    the standard library's errors still catch it)."""

@@ -14,14 +14,12 @@ import hashlib
 import hmac
 import time
 
+from flagapp.exceptions import SignatureError
+
 __all__ = ["HEADER", "SignatureError", "sign", "signature_header", "verify"]
 
 #: The HTTP header carrying the signature.
 HEADER = "Flagapp-Signature"
-
-
-class SignatureError(ValueError):
-    """The request is not signed with the secret, or is too old to be trusted."""
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
