@@ -14,7 +14,7 @@ class FlagappConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import request_finished, request_started
 
-        from . import checks, conf, evaluation, publishing
+        from . import checks, conf, evaluation, reconciler
 
         conf.connect_signals()
         checks.register()
@@ -35,7 +35,7 @@ class FlagappConfig(AppConfig):
 
         dispatcher.connect()
         # The embedded default's reconciler starts with the first request a server handles.
-        request_started.connect(publishing.on_server_request, dispatch_uid="flagapp.reconciler")
+        request_started.connect(reconciler.on_server_request, dispatch_uid="flagapp.reconciler")
         request_finished.connect(
-            publishing.on_server_request, dispatch_uid="flagapp.reconciler.finished"
+            reconciler.on_server_request, dispatch_uid="flagapp.reconciler.finished"
         )

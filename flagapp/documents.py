@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FORMAT_VERSION",
+    "OBSERVED",
     "canonical_json",
     "compile_entries",
     "compile_environment",
@@ -43,6 +44,7 @@ __all__ = [
     "envelope",
     "flag_entry",
     "metadata",
+    "observed_flag_ids",
     "parse",
     "parse_change",
     "rule_dict",
@@ -54,6 +56,10 @@ __all__ = [
 
 # FORMAT_VERSION (re-exported): the format number of every document this module builds is
 # the engine's own (``openfeature_provider.engine.types``), defined once.
+
+
+#: Flag metadata set by the publisher on flags something reads (experiment, guardrails).
+OBSERVED = "recordExposures"
 
 
 def canonical_json(value: Any) -> str:
@@ -235,7 +241,7 @@ def compile_environment(environment: Environment, *, version: int = 0) -> dict[s
 
     Seven queries whatever the number of flags (flags with owners, variants, states, rules,
     segments, and the experiments and guarded rollouts that mark flags whose exposures are
-    recorded, ``flagapp.exposures.observed_flag_ids``), read as plain rows: building model
+    recorded, :func:`observed_flag_ids`), read as plain rows: building model
     instances and per-object prefetch caches costs more than everything else here once
     there are hundreds of flags.
     """
@@ -264,7 +270,6 @@ def compile_entries(
     one kind is asked for), each restricted to the keys. One code path for both, so a
     partial read and a full compile describe a flag identically.
     """
-    from .exposures import OBSERVED, observed_flag_ids
     from .models import Flag, FlagState, Segment, TargetingRule, Variant
 
     flag_docs: dict[str, Any] = {}
@@ -346,3 +351,35 @@ def compile_entries(
             for key, include, exclude, conditions in found
         }
     return flag_docs, segment_docs
+
+
+def observed_flag_ids(environment_id: int, *, flag_ids: Iterable[int] | None = None) -> set[int]:
+    """The flags of ``environment_id`` whose exposures something reads: those of an
+    experiment not ended, and of a running or paused rollout with guardrails. Read by the
+    publisher (:func:`compile_entries`) to mark them :data:`OBSERVED` (here, with the
+    mapper, so the mapper imports nothing of the exposure buffer);
+    ``flag_ids``: only among these (an incremental publish reads what it touched)."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from flagapp.models import Experiment, RolloutPlan
+
+    experiments = Experiment.objects.filter(environment_id=environment_id)
+    plans = RolloutPlan.objects.filter(
+        environment_id=environment_id,
+        state__in=("running", "paused"),
+        guardrails__isnull=False,
+    )
+    if flag_ids is not None:
+        wanted = list(flag_ids)
+        if not wanted:
+            return set()
+        experiments = experiments.filter(flag_id__in=wanted)
+        plans = plans.filter(flag_id__in=wanted)
+    ids = set(
+        experiments.filter(Q(ended_at__isnull=True) | Q(ended_at__gt=timezone.now())).values_list(
+            "flag_id", flat=True
+        )
+    )
+    ids.update(plans.values_list("flag_id", flat=True))
+    return ids

@@ -26,7 +26,7 @@ are not touched here: ``sampling.note`` already counted the evaluation.
 Which evaluations are exposures worth a row: by default (``RECORD_EXPOSURES =
 "observed"``) only those of flags something reads -- a running experiment, or a rollout with
 guardrails that is running or paused, on that flag in that environment. The publisher marks
-those flags in the snapshot (flag metadata ``recordExposures: true``, :func:`observed_flag_ids`
+those flags in the snapshot (flag metadata ``recordExposures: true``, ``observed_flag_ids``
 at compile time; an experiment saved or deleted triggers a publish), so the check is a
 lookup in the resolution's metadata: still no query on the request path. Every other
 evaluation is only counted (:mod:`flagapp.sampling`: the stale report and "last evaluated"),
@@ -45,11 +45,12 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from flagapp.conf import settings
+from flagapp.documents import OBSERVED, observed_flag_ids
 
 if TYPE_CHECKING:
     from openfeature_provider.engine import Resolution
@@ -69,8 +70,6 @@ __all__ = [
 
 logger = logging.getLogger("flagapp.exposures")
 
-#: Flag metadata set by the publisher on flags something reads (experiment, guardrails).
-OBSERVED = "recordExposures"
 #: ``source`` of an exposure recorded by this server (``flagapp.evaluate``); OFREP's is "ofrep".
 IN_PROCESS = "in-process"
 
@@ -215,37 +214,6 @@ def _exposure_event(payload: tuple[Resolution, Any, str], ts: float) -> dict[str
         "timestamp": datetime.fromtimestamp(ts, tz=UTC),
         "context": {},
     }
-
-
-def observed_flag_ids(environment_id: int, *, flag_ids: Iterable[int] | None = None) -> set[int]:
-    """The flags of ``environment_id`` whose exposures something reads: those of an
-    experiment not ended, and of a running or paused rollout with guardrails. Read by the
-    publisher (``flagapp.documents.compile_entries``) to mark them :data:`OBSERVED`;
-    ``flag_ids``: only among these (an incremental publish reads what it touched)."""
-    from django.db.models import Q
-    from django.utils import timezone
-
-    from flagapp.models import Experiment, RolloutPlan
-
-    experiments = Experiment.objects.filter(environment_id=environment_id)
-    plans = RolloutPlan.objects.filter(
-        environment_id=environment_id,
-        state__in=("running", "paused"),
-        guardrails__isnull=False,
-    )
-    if flag_ids is not None:
-        wanted = list(flag_ids)
-        if not wanted:
-            return set()
-        experiments = experiments.filter(flag_id__in=wanted)
-        plans = plans.filter(flag_id__in=wanted)
-    ids = set(
-        experiments.filter(Q(ended_at__isnull=True) | Q(ended_at__gt=timezone.now())).values_list(
-            "flag_id", flat=True
-        )
-    )
-    ids.update(plans.values_list("flag_id", flat=True))
-    return ids
 
 
 def _experiment_saved(sender: Any, instance: Any, **kwargs: Any) -> None:

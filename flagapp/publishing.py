@@ -53,18 +53,11 @@ from typing import TYPE_CHECKING, Any
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, IntegrityError, connections, transaction
 
-from . import assembly, deltas, metrics, reconciler
+from . import assembly, deltas, metrics
 from .conf import namespace, settings
 from .deltas import _history as _history
 from .deltas import delta_base_known, delta_from, forget_deltas
 from .documents import FORMAT_VERSION, compile_entries, compile_environment, parse_change
-from .reconciler import (
-    add_pass_hook,
-    in_process_wanted,
-    on_server_request,
-    start_reconciler,
-    stop_reconciler,
-)
 from .signals import snapshot_published
 
 if TYPE_CHECKING:
@@ -76,7 +69,6 @@ __all__ = [
     "DOCUMENT_CACHE_SECONDS",
     "FORMAT_VERSION",
     "ReconcileResult",
-    "add_pass_hook",
     "announce",
     "cache_document_key",
     "cache_version_key",
@@ -84,16 +76,12 @@ __all__ = [
     "delta_from",
     "drain",
     "forget_deltas",
-    "in_process_wanted",
     "latest",
-    "on_server_request",
     "publish",
     "publish_all",
     "publish_if_changed",
     "reconcile",
     "record",
-    "start_reconciler",
-    "stop_reconciler",
 ]
 
 logger = logging.getLogger("flagapp")
@@ -535,11 +523,3 @@ def _cache_behind(environment_key: str, version: int) -> bool:
         return pointer is not None and int(pointer) < version
     except (TypeError, ValueError):
         return True
-
-
-def __getattr__(name: str) -> Any:
-    # the reconciler thread's state lives in flagapp.reconciler (older code and tests read
-    # ``publishing._reconciler``)
-    if name in ("_reconciler", "_reconciler_checked"):
-        return getattr(reconciler, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

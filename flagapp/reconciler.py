@@ -2,8 +2,9 @@
 server process that runs ``flagapp.publishing.reconcile`` every ``RECONCILE_INTERVAL``
 seconds, started by the first request a real server handles.
 
-Split from ``flagapp.publishing`` (which re-exports these names); the pass itself stays
-there. Looked up at call time (``publishing.reconcile``), so a test can stand in for it.
+Split from ``flagapp.publishing``; the pass itself stays there. This module imports
+publishing, never the reverse (no import cycle). ``publishing.reconcile`` is looked up at
+call time, so a test can stand in for it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
 
+from . import publishing
 from .conf import settings
 
 __all__ = [
@@ -56,8 +58,6 @@ class _ReconcilerThread(threading.Thread):
 
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
-            from . import publishing
-
             try:
                 publishing.reconcile()
             except Exception:

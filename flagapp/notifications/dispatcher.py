@@ -217,10 +217,10 @@ def connect() -> None:
         (signals.flag_expiring, on_flag_expiring),
         (signals.stale_flags_reported, on_stale_flags),
     ]
-    from flagapp import publishing
+    from flagapp import reconciler
 
     # The embedded server's reconciler thread also sweeps the outbox (no beat there).
-    publishing.add_pass_hook(_sweep)
+    reconciler.add_pass_hook(_sweep)
     for signal, receiver in pairs:
         outbox.register(signal, receiver)  # stored in the change's transaction
         signal.connect(

@@ -26,6 +26,7 @@ from typing import Any
 
 from flagapp.conf import settings
 from flagapp.sdk import notifier
+from flagapp.sdk.rulesets import aget_ruleset
 
 __all__ = ["HEARTBEAT", "Stream", "run"]
 
@@ -41,8 +42,6 @@ class Stream:
     async def ruleset(self) -> Any:
         """The environment's current ruleset (this process's copy, fresh within the check
         interval; a worker thread when it must be loaded)."""
-        from flagapp.sdk.views import aget_ruleset
-
         return await aget_ruleset(self.environment)
 
     async def first(self, rs: Any) -> bytes:

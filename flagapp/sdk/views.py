@@ -36,6 +36,8 @@ from flagapp.sdk.keys import (
     token_from_headers,
 )
 from flagapp.sdk.limits import read_capped
+from flagapp.sdk.rulesets import aget_ruleset
+from flagapp.sdk.rulesets import get_ruleset as _get_ruleset
 
 __all__ = [
     "DELTA_CONTENT_TYPE",
@@ -51,23 +53,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("flagapp.sdk")
-
-
-def _get_ruleset(env_key: str) -> Any:
-    from flagapp.evaluation import get_ruleset
-
-    return get_ruleset(env_key)
-
-
-async def aget_ruleset(env_key: str) -> Any:
-    """The environment's ruleset from an async view: from memory when this process's copy is
-    fresh, else through :func:`flagapp.evaluation.get_ruleset` in a worker thread (it may
-    read the shared cache or the database)."""
-    from flagapp import evaluation
-
-    if evaluation.is_warm(env_key):
-        return evaluation.current_ruleset(env_key)
-    return await sync_to_async(_get_ruleset)(env_key)
 
 
 def etag_matches(header: str | None, etag: str) -> bool:

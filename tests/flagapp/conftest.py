@@ -33,11 +33,11 @@ def _clear_flagapp_cache() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _stop_reconciler() -> Iterator[None]:
     """A live-server test's first request starts the embedded default's reconciler thread
-    (flagapp.publishing); it must not outlive the test."""
+    (flagapp.reconciler); it must not outlive the test."""
     yield
-    from flagapp import publishing
+    from flagapp import reconciler
 
-    publishing.stop_reconciler()
+    reconciler.stop_reconciler()
 
 
 def _drop_usage_buffers() -> None:

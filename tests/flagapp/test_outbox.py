@@ -16,7 +16,7 @@ import pytest
 from django.db import transaction
 from django.test import Client
 
-from flagapp import evaluation, publishing, services
+from flagapp import evaluation, publishing, reconciler, services
 from flagapp.models import Environment, FlagState, PublishOutbox, Snapshot
 from flagapp.services import sdk_keys
 from tests.flagapp.api_support import *  # noqa: F403 - fixtures
@@ -334,12 +334,12 @@ def test_periodic_tasks__reconcile_listed_and_runs_from_run_tasks(
 def test_on_server_request__test_client__reconciler_not_started(
     admin_client: Any, envs: dict[str, Any]
 ) -> None:
-    publishing.stop_reconciler()
+    reconciler.stop_reconciler()
     try:
         admin_client.get("/api/v1/environments/")
-        assert publishing._reconciler is None
+        assert reconciler._reconciler is None
     finally:
-        publishing.stop_reconciler()
+        reconciler.stop_reconciler()
 
 
 @pytest.mark.parametrize(
@@ -361,7 +361,7 @@ def test_in_process_wanted__celery_and_settings__decides(
     for name, value in celery.items():
         setattr(settings, name, value)
     settings.FLAGAPP = {**settings.FLAGAPP, **flagapp}
-    assert publishing.in_process_wanted() is expected
+    assert reconciler.in_process_wanted() is expected
 
 
 def test_on_server_request__wsgi_handler_embedded_default__reconciler_started_once(
@@ -371,15 +371,15 @@ def test_on_server_request__wsgi_handler_embedded_default__reconciler_started_on
 
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.FLAGAPP = {**settings.FLAGAPP, "RECONCILE_INTERVAL": 3600}
-    publishing.stop_reconciler()
+    reconciler.stop_reconciler()
     try:
-        publishing.on_server_request(sender=WSGIHandler)
-        first = publishing._reconciler
-        publishing.on_server_request(sender=WSGIHandler)
+        reconciler.on_server_request(sender=WSGIHandler)
+        first = reconciler._reconciler
+        reconciler.on_server_request(sender=WSGIHandler)
         assert first is not None and first.is_alive() and first.interval == 3600
-        assert publishing._reconciler is first
+        assert reconciler._reconciler is first
     finally:
-        publishing.stop_reconciler()
+        reconciler.stop_reconciler()
     assert not first.is_alive()
 
 

@@ -27,7 +27,7 @@ import httpx
 import pytest
 from django.db import connection
 
-from flagapp import publishing, services
+from flagapp import publishing, reconciler, services
 from flagapp.models import FlagState, PublishOutbox, Snapshot
 from tests.support.processes import free_port, uvicorn_argv
 
@@ -179,13 +179,13 @@ def test_reconciler_thread__committed_change_left_unpublished__healed_on_first_p
         return result
 
     monkeypatch.setattr(publishing, "reconcile", recording_reconcile)
-    thread = publishing.start_reconciler(interval=0.2)
+    thread = reconciler.start_reconciler(interval=0.2)
     try:
         assert _wait_for(lambda: len(passes) >= 1, within=60)
     finally:
         # Stopped before this thread reads: SQLite's shared-cache test database answers
         # "database table is locked" at once (no busy wait) to a read racing the next pass.
-        publishing.stop_reconciler(timeout=30)
+        reconciler.stop_reconciler(timeout=30)
     assert not thread.is_alive()
     # The first pass heals it: (environment, new version) republished.
     assert [(k, v) for k, v, _ in passes[0].republished] == [("staging", before.version + 1)]
