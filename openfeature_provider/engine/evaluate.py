@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .graph import dependents, flag_segment_refs, prerequisite_graph, segment_graph
-from .types import Context, ErrorCode, Reason, Resolution, Ruleset
+from .types import Context, ErrorCode, FlagTable, Reason, Resolution, Ruleset
 
 __all__ = ["bind", "changed_flag_keys", "evaluate", "evaluate_all"]
 
@@ -127,7 +127,14 @@ def changed_flag_keys(old: Ruleset | None, new: Ruleset) -> frozenset[str]:
     if old is None:
         return frozenset(new.flags)
     build = new.build
-    if build is not None and build.base is not None and build.base() is old:
+    if (
+        build is not None
+        and build.base is not None
+        and build.base() is old
+        and isinstance(build.flag_digests, FlagTable)
+        and build.flag_digests.flags is new.flags
+        and build.segments is new.segments
+    ):
         return build.changed  # worked out when ``new`` was built from ``old``
     changed: set[str] = set(old.flags.keys() ^ new.flags.keys())
     seg_changed = dependents(

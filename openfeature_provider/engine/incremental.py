@@ -307,6 +307,7 @@ def rebuild(
             segment_users=segment_users,
             base=weakref.ref(previous),
             changed=frozenset(changed),
+            segments=segments_map,
         ),
     )
 

@@ -160,6 +160,11 @@ class FlagTable(Mapping[str, Any]):
         self._flags = flags
         self._attr = attr
 
+    @property
+    def flags(self) -> Mapping[str, Flag]:
+        """The flag table viewed (the very mapping of the ruleset built with it)."""
+        return self._flags
+
     def __getitem__(self, key: str) -> Any:
         value = getattr(self._flags[key], self._attr)
         if value is None:
@@ -207,6 +212,8 @@ class BuildState:
     segment_users: Mapping[str, frozenset[str]] = field(default_factory=dict)
     base: Callable[[], Ruleset | None] | None = None
     changed: frozenset[str] = frozenset()
+    #: The segment mapping built with this state (``changed`` holds for it only).
+    segments: Mapping[str, Segment] | None = None
 
 
 @dataclass(frozen=True, slots=True, weakref_slot=True)
@@ -234,7 +241,8 @@ class Ruleset:
     #: Set by ``parse_ruleset``: what a later incremental parse may reuse (None when built
     #: in code). Not part of equality.
     build: BuildState | None = field(default=None, compare=False, repr=False)
-    bound: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: ``init=False``: a copy (``dataclasses.replace``) binds anew, for its own version.
+    bound: dict[int, Any] = field(default_factory=dict, init=False, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

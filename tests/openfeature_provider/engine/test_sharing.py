@@ -203,3 +203,27 @@ def test_parse_delta__replaced_flag__freed_by_refcounting_shared_ones_kept() -> 
     finally:
         if was:
             gc.enable()
+
+
+def test_ruleset_replaced_with_another_version__serves_its_own_version() -> None:
+    import dataclasses
+
+    first = parse_ruleset(base_doc())
+    assert evaluate(first, "s", CONTEXTS[1]).metadata["snapshotVersion"] == 1
+    # the bound resolutions belong to one ruleset: a copy with another version binds anew
+    other = dataclasses.replace(first, version=9)
+    assert evaluate(other, "s", CONTEXTS[1]).metadata["snapshotVersion"] == 9
+    assert evaluate(first, "s", CONTEXTS[1]).metadata["snapshotVersion"] == 1
+
+
+def test_changed_flag_keys__flags_swapped_after_the_build__compared_not_taken_from_it() -> None:
+    import dataclasses
+
+    doc = base_doc()
+    first = parse_ruleset(doc)
+    second = parse_ruleset(_next(doc, f1=False), previous=first)
+    assert changed_flag_keys(first, second) == {"f1", "f3", "f5", "f7"}
+    flags = dict(second.flags)
+    flags["s"] = dataclasses.replace(flags["s"], enabled=False)
+    edited = dataclasses.replace(second, flags=flags)  # built in code from ``second``
+    assert "s" in changed_flag_keys(first, edited)
