@@ -35,6 +35,7 @@ from benchmarks._table import print_table
 from benchmarks.bench_engine import contexts, scenario_flags
 from openfeature_provider import FlagappProvider, InMemorySource
 from openfeature_provider.engine import parse_ruleset
+from openfeature_provider.engine.types import FORMAT_VERSION
 
 CALLS = 2_000
 REPEATS = 15
@@ -45,7 +46,7 @@ _STATIC_VALUE = {"boolean": True, "string": "control"}
 
 def _doc(flags: dict[str, Any], version: int = 1) -> dict[str, Any]:
     return {
-        "format": 1,
+        "format": FORMAT_VERSION,
         "environment": "bench",
         "version": version,
         "etag": f"bench-{version}",

@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._table import print_table
+from openfeature_provider.engine.types import FORMAT_VERSION
 
 REPO = Path(__file__).resolve().parent.parent
 SIZES = tuple(
@@ -107,7 +108,7 @@ def document(n: int, version: int = 1) -> dict[str, Any]:
         for j in range(N_SEGMENTS)
     }
     return {
-        "format": 1,
+        "format": FORMAT_VERSION,
         "environment": "bench",
         "version": version,
         "etag": f"bench-{version}",

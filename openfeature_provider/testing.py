@@ -23,6 +23,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from openfeature_provider.engine.types import FORMAT_VERSION
+
 __all__ = ["RecordingSink", "static_flag", "static_ruleset"]
 
 
@@ -76,7 +78,7 @@ def static_ruleset(
     for key, flag in (flags or {}).items():
         doc_flags[key] = dict(flag)
     return {
-        "format": 1,
+        "format": FORMAT_VERSION,
         "environment": environment,
         "version": version,
         "etag": f"test-{environment}-{version}",

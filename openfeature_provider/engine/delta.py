@@ -19,7 +19,7 @@ import gc
 from collections.abc import Mapping
 from typing import Any
 
-from .exceptions import ParseError
+from .exceptions import DeltaMismatch, ParseError
 from .types import Ruleset
 
 __all__ = ["DELTA_KEYS", "DeltaMismatch", "apply_delta", "make_delta", "parse_delta"]
@@ -40,11 +40,6 @@ DELTA_KEYS = frozenset(
         "counts",
     }
 )
-
-
-class DeltaMismatch(ParseError):
-    """The delta does not apply to the document held (another base, or the counts of the
-    result differ): fetch the full document instead."""
 
 
 def make_delta(base: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,9 @@ Hierarchy::
     Exception
     ├── EngineError                 base of what the engine raises to its callers
     │   ├── ParseError              a ruleset document is invalid; ``path`` names the JSON
-    │   │                           location, ``message`` says why (parse_ruleset)
+    │   │   │                       location, ``message`` says why (parse_ruleset)
+    │   │   └── DeltaMismatch       a delta does not apply to the ruleset held (another base,
+    │   │                           or the result's counts differ): fetch the full document
     │   └── UnusableBucketValue     (also a ValueError) a bucket value has no UTF-8 form; raised
     │                               by the reference functions in bucketing.py only — compiled
     │                               rollouts answer INVALID_CONTEXT instead
@@ -22,7 +24,14 @@ and, as before, from ``openfeature_provider.engine.errors``.
 
 from __future__ import annotations
 
-__all__ = ["EngineError", "ParseError", "RegexProblem", "UnusableBucketValue", "ValueProblem"]
+__all__ = [
+    "DeltaMismatch",
+    "EngineError",
+    "ParseError",
+    "RegexProblem",
+    "UnusableBucketValue",
+    "ValueProblem",
+]
 
 
 class EngineError(Exception):
@@ -40,6 +49,11 @@ class ParseError(EngineError):
         self.path = path
         self.message = message
         super().__init__(f"{path}: {message}")
+
+
+class DeltaMismatch(ParseError):
+    """The delta does not apply to the document held (another base, or the counts of the
+    result differ): fetch the full document instead (``engine.delta.parse_delta``)."""
 
 
 class UnusableBucketValue(EngineError, ValueError):
