@@ -367,40 +367,21 @@ def _gil_floor(evaluate: Callable[[], object], seconds: float = 1.0) -> dict[str
 # server child
 
 
-def _server_child(n: int) -> dict[str, Any]:
-    from benchmarks._django import configure_django
-
-    configure_django()
-    import io
-
-    from django.contrib.auth.models import Group
-    from django.core.management import call_command
+def insert_flags(env: Any, owner: Any, n: int, *, key_prefix: str, n_segments: int = 0) -> None:
+    """Bulk-insert ``n`` boolean flags ``<key_prefix>.flag-NNNNN`` into ``env`` (variants, an
+    enabled state serving ``off``, a ``plan in [pro, team]`` rule; with ``n_segments`` every
+    fifth flag also gets a 10 % rollout rule on segment ``seg-<i % n_segments>``), through
+    the ORM: the services would take minutes at 10,000 flags, and what a benchmark measures
+    is one change *after* the environment exists. Shared by the server part here and the
+    change -> served table of ``bench_scale_delivery``."""
     from django.db import transaction
 
-    import openfeature_provider.engine.ruleset as engine_ruleset
-    import openfeature_provider.engine.validate as engine_validate
-    from flagapp import publishing, services
-    from flagapp.models import Flag, FlagState, Snapshot, TargetingRule, Variant
+    from flagapp.models import Flag, FlagState, TargetingRule, Variant
 
-    call_command("migrate", interactive=False, verbosity=0, stdout=io.StringIO())
-    reason = "benchmark"
-    owner, _ = Group.objects.get_or_create(name="bench-scale")
-    env = services.create_environment(
-        key="production", name="Production", actor=None, reason=reason
-    )
-    for j in range(N_SEGMENTS):
-        services.create_segment(
-            key=f"seg-{j}",
-            name=f"Segment {j}",
-            include=[f"user-{j}-{k}" for k in range(5)],
-            conditions=[{"attr": "email", "op": "ends_with", "values": [f"@corp{j}.example"]}],
-            actor=None,
-            reason=reason,
-        )
     with transaction.atomic():
         flags = Flag.objects.bulk_create(
             [
-                Flag(key=f"bulk.flag-{i:05d}", name=f"Flag {i}", kind="boolean",
+                Flag(key=f"{key_prefix}.flag-{i:05d}", name=f"Flag {i}", kind="boolean",
                      flag_type="ops", owner=owner)
                 for i in range(n)
             ],
@@ -428,16 +409,48 @@ def _server_child(n: int) -> dict[str, Any]:
                     serve={"variant": "on"},
                 )
             )  # fmt: skip
-            if i % 5 == 0:
+            if n_segments and i % 5 == 0:
                 rules.append(
                     TargetingRule(
                         state=s, order=1, rule_id="beta",
-                        conditions=[{"op": "in_segment", "values": [f"seg-{i % N_SEGMENTS}"]}],
+                        conditions=[{"op": "in_segment", "values": [f"seg-{i % n_segments}"]}],
                         serve={"rollout": {"weights": [{"variant": "on", "weight": 10},
                                                        {"variant": "off", "weight": 90}]}},
                     )
                 )  # fmt: skip
         TargetingRule.objects.bulk_create(rules, batch_size=4000)
+
+
+def _server_child(n: int) -> dict[str, Any]:
+    from benchmarks._django import configure_django
+
+    configure_django()
+    import io
+
+    from django.contrib.auth.models import Group
+    from django.core.management import call_command
+
+    import openfeature_provider.engine.ruleset as engine_ruleset
+    import openfeature_provider.engine.validate as engine_validate
+    from flagapp import publishing, services
+    from flagapp.models import Flag, Snapshot
+
+    call_command("migrate", interactive=False, verbosity=0, stdout=io.StringIO())
+    reason = "benchmark"
+    owner, _ = Group.objects.get_or_create(name="bench-scale")
+    env = services.create_environment(
+        key="production", name="Production", actor=None, reason=reason
+    )
+    for j in range(N_SEGMENTS):
+        services.create_segment(
+            key=f"seg-{j}",
+            name=f"Segment {j}",
+            include=[f"user-{j}-{k}" for k in range(5)],
+            conditions=[{"attr": "email", "op": "ends_with", "values": [f"@corp{j}.example"]}],
+            actor=None,
+            reason=reason,
+        )
+    insert_flags(env, owner, n, key_prefix="bulk", n_segments=N_SEGMENTS)
     publishing.publish(env)
     target = Flag.objects.get(key="bulk.flag-00000")
 

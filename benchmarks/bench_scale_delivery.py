@@ -449,47 +449,14 @@ def _environment_of(n: int) -> tuple[Any, str]:
     """An environment of ``n`` flags shaped like bench_scale's server part (bulk-inserted),
     published once in full, and an SDK key for it."""
     from django.contrib.auth.models import Group
-    from django.db import transaction
 
+    from benchmarks.bench_scale import insert_flags
     from flagapp import publishing, services
-    from flagapp.models import Flag, FlagState, TargetingRule, Variant
     from flagapp.services import sdk_keys
 
     owner, _ = Group.objects.get_or_create(name="bench-served")
     env = services.create_environment(key=f"scale-{n}", name=f"{n}", actor=None, reason="b")
-    with transaction.atomic():
-        flags = Flag.objects.bulk_create(
-            [
-                Flag(key=f"served{n}.flag-{i:05d}", name=f"Flag {i}", kind="boolean",
-                     flag_type="ops", owner=owner)
-                for i in range(n)
-            ],
-            batch_size=2000,
-        )  # fmt: skip
-        Variant.objects.bulk_create(
-            [
-                Variant(flag=f, key=k, value=v, order=o)
-                for f in flags
-                for o, (k, v) in enumerate((("on", True), ("off", False)))
-            ],
-            batch_size=4000,
-        )
-        states = FlagState.objects.bulk_create(
-            [FlagState(flag=f, environment=env, enabled=True, fallthrough={"variant": "off"})
-             for f in flags],
-            batch_size=4000,
-        )  # fmt: skip
-        TargetingRule.objects.bulk_create(
-            [
-                TargetingRule(
-                    state=s, order=0, rule_id="paid",
-                    conditions=[{"attr": "plan", "op": "in", "values": ["pro", "team"]}],
-                    serve={"variant": "on"},
-                )
-                for s in states
-            ],
-            batch_size=4000,
-        )  # fmt: skip
+    insert_flags(env, owner, n, key_prefix=f"served{n}")
     publishing.publish(env)
     _, token = sdk_keys.create_sdk_key(env, name=f"served-{n}", actor=None, reason="bench")
     return env, token

@@ -13,8 +13,9 @@ class FlagappConfig(AppConfig):
 
     def ready(self) -> None:
         from django.core.signals import request_finished, request_started
+        from django.db.models.signals import post_migrate
 
-        from . import checks, conf, evaluation, reconciler
+        from . import checks, conf, evaluation, reconciler, storage
 
         conf.connect_signals()
         checks.register()
@@ -34,6 +35,8 @@ class FlagappConfig(AppConfig):
         from .notifications import dispatcher
 
         dispatcher.connect()
+        # Stored snapshots compressed with lz4 on PostgreSQL 14+ (flagapp.storage).
+        post_migrate.connect(storage.compress_snapshots, sender=self, dispatch_uid="flagapp.lz4")
         # The embedded default's reconciler starts with the first request a server handles.
         request_started.connect(reconciler.on_server_request, dispatch_uid="flagapp.reconciler")
         request_finished.connect(
