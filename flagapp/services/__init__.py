@@ -20,7 +20,7 @@ A change identical to what is stored writes nothing (so imports are idempotent).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flagapp.exceptions import FlagValidationError
 
@@ -49,6 +49,9 @@ from .segments import (
 )
 from .states import set_flag_enabled, update_flag_state
 from .variants import set_variants
+
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
 
 __all__ = [
     "UNSET",
@@ -96,7 +99,7 @@ _REPLAYABLE = {
 
 
 def apply_change(
-    change: Mapping[str, Any], *, actor: Any, reason: str, change_request: Any = None
+    change: Mapping[str, Any], *, actor: Any, reason: str, change_request: Approval | None = None
 ) -> Any:
     """Replay a change described by :class:`~flagapp.exceptions.ApprovalRequired`
     (``{"operation", "flag"?, "environment"?, "segment"?, "params"}``), typically once its

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db import IntegrityError, transaction
 from django.db.models import TextField
@@ -29,6 +29,9 @@ from ._base import (
     require_approval,
     save,
 )
+
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
 
 __all__ = [
     "Promotion",
@@ -103,7 +106,7 @@ def update_environment(
     protected: Any = UNSET,
     order: Any = UNSET,
     key: Any = UNSET,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     expected_version: int | None = None,
 ) -> Environment:
     """Rename, reorder or (un)protect. Removing protection needs approval (it would
@@ -351,7 +354,7 @@ def promote_environment(
     reason: str,
     flags: Iterable[str] | None = None,
     include_enabled: bool = True,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     on_approval_required: Callable[[ApprovalRequired], Any] | None = None,
 ) -> Promotion:
     """Copy (promote) the state of every non-archived flag — or of the keys in ``flags`` —
@@ -415,7 +418,7 @@ def copy_environment(
     reason: str,
     flags: Iterable[str] | None = None,
     include_enabled: bool = True,
-    change_request: Any = None,
+    change_request: Approval | None = None,
 ) -> list[str]:
     """:func:`promote_environment` without proposals: returns the keys whose state changed
     (all or nothing; a flag needing approval raises :class:`ApprovalRequired`)."""

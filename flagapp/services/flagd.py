@@ -11,12 +11,15 @@ transaction, the services' validation, governance, history with a reason, and pu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flagapp.exceptions import ConfigImportError
 from flagapp.models import Environment, Flag, FlagState, Segment
 from flagapp.services.code import FORMAT, ImportResult, import_config
 from openfeature_provider.interop.flagd_import import Bucketing, import_flagd, infer_kind
+
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
 
 __all__ = ["flagd_to_config", "import_flagd_config"]
 
@@ -121,7 +124,7 @@ def import_flagd_config(
     bucketing: Bucketing = "cbor",
     owner: str | None = None,
     flag_type: str = "ops",
-    change_request: Any = None,
+    change_request: Approval | None = None,
     dry_run: bool = False,
 ) -> ImportResult:
     """Apply flagd ``defs`` to ``environment`` through ``import_config`` (all or nothing)."""

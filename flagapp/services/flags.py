@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
@@ -40,6 +40,9 @@ from ._base import (
     save,
 )
 from ._validation import normalize_variants, validate_flag_in_environment
+
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
 
 __all__ = [
     "check_new_key",
@@ -326,7 +329,7 @@ def update_flag(
     tags: Any = UNSET,
     key: Any = UNSET,
     kind: Any = UNSET,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     expected_version: int | None = None,
 ) -> Flag:
     """Change a flag's descriptive fields. ``key`` and ``kind`` are accepted only to refuse

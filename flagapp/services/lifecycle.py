@@ -3,7 +3,7 @@ requests), unarchive, delete (a tombstone keeps the key from being reused)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -34,6 +34,9 @@ from ._base import (
 from ._validation import dependents_of, validate_flag_in_environment
 from .flags import _copy_stored, _send_changed
 
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
+
 __all__ = ["archive_flag", "archive_notes", "delete_flag", "unarchive_flag"]
 
 
@@ -46,7 +49,7 @@ def _set_archived(
     archived: bool,
     actor: Any,
     reason: str,
-    change_request: Any,
+    change_request: Approval | None,
     op: str,
     expected_version: int | None,
 ) -> Flag:
@@ -120,7 +123,7 @@ def archive_notes(flag: Flag) -> list[str]:
     return notes
 
 
-def _settle_archived(flag: Flag, actor: Any, reason: str, change_request: Any) -> None:
+def _settle_archived(flag: Flag, actor: Any, reason: str, change_request: Approval | None) -> None:
     """An archived flag leaves every snapshot: a rollout still stepping it or a request still
     waiting to change it would act on a flag nobody serves. Pause the one, withdraw the
     other (not the approved request being applied, if that is what archives it)."""
@@ -139,7 +142,7 @@ def archive_flag(
     *,
     actor: Any,
     reason: str,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     expected_version: int | None = None,
 ) -> Flag:
     """Archive: the flag leaves every snapshot (callers get FLAG_NOT_FOUND, i.e. their
@@ -156,7 +159,7 @@ def unarchive_flag(
     *,
     actor: Any,
     reason: str,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     expected_version: int | None = None,
 ) -> Flag:
     return _set_archived(
@@ -169,7 +172,7 @@ def delete_flag(
     *,
     actor: Any,
     reason: str,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     expected_version: int | None = None,
 ) -> FlagKeyTombstone:
     """Delete a flag, its variants, states and rules (each deletion in the history with the

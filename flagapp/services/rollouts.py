@@ -8,9 +8,12 @@ exposure a flag already has (a manual 10% must not drop to the plan's 1% first s
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flagapp.exceptions import FlagValidationError
+
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
 
 __all__ = ["current_exposure_bps", "lowers_exposure", "start_notes", "start_rollout"]
 
@@ -69,7 +72,7 @@ def start_notes(plan: Any) -> list[str]:
 
 
 def start_rollout(
-    plan: Any, *, actor: Any, reason: str, change_request: Any = None, now: Any = None
+    plan: Any, *, actor: Any, reason: str, change_request: Approval | None = None, now: Any = None
 ) -> Any:
     """Start ``plan`` (``controller.start``) unless it would lower the current exposure:
     refused with a ``FlagValidationError`` on ``steps``, nothing changed."""

@@ -4,7 +4,7 @@ transaction -- what the admin's flag page and the API's flag ``PATCH`` submit.""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -23,6 +23,9 @@ from .flags import create_flag, update_flag
 from .lifecycle import archive_flag, unarchive_flag
 from .variants import set_variants
 
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
+
 __all__ = ["save_flag"]
 
 
@@ -35,7 +38,7 @@ def save_flag(
     variants: Any = UNSET,
     archived: Any = UNSET,
     states: Sequence[Mapping[str, Any]] = (),
-    change_request: Any = None,
+    change_request: Approval | None = None,
     **fields: Any,
 ) -> Flag:
     """Save a whole flag page in one transaction: its fields, its variants, its archived
@@ -135,7 +138,7 @@ def save_flag(
 
 
 def _save_state(
-    flag: Flag, entry: Mapping[str, Any], actor: Any, reason: str, change_request: Any
+    flag: Flag, entry: Mapping[str, Any], actor: Any, reason: str, change_request: Approval | None
 ) -> None:
     from flagapp.exceptions import FlagappError
 

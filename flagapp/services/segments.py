@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -27,6 +27,9 @@ from ._base import (
     require_approval,
     save,
 )
+
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
 
 __all__ = [
     "SegmentUsage",
@@ -304,7 +307,7 @@ def update_segment(
     exclude: Any = UNSET,
     conditions: Any = UNSET,
     key: Any = UNSET,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     expected_version: int | None = None,
 ) -> Segment:
     """Change a segment. Needs approval when a rule of a high-risk flag or in a protected

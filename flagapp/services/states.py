@@ -9,7 +9,7 @@ committed): that succeeds idempotently with the current version.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 
@@ -33,6 +33,9 @@ from ._base import (
 from ._validation import normalize_rules, validate_flag_in_environment
 from .flags import _send_changed
 
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
+
 __all__ = ["set_flag_enabled", "update_flag_state"]
 
 
@@ -51,7 +54,7 @@ def update_flag_state(
     fallthrough: Any = UNSET,
     prerequisites: Any = UNSET,
     rules: Any = UNSET,
-    change_request: Any = None,
+    change_request: Approval | None = None,
 ) -> FlagState:
     """Change a flag's state in one environment; unspecified parts stay as they are.
 
@@ -182,7 +185,7 @@ def set_flag_enabled(
     actor: Any,
     reason: str,
     expected_version: int | None = None,
-    change_request: Any = None,
+    change_request: Approval | None = None,
 ) -> FlagState:
     """The kill switch (``enabled=False``: every caller gets its own default) and its
     reverse. Turning off needs no approval by default; turning on does where the policy

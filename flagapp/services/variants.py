@@ -4,7 +4,7 @@ fallthrough and other flags' prerequisites."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -33,6 +33,9 @@ from ._validation import normalize_variants, validate_flag_in_environment
 from .flags import _coerce_value, _copy_stored, _send_changed
 from .lifecycle import _enabled_in_protected
 
+if TYPE_CHECKING:
+    from flagapp.policy import Approval
+
 __all__ = ["set_variants"]
 
 
@@ -42,7 +45,7 @@ def set_variants(
     *,
     actor: Any,
     reason: str,
-    change_request: Any = None,
+    change_request: Approval | None = None,
     expected_version: int | None = None,
 ) -> list[Variant]:
     """Replace a flag's variants (keys matched: changed values are updates, missing keys
@@ -73,7 +76,7 @@ def _write_variants(
     items: list[dict[str, Any]],
     actor: Any,
     reason: str,
-    change_request: Any,
+    change_request: Approval | None,
 ) -> list[Variant]:
     """set_variants' validation and write, ``flag`` being the locked, version-checked row."""
     new_keys = {i["key"] for i in items}
