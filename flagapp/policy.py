@@ -16,12 +16,23 @@ plan approved as a whole, carried to each of its steps; the blast-radius dry run
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
+
     from .models import Environment, Flag
 
+#: Who makes a change, as the services take it: the request's user (any user model, as
+#: Django types ``request.user``; an anonymous or inactive one is refused by
+#: ``services._base.check_permission``) or None, the system (management commands, Celery
+#: tasks, the rollout controller). ``services._base.user_or_none`` gives what a foreign key
+#: to the user stores.
+Actor: TypeAlias = "AbstractBaseUser | AnonymousUser | None"
+
 __all__ = [
+    "Actor",
     "Approval",
     "GrantedApproval",
     "change_request_covers",

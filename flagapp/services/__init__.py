@@ -51,7 +51,7 @@ from .states import set_flag_enabled, update_flag_state
 from .variants import set_variants
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = [
     "UNSET",
@@ -99,7 +99,7 @@ _REPLAYABLE = {
 
 
 def apply_change(
-    change: Mapping[str, Any], *, actor: Any, reason: str, change_request: Approval | None = None
+    change: Mapping[str, Any], *, actor: Actor, reason: str, change_request: Approval | None = None
 ) -> Any:
     """Replay a change described by :class:`~flagapp.exceptions.ApprovalRequired`
     (``{"operation", "flag"?, "environment"?, "segment"?, "params"}``), typically once its

@@ -8,7 +8,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from django.db import transaction
 from django.db.models import Model
@@ -22,7 +22,10 @@ from flagapp.exceptions import (
 from flagapp.policy import Approval, change_request_covers
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
     from flagapp.models import Environment, Flag, Segment
+    from flagapp.policy import Actor
 
 
 class _Unset:
@@ -56,26 +59,32 @@ def clean_reason(reason: Any) -> str:
     return text
 
 
-def history_user(actor: Any) -> Any:
-    """A user instance for simple-history, or None (system actors, anonymous users)."""
+def history_user(actor: Actor) -> User | None:
+    """The user instance to store (simple-history, the ``created_by``/``deleted_by``
+    foreign keys), or None (system actors, anonymous users). The cast is the boundary:
+    Django types ``request.user`` as ``AbstractBaseUser``, its foreign keys as the
+    configured user model."""
     if actor is None or not getattr(actor, "is_authenticated", False):
         return None
-    return actor
+    return cast("User", actor)
 
 
-def check_permission(actor: Any, *perms: str) -> None:
+def check_permission(actor: Actor, *perms: str) -> None:
     """``actor`` None is the system (management commands, migrations, Celery): allowed.
     A user must hold every permission (superusers hold all)."""
     if actor is None:
         return
     if not getattr(actor, "is_authenticated", False) or not getattr(actor, "is_active", True):
         raise ChangeNotPermitted("an authenticated, active user is required")
-    missing = [p for p in perms if not actor.has_perm(p)]
+    # has_perm comes with PermissionsMixin (every user model the admin supports); a user
+    # model without it holds no permission
+    has_perm = getattr(actor, "has_perm", None)
+    missing = [p for p in perms if has_perm is None or not has_perm(p)]
     if missing:
         raise ChangeNotPermitted(f"{actor} lacks the permission(s): {', '.join(missing)}")
 
 
-def attribute(instance: Model, actor: Any, reason: str) -> Model:
+def attribute(instance: Model, actor: Actor, reason: str) -> Model:
     """Attach the history user and change reason simple-history records on the next save or
     delete of ``instance``."""
     instance._history_user = history_user(actor)  # type: ignore[attr-defined]
@@ -83,11 +92,11 @@ def attribute(instance: Model, actor: Any, reason: str) -> Model:
     return instance
 
 
-def save(instance: Model, actor: Any, reason: str, **kwargs: Any) -> None:
+def save(instance: Model, actor: Actor, reason: str, **kwargs: Any) -> None:
     attribute(instance, actor, reason).save(**kwargs)
 
 
-def delete(instance: Model, actor: Any, reason: str) -> None:
+def delete(instance: Model, actor: Actor, reason: str) -> None:
     attribute(instance, actor, reason).delete()
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group
 from django.db import transaction
 
@@ -42,6 +41,9 @@ from flagapp.services.states import update_flag_state
 from flagapp.services.variants import set_variants
 
 from .code_format import FORMAT, STATE_KEYS, export_config, shape_errors
+
+if TYPE_CHECKING:
+    from flagapp.policy import Actor
 
 __all__ = ["FORMAT", "ImportResult", "export_config", "import_config"]
 
@@ -78,7 +80,7 @@ def _fail(path: str, exc: Exception) -> ConfigImportError:
 def import_config(
     doc: Mapping[str, Any],
     *,
-    actor: AbstractBaseUser | None,
+    actor: Actor,
     reason: str,
     environments: Sequence[str] | None = None,
     from_environment: str | None = None,
@@ -127,7 +129,7 @@ def import_config(
 
 def _apply(
     doc: Mapping[str, Any],
-    actor: AbstractBaseUser | None,
+    actor: Actor,
     reason: str,
     environments: Sequence[str] | None,
     from_env: str | None,
@@ -253,7 +255,7 @@ def _apply(
 
 def _apply_segments(
     segments: Mapping[str, Any],
-    actor: AbstractBaseUser | None,
+    actor: Actor,
     reason: str,
     cr: Approval | None,
     result: ImportResult,
@@ -312,7 +314,7 @@ def _apply_flag_fields(
     key: str,
     spec: Mapping[str, Any],
     flag: Flag | None,
-    actor: AbstractBaseUser | None,
+    actor: Actor,
     reason: str,
     cr: Approval | None,
     result: ImportResult,

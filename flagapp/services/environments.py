@@ -31,7 +31,7 @@ from ._base import (
 )
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = [
     "Promotion",
@@ -50,7 +50,7 @@ def create_environment(
     *,
     key: str,
     name: str,
-    actor: Any,
+    actor: Actor,
     reason: str,
     protected: bool = False,
     order: int = 0,
@@ -100,7 +100,7 @@ def create_environment(
 def update_environment(
     environment: Environment,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     name: Any = UNSET,
     protected: Any = UNSET,
@@ -350,7 +350,7 @@ def promote_environment(
     source: Environment,
     target: Environment,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     flags: Iterable[str] | None = None,
     include_enabled: bool = True,
@@ -414,7 +414,7 @@ def copy_environment(
     source: Environment,
     target: Environment,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     flags: Iterable[str] | None = None,
     include_enabled: bool = True,

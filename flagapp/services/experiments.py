@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -22,7 +22,10 @@ from django.db import transaction
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import Experiment
 
-from ._base import check_permission
+from ._base import check_permission, history_user
+
+if TYPE_CHECKING:
+    from flagapp.policy import Actor
 
 __all__ = ["EXPERIMENT_FIELDS", "create_experiment", "update_experiment", "validate_experiment"]
 
@@ -94,7 +97,7 @@ def _unknown(fields: Mapping[str, Any]) -> None:
         raise FlagValidationError({"__all__": [f"unknown field(s): {', '.join(unknown)}"]})
 
 
-def create_experiment(*, actor: Any, **fields: Any) -> Experiment:
+def create_experiment(*, actor: Actor, **fields: Any) -> Experiment:
     """Validate and store a new experiment (``fields``: :data:`EXPERIMENT_FIELDS`)."""
     check_permission(actor, "flagapp.add_experiment")
     _unknown(fields)
@@ -102,13 +105,13 @@ def create_experiment(*, actor: Any, **fields: Any) -> Experiment:
     validate_experiment(fields)
     _full_clean(experiment)
     if actor is not None and getattr(actor, "is_authenticated", False):
-        experiment.created_by = actor
+        experiment.created_by = history_user(actor)
     with transaction.atomic():
         experiment.save()
     return experiment
 
 
-def update_experiment(experiment: Experiment, *, actor: Any, **changes: Any) -> Experiment:
+def update_experiment(experiment: Experiment, *, actor: Actor, **changes: Any) -> Experiment:
     """Validate and store a change of ``experiment`` (the stored values plus ``changes``)."""
     check_permission(actor, "flagapp.change_experiment")
     _unknown(changes)

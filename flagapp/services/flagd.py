@@ -19,7 +19,7 @@ from flagapp.services.code import FORMAT, ImportResult, import_config
 from openfeature_provider.interop.flagd_import import Bucketing, import_flagd, infer_kind
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = ["flagd_to_config", "import_flagd_config"]
 
@@ -119,7 +119,7 @@ def import_flagd_config(
     defs: Any,
     *,
     environment: str,
-    actor: Any,
+    actor: Actor,
     reason: str,
     bucketing: Bucketing = "cbor",
     owner: str | None = None,

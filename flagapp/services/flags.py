@@ -42,7 +42,7 @@ from ._base import (
 from ._validation import normalize_variants, validate_flag_in_environment
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = [
     "check_new_key",
@@ -57,7 +57,7 @@ _TAG_RE = re.compile(r"^[\w.:/-]{1,50}$")
 def _send_changed(
     flag: Flag,
     env_keys: Sequence[str],
-    actor: Any,
+    actor: Actor,
     reason: str,
     op: str,
     changes: Mapping[str, Any] | None = None,
@@ -198,7 +198,7 @@ def create_flag(
     key: str,
     name: str,
     owner: Group | str | int,
-    actor: Any,
+    actor: Actor,
     reason: str,
     kind: str = FlagKind.BOOLEAN,
     flag_type: str = FlagType.RELEASE,
@@ -318,7 +318,7 @@ def create_flag(
 def update_flag(
     flag: Flag,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     name: Any = UNSET,
     description: Any = UNSET,

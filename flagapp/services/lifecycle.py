@@ -27,6 +27,7 @@ from ._base import (
     clean_reason,
     delete,
     describe_change,
+    history_user,
     publish_on_commit,
     require_approval,
     save,
@@ -35,7 +36,7 @@ from ._validation import dependents_of, validate_flag_in_environment
 from .flags import _copy_stored, _send_changed
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = ["archive_flag", "archive_notes", "delete_flag", "unarchive_flag"]
 
@@ -47,7 +48,7 @@ def _enabled_in_protected(flag: Flag) -> bool:
 def _set_archived(
     flag: Flag,
     archived: bool,
-    actor: Any,
+    actor: Actor,
     reason: str,
     change_request: Approval | None,
     op: str,
@@ -123,7 +124,9 @@ def archive_notes(flag: Flag) -> list[str]:
     return notes
 
 
-def _settle_archived(flag: Flag, actor: Any, reason: str, change_request: Approval | None) -> None:
+def _settle_archived(
+    flag: Flag, actor: Actor, reason: str, change_request: Approval | None
+) -> None:
     """An archived flag leaves every snapshot: a rollout still stepping it or a request still
     waiting to change it would act on a flag nobody serves. Pause the one, withdraw the
     other (not the approved request being applied, if that is what archives it)."""
@@ -140,7 +143,7 @@ def _settle_archived(flag: Flag, actor: Any, reason: str, change_request: Approv
 def archive_flag(
     flag: Flag,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     change_request: Approval | None = None,
     expected_version: int | None = None,
@@ -157,7 +160,7 @@ def archive_flag(
 def unarchive_flag(
     flag: Flag,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     change_request: Approval | None = None,
     expected_version: int | None = None,
@@ -170,7 +173,7 @@ def unarchive_flag(
 def delete_flag(
     flag: Flag,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     change_request: Approval | None = None,
     expected_version: int | None = None,
@@ -206,7 +209,7 @@ def delete_flag(
         delete(locked, actor, reason)
         tomb = FlagKeyTombstone(
             key=key,
-            deleted_by=actor if getattr(actor, "is_authenticated", False) else None,
+            deleted_by=history_user(actor),
             reason=reason,
         )
         save(tomb, actor, reason)

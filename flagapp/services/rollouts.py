@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from flagapp.exceptions import FlagValidationError
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = ["current_exposure_bps", "lowers_exposure", "start_notes", "start_rollout"]
 
@@ -72,7 +72,7 @@ def start_notes(plan: Any) -> list[str]:
 
 
 def start_rollout(
-    plan: Any, *, actor: Any, reason: str, change_request: Approval | None = None, now: Any = None
+    plan: Any, *, actor: Actor, reason: str, change_request: Approval | None = None, now: Any = None
 ) -> Any:
     """Start ``plan`` (``controller.start``) unless it would lower the current exposure:
     refused with a ``FlagValidationError`` on ``steps``, nothing changed."""

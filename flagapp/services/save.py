@@ -24,7 +24,7 @@ from .lifecycle import archive_flag, unarchive_flag
 from .variants import set_variants
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = ["save_flag"]
 
@@ -32,7 +32,7 @@ __all__ = ["save_flag"]
 def save_flag(
     flag: Flag | None,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     expected_version: int | None = None,
     variants: Any = UNSET,
@@ -138,7 +138,7 @@ def save_flag(
 
 
 def _save_state(
-    flag: Flag, entry: Mapping[str, Any], actor: Any, reason: str, change_request: Approval | None
+    flag: Flag, entry: Mapping[str, Any], actor: Actor, reason: str, change_request: Approval | None
 ) -> None:
     from flagapp.exceptions import FlagappError
 

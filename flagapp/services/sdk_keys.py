@@ -14,7 +14,7 @@ never stored (only its sha256), never logged, never put in a message or the hist
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -23,6 +23,9 @@ from flagapp.exceptions import FlagValidationError
 from flagapp.models import Environment, SdkKey
 
 from ._base import check_permission, clean_reason, history_user
+
+if TYPE_CHECKING:
+    from flagapp.policy import Actor
 
 __all__ = ["create_sdk_key", "revoke_sdk_key"]
 
@@ -47,7 +50,7 @@ def create_sdk_key(
     *,
     name: str = "",
     scope: str = "server",
-    actor: Any,
+    actor: Actor,
     reason: str,
 ) -> tuple[SdkKey, str]:
     """Create a key for ``environment`` (an Environment or its key); return it and the token.
@@ -88,7 +91,7 @@ def create_sdk_key(
     return key, token
 
 
-def revoke_sdk_key(key: SdkKey | int | str, *, actor: Any, reason: str) -> SdkKey:
+def revoke_sdk_key(key: SdkKey | int | str, *, actor: Actor, reason: str) -> SdkKey:
     """Revoke ``key`` (an SdkKey, its pk, or its public id) with a reason. Idempotent: a
     revoked key keeps its first revocation (who, when, why).
 

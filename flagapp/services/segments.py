@@ -29,7 +29,7 @@ from ._base import (
 )
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = [
     "SegmentUsage",
@@ -253,7 +253,7 @@ def create_segment(
     *,
     key: str,
     name: str,
-    actor: Any,
+    actor: Actor,
     reason: str,
     description: str = "",
     include: Any = None,
@@ -299,7 +299,7 @@ def create_segment(
 def update_segment(
     segment: Segment,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     name: Any = UNSET,
     description: Any = UNSET,
@@ -376,7 +376,7 @@ def update_segment(
 
 
 def delete_segment(
-    segment: Segment, *, actor: Any, reason: str, expected_version: int | None = None
+    segment: Segment, *, actor: Actor, reason: str, expected_version: int | None = None
 ) -> None:
     """Delete a segment no rule or segment uses (a reference would make every snapshot
     invalid)."""

@@ -34,7 +34,7 @@ from ._validation import normalize_rules, validate_flag_in_environment
 from .flags import _send_changed
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = ["set_flag_enabled", "update_flag_state"]
 
@@ -47,7 +47,7 @@ def update_flag_state(
     flag: Flag,
     environment: Environment,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     expected_version: int | None = None,
     enabled: Any = UNSET,
@@ -155,7 +155,9 @@ def update_flag_state(
     return state
 
 
-def _replace_rules(state: FlagState, rules: list[dict[str, Any]], actor: Any, reason: str) -> None:
+def _replace_rules(
+    state: FlagState, rules: list[dict[str, Any]], actor: Actor, reason: str
+) -> None:
     existing = {r.rule_id: r for r in TargetingRule.objects.filter(state=state)}
     wanted = {r["id"] for r in rules}
     for rule_id, row in existing.items():
@@ -182,7 +184,7 @@ def set_flag_enabled(
     environment: Environment,
     enabled: bool,
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     expected_version: int | None = None,
     change_request: Approval | None = None,

@@ -34,7 +34,7 @@ from .flags import _coerce_value, _copy_stored, _send_changed
 from .lifecycle import _enabled_in_protected
 
 if TYPE_CHECKING:
-    from flagapp.policy import Approval
+    from flagapp.policy import Actor, Approval
 
 __all__ = ["set_variants"]
 
@@ -43,7 +43,7 @@ def set_variants(
     flag: Flag,
     variants: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     *,
-    actor: Any,
+    actor: Actor,
     reason: str,
     change_request: Approval | None = None,
     expected_version: int | None = None,
@@ -74,7 +74,7 @@ def set_variants(
 def _write_variants(
     flag: Flag,
     items: list[dict[str, Any]],
-    actor: Any,
+    actor: Actor,
     reason: str,
     change_request: Approval | None,
 ) -> list[Variant]:

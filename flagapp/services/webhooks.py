@@ -15,7 +15,7 @@ types), ``environments`` (existing environments, by key or instance), ``active``
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from django.db import IntegrityError, transaction
@@ -24,6 +24,9 @@ from flagapp.exceptions import FlagValidationError
 from flagapp.models import Environment, WebhookEndpoint, new_webhook_secret
 
 from ._base import UNSET, check_permission
+
+if TYPE_CHECKING:
+    from flagapp.policy import Actor
 
 __all__ = [
     "create_webhook",
@@ -129,7 +132,7 @@ def create_webhook(
     *,
     name: str,
     url: str,
-    actor: Any,
+    actor: Actor,
     kind: str = WebhookEndpoint.KIND_WEBHOOK,
     event_types: Sequence[str] | None = None,
     environments: Iterable[Environment | str] | None = None,
@@ -169,7 +172,7 @@ def create_webhook(
 def update_webhook(
     endpoint: WebhookEndpoint,
     *,
-    actor: Any,
+    actor: Actor,
     name: Any = UNSET,
     url: Any = UNSET,
     kind: Any = UNSET,
@@ -210,7 +213,9 @@ def update_webhook(
     return locked
 
 
-def rotate_webhook_secret(endpoint: WebhookEndpoint, *, actor: Any) -> tuple[WebhookEndpoint, str]:
+def rotate_webhook_secret(
+    endpoint: WebhookEndpoint, *, actor: Actor
+) -> tuple[WebhookEndpoint, str]:
     """A new signing secret (the old one stops verifying at once); returned once."""
     check_permission(actor, "flagapp.change_webhookendpoint")
     secret = new_webhook_secret()
@@ -222,7 +227,7 @@ def rotate_webhook_secret(endpoint: WebhookEndpoint, *, actor: Any) -> tuple[Web
     return locked, secret
 
 
-def delete_webhook(endpoint: WebhookEndpoint, *, actor: Any) -> None:
+def delete_webhook(endpoint: WebhookEndpoint, *, actor: Actor) -> None:
     """Delete an endpoint and its delivery log."""
     check_permission(actor, "flagapp.delete_webhookendpoint")
     endpoint.delete()

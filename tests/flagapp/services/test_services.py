@@ -742,3 +742,17 @@ def test_services__publish_fails_after_commit__write_kept_error_logged_others_pu
     assert "publishing the staging snapshot failed" in caplog.text
     assert snapshot.latest("staging") is None
     assert snapshot.latest("production") is not None
+
+
+def test_check_permission__user_model_without_has_perm__refused_not_attribute_error() -> None:
+    """A custom user model without PermissionsMixin holds no permission: the services refuse
+    the change (ChangeNotPermitted), they do not crash on the missing ``has_perm``."""
+    from flagapp.exceptions import ChangeNotPermitted
+    from flagapp.services._base import check_permission
+
+    class BareUser:
+        is_authenticated = True
+        is_active = True
+
+    with pytest.raises(ChangeNotPermitted, match="lacks the permission"):
+        check_permission(BareUser(), "flagapp.change_flag")  # type: ignore[arg-type]
