@@ -327,10 +327,15 @@ class ServiceAdminMixin:
             raise _Refusal(_snapshot(form, formsets)) from None
         if not _confirmed(request, form, saved):
             raise _Refusal(_snapshot(form, formsets))
-        if not change:  # what log_addition and response_add read
+        if not change:
+            # Django logs and redirects with the object it built from the form (the view's
+            # local ``new_object`` is ``form.instance``), not with ``saved``: give it the
+            # saved row's key and reload it (``refresh_from_db``, the documented way; it
+            # also sets ``_state.db``). ``_state.adding`` stays True: after this hook only
+            # ``construct_change_message``, ``log_addition`` and ``response_add`` run, and
+            # none of them reads it (Django reads it in inline formset validation, earlier).
             form.instance.pk = saved.pk
-            form.instance._state.adding = False
-            form.instance._state.db = saved._state.db
+            form.instance.refresh_from_db()
 
     def construct_change_message(
         self, request: HttpRequest, form: Any, formsets: Any, add: bool = False

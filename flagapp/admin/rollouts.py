@@ -1,6 +1,7 @@
 """Admin for rollouts and experiments .
 
-Plans are created here as drafts (with their guardrails inline); start, pause, resume and
+Plans are created and edited here as drafts (with their guardrails inline) through
+:func:`flagapp.rollouts.plans.create_plan` / ``update_plan``, like the API; start, pause, resume and
 rollback are admin actions that ask for a reason and go through
 :mod:`flagapp.rollouts.controller` — the same code path as the API and the beat task. The
 change page shows the timeline chart and the full transition history; the experiment page
@@ -11,6 +12,7 @@ are inline SVG rendered on the server (no script, no CDN).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -28,10 +30,12 @@ from flagapp.models import (
     RolloutPlan,
     RolloutTransition,
 )
-from flagapp.rollouts import controller
+from flagapp.rollouts import controller, plans
 from flagapp.rollouts.schedule import build_steps, format_bps, validate_steps
 from flagapp.rollouts.states import InvalidTransition
 from flagapp.services.rollouts import start_notes, start_rollout
+
+from .base import ServiceAdminMixin
 
 __all__ = ["ExperimentAdmin", "RolloutPlanAdmin"]
 
@@ -186,8 +190,12 @@ def _transition_action(name: str, label: str) -> Any:
     return admin.action(description=f"{label} (asks for a reason)")(run)
 
 
+#: the guardrail fields :func:`flagapp.rollouts.plans.create_plan` takes from the inline
+_GUARDRAIL_FIELDS = ("metric", "threshold", "event_key", "percentile", "comparison", "min_sample")
+
+
 @admin.register(RolloutPlan)
-class RolloutPlanAdmin(admin.ModelAdmin):
+class RolloutPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = RolloutPlanForm
     list_display = [
         "id",
@@ -237,10 +245,50 @@ class RolloutPlanAdmin(admin.ModelAdmin):
             ("Plan", {"fields": RolloutPlanForm.Meta.fields}),
         ]
 
-    def save_model(self, request: HttpRequest, obj: RolloutPlan, form: Any, change: bool) -> None:
-        if not change and request.user.is_authenticated:
-            obj.created_by = request.user
-        super().save_model(request, obj, form, change)
+    def apply(
+        self, request: HttpRequest, form: Any, formsets: Sequence[Any], obj: Any, change: bool
+    ) -> RolloutPlan:
+        """The service step (:class:`~flagapp.admin.base.ServiceAdminMixin`): a new plan is
+        :func:`flagapp.rollouts.plans.create_plan` with the inline guardrails, an edited
+        draft :func:`~flagapp.rollouts.plans.update_plan` — the API's checks, so the admin
+        cannot store a plan the API refuses; a refusal comes back on the form."""
+        data = form.cleaned_data
+        guardrails = [
+            {name: inline.cleaned_data[name] for name in _GUARDRAIL_FIELDS}
+            for formset in formsets
+            if formset.model is RolloutGuardrail
+            for inline in formset.forms
+            if inline.cleaned_data and not inline.cleaned_data.get("DELETE")
+        ]
+        fields: dict[str, Any] = {
+            "treatment": data["treatment_variant"],
+            "control": data["control_variant"],
+            "schedule": data["schedule"],
+            "steps": data.get("steps"),
+            "min_step_seconds": data["min_step_seconds"],
+            "metric_source": data["metric_source"],
+            "salt": data.get("salt", ""),
+            "notify_owners": data.get("notify_owners", False),
+            "change_request": data.get("change_request"),
+            "guardrails": guardrails,
+        }
+        if change:
+            stored = RolloutPlan.objects.get(pk=obj.pk)
+            return plans.update_plan(
+                stored, flag=data["flag"], environment=data["environment"], **fields
+            )
+        return plans.create_plan(data["flag"], data["environment"], actor=request.user, **fields)
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> Any:
+        """Django's message (plans are not asked for a reason; the mixin's is "Reason: ...")."""
+        return admin.ModelAdmin.construct_change_message(self, request, form, formsets, add)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Plans keep Django's delete permission (the mixin's "no deletion" is for resources
+        with a change history)."""
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
     @admin.display(description="served")
     def served(self, obj: RolloutPlan) -> str:

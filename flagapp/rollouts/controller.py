@@ -44,6 +44,7 @@ from .plans import (
     authorization,
     create_plan,
     first_step_change,
+    update_plan,
 )
 from .schedule import TOTAL_WEIGHT, format_bps, rollout_serve
 from .states import Action, State, next_state
@@ -61,6 +62,7 @@ __all__ = [
     "run_check",
     "start",
     "tick",
+    "update_plan",
 ]
 
 logger = logging.getLogger("flagapp.rollouts")

@@ -1,7 +1,8 @@
 """Rollout plans before they run: a validated draft, and what authorises its steps.
 
 :func:`create_plan` checks a plan's fields and guardrails (every problem at once, as a
-``FlagValidationError`` keyed by field) and stores a draft; nothing is served until
+``FlagValidationError`` keyed by field) and stores a draft, :func:`update_plan` rewrites a
+draft under the same checks (the admin writes plans only through these two); nothing is served until
 :func:`flagapp.rollouts.controller.start`. Where the policy needs approval, a plan is
 approved once, as a whole: :func:`first_step_change` is the change to propose,
 :func:`approves_plan` tells whether a change request approves *this* plan, and
@@ -31,6 +32,7 @@ __all__ = [
     "authorization",
     "create_plan",
     "first_step_change",
+    "update_plan",
 ]
 
 #: What the services see as "an approved change request" for a plan's own steps: the plan
@@ -55,8 +57,123 @@ def create_plan(
     metric_source: str = "events",
     salt: str = "",
     notify_owners: bool = True,
+    change_request: ChangeRequest | None = None,
 ) -> RolloutPlan:
-    """A draft plan with its guardrails; nothing is served until ``controller.start``."""
+    """A draft plan with its guardrails; nothing is served until ``controller.start``.
+
+    Every problem is reported at once (``FlagValidationError`` keyed by field); nothing is
+    stored then. The API and the admin both create plans here."""
+    step_list, guardrail_rows = _validated(
+        flag,
+        treatment=treatment,
+        control=control,
+        steps=steps,
+        schedule=schedule,
+        step_count=step_count,
+        first_step=first_step,
+        min_step_seconds=min_step_seconds,
+        guardrails=guardrails,
+        metric_source=metric_source,
+    )
+    with transaction.atomic():
+        plan = RolloutPlan.objects.create(
+            flag=flag,
+            environment=environment,
+            treatment_variant=treatment,
+            control_variant=control,
+            schedule=schedule,
+            steps=step_list,
+            min_step_seconds=min_step_seconds,
+            metric_source=metric_source,
+            salt=salt,
+            notify_owners=notify_owners,
+            change_request=change_request,
+            created_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        for row in guardrail_rows:
+            RolloutGuardrail.objects.create(plan=plan, **row)
+    return plan
+
+
+def update_plan(
+    plan: RolloutPlan,
+    *,
+    treatment: str,
+    control: str,
+    flag: Flag | None = None,
+    environment: Environment | None = None,
+    steps: Sequence[int] | None = None,
+    schedule: str = ScheduleKind.STEPS,
+    step_count: int = 5,
+    first_step: int = 100,
+    min_step_seconds: int = 3600,
+    guardrails: Iterable[Mapping[str, Any]] = (),
+    metric_source: str = "events",
+    salt: str = "",
+    notify_owners: bool = True,
+    change_request: ChangeRequest | None = None,
+) -> RolloutPlan:
+    """A draft plan rewritten as a whole, checked exactly like :func:`create_plan`; its
+    guardrails are replaced by ``guardrails``.
+
+    Only a draft can be edited: once started, the plan is what was approved and served
+    (``FlagValidationError`` on ``state``). Nothing is written when anything is refused."""
+    flag = flag if flag is not None else plan.flag
+    environment = environment if environment is not None else plan.environment
+    try:
+        step_list, guardrail_rows = _validated(
+            flag,
+            treatment=treatment,
+            control=control,
+            steps=steps,
+            schedule=schedule,
+            step_count=step_count,
+            first_step=first_step,
+            min_step_seconds=min_step_seconds,
+            guardrails=guardrails,
+            metric_source=metric_source,
+        )
+        errors: dict[str, list[str]] = {}
+    except FlagValidationError as exc:
+        errors = dict(exc.message_dict)
+    with transaction.atomic():
+        locked = RolloutPlan.objects.select_for_update().get(pk=plan.pk)
+        if locked.state != "draft":
+            errors["state"] = [f"only a draft plan can be edited (this one is {locked.state})"]
+        if errors:
+            raise FlagValidationError(errors)
+        locked.flag = flag
+        locked.environment = environment
+        locked.treatment_variant = treatment
+        locked.control_variant = control
+        locked.schedule = schedule
+        locked.steps = step_list
+        locked.min_step_seconds = min_step_seconds
+        locked.metric_source = metric_source
+        locked.salt = salt
+        locked.notify_owners = notify_owners
+        locked.change_request = change_request
+        locked.save()
+        locked.guardrails.all().delete()
+        for row in guardrail_rows:
+            RolloutGuardrail.objects.create(plan=locked, **row)
+    return locked
+
+
+def _validated(
+    flag: Flag,
+    *,
+    treatment: str,
+    control: str,
+    steps: Sequence[int] | None,
+    schedule: str,
+    step_count: int,
+    first_step: int,
+    min_step_seconds: int,
+    guardrails: Iterable[Mapping[str, Any]],
+    metric_source: str,
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """The plan's step list and guardrail rows, or every problem as a FlagValidationError."""
     errors: dict[str, list[str]] = {}
     variants = set(flag.variants.values_list("key", flat=True))
     if treatment not in variants:
@@ -81,23 +198,7 @@ def create_plan(
     guardrail_rows = [_guardrail_row(g, errors) for g in guardrails]
     if errors:
         raise FlagValidationError(errors)
-    with transaction.atomic():
-        plan = RolloutPlan.objects.create(
-            flag=flag,
-            environment=environment,
-            treatment_variant=treatment,
-            control_variant=control,
-            schedule=schedule,
-            steps=step_list,
-            min_step_seconds=min_step_seconds,
-            metric_source=metric_source,
-            salt=salt,
-            notify_owners=notify_owners,
-            created_by=actor if getattr(actor, "is_authenticated", False) else None,
-        )
-        for row in guardrail_rows:
-            RolloutGuardrail.objects.create(plan=plan, **row)
-    return plan
+    return step_list, guardrail_rows
 
 
 def _guardrail_row(g: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:

@@ -238,3 +238,94 @@ def test_rollout_admin__start_preview__first_step_and_current_exposure_shown(
         "/admin/flagapp/rolloutplan/", {"action": "rollout_start", "_selected_action": [plan.pk]}
     )
     assert b"first step serves 1% of on (now 0% of on)" in ask.content
+
+
+def _plan_post(flag: Any, env: Any, **extra: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "flag": flag.pk,
+        "environment": env.pk,
+        "treatment_variant": "on",
+        "control_variant": "off",
+        "schedule": "steps",
+        "steps": "[100, 1000, 10000]",
+        "min_step_seconds": 60,
+        "metric_source": "events",
+        "guardrails-TOTAL_FORMS": 1,
+        "guardrails-INITIAL_FORMS": 0,
+        "guardrails-0-metric": "latency",
+        "guardrails-0-event_key": "checkout",
+        "guardrails-0-percentile": 150,  # the service refuses: percentile must be in (0, 100]
+        "guardrails-0-comparison": "absolute",
+        "guardrails-0-threshold": 800,
+        "guardrails-0-min_sample": 100,
+        "transitions-TOTAL_FORMS": 0,
+        "transitions-INITIAL_FORMS": 0,
+    }
+    data.update(extra)
+    return data
+
+
+def test_rollout_admin__add_guardrail_the_service_refuses__error_on_form_nothing_saved(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    from flagapp.models import RolloutGuardrail, RolloutPlan
+
+    flag = make_flag("checkout.admin-guard")
+    r = admin_client_.post("/admin/flagapp/rolloutplan/add/", _plan_post(flag, envs["staging"]))
+    assert r.status_code == 200
+    assert b"guardrails: percentile must be in (0, 100]" in r.content
+    assert not RolloutPlan.objects.exists() and not RolloutGuardrail.objects.exists()
+
+
+def test_rollout_admin__add_valid_plan__created_by_create_plan_with_guardrails(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    from unittest import mock
+
+    from flagapp.models import RolloutPlan
+    from flagapp.rollouts import plans
+
+    flag = make_flag("checkout.admin-guard-ok")
+    with mock.patch.object(plans, "create_plan", wraps=plans.create_plan) as spy:
+        r = admin_client_.post(
+            "/admin/flagapp/rolloutplan/add/",
+            _plan_post(flag, envs["staging"], **{"guardrails-0-percentile": 99}),
+        )
+    assert r.status_code == 302, r.content
+    assert spy.call_count == 1
+    plan = RolloutPlan.objects.get()
+    assert plan.steps == [100, 1000, 10000] and plan.created_by.username == "root"
+    guard = plan.guardrails.get()
+    assert (guard.metric, guard.percentile, guard.threshold) == ("latency", 99.0, 800.0)
+
+
+def test_rollout_admin__edit_draft_guardrail_the_service_refuses__error_shown_plan_unchanged(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    flag = make_flag("checkout.admin-guard-edit")
+    plan = controller.create_plan(
+        flag,
+        envs["staging"],
+        treatment="on",
+        control="off",
+        steps=[100, 10000],
+        guardrails=[{"metric": "error_rate", "threshold": 0.01}],
+    )
+    guard = plan.guardrails.get()
+    r = admin_client_.post(
+        f"/admin/flagapp/rolloutplan/{plan.pk}/change/",
+        _plan_post(
+            flag,
+            envs["staging"],
+            **{
+                "guardrails-INITIAL_FORMS": 1,
+                "guardrails-0-id": guard.pk,
+                "guardrails-0-plan": plan.pk,
+            },
+        ),
+    )
+    assert r.status_code == 200
+    assert b"guardrails: percentile must be in (0, 100]" in r.content
+    plan.refresh_from_db()
+    assert plan.steps == [100, 10000]
+    assert list(plan.guardrails.values_list("metric", flat=True)) == ["error_rate"]

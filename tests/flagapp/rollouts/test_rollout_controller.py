@@ -536,3 +536,52 @@ def test_guardrail_window__late_spike_after_long_healthy_step__caught_only_with_
     outcome = controller.run_check(plan, now=late + dt.timedelta(minutes=1))
     # Whole step: 70 / 21,000 = 0.3% (diluted). Trailing 10 minutes: 50 / 1,000 = 5%.
     assert outcome.action == expected
+
+
+def test_update_plan__draft_bad_guardrail__field_errors_nothing_changed(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    from flagapp.rollouts.plans import update_plan
+
+    plan = _plan(flag, envs["production"], steps=[100, 10000])
+    with pytest.raises(FlagValidationError) as info:
+        update_plan(
+            plan,
+            treatment="on",
+            control="off",
+            steps=[100, 50],
+            guardrails=[{"metric": "latency", "threshold": 800, "percentile": 150}],
+        )
+    assert set(info.value.message_dict) == {"steps", "guardrails"}
+    plan.refresh_from_db()
+    assert plan.steps == [100, 10000]
+    assert list(plan.guardrails.values_list("metric", flat=True)) == ["error_rate"]
+
+
+def test_update_plan__draft_valid__fields_and_guardrails_replaced(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    from flagapp.rollouts.plans import update_plan
+
+    plan = _plan(flag, envs["production"], steps=[100, 10000])
+    update_plan(
+        plan,
+        treatment="on",
+        control="off",
+        steps=[500, 10000],
+        min_step_seconds=60,
+        guardrails=[{"metric": "latency", "event_key": "checkout", "threshold": 800}],
+    )
+    plan.refresh_from_db()
+    assert (plan.steps, plan.min_step_seconds) == ([500, 10000], 60)
+    assert list(plan.guardrails.values_list("metric", flat=True)) == ["latency"]
+
+
+def test_update_plan__not_a_draft__refused(flag: Any, envs: dict[str, Any]) -> None:
+    from flagapp.rollouts.plans import update_plan
+
+    plan = _plan(flag, envs["production"], steps=[100, 10000])
+    controller.start(plan, actor=None, reason="go")
+    with pytest.raises(FlagValidationError) as info:
+        update_plan(plan, treatment="on", control="off", steps=[500, 10000])
+    assert "state" in info.value.message_dict
