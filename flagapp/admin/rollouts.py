@@ -282,8 +282,10 @@ class RolloutPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
     def construct_change_message(
         self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
     ) -> Any:
-        """Django's message (plans are not asked for a reason; the mixin's is "Reason: ...")."""
-        return admin.ModelAdmin.construct_change_message(self, request, form, formsets, add)
+        """Django's message for the plan's own fields (plans are not asked for a reason, which
+        the mixin's message names). Without the inlines: Django reads ``new_objects`` of
+        formsets it saved itself, and here ``create_plan`` / ``update_plan`` saved them."""
+        return admin.ModelAdmin.construct_change_message(self, request, form, [], add)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """Plans keep Django's delete permission (the mixin's "no deletion" is for resources
