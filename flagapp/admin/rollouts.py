@@ -31,9 +31,10 @@ from flagapp.models import (
     RolloutTransition,
 )
 from flagapp.rollouts import controller, plans
+from flagapp.rollouts.controller import start_rollout
 from flagapp.rollouts.schedule import build_steps, format_bps, validate_steps
 from flagapp.rollouts.states import InvalidTransition
-from flagapp.services.rollouts import start_notes, start_rollout
+from flagapp.services.rollouts import start_notes
 
 from .base import ServiceAdminMixin
 
@@ -179,7 +180,7 @@ def _transition_action(name: str, label: str) -> Any:
                     messages.WARNING,
                 )
             except FlagValidationError as exc:
-                # the start guard (services.start_rollout): nothing changed
+                # the start guard (controller.start_rollout): nothing changed
                 text = " ".join(m for ms in exc.message_dict.values() for m in ms)
                 modeladmin.message_user(request, f"{plan}: not started. {text}", messages.ERROR)
             except (InvalidTransition, FlagappError) as exc:

@@ -33,7 +33,6 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from flagapp import services
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import (
     Environment,
@@ -211,8 +210,8 @@ class RolloutViewSet(
                     from flagapp.models import ChangeRequest
 
                     cr = get_object_or_404(ChangeRequest, pk=cr_id)
-                # services.start_rollout: the admin's guards too (never lowers exposure)
-                plan = services.start_rollout(
+                # controller.start_rollout: the admin's guards too (never lowers exposure)
+                plan = controller.start_rollout(
                     plan, actor=request.user, reason=reason, change_request=cr
                 )
             else:

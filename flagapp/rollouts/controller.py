@@ -25,15 +25,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.utils import timezone
 
 from flagapp.documents import rules_as_dicts
 from flagapp.exceptions import ApprovalRequired, FlagValidationError
-from flagapp.models import ChangeRequest, FlagState, RolloutCheck, RolloutPlan, RolloutTransition
-from flagapp.notifications.outbox import announce
+from flagapp.models import ChangeRequest, FlagState, RolloutCheck, RolloutPlan
 from flagapp.policy import Approval, requires_approval
+from flagapp.services.rollouts import lowers_exposure
 from flagapp.services.states import update_flag_state
-from flagapp.signals import rollout_transition
 
 from .guardrails import GuardrailResult, Status, overall_status
 from .measurement import measure, metric_source_for
@@ -48,6 +46,7 @@ from .plans import (
 )
 from .schedule import TOTAL_WEIGHT, format_bps, rollout_serve
 from .states import Action, State, next_state
+from .transitions import _clean_reason, _lock, _now, _record, pause
 
 __all__ = [
     "CheckOutcome",
@@ -61,6 +60,7 @@ __all__ = [
     "rollback",
     "run_check",
     "start",
+    "start_rollout",
     "tick",
     "update_plan",
 ]
@@ -92,10 +92,6 @@ class CheckOutcome:
 # helpers
 
 
-def _now(now: datetime | None) -> datetime:
-    return now if now is not None else timezone.now()
-
-
 def _state_row(plan: RolloutPlan) -> FlagState | None:
     return FlagState.objects.filter(
         flag_id=plan.flag_id, environment_id=plan.environment_id
@@ -104,43 +100,6 @@ def _state_row(plan: RolloutPlan) -> FlagState | None:
 
 #: The controller's name for the one mapper's "a state's rules as dicts" (tests compare it).
 _rules_of = rules_as_dicts
-
-
-def _record(
-    plan: RolloutPlan,
-    action: Action,
-    *,
-    at: datetime,
-    reason: str,
-    actor: Any,
-    automatic: bool,
-    from_state: str,
-    from_bps: int,
-    details: Mapping[str, Any] | None = None,
-) -> None:
-    transition = RolloutTransition.objects.create(
-        plan=plan,
-        at=at,
-        action=action.value,
-        from_state=from_state,
-        to_state=plan.state,
-        from_bps=from_bps,
-        to_bps=plan.current_bps,
-        reason=reason,
-        automatic=automatic,
-        actor=actor if getattr(actor, "is_authenticated", False) else None,
-        details=dict(details or {}),
-    )
-    # Notifications (webhooks, Slack, the owners' email on a rollback) after COMMIT, through
-    # the one dispatcher (flagapp.notifications): a transition that rolls back says nothing.
-    announce(rollout_transition, type(plan), plan=plan, transition=transition)
-
-
-def _clean_reason(reason: str) -> str:
-    text = reason.strip() if isinstance(reason, str) else ""
-    if not text:
-        raise FlagValidationError({"reason": ["A reason is required."]})
-    return text
 
 
 def _apply_step(plan: RolloutPlan, bps: int, *, actor: Any, reason: str) -> None:
@@ -153,14 +112,6 @@ def _apply_step(plan: RolloutPlan, bps: int, *, actor: Any, reason: str) -> None
             plan.treatment_variant, plan.control_variant, bps, plan.effective_salt
         ),
         change_request=authorization(plan),
-    )
-
-
-def _lock(plan: RolloutPlan) -> RolloutPlan:
-    return (
-        RolloutPlan.objects.select_for_update()
-        .select_related("flag", "environment", "flag__owner")
-        .get(pk=plan.pk)
     )
 
 
@@ -267,33 +218,22 @@ def start(
     return plan
 
 
-def pause(
+def start_rollout(
     plan: RolloutPlan,
     *,
     actor: Any,
     reason: str,
+    change_request: Approval | None = None,
     now: datetime | None = None,
-    automatic: bool = False,
 ) -> RolloutPlan:
-    """running -> paused: the percentage stays where it is; guardrails are still checked
-    (a breach while paused still rolls back), but no step is taken."""
-    reason = _clean_reason(reason)
-    at = _now(now)
-    with transaction.atomic():
-        plan = _lock(plan)
-        plan.state = next_state(plan.state, Action.PAUSE).value
-        plan.save()
-        _record(
-            plan,
-            Action.PAUSE,
-            at=at,
-            reason=reason,
-            actor=actor,
-            automatic=automatic,
-            from_state=State.RUNNING.value,
-            from_bps=plan.current_bps,
-        )
-    return plan
+    """:func:`start` unless the first step would lower what the flag already serves
+    (``services.rollouts.lowers_exposure``: a manual 10 % must not drop to a 1 % first
+    step): refused with a ``FlagValidationError`` on ``steps``, nothing changed. What the
+    admin's Start action and the API's ``start`` call."""
+    lowered = lowers_exposure(plan)
+    if lowered:
+        raise FlagValidationError({"steps": [lowered]})
+    return start(plan, actor=actor, reason=reason, change_request=change_request, now=now)
 
 
 def resume(

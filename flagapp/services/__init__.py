@@ -37,7 +37,6 @@ from .environments import (
 from .experiments import create_experiment, update_experiment, validate_experiment
 from .flags import create_flag, update_flag
 from .lifecycle import archive_flag, archive_notes, delete_flag, unarchive_flag
-from .rollouts import start_rollout
 from .save import save_flag
 from .segments import (
     create_segment,
@@ -75,7 +74,6 @@ __all__ = [
     "segment_users",
     "set_flag_enabled",
     "set_variants",
-    "start_rollout",
     "unarchive_flag",
     "update_environment",
     "update_experiment",

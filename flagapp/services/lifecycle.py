@@ -19,6 +19,7 @@ from flagapp.models import (
     Variant,
 )
 from flagapp.policy import requires_approval
+from flagapp.rollouts.transitions import pause
 
 from ._base import (
     bump,
@@ -130,11 +131,9 @@ def _settle_archived(
     """An archived flag leaves every snapshot: a rollout still stepping it or a request still
     waiting to change it would act on a flag nobody serves. Pause the one, withdraw the
     other (not the approved request being applied, if that is what archives it)."""
-    from flagapp.rollouts import controller
-
     why = f"flag archived: {reason}"
     for plan in _running_rollouts(flag):
-        controller.pause(plan, actor=actor, reason=why)
+        pause(plan, actor=actor, reason=why)
     applying = getattr(change_request, "pk", None)
     for cr in closing.open_requests(flag).exclude(pk=applying):
         closing.withdraw(cr, actor=actor, reason=why, flag_archived=True)

@@ -1,4 +1,5 @@
-"""Rollout services: the guards of starting a rollout plan, shared by the admin and the API.
+"""The guards of starting a rollout plan, shared by the admin and the API
+(``flagapp.rollouts.controller.start_rollout`` applies them).
 
 The rollout state machine itself is :mod:`flagapp.rollouts.controller` (the only writer of
 ``RolloutPlan.state``; every step is a ``services.update_flag_state`` call). What lives here
@@ -10,12 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flagapp.exceptions import FlagValidationError
-
 if TYPE_CHECKING:
-    from flagapp.policy import Actor, Approval
+    pass
 
-__all__ = ["current_exposure_bps", "lowers_exposure", "start_notes", "start_rollout"]
+__all__ = ["current_exposure_bps", "lowers_exposure", "start_notes"]
 
 
 def current_exposure_bps(plan: Any) -> int | None:
@@ -69,18 +68,3 @@ def start_notes(plan: Any) -> list[str]:
         f"{plan}: first step serves {format_bps(int(plan.steps[0]))} of "
         f"{plan.treatment_variant} (now {current})."
     ]
-
-
-def start_rollout(
-    plan: Any, *, actor: Actor, reason: str, change_request: Approval | None = None, now: Any = None
-) -> Any:
-    """Start ``plan`` (``controller.start``) unless it would lower the current exposure:
-    refused with a ``FlagValidationError`` on ``steps``, nothing changed."""
-    from flagapp.rollouts import controller
-
-    lowered = lowers_exposure(plan)
-    if lowered:
-        raise FlagValidationError({"steps": [lowered]})
-    return controller.start(
-        plan, actor=actor, reason=reason, change_request=change_request, now=now
-    )

@@ -88,7 +88,7 @@ def test_start_rollout__below_current_exposure__refused_naming_steps(
     )
     plan = controller.create_plan(flag, envs["staging"], treatment="on", control="off")
     with pytest.raises(services.FlagValidationError) as info:
-        services.start_rollout(plan, actor=None, reason="go")
+        controller.start_rollout(plan, actor=None, reason="go")
     assert "would lower exposure" in info.value.message_dict["steps"][0]
     plan.refresh_from_db()
     assert plan.state == "draft"
