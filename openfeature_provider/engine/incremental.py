@@ -36,17 +36,14 @@ from .compiler import compile_conditions, compile_flag, compile_segments
 from .exceptions import ParseError
 from .graph import (
     dependents,
-    find_cycle,
     flag_segment_refs,
-    longest_chain,
     segment_graph,
     segment_refs,
     topological_order,
 )
-from .limits import MAX_CHAIN_DEPTH
 from .shapes import _at
 from .types import BuildState, Flag, FlagTable, Ruleset, Segment
-from .validate import _check_segment_cycles
+from .validate import _check_prerequisite_chains, _check_segment_cycles
 
 __all__ = ["Changes", "rebuild", "with_compiled"]
 
@@ -466,16 +463,4 @@ def _check_prerequisite_graph(
                 around.add(pre.flag)
                 todo.append(pre.flag)
     around |= _closure(starts, users)  # and everything above
-    graph = {k: [p.flag for p in flags[k].prerequisites] for k in around}
-    cycle = find_cycle(graph)
-    if cycle is not None:
-        raise ParseError(
-            f"{_at('$.flags', cycle[0])}.prerequisites",
-            f"prerequisite cycle: {' -> '.join(cycle)}",
-        )
-    depth, chain = longest_chain(graph)
-    if depth > MAX_CHAIN_DEPTH:
-        raise ParseError(
-            f"{_at('$.flags', chain[0])}.prerequisites",
-            f"prerequisites chain {depth} flags deep (at most {MAX_CHAIN_DEPTH})",
-        )
+    _check_prerequisite_chains({k: [p.flag for p in flags[k].prerequisites] for k in around})

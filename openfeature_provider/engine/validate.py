@@ -16,7 +16,7 @@ attribute names) are interned (``sys.intern``): a 10,000-flag ruleset holds one 
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Container, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -391,7 +391,13 @@ def _check_prerequisites(flags: Mapping[str, Flag]) -> None:
                         f"{path}.variants[{j}]",
                         f"flag {pre.flag!r} has no variant {variant!r}",
                     )
-    graph = prerequisite_graph(flags)
+    _check_prerequisite_chains(prerequisite_graph(flags))
+
+
+def _check_prerequisite_chains(graph: Mapping[str, Sequence[str]]) -> None:
+    """No prerequisite cycle and no chain deeper than ``MAX_CHAIN_DEPTH`` in ``graph`` (flag
+    key -> its prerequisites): the whole document's, or the part an incremental build
+    touched (``incremental``)."""
     cycle = find_cycle(graph)
     if cycle is not None:
         raise ParseError(
