@@ -19,6 +19,7 @@ responses documented in docs/api.md, so views never translate errors one by one:
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -36,6 +37,8 @@ from flagapp.exceptions import (
 )
 
 from .preconditions import etag_for
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ChangeProposed", "approval_response", "exception_handler", "validation_payload"]
 
@@ -105,6 +108,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # Not the request's fault and not a bug: a 500 reads as one (and clients do not
         # retry it), while a 503 with Retry-After is retried. Seen after a PostgreSQL
         # restart, when a pooled connection was dead (tests/faults/test_pg_connections.py).
+        # The cause goes to the log (a pool timeout and a refused connection read alike
+        # to the client), without the request's data.
+        logger.warning("database error in the management API: answered 503 (%s)", exc)
         return Response(
             {"detail": "The database is unavailable; retry later."},
             status=status.HTTP_503_SERVICE_UNAVAILABLE,

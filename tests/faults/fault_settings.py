@@ -93,9 +93,13 @@ if "RECONCILE_INTERVAL" in DEFAULTS:
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"timed": {"format": "%(asctime)s pid=%(process)d %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "timed"}},
     "loggers": {
         "flagapp": {"handlers": ["console"], "level": "WARNING"},
+        # the pool's reconnect attempts and discarded connections, with times, beside a
+        # failing test's answers (INFO would log every checkout)
+        "psycopg.pool": {"handlers": ["console"], "level": "WARNING"},
         # a 500's traceback in the server's output (tests print it when they fail)
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
     },

@@ -193,8 +193,9 @@ class Server:
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=5)
         self._log.close()
-        with contextlib.suppress(OSError):
-            os.unlink(self._log.name)
+        if not os.environ.get("FAULTS_KEEP_LOGS"):
+            with contextlib.suppress(OSError):
+                os.unlink(self._log.name)
 
     def __enter__(self) -> Server:
         return self

@@ -29,10 +29,8 @@ BOUND = 2 * 8 + 2
 
 
 def _healthy(server: Any, dep: Any, reads: int = 5) -> bool:
-    """``CLIENTS`` clients at once, ``reads`` API reads each, all 200. Concurrent, as the
-    measurement below is: sequential reads reuse one pooled connection per worker, so a pool
-    still holding connections that died in an earlier test's database outage looked healthy
-    and then answered 503 to 4 of the 240 concurrent reads (fresh-clone CI, 07b2f1b)."""
+    """``CLIENTS`` clients at once, ``reads`` API reads each, all 200. Concurrent: sequential
+    reads reuse one pooled connection per worker and miss dead ones further down the pool."""
     failures: list[int] = []
 
     def client() -> None:
@@ -50,12 +48,17 @@ def _healthy(server: Any, dep: Any, reads: int = 5) -> bool:
     return not failures
 
 
-def test_pg_under_asgi__documented_pool_settings__connections_bounded(shared: Any) -> None:
-    dep, server = shared
-    # The shared servers may come from a database outage test: psycopg_pool's reconnect
-    # backoff answers 503 for some seconds after it (docs/deploy.md, measured there). This
-    # test measures connection bounds, so it starts from servers answering normally.
-    assert wait_until(lambda: _healthy(server, dep), timeout=60) is not None
+def test_pg_under_asgi__documented_pool_settings__connections_bounded(deployment: Any) -> None:
+    """On its own deployment (database and 2 workers), not the shared one: the shared
+    servers come from the database outage test, and psycopg_pool retries each connection
+    it lost there with a doubling backoff (1, 2, 4, 8 s ...) while counting it against
+    ``max_size``. A pool that answered 40 concurrent reads could still not grow for a
+    burst of 240, and 2-4 of them waited out the pool's ``timeout`` (503: fresh-clone CI
+    of 07b2f1b and b16c847). What this test measures is the connection bound; recovery
+    after an outage is test_outage's and the restart test's below."""
+    dep = deployment()
+    server = dep.server(workers=2)
+    assert _healthy(server, dep)
     statuses: Counter[int] = Counter()
     peak = [0]
 
@@ -85,7 +88,7 @@ def test_pg_under_asgi__documented_pool_settings__connections_bounded(shared: An
         "PostgreSQL connections, 240 API reads, 2 workers (pool)",
         note=f"peak {peak[0]}, after {after}, bound {BOUND}; {dict(statuses)}",
     )
-    assert statuses == Counter({200: REQUESTS}), statuses
+    assert statuses == Counter({200: REQUESTS}), (statuses, server.output())
     assert max(peak[0], after) <= BOUND, (peak[0], after)
 
 

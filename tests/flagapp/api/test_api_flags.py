@@ -299,11 +299,15 @@ def test_patch_flag__utf8_reason_header__recorded_as_sent(admin_client: Any, api
 
 @pytest.mark.parametrize("error", ["OperationalError", "InterfaceError"])
 def test_api__database_unreachable__503_with_retry_after_not_500(
-    admin_client: Any, api_flag: Any, monkeypatch: pytest.MonkeyPatch, error: str
+    admin_client: Any,
+    api_flag: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    error: str,
 ) -> None:
     """A dead pooled connection after a PostgreSQL restart (tests/faults), or the database
     down: not the request's fault and not a bug, so 503 + Retry-After (clients retry it),
-    never 500."""
+    never 500; the cause is logged for the operator."""
     import django.db
     from django.db.models import QuerySet
 
@@ -314,10 +318,12 @@ def test_api__database_unreachable__503_with_retry_after_not_500(
         raise exc("connection is lost")
 
     monkeypatch.setattr(QuerySet, "_fetch_all", unreachable)
-    response = admin_client.get(f"{URL}checkout.new-flow/")
+    with caplog.at_level("WARNING", logger="flagapp.api.errors"):
+        response = admin_client.get(f"{URL}checkout.new-flow/")
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
     assert "database" in response.json()["detail"]
+    assert "answered 503 (connection is lost)" in caplog.text
 
 
 def test_patch_flag__retry_of_committed_write_with_its_stale_version__200_nothing_written(
