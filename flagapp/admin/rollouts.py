@@ -12,6 +12,7 @@ are inline SVG rendered on the server (no script, no CDN).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,11 +33,12 @@ from flagapp.models import (
 )
 from flagapp.rollouts import controller, plans
 from flagapp.rollouts.controller import start_rollout
-from flagapp.rollouts.schedule import build_steps, format_bps, validate_steps
+from flagapp.rollouts.schedule import format_bps
 from flagapp.rollouts.states import InvalidTransition
 from flagapp.services.rollouts import start_notes
 
-from .base import ServiceAdminMixin
+from .base import ServiceAdminMixin, _Refusal, _snapshot, attach_errors
+from .forms import VersionedForm
 
 __all__ = ["ExperimentAdmin", "RolloutPlanAdmin"]
 
@@ -48,22 +50,30 @@ class _ReasonForm(forms.Form):
     )
 
 
-class RolloutPlanForm(forms.ModelForm):
+#: the plan's own fields, as the admin shows them (the form adds the hidden ``version``)
+PLAN_FIELDS = [
+    "flag",
+    "environment",
+    "treatment_variant",
+    "control_variant",
+    "schedule",
+    "steps",
+    "min_step_seconds",
+    "salt",
+    "metric_source",
+    "notify_owners",
+    "change_request",
+]
+
+
+class RolloutPlanForm(VersionedForm):
+    """The plan's fields; :func:`flagapp.rollouts.plans.create_plan` / ``update_plan``
+    decide what is valid (variants, steps, guardrails) and their refusals come back on the
+    fields and the guardrail rows (:meth:`RolloutPlanAdmin.apply`). The form only parses."""
+
     class Meta:
         model = RolloutPlan
-        fields = [
-            "flag",
-            "environment",
-            "treatment_variant",
-            "control_variant",
-            "schedule",
-            "steps",
-            "min_step_seconds",
-            "salt",
-            "metric_source",
-            "notify_owners",
-            "change_request",
-        ]
+        fields = [*PLAN_FIELDS, "version"]
         help_texts = {
             "change_request": "Where approval is required: the approved change request of "
             "the plan's first step (the Start action tells you the change to propose).",
@@ -71,24 +81,8 @@ class RolloutPlanForm(forms.ModelForm):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        flag = data.get("flag")
-        if flag is not None:
-            keys = set(flag.variants.values_list("key", flat=True))
-            for name in ("treatment_variant", "control_variant"):
-                if data.get(name) and data[name] not in keys:
-                    self.add_error(name, f"not a variant of {flag.key}: {', '.join(sorted(keys))}")
-        if data.get("treatment_variant") and data.get("treatment_variant") == data.get(
-            "control_variant"
-        ):
-            self.add_error("control_variant", "treatment and control must differ")
-        schedule = data.get("schedule")
-        if schedule and schedule != "steps":
-            data["steps"] = list(build_steps(schedule))
         steps = data.get("steps")
-        if isinstance(steps, list):
-            for error in validate_steps(steps):
-                self.add_error("steps", error)
-        elif steps is not None:
+        if steps is not None and not isinstance(steps, list):
             self.add_error("steps", "a list of basis points, e.g. [100, 1000, 5000, 10000]")
         return data
 
@@ -193,6 +187,10 @@ def _transition_action(name: str, label: str) -> Any:
 
 #: the guardrail fields :func:`flagapp.rollouts.plans.create_plan` takes from the inline
 _GUARDRAIL_FIELDS = ("metric", "threshold", "event_key", "percentile", "comparison", "min_sample")
+#: a guardrail refusal as the service words it: ``guardrails[1].percentile: must be ...``
+_GUARDRAIL_PATH = re.compile(
+    r"^guardrails\[(?P<row>\d+)\](?:\.(?P<field>\w+))?: (?P<text>.*)$", re.S
+)
 
 
 @admin.register(RolloutPlan)
@@ -235,15 +233,16 @@ class RolloutPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
         if obj is None:
             return []
         if obj.state != "draft":
-            return [*RolloutPlanForm.Meta.fields, *self.runtime_fields]
+            return [*PLAN_FIELDS, *self.runtime_fields]
         return self.runtime_fields
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
             return [(None, {"fields": RolloutPlanForm.Meta.fields})]
+        plan_fields = RolloutPlanForm.Meta.fields if obj.state == "draft" else PLAN_FIELDS
         return [
             ("Progress", {"fields": self.runtime_fields}),
-            ("Plan", {"fields": RolloutPlanForm.Meta.fields}),
+            ("Plan", {"fields": plan_fields}),
         ]
 
     def apply(
@@ -254,13 +253,14 @@ class RolloutPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
         draft :func:`~flagapp.rollouts.plans.update_plan` — the API's checks, so the admin
         cannot store a plan the API refuses; a refusal comes back on the form."""
         data = form.cleaned_data
-        guardrails = [
-            {name: inline.cleaned_data[name] for name in _GUARDRAIL_FIELDS}
+        rows = [
+            inline
             for formset in formsets
             if formset.model is RolloutGuardrail
             for inline in formset.forms
             if inline.cleaned_data and not inline.cleaned_data.get("DELETE")
         ]
+        guardrails = [{name: row.cleaned_data[name] for name in _GUARDRAIL_FIELDS} for row in rows]
         fields: dict[str, Any] = {
             "treatment": data["treatment_variant"],
             "control": data["control_variant"],
@@ -273,12 +273,37 @@ class RolloutPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
             "change_request": data.get("change_request"),
             "guardrails": guardrails,
         }
-        if change:
-            stored = RolloutPlan.objects.get(pk=obj.pk)
-            return plans.update_plan(
-                stored, flag=data["flag"], environment=data["environment"], **fields
+        try:
+            if change:
+                stored = RolloutPlan.objects.get(pk=obj.pk)
+                return plans.update_plan(
+                    stored,
+                    flag=data["flag"],
+                    environment=data["environment"],
+                    expected_version=data.get("version"),
+                    **fields,
+                )
+            return plans.create_plan(
+                data["flag"], data["environment"], actor=request.user, **fields
             )
-        return plans.create_plan(data["flag"], data["environment"], actor=request.user, **fields)
+        except FlagValidationError as exc:
+            # Each guardrail problem on its row and field, the rest on the plan's form.
+            rest = dict(exc.message_dict)
+            placed = False
+            for message in rest.pop("guardrails", []):
+                match = _GUARDRAIL_PATH.match(message)
+                if match and int(match["row"]) < len(rows):
+                    row = rows[int(match["row"])]
+                    field = match["field"] if match["field"] in row.fields else None
+                    row.add_error(field, match["text"])
+                    placed = True
+                else:
+                    rest.setdefault("guardrails", []).append(message)
+            if rest:
+                attach_errors(form, FlagValidationError(rest))
+            if placed:
+                form.add_error(None, "Nothing was saved: see the guardrail errors below.")
+            raise _Refusal(_snapshot(form, formsets)) from None
 
     def construct_change_message(
         self, request: HttpRequest, form: Any, formsets: Any, add: bool = False

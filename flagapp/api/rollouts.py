@@ -6,6 +6,10 @@
                                                 control, steps?|schedule?, step_count?,
                                                 min_step_seconds?, guardrails?: [...]}``
 ``GET  rollouts/{id}/``                         one plan with its transitions (history)
+``PATCH rollouts/{id}/``                        edit a draft: any field of POST (omitted
+                                                fields keep their value), ``If-Match`` or
+                                                ``version`` required (428 without; 409
+                                                when stale); 400 on ``state`` once started
 ``POST rollouts/{id}/start/``                   ``{reason, change_request?}``
 ``POST rollouts/{id}/pause|resume|rollback/``   ``{reason}``; 409 when the state forbids it
 ``GET  rollouts/{id}/timeline.svg/``            the timeline chart
@@ -35,6 +39,7 @@ from rest_framework.routers import SimpleRouter
 
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import (
+    ChangeRequest,
     Environment,
     Experiment,
     Flag,
@@ -42,11 +47,12 @@ from flagapp.models import (
     RolloutPlan,
     RolloutTransition,
 )
-from flagapp.rollouts import controller
+from flagapp.rollouts import controller, plans
 from flagapp.rollouts.states import InvalidTransition, allowed_actions
 from flagapp.services.experiments import EXPERIMENT_FIELDS
 
 from .base import FlagappAPIMixin
+from .preconditions import expected_version
 
 __all__ = ["ExperimentViewSet", "RolloutViewSet", "router", "urlpatterns"]
 
@@ -116,6 +122,7 @@ class RolloutSerializer(serializers.ModelSerializer[RolloutPlan]):
             "last_check",
             "guardrails",
             "allowed_actions",
+            "version",
             "created_at",
         ]
         read_only_fields = fields
@@ -144,6 +151,27 @@ class RolloutCreateSerializer(serializers.Serializer[Any]):
     min_step_seconds = serializers.IntegerField(default=3600, min_value=0)
     metric_source = serializers.ChoiceField(["events", "prometheus"], default="events")
     guardrails = serializers.ListField(child=serializers.DictField(), default=list)
+    salt = serializers.CharField(default="", allow_blank=True, max_length=200)
+    notify_owners = serializers.BooleanField(default=True)
+
+
+class RolloutUpdateSerializer(RolloutCreateSerializer):
+    """PATCH: every field optional and without a default, so an omitted field keeps the
+    stored value (:meth:`RolloutViewSet.partial_update`)."""
+
+    flag = serializers.CharField(required=False)
+    environment = serializers.CharField(required=False)
+    treatment = serializers.CharField(required=False)
+    control = serializers.CharField(required=False)
+    schedule = serializers.ChoiceField(["steps", "linear", "s_curve"], required=False)
+    step_count = serializers.IntegerField(required=False, min_value=1, max_value=100)
+    first_step = serializers.IntegerField(required=False, min_value=1, max_value=10000)
+    min_step_seconds = serializers.IntegerField(required=False, min_value=0)
+    metric_source = serializers.ChoiceField(["events", "prometheus"], required=False)
+    guardrails = serializers.ListField(child=serializers.DictField(), required=False)
+    salt = serializers.CharField(required=False, allow_blank=True, max_length=200)
+    notify_owners = serializers.BooleanField(required=False)
+    change_request = serializers.IntegerField(required=False, allow_null=True)
 
 
 class ReasonSerializer(serializers.Serializer[Any]):
@@ -158,11 +186,16 @@ class RolloutViewSet(
     FlagappAPIMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
     viewsets.GenericViewSet[RolloutPlan],
 ):
     serializer_class = RolloutSerializer
     filterset_fields = ["state"]
-    required_permissions = {"POST": ["%(app_label)s.change_%(model_name)s"]}
+    required_permissions = {
+        "POST": ["%(app_label)s.change_%(model_name)s"],
+        "PATCH": ["%(app_label)s.change_%(model_name)s"],
+    }
+    http_method_names = ["get", "post", "patch", "head", "options"]
 
     def get_queryset(self) -> QuerySet[RolloutPlan]:
         qs = RolloutPlan.objects.select_related("flag", "environment").prefetch_related(
@@ -197,6 +230,50 @@ class RolloutViewSet(
         )
         return Response(RolloutDetailSerializer(plan).data, status=status.HTTP_201_CREATED)
 
+    def partial_update(self, request: Request, pk: Any = None) -> Response:
+        """A draft edited through :func:`flagapp.rollouts.plans.update_plan` (the admin's
+        path): fields left out keep their stored value, the step list included unless one
+        of ``schedule``/``steps``/``step_count``/``first_step`` is sent."""
+        plan = get_object_or_404(RolloutPlan, pk=pk)
+        expected = expected_version(request)
+        body = RolloutUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        step_keys = ("schedule", "steps", "step_count", "first_step")
+        steps: dict[str, Any] = {"schedule": None}
+        if any(key in data for key in step_keys):
+            steps = {"schedule": data.get("schedule", "steps"), "steps": data.get("steps")}
+            steps.update({k: data[k] for k in ("step_count", "first_step") if k in data})
+        if "change_request" in data:
+            cr_id = data["change_request"]
+            change_request = None if cr_id is None else get_object_or_404(ChangeRequest, pk=cr_id)
+        else:
+            change_request = plan.change_request
+        stored_guardrails = [
+            {name: getattr(g, name) for name in GuardrailSerializer.Meta.fields}
+            for g in plan.guardrails.all()
+        ]
+        updated = plans.update_plan(
+            plan,
+            flag=get_object_or_404(Flag, key=data["flag"]) if "flag" in data else None,
+            environment=(
+                get_object_or_404(Environment, key=data["environment"])
+                if "environment" in data
+                else None
+            ),
+            treatment=data.get("treatment", plan.treatment_variant),
+            control=data.get("control", plan.control_variant),
+            min_step_seconds=data.get("min_step_seconds", plan.min_step_seconds),
+            metric_source=data.get("metric_source", plan.metric_source),
+            guardrails=data.get("guardrails", stored_guardrails),
+            salt=data.get("salt", plan.salt),
+            notify_owners=data.get("notify_owners", plan.notify_owners),
+            change_request=change_request,
+            expected_version=expected,
+            **steps,
+        )
+        return Response(RolloutDetailSerializer(updated).data)
+
     def _transition(self, request: Request, pk: Any, name: str) -> Response:
         plan = get_object_or_404(RolloutPlan, pk=pk)
         body = ReasonSerializer(data=request.data)
@@ -207,8 +284,6 @@ class RolloutViewSet(
                 cr = None
                 cr_id = body.validated_data.get("change_request")
                 if cr_id is not None:
-                    from flagapp.models import ChangeRequest
-
                     cr = get_object_or_404(ChangeRequest, pk=cr_id)
                 # controller.start_rollout: the admin's guards too (never lowers exposure)
                 plan = controller.start_rollout(

@@ -90,6 +90,12 @@ class RolloutPlan(models.Model):
     )
     last_check_at = models.DateTimeField(null=True, blank=True)
     last_check = models.JSONField(default=dict, blank=True)
+    #: The optimistic-concurrency token of the draft (see
+    #: :func:`flagapp.services._base.check_version`): +1 on every edit through
+    #: :func:`flagapp.rollouts.plans.update_plan`, so two people editing one draft in the admin
+    #: or the API (``If-Match``) cannot overwrite each other. Runtime progress (state, step)
+    #: does not move it: a started plan is not editable at all.
+    version = models.PositiveIntegerField(default=1)
 
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL,

@@ -22,6 +22,7 @@ from django.db import transaction
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import ChangeRequest, Environment, Flag, RolloutGuardrail, RolloutPlan
 from flagapp.policy import Approval, GrantedApproval, change_request_covers, requires_approval
+from flagapp.services._base import bump, check_version
 
 from .guardrails import Comparison, MetricKind
 from .schedule import ScheduleKind, build_steps, rollout_serve, validate_steps
@@ -103,7 +104,7 @@ def update_plan(
     flag: Flag | None = None,
     environment: Environment | None = None,
     steps: Sequence[int] | None = None,
-    schedule: str = ScheduleKind.STEPS,
+    schedule: str | None = ScheduleKind.STEPS,
     step_count: int = 5,
     first_step: int = 100,
     min_step_seconds: int = 3600,
@@ -112,14 +113,27 @@ def update_plan(
     salt: str = "",
     notify_owners: bool = True,
     change_request: ChangeRequest | None = None,
+    expected_version: int | None = None,
 ) -> RolloutPlan:
     """A draft plan rewritten as a whole, checked exactly like :func:`create_plan`; its
     guardrails are replaced by ``guardrails``.
 
     Only a draft can be edited: once started, the plan is what was approved and served
-    (``FlagValidationError`` on ``state``). Nothing is written when anything is refused."""
+    (``FlagValidationError`` on ``state``). ``expected_version`` is the version the editor
+    read: a stale one is refused with ``VersionConflict`` unless the write asks for exactly
+    what is stored (the retry of an edit whose answer was lost), the rule of every versioned
+    resource. Nothing is written when anything is refused.
+
+    ``schedule=None`` keeps the stored step list as it is when no ``steps`` are given (a
+    linear or S-curve list was built from a count that is not stored), and means explicit
+    ``steps`` otherwise."""
     flag = flag if flag is not None else plan.flag
     environment = environment if environment is not None else plan.environment
+    kept_schedule: str | None = None
+    if schedule is None:
+        if steps is None:  # the stored list, checked as explicit steps, under its own label
+            kept_schedule, steps = plan.schedule, list(plan.steps or [])
+        schedule = ScheduleKind.STEPS
     try:
         step_list, guardrail_rows = _validated(
             flag,
@@ -142,22 +156,45 @@ def update_plan(
             errors["state"] = [f"only a draft plan can be edited (this one is {locked.state})"]
         if errors:
             raise FlagValidationError(errors)
-        locked.flag = flag
-        locked.environment = environment
-        locked.treatment_variant = treatment
-        locked.control_variant = control
-        locked.schedule = schedule
-        locked.steps = step_list
-        locked.min_step_seconds = min_step_seconds
-        locked.metric_source = metric_source
-        locked.salt = salt
-        locked.notify_owners = notify_owners
-        locked.change_request = change_request
+        fields: dict[str, Any] = {
+            "flag_id": flag.pk,
+            "environment_id": environment.pk,
+            "treatment_variant": treatment,
+            "control_variant": control,
+            "schedule": kept_schedule or schedule,
+            "steps": step_list,
+            "min_step_seconds": min_step_seconds,
+            "metric_source": metric_source,
+            "salt": salt,
+            "notify_owners": notify_owners,
+            "change_request_id": change_request.pk if change_request is not None else None,
+        }
+        unchanged = all(getattr(locked, k) == v for k, v in fields.items()) and (
+            _stored_guardrails(locked) == _comparable(guardrail_rows)
+        )
+        if check_version(locked, expected_version, unchanged=unchanged):
+            return locked
+        for name, value in fields.items():
+            setattr(locked, name, value)
+        bump(locked)
         locked.save()
         locked.guardrails.all().delete()
         for row in guardrail_rows:
             RolloutGuardrail.objects.create(plan=locked, **row)
     return locked
+
+
+def _comparable(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """Guardrail rows in one order and shape, to tell an identical rewrite from a change."""
+    return sorted(tuple(row.get(name) for name in _GUARDRAIL_FIELDS) for row in rows)
+
+
+def _stored_guardrails(plan: RolloutPlan) -> list[tuple[Any, ...]]:
+    return _comparable(plan.guardrails.values(*_GUARDRAIL_FIELDS))
+
+
+#: A guardrail's fields, as :func:`create_plan` takes them and the model stores them.
+_GUARDRAIL_FIELDS = ("metric", "threshold", "event_key", "percentile", "comparison", "min_sample")
 
 
 def _validated(
@@ -195,46 +232,58 @@ def _validated(
         errors["min_step_seconds"] = ["must be >= 0"]
     if metric_source not in ("events", "prometheus"):
         errors["metric_source"] = ["must be 'events' or 'prometheus'"]
-    guardrail_rows = [_guardrail_row(g, errors) for g in guardrails]
+    guardrail_rows = [_guardrail_row(i, g, errors) for i, g in enumerate(guardrails)]
     if errors:
         raise FlagValidationError(errors)
     return step_list, guardrail_rows
 
 
-def _guardrail_row(g: Mapping[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
-    allowed = {"metric", "threshold", "event_key", "percentile", "comparison", "min_sample"}
-    unknown = set(g) - allowed
+def _guardrail_row(
+    index: int, g: Mapping[str, Any], errors: dict[str, list[str]]
+) -> dict[str, Any]:
+    """One guardrail as stored, or its problems under ``errors["guardrails"]``, each
+    naming its row and field (``guardrails[1].percentile: ...``, the engine's path style):
+    the API caller and the admin's inline row both learn which value to fix."""
     msgs: list[str] = []
+
+    def refuse(field: str, text: str) -> None:
+        msgs.append(f"guardrails[{index}]{'.' + field if field else ''}: {text}")
+
+    if not isinstance(g, Mapping):
+        refuse("", "must be an object")
+        errors.setdefault("guardrails", []).extend(msgs)
+        return {}
+    unknown = set(g) - set(_GUARDRAIL_FIELDS)
     if unknown:
-        msgs.append(f"unknown guardrail fields: {', '.join(sorted(unknown))}")
+        refuse("", f"unknown guardrail fields: {', '.join(sorted(map(str, unknown)))}")
     metric = g.get("metric")
     if not isinstance(metric, str) or metric not in {m.value for m in MetricKind}:
-        msgs.append(f"metric must be one of {', '.join(m.value for m in MetricKind)}")
+        refuse("metric", f"must be one of {', '.join(m.value for m in MetricKind)}")
     comparison = g.get("comparison", Comparison.ABSOLUTE.value)
     if not isinstance(comparison, str) or comparison not in {c.value for c in Comparison}:
-        msgs.append(f"comparison must be one of {', '.join(c.value for c in Comparison)}")
+        refuse("comparison", f"must be one of {', '.join(c.value for c in Comparison)}")
     threshold = g.get("threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, int | float):
-        msgs.append("threshold must be a number")
+        refuse("threshold", "must be a number")
     min_sample = g.get("min_sample", 1000)
     if isinstance(min_sample, bool) or not isinstance(min_sample, int) or min_sample < 1:
-        msgs.append("min_sample must be a positive integer")
+        refuse("min_sample", "must be a positive integer")
     percentile = g.get("percentile", 95.0)
     if (
         isinstance(percentile, bool)
         or not isinstance(percentile, int | float)
         or not 0 < percentile <= 100
     ):
-        msgs.append("percentile must be in (0, 100]")
+        refuse("percentile", "must be in (0, 100]")
     if msgs:
         errors.setdefault("guardrails", []).extend(msgs)
         return {}
     default_event = "error" if g["metric"] == MetricKind.ERROR_RATE else ""
     event_key = g.get("event_key", default_event)
     if not isinstance(event_key, str) or not event_key or len(event_key) > 200:
-        errors.setdefault("guardrails", []).append(
-            f"{g['metric']} needs an event_key (a name of at most 200 characters)"
-        )
+        refuse("event_key", f"{g['metric']} needs an event key (a name of at most 200 characters)")
+        errors.setdefault("guardrails", []).extend(msgs)
+        return {}
     return {
         "metric": g["metric"],
         "threshold": float(threshold),  # type: ignore[arg-type]

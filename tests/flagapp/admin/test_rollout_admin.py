@@ -265,7 +265,11 @@ def _plan_post(flag: Any, env: Any, **extra: Any) -> dict[str, Any]:
     return data
 
 
-def test_rollout_admin__add_guardrail_the_service_refuses__error_on_form_nothing_saved(
+#: the service's refusal, on the guardrail row's percentile cell
+ROW_ERROR = b'id="id_guardrails-0-percentile_error"><li>must be in (0, 100]</li>'
+
+
+def test_rollout_admin__add_guardrail_the_service_refuses__error_on_its_row_nothing_saved(
     admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
 ) -> None:
     from flagapp.models import RolloutGuardrail, RolloutPlan
@@ -273,7 +277,8 @@ def test_rollout_admin__add_guardrail_the_service_refuses__error_on_form_nothing
     flag = make_flag("checkout.admin-guard")
     r = admin_client_.post("/admin/flagapp/rolloutplan/add/", _plan_post(flag, envs["staging"]))
     assert r.status_code == 200
-    assert b"guardrails: percentile must be in (0, 100]" in r.content
+    assert ROW_ERROR in r.content
+    assert b"Nothing was saved: see the guardrail errors below." in r.content
     assert not RolloutPlan.objects.exists() and not RolloutGuardrail.objects.exists()
 
 
@@ -299,7 +304,7 @@ def test_rollout_admin__add_valid_plan__created_by_create_plan_with_guardrails(
     assert (guard.metric, guard.percentile, guard.threshold) == ("latency", 99.0, 800.0)
 
 
-def test_rollout_admin__edit_draft_guardrail_the_service_refuses__error_shown_plan_unchanged(
+def test_rollout_admin__edit_draft_guardrail_the_service_refuses__error_on_row_plan_unchanged(
     admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
 ) -> None:
     flag = make_flag("checkout.admin-guard-edit")
@@ -325,7 +330,52 @@ def test_rollout_admin__edit_draft_guardrail_the_service_refuses__error_shown_pl
         ),
     )
     assert r.status_code == 200
-    assert b"guardrails: percentile must be in (0, 100]" in r.content
+    assert ROW_ERROR in r.content
     plan.refresh_from_db()
     assert plan.steps == [100, 10000]
     assert list(plan.guardrails.values_list("metric", flat=True)) == ["error_rate"]
+
+
+def test_rollout_admin__edit_draft_opened_before_another_edit__conflict_shown_nothing_saved(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    """Two people editing one draft: the second save, made over the version the first one
+    wrote, is refused (the rule of every versioned resource) instead of overwriting it."""
+    from flagapp.rollouts.plans import update_plan
+
+    flag = make_flag("checkout.admin-guard-race")
+    plan = controller.create_plan(flag, envs["staging"], treatment="on", control="off")
+    page = admin_client_.get(f"/admin/flagapp/rolloutplan/{plan.pk}/change/")
+    assert b'name="version" value="1"' in page.content
+    update_plan(plan, treatment="on", control="off", steps=[200, 10000], expected_version=1)
+    r = admin_client_.post(
+        f"/admin/flagapp/rolloutplan/{plan.pk}/change/",
+        _plan_post(
+            flag,
+            envs["staging"],
+            version=1,
+            **{"guardrails-TOTAL_FORMS": 0, "steps": "[300, 10000]"},
+        ),
+    )
+    assert r.status_code == 200
+    assert b"was changed by someone else since you opened it (now version 2)" in r.content
+    plan.refresh_from_db()
+    assert (plan.version, plan.steps) == (2, [200, 10000])
+
+
+def test_rollout_admin__add_unknown_variant__service_error_on_the_field(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    from flagapp.models import RolloutPlan
+
+    flag = make_flag("checkout.admin-variant")
+    r = admin_client_.post(
+        "/admin/flagapp/rolloutplan/add/",
+        _plan_post(
+            flag, envs["staging"], treatment_variant="blue", **{"guardrails-TOTAL_FORMS": 0}
+        ),
+    )
+    assert r.status_code == 200
+    assert b'id="id_treatment_variant_error"' in r.content
+    assert b"&#x27;blue&#x27; is not a variant of checkout.admin-variant" in r.content
+    assert not RolloutPlan.objects.exists()

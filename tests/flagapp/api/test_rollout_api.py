@@ -205,3 +205,117 @@ def test_rollout_api__protected_env__202_with_first_step_then_start_with_approve
     assert r.status_code == 200, r.content
     assert r.json()["state"] == "running"
     assert r.json()["safe_state"]["fallthrough"] == {"variant": "off"}
+
+
+def _draft(api: APIClient, flag: Any, **extra: Any) -> dict[str, Any]:
+    body = {
+        "flag": flag.key,
+        "environment": "staging",
+        "treatment": "on",
+        "control": "off",
+        "schedule": "linear",
+        "step_count": 3,
+        "first_step": 500,
+        "guardrails": [{"metric": "error_rate", "threshold": 0.02, "min_sample": 500}],
+        **extra,
+    }
+    r = api.post("/api/v1/rollouts/", body, format="json")
+    assert r.status_code == 201, r.content
+    created: dict[str, Any] = r.json()
+    return created
+
+
+def test_rollout_api__patch_draft_with_if_match__edited_version_moves_rest_kept(
+    api: APIClient, flag: Any
+) -> None:
+    plan = _draft(api, flag, salt="s1")
+    assert plan["version"] == 1
+    r = api.patch(
+        f"/api/v1/rollouts/{plan['id']}/",
+        {"min_step_seconds": 120},
+        format="json",
+        HTTP_IF_MATCH='"1"',
+    )
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert (body["version"], body["min_step_seconds"]) == (2, 120)
+    # omitted fields keep their value: the linear list built from step_count 3, the salt,
+    # the guardrails
+    assert (body["schedule"], body["steps"], body["salt"]) == ("linear", [500, 5250, 10000], "s1")
+    assert [g["metric"] for g in body["guardrails"]] == ["error_rate"]
+    r = api.patch(
+        f"/api/v1/rollouts/{plan['id']}/",
+        {"steps": [100, 10000], "guardrails": [], "version": 2},
+        format="json",
+    )
+    assert r.status_code == 200, r.content
+    assert (r.json()["schedule"], r.json()["steps"], r.json()["guardrails"]) == (
+        "steps",
+        [100, 10000],
+        [],
+    )
+
+
+def test_rollout_api__patch_without_version__428_nothing_changed(api: APIClient, flag: Any) -> None:
+    plan = _draft(api, flag)
+    r = api.patch(f"/api/v1/rollouts/{plan['id']}/", {"min_step_seconds": 5}, format="json")
+    assert r.status_code == 428
+    assert api.get(f"/api/v1/rollouts/{plan['id']}/").json()["min_step_seconds"] == 3600
+
+
+def test_rollout_api__patch_stale_version__409_nothing_changed(api: APIClient, flag: Any) -> None:
+    plan = _draft(api, flag)
+    url = f"/api/v1/rollouts/{plan['id']}/"
+    ok = api.patch(url, {"min_step_seconds": 5}, format="json", HTTP_IF_MATCH='"1"')
+    assert ok.status_code == 200
+    r = api.patch(url, {"min_step_seconds": 9}, format="json", HTTP_IF_MATCH='"1"')
+    assert r.status_code == 409, r.content
+    assert api.get(url).json()["min_step_seconds"] == 5
+
+
+def test_rollout_api__patch_bad_guardrail__400_naming_row_and_field(
+    api: APIClient, flag: Any
+) -> None:
+    plan = _draft(api, flag)
+    r = api.patch(
+        f"/api/v1/rollouts/{plan['id']}/",
+        {"guardrails": [{"metric": "latency", "threshold": 800, "percentile": 150}]},
+        format="json",
+        HTTP_IF_MATCH='"1"',
+    )
+    assert r.status_code == 400
+    assert "guardrails[0].percentile: must be in (0, 100]" in str(r.json())
+
+
+def test_rollout_api__patch_started_plan__400_on_state(api: APIClient, flag: Any) -> None:
+    plan = _draft(api, flag)
+    started = api.post(f"/api/v1/rollouts/{plan['id']}/start/", {"reason": "go"}, format="json")
+    assert started.status_code == 200, started.content
+    r = api.patch(
+        f"/api/v1/rollouts/{plan['id']}/",
+        {"min_step_seconds": 5},
+        format="json",
+        HTTP_IF_MATCH='"1"',
+    )
+    assert r.status_code == 400
+    assert "state" in r.json()
+
+
+def test_rollout_api__patch_without_change_permission__403(api: APIClient, flag: Any) -> None:
+    from django.contrib.auth.models import Permission
+
+    plan = _draft(api, flag)
+    viewer = User.objects.create_user("viewer", "v@example.com", "pw")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_rolloutplan"))
+    client = APIClient()
+    client.force_authenticate(viewer)
+    url = f"/api/v1/rollouts/{plan['id']}/"
+    assert client.get(url).status_code == 200
+    r = client.patch(url, {"min_step_seconds": 5}, format="json", HTTP_IF_MATCH='"1"')
+    assert r.status_code == 403
+
+
+def test_rollout_api__put__405(api: APIClient, flag: Any) -> None:
+    plan = _draft(api, flag)
+    r = api.put(f"/api/v1/rollouts/{plan['id']}/", {}, format="json", HTTP_IF_MATCH='"1"')
+    assert r.status_code == 405

@@ -585,3 +585,90 @@ def test_update_plan__not_a_draft__refused(flag: Any, envs: dict[str, Any]) -> N
     with pytest.raises(FlagValidationError) as info:
         update_plan(plan, treatment="on", control="off", steps=[500, 10000])
     assert "state" in info.value.message_dict
+
+
+def test_update_plan__edit__version_moves_on(flag: Any, envs: dict[str, Any]) -> None:
+    from flagapp.rollouts.plans import update_plan
+
+    plan = _plan(flag, envs["production"], steps=[100, 10000])
+    assert plan.version == 1
+    edited = update_plan(
+        plan, treatment="on", control="off", steps=[500, 10000], expected_version=1
+    )
+    assert edited.version == 2
+    plan.refresh_from_db()
+    assert (plan.version, plan.steps) == (2, [500, 10000])
+
+
+def test_update_plan__stale_expected_version__version_conflict_nothing_written(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    from flagapp.exceptions import VersionConflict
+    from flagapp.rollouts.plans import update_plan
+
+    plan = _plan(flag, envs["production"], steps=[100, 10000])
+    update_plan(plan, treatment="on", control="off", steps=[500, 10000], expected_version=1)
+    with pytest.raises(VersionConflict) as info:
+        update_plan(plan, treatment="on", control="off", steps=[900, 10000], expected_version=1)
+    assert (info.value.current_version, info.value.expected_version) == (2, 1)
+    plan.refresh_from_db()
+    assert (plan.version, plan.steps) == (2, [500, 10000])
+
+
+def test_update_plan__identical_rewrite_with_stale_version__succeeds_version_kept(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    """The retry of an edit whose answer was lost asks for what is stored: no 409 for the
+    client's own change, and nothing written (the rule of every versioned resource)."""
+    from flagapp.rollouts.plans import update_plan
+
+    plan = _plan(flag, envs["production"], steps=[100, 10000], min_step_seconds=600)
+    edit: dict[str, Any] = {
+        "treatment": "on",
+        "control": "off",
+        "steps": [500, 10000],
+        "min_step_seconds": 600,
+        "guardrails": [ERROR_GUARD],
+    }
+    update_plan(plan, expected_version=1, **edit)
+    again = update_plan(plan, expected_version=1, **edit)
+    assert again.version == 2
+
+
+def test_update_plan__schedule_none__stored_linear_steps_kept(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    """A linear list was built from a count that is not stored: an edit of something else
+    must not rebuild it from the default count."""
+    from flagapp.rollouts.plans import update_plan
+
+    plan = _plan(flag, envs["production"], schedule="linear", step_count=3, first_step=500)
+    assert plan.steps == [500, 5250, 10000]
+    update_plan(plan, treatment="on", control="off", schedule=None, min_step_seconds=60)
+    plan.refresh_from_db()
+    assert (plan.schedule, plan.steps, plan.min_step_seconds) == ("linear", [500, 5250, 10000], 60)
+
+
+def test_create_plan__bad_guardrail_rows__each_message_names_row_and_field(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    with pytest.raises(FlagValidationError) as info:
+        controller.create_plan(
+            flag,
+            envs["production"],
+            treatment="on",
+            control="off",
+            guardrails=[
+                ERROR_GUARD,
+                {"metric": "latency", "threshold": 800, "percentile": 150, "colour": "red"},
+                {"metric": "nope", "threshold": "high"},
+            ],
+        )
+    assert info.value.message_dict == {
+        "guardrails": [
+            "guardrails[1]: unknown guardrail fields: colour",
+            "guardrails[1].percentile: must be in (0, 100]",
+            "guardrails[2].metric: must be one of error_rate, latency, event_rate",
+            "guardrails[2].threshold: must be a number",
+        ]
+    }
