@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
@@ -87,7 +87,17 @@ class RolloutPlanForm(VersionedForm):
         return data
 
 
-class GuardrailInline(admin.TabularInline):
+class _RegionInline(admin.TabularInline):
+    """A tabular inline a keyboard reaches when it scrolls sideways on a narrow screen
+    (the template says why)."""
+
+    template = "admin/flagapp/rolloutplan/tabular_region.html"
+
+    class Media:
+        css: ClassVar = {"all": ["flagapp/inline-region.css"]}
+
+
+class GuardrailInline(_RegionInline):
     model = RolloutGuardrail
     extra = 0
 
@@ -100,7 +110,7 @@ class GuardrailInline(admin.TabularInline):
     has_delete_permission = has_change_permission
 
 
-class TransitionInline(admin.TabularInline):
+class TransitionInline(_RegionInline):
     model = RolloutTransition
     extra = 0
     can_delete = False
@@ -207,6 +217,7 @@ class RolloutPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
         "last_status",
     ]
     list_filter = ["state", "environment"]
+    list_select_related = ["flag", "environment"]
     search_fields = ["flag__key"]
     inlines = [GuardrailInline, TransitionInline]
     actions = [

@@ -121,7 +121,11 @@ class RolloutPlan(models.Model):
         indexes: ClassVar = [models.Index(fields=["state"], name="flagapp_rollout_state")]
 
     def __str__(self) -> str:
-        return f"{self.flag_id}@{self.environment_id}: {self.treatment_variant} ({self.state})"
+        """``checkout.new-flow in production: on (running)``: keys, not row ids (the admin's
+        titles, breadcrumbs and action messages show it; callers listing plans select the
+        flag and environment with them)."""
+        state = self.state.replace("_", " ")
+        return f"{self.flag.key} in {self.environment.key}: {self.treatment_variant} ({state})"
 
     @property
     def effective_salt(self) -> str:

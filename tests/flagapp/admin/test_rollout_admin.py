@@ -379,3 +379,14 @@ def test_rollout_admin__add_unknown_variant__service_error_on_the_field(
     assert b'id="id_treatment_variant_error"' in r.content
     assert b"&#x27;blue&#x27; is not a variant of checkout.admin-variant" in r.content
     assert not RolloutPlan.objects.exists()
+
+
+def test_rollout_admin__change_page_title__names_flag_and_environment_keys_not_row_ids(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    """Issue 13's raw labels: a plan was titled ``2@2: on (draft)``."""
+    flag = make_flag("checkout.admin-title")
+    plan = controller.create_plan(flag, envs["staging"], treatment="on", control="off")
+    page = admin_client_.get(f"/admin/flagapp/rolloutplan/{plan.pk}/change/")
+    assert b"checkout.admin-title in staging: on (draft)" in page.content
+    assert f"{flag.pk}@{envs['staging'].pk}".encode() not in page.content
