@@ -258,6 +258,7 @@ class SnapshotAdmin(PlaygroundURLs, admin.ModelAdmin):
     playground (``admin:flagapp_playground``), which evaluates them."""
 
     list_display = ["environment", "version", "etag", "created_at"]
+    list_select_related = ["environment"]
     list_filter = ["environment"]
     fields = ["environment", "version", "etag", "created_at", "pretty_document"]
     readonly_fields = ["environment", "version", "etag", "created_at", "pretty_document"]

@@ -42,7 +42,8 @@ class Snapshot(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.environment_id} v{self.version}"
+        """``production v12``: the environment's key, not its row id (admin titles)."""
+        return f"{self.environment.key} v{self.version}"
 
     @property
     def data(self) -> dict[str, Any]:
@@ -63,4 +64,4 @@ class PublishOutbox(models.Model):
         verbose_name = "pending publish"
 
     def __str__(self) -> str:
-        return f"publish {self.environment_id} (since {self.created_at:%Y-%m-%d %H:%M:%S})"
+        return f"publish {self.environment.key} (since {self.created_at:%Y-%m-%d %H:%M:%S})"

@@ -390,3 +390,17 @@ def test_rollout_admin__change_page_title__names_flag_and_environment_keys_not_r
     page = admin_client_.get(f"/admin/flagapp/rolloutplan/{plan.pk}/change/")
     assert b"checkout.admin-title in staging: on (draft)" in page.content
     assert f"{flag.pk}@{envs['staging'].pk}".encode() not in page.content
+
+
+def test_snapshot_admin__change_page_title__environment_key_not_row_id(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    """The same raw label on the snapshot page: ``2 v1`` for staging's first snapshot."""
+    from flagapp.publishing import publish
+
+    make_flag("checkout.snapshot-title")
+    snap = publish(envs["staging"])
+    page = admin_client_.get(f"/admin/flagapp/snapshot/{snap.pk}/change/")
+    assert page.status_code == 200
+    assert f"<h2>staging v{snap.version}</h2>".encode() in page.content
+    assert str(snap) == f"staging v{snap.version}"
