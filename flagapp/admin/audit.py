@@ -2,8 +2,10 @@
 :class:`flagapp.admin.history_pages.HistoryURLs`).
 
 The audit log: every history row of flags, variants, states, rules, segments and
-environments, and every SDK key creation and revocation, newest first, filtered by flag,
-environment, user and date, paged on the page and exported as CSV or JSON lines by
+environments, every SDK key creation and revocation, and every rollout transition (who
+started, paused, resumed or rolled back a rollout and why, and each automatic step: a pause
+changes no flag state, so the state history alone would not show it), newest first,
+filtered by flag, environment, user and date, paged on the page and exported as CSV or JSON lines by
 streaming (each model's rows read with ``iterator()`` and merged by date: memory stays
 bounded whatever the size).
 
@@ -52,6 +54,8 @@ class AuditFilters:
     until: dt.date | None = None
     #: SDK key creations and revocations too (the page asks for ``view_sdkkey``)
     sdk_keys: bool = True
+    #: rollout transitions too (the page asks for ``view_rolloutplan``)
+    rollouts: bool = True
 
 
 class AuditFilterForm(forms.Form):
@@ -140,6 +144,45 @@ def _sdk_key_sources(f: AuditFilters, env_id: int | None) -> list[Iterator[dict[
             }
 
     return [rows("created"), rows("revoked")]
+
+
+def _rollout_source(
+    f: AuditFilters, env_id: int | None, flag_ids: list[int] | None
+) -> Iterator[dict[str, Any]]:
+    """Rollout transitions have their own table (``RolloutTransition``): one row each, with
+    the person (``system`` for the scheduler's steps and automatic rollbacks), the reason
+    and what was served before and after."""
+    from flagapp.models import RolloutTransition
+    from flagapp.rollouts.schedule import format_bps
+
+    username = f"actor__{get_user_model().USERNAME_FIELD}"
+    qs = RolloutTransition.objects.filter(**_window(f, "at"))
+    if env_id is not None:
+        qs = qs.filter(plan__environment_id=env_id)
+    if flag_ids is not None:
+        qs = qs.filter(plan__flag_id__in=flag_ids)
+    if f.user:
+        qs = qs.filter(**{username: f.user})
+    for t in (
+        qs.select_related("actor", "plan__flag", "plan__environment")
+        .order_by("-at", "-pk")
+        .iterator(chunk_size=500)
+    ):
+        plan = t.plan
+        yield {
+            "when": t.at,
+            "user": t.actor.get_username() if t.actor else "system",
+            "object": f"rollout plan {plan.pk}",
+            "flag": plan.flag.key,
+            "environment": plan.environment.key,
+            "change": f"rollout {t.action}" + (" (automatic)" if t.automatic else ""),
+            "reason": t.reason,
+            "details": (
+                f"{t.from_state.replace('_', ' ')} -> {t.to_state.replace('_', ' ')}; "
+                f"{plan.treatment_variant} served to {format_bps(t.from_bps)} -> "
+                f"{format_bps(t.to_bps)}"
+            ),
+        }
 
 
 def _sources(f: AuditFilters) -> list[Iterator[dict[str, Any]]]:
@@ -256,6 +299,8 @@ def _sources(f: AuditFilters) -> list[Iterator[dict[str, Any]]]:
         )  # fmt: skip
     if flag_ids is None and f.sdk_keys:
         sources += _sdk_key_sources(f, env_id)
+    if f.rollouts:
+        sources.append(_rollout_source(f, env_id, flag_ids))
     if flag_ids is None:
         envs_qs = Environment.history.all()
         if env_id is not None:
@@ -367,6 +412,11 @@ def audit_log_view(model_admin: Any, request: HttpRequest) -> HttpResponse | Str
         or request.user.has_perm("flagapp.change_sdkkey")
     ):
         filters = replace(filters, sdk_keys=False)
+    if filters is not None and not (
+        request.user.has_perm("flagapp.view_rolloutplan")
+        or request.user.has_perm("flagapp.change_rolloutplan")
+    ):
+        filters = replace(filters, rollouts=False)
     export = request.GET.get("export")
     if filters is not None and export in ("csv", "jsonl"):
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")

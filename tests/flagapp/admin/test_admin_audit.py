@@ -436,3 +436,62 @@ def test_audit_log__sdk_keys__only_for_users_who_may_see_keys(
     client.force_login(h.user("keeper", perms=("flagapp.view_flag", "flagapp.view_flagstate",
                                                "flagapp.view_sdkkey")))  # fmt: skip
     assert any(r["object"].startswith("SDK") for r in client.get(AUDIT).context["rows"])
+
+
+@pytest.fixture
+def rollout(make_flag: Any, envs: dict[str, Environment], alice: User) -> Any:
+    """A rollout in staging started and paused by alice, resumed by the system."""
+    from flagapp.rollouts import controller
+
+    flag = make_flag("search.instant")
+    services.update_flag_state(flag, envs["staging"], enabled=True, actor=None, reason="on")
+    plan = controller.create_plan(
+        flag, envs["staging"], treatment="on", control="off", steps=[1000, 10000]
+    )
+    controller.start(plan, actor=alice, reason="10% first")
+    controller.pause(plan, actor=alice, reason="checking <b>latency</b>")
+    controller.resume(plan, actor=None, reason="latency fine")
+    return plan
+
+
+def test_audit_log__rollout_transitions__who_why_what_served_filtered(
+    admin_client: Client, story: Flag, rollout: Any
+) -> None:
+    """A pause changes no flag state, so before this only the plan's own page said who
+    paused a rollout and why."""
+    rows = [r for r in admin_client.get(AUDIT).context["rows"] if r["object"].startswith("rollout")]
+    obj = f"rollout plan {rollout.pk}"
+    assert [(r["object"], r["change"], r["user"], r["flag"], r["environment"], r["reason"])
+            for r in rows] == [
+        (obj, "rollout resume", "system", "search.instant", "staging", "latency fine"),
+        (obj, "rollout pause", "alice", "search.instant", "staging", "checking <b>latency</b>"),
+        (obj, "rollout start", "alice", "search.instant", "staging", "10% first"),
+    ]  # fmt: skip
+    assert rows[-1]["details"] == "draft -> running; on served to 0% -> 10%"
+    # the same filters as every other row
+    assert {r["change"] for r in admin_client.get(
+        AUDIT, {"flag": "search.instant", "user": "alice"}).context["rows"]
+        if r["object"] == obj} == {"rollout start", "rollout pause"}  # fmt: skip
+    assert not any(
+        r["object"] == obj
+        for r in admin_client.get(AUDIT, {"flag": "checkout.new-flow"}).context["rows"]
+    )
+    assert not any(
+        r["object"] == obj
+        for r in admin_client.get(AUDIT, {"environment": "production"}).context["rows"]
+    )
+    page = admin_client.get(AUDIT).content
+    assert b"checking &lt;b&gt;latency&lt;/b&gt;" in page
+    jsonl = b"".join(admin_client.get(AUDIT, {"export": "jsonl"}).streaming_content).decode()
+    assert sum(json.loads(line)["object"] == obj for line in jsonl.splitlines()) == 3
+
+
+def test_audit_log__rollout_transitions__only_for_users_who_may_see_rollouts(
+    client: Client, story: Flag, rollout: Any
+) -> None:
+    client.force_login(h.user("auditor", perms=("flagapp.view_flag", "flagapp.view_flagstate")))
+    rows = client.get(AUDIT).context["rows"]
+    assert rows and not any(r["object"].startswith("rollout") for r in rows)
+    client.force_login(h.user("watcher", perms=("flagapp.view_flag", "flagapp.view_flagstate",
+                                                "flagapp.view_rolloutplan")))  # fmt: skip
+    assert any(r["object"].startswith("rollout") for r in client.get(AUDIT).context["rows"])
