@@ -16,6 +16,7 @@ from typing import ClassVar
 from django.conf import settings as django_settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from flagapp.rollouts.guardrails import Comparison, GuardrailSpec, MetricKind
 from flagapp.rollouts.schedule import DEFAULT_STEPS, ScheduleKind
@@ -96,6 +97,10 @@ class RolloutPlan(models.Model):
     #: or the API (``If-Match``) cannot overwrite each other. Runtime progress (state, step)
     #: does not move it: a started plan is not editable at all.
     version = models.PositiveIntegerField(default=1)
+    #: When the plan last took its content (created, or edited in anything but its change
+    #: request and notification flag): an approval given before it approved another plan
+    #: (:func:`flagapp.rollouts.plans.approval_problem`).
+    edited_at = models.DateTimeField(default=timezone.now)
 
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL,

@@ -38,6 +38,7 @@ from .measurement import measure, metric_source_for
 from .metrics import MetricSource, MetricSourceError
 from .plans import (
     PlanAuthorization,
+    approval_problem,
     approves_plan,
     authorization,
     create_plan,
@@ -153,11 +154,15 @@ def start(
         to_state = next_state(plan.state, Action.START)
         if requires_approval(plan.flag, plan.environment):
             if not approves_plan(change_request, plan):
+                problem = (
+                    approval_problem(change_request, plan) if change_request is not None else None
+                )
                 raise ApprovalRequired(
                     first_step_change(plan),
                     "this rollout needs an approved change request for its first step "
                     "(propose the change this error carries, have it approved, then start "
-                    "the plan with that request: it authorises every step and the rollback)",
+                    "the plan with that request: it authorises every step and the rollback)"
+                    + (f"; {problem}" if problem else ""),
                 )
             if isinstance(change_request, ChangeRequest):
                 plan.change_request = change_request

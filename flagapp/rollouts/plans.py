@@ -5,7 +5,8 @@
 draft under the same checks (the admin writes plans only through these two); nothing is served until
 :func:`flagapp.rollouts.controller.start`. Where the policy needs approval, a plan is
 approved once, as a whole: :func:`first_step_change` is the change to propose,
-:func:`approves_plan` tells whether a change request approves *this* plan, and
+:func:`approves_plan` tells whether a change request approves *this* plan as it is now
+(:func:`approval_problem` says why not), and
 :func:`authorization` carries that approval to each step and to the rollback.
 
 The state machine that moves a plan is :mod:`flagapp.rollouts.controller`; this module
@@ -18,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import ChangeRequest, Environment, Flag, RolloutGuardrail, RolloutPlan
@@ -29,6 +31,7 @@ from .schedule import ScheduleKind, build_steps, rollout_serve, validate_steps
 
 __all__ = [
     "PlanAuthorization",
+    "approval_problem",
     "approves_plan",
     "authorization",
     "create_plan",
@@ -169,13 +172,16 @@ def update_plan(
             "notify_owners": notify_owners,
             "change_request_id": change_request.pk if change_request is not None else None,
         }
-        unchanged = all(getattr(locked, k) == v for k, v in fields.items()) and (
-            _stored_guardrails(locked) == _comparable(guardrail_rows)
-        )
+        same_content = all(
+            getattr(locked, k) == v for k, v in fields.items() if k not in _NOT_CONTENT
+        ) and (_stored_guardrails(locked) == _comparable(guardrail_rows))
+        unchanged = same_content and all(getattr(locked, k) == fields[k] for k in _NOT_CONTENT)
         if check_version(locked, expected_version, unchanged=unchanged):
             return locked
         for name, value in fields.items():
             setattr(locked, name, value)
+        if not same_content:  # an approval given before this edit approved another plan
+            locked.edited_at = timezone.now()
         bump(locked)
         locked.save()
         locked.guardrails.all().delete()
@@ -192,6 +198,10 @@ def _comparable(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
 def _stored_guardrails(plan: RolloutPlan) -> list[tuple[Any, ...]]:
     return _comparable(plan.guardrails.values(*_GUARDRAIL_FIELDS))
 
+
+#: What an edit may change without changing what a reviewer approved: selecting the
+#: approving change request itself, and whether owners are mailed on rollback.
+_NOT_CONTENT = ("change_request_id", "notify_owners")
 
 #: A guardrail's fields, as :func:`create_plan` takes them and the model stores them.
 _GUARDRAIL_FIELDS = ("metric", "threshold", "event_key", "percentile", "comparison", "min_sample")
@@ -313,31 +323,54 @@ def first_step_change(plan: RolloutPlan) -> dict[str, Any]:
 
 
 def approves_plan(change_request: Approval | None, plan: RolloutPlan) -> bool:
-    """Whether ``change_request`` authorises this plan.
+    """Whether ``change_request`` authorises this plan (:func:`approval_problem` says why
+    not)."""
+    return change_request is not None and approval_problem(change_request, plan) is None
+
+
+def approval_problem(change_request: Approval, plan: RolloutPlan) -> str | None:
+    """Why ``change_request`` does not authorise this plan, or None when it does.
 
     A governance ``ChangeRequest`` must have been approved by a reviewer (status approved,
     or applied — approving applies it), be about this flag and environment, and be the
     plan's first step (an ``update_flag_state`` serving exactly the first step's
-    fallthrough): the reviewer approved this rollout, not some other change. Any other
-    object is judged like the services judge one (``flagapp.policy.change_request_covers``).
+    fallthrough): the reviewer approved this rollout, not some other change. It must also
+    have been approved after the plan took its present content (``edited_at``): the
+    approval carries every later step and the rollback, so a plan edited after it (faster
+    steps, a looser guardrail) is not what was approved. And it approves one rollout: a
+    request another plan has started with does not start a second one. Any other object is
+    judged like the services judge one (``flagapp.policy.change_request_covers``).
     """
-    if change_request is None:
-        return False
-    if isinstance(change_request, ChangeRequest):
-        if change_request.status not in (
-            ChangeRequest.STATUS_APPROVED,
-            ChangeRequest.STATUS_APPLIED,
-        ):
-            return False
-        if (change_request.flag_id, change_request.environment_id) != (
-            plan.flag_id,
-            plan.environment_id,
-        ):
-            return False
-        params = (change_request.payload or {}).get("params") or {}
-        expected = first_step_change(plan)["params"]["fallthrough"]
-        return change_request.kind == "update_flag_state" and params.get("fallthrough") == expected
-    return change_request_covers(change_request, plan.flag, plan.environment)
+    if not isinstance(change_request, ChangeRequest):
+        if change_request_covers(change_request, plan.flag, plan.environment):
+            return None
+        return "the approval does not cover this flag and environment"
+    if change_request.status not in (ChangeRequest.STATUS_APPROVED, ChangeRequest.STATUS_APPLIED):
+        return f"change request #{change_request.pk} is {change_request.status}, not approved"
+    if (change_request.flag_id, change_request.environment_id) != (
+        plan.flag_id,
+        plan.environment_id,
+    ):
+        return f"change request #{change_request.pk} is about another flag or environment"
+    params = (change_request.payload or {}).get("params") or {}
+    expected = first_step_change(plan)["params"]["fallthrough"]
+    if change_request.kind != "update_flag_state" or params.get("fallthrough") != expected:
+        return f"change request #{change_request.pk} is not this plan's first step"
+    if change_request.reviewed_at is None or change_request.reviewed_at < plan.edited_at:
+        return (
+            f"the plan was edited after change request #{change_request.pk} was approved: "
+            "propose its first step again"
+        )
+    used = (
+        RolloutPlan.objects.filter(change_request=change_request)
+        .exclude(pk=plan.pk)
+        .exclude(state="draft")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if used is not None:
+        return f"change request #{change_request.pk} already started rollout plan {used}"
+    return None
 
 
 def authorization(plan: RolloutPlan) -> GrantedApproval | None:

@@ -672,3 +672,57 @@ def test_create_plan__bad_guardrail_rows__each_message_names_row_and_field(
             "guardrails[2].threshold: must be a number",
         ]
     }
+
+
+def _protected(envs: dict[str, Any]) -> Any:
+    env = envs["production"]
+    services.update_environment(env, protected=True, actor=None, reason="prod is protected")
+    env.refresh_from_db()
+    return env
+
+
+def test_start__plan_edited_after_its_approval__refused_until_approved_again(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    """The approval of the first step carries every later step and the rollback: a plan
+    made faster (or its guardrails looser) after the approval is not what was approved."""
+    from flagapp.rollouts.plans import update_plan
+
+    env = _protected(envs)
+    plan = _plan(flag, env, steps=[100, 5000, 10000], min_step_seconds=3600)
+    cr = _approved_first_step(plan)
+    # selecting the request on the plan is not a change of what was approved
+    update_plan(
+        plan, treatment="on", control="off", steps=[100, 5000, 10000], min_step_seconds=3600,
+        guardrails=[ERROR_GUARD], change_request=cr, expected_version=1,
+    )  # fmt: skip
+    # the same first step, but straight to 100% with no wait
+    update_plan(
+        plan, treatment="on", control="off", steps=[100, 10000], min_step_seconds=0,
+        guardrails=[ERROR_GUARD], change_request=cr, expected_version=2,
+    )  # fmt: skip
+    plan.refresh_from_db()
+    with pytest.raises(ApprovalRequired) as info:
+        controller.start(plan, actor=None, reason="go", now=T0, change_request=cr)
+    assert f"the plan was edited after change request #{cr.pk} was approved" in str(info.value)
+    plan.refresh_from_db()
+    assert plan.state == "draft" and not plan.approved
+    again = _approved_first_step(plan, reviewer_name="reviewer2")
+    plan = controller.start(plan, actor=None, reason="go", now=T0, change_request=again)
+    assert plan.approved and plan.steps == [100, 10000]
+
+
+def test_start__change_request_that_started_another_plan__refused(
+    flag: Any, envs: dict[str, Any]
+) -> None:
+    """One approval, one rollout: after the first plan is rolled back, a second plan with
+    the same first step cannot reuse the request."""
+    env = _protected(envs)
+    first = _plan(flag, env, min_step_seconds=0, guardrails=[])
+    second = _plan(flag, env, min_step_seconds=0, guardrails=[])  # both drafts predate it
+    cr = _approved_first_step(first)
+    first = controller.start(first, actor=None, reason="go", now=T0, change_request=cr)
+    controller.rollback(first, actor=None, reason="undo", now=T0 + dt.timedelta(seconds=1))
+    with pytest.raises(ApprovalRequired) as info:
+        controller.start(second, actor=None, reason="go", now=T0, change_request=cr)
+    assert f"change request #{cr.pk} already started rollout plan {first.pk}" in str(info.value)
