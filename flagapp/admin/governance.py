@@ -29,7 +29,8 @@ from flagapp.exceptions import (
     FlagappError,
 )
 from flagapp.governance import change_requests as crs
-from flagapp.models import ChangeRequest, Flag, FlagState
+from flagapp.models import ChangeRequest, Flag, FlagState, RolloutPlan
+from flagapp.rollouts.plans import plans_started_by
 
 __all__ = ["CONFIRM_FIELD", "ChangeRequestAdmin", "confirm_blast_radius", "propose_from_admin"]
 
@@ -169,6 +170,7 @@ class ChangeRequestAdmin(admin.ModelAdmin):
             "operation": crs.describe_operation(cr.kind, cr.payload),
             "diff": diff,
             "radius": cr.blast_radius,
+            "rollouts": [_plan_summary(plan) for plan in plans_started_by(cr)],
             # A request made against a version that moved on cannot be approved (it would
             # only conflict): the page says so and the author proposes it again.
             "can_review": cr.status == ChangeRequest.STATUS_PENDING
@@ -320,6 +322,22 @@ def confirm_blast_radius(request: HttpRequest, form: Any, saved: Any) -> bool:
         ),
     )
     return False
+
+
+def _plan_summary(plan: RolloutPlan) -> dict[str, Any]:
+    """A draft rollout plan in words, for the reviewer of its first step."""
+    from flagapp.rollouts.schedule import format_bps
+
+    seconds = plan.min_step_seconds
+    hold = f"{seconds // 3600} h" if seconds and seconds % 3600 == 0 else (
+        f"{seconds // 60} min" if seconds and seconds % 60 == 0 else f"{seconds} s"
+    )  # fmt: skip
+    return {
+        "plan": plan,
+        "steps": " -> ".join(format_bps(int(bps)) for bps in plan.steps),
+        "hold": hold,
+        "guardrails": [str(g) for g in plan.guardrails.all()],
+    }
 
 
 def _pretty(value: Any) -> str:

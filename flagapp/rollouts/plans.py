@@ -36,6 +36,7 @@ __all__ = [
     "authorization",
     "create_plan",
     "first_step_change",
+    "plans_started_by",
     "update_plan",
 ]
 
@@ -326,6 +327,35 @@ def approves_plan(change_request: Approval | None, plan: RolloutPlan) -> bool:
     """Whether ``change_request`` authorises this plan (:func:`approval_problem` says why
     not)."""
     return change_request is not None and approval_problem(change_request, plan) is None
+
+
+def plans_started_by(change_request: ChangeRequest) -> list[RolloutPlan]:
+    """The draft plans whose first step ``change_request`` is: what its reviewer approves
+    along with the first step (every later step and the rollback), shown on the request's
+    page so that the reviewer sees the whole rollout, not one percentage."""
+    if (
+        change_request.kind != "update_flag_state"
+        or change_request.flag_id is None
+        or change_request.environment_id is None
+    ):
+        return []
+    params = (change_request.payload or {}).get("params") or {}
+    drafts = (
+        RolloutPlan.objects.filter(
+            flag_id=change_request.flag_id,
+            environment_id=change_request.environment_id,
+            state="draft",
+        )
+        .select_related("flag", "environment")
+        .prefetch_related("guardrails")
+        .order_by("pk")
+    )
+    return [
+        plan
+        for plan in drafts
+        if plan.steps
+        and params.get("fallthrough") == first_step_change(plan)["params"]["fallthrough"]
+    ]
 
 
 def approval_problem(change_request: Approval, plan: RolloutPlan) -> str | None:

@@ -108,3 +108,29 @@ def test_browser_rollout_plan__two_editors_one_draft__second_save_refused_first_
     screenshot(second, "rollout-conflict-390-light")
     first.context.close()
     second.context.close()
+
+
+def test_browser_change_request__first_step_of_a_plan__the_whole_rollout_shown(
+    browser: Any, live_server: Any, setup: dict[str, Any]
+) -> None:
+    from flagapp.governance import change_requests as crs
+    from flagapp.rollouts import controller
+
+    base = live_server.url
+    plan = controller.create_plan(
+        setup["flag"], setup["env"], treatment="on", control="off", steps=[100, 2500, 10000],
+        min_step_seconds=3600, guardrails=[{"metric": "error_rate", "threshold": 0.02}],
+    )  # fmt: skip
+    cr = crs.propose(
+        controller.first_step_change(plan),
+        author=h.user("author", perms=("flagapp.change_flagstate",)), reason="roll out",
+        compute_blast_radius=False,
+    )  # fmt: skip
+    for width, scheme in ((1400, "light"), (390, "dark")):
+        page = login(browser, base, "admin", width=width, height=1000, scheme=scheme)
+        visit(page, f"{base}/admin/flagapp/changerequest/{cr.pk}/change/")
+        box = page.locator("#cr-rollouts")
+        assert "1% -> 25% -> 100%" in box.inner_text()
+        assert "at least 1 h per step" in box.inner_text()
+        screenshot(page, f"rollout-change-request-{width}-{scheme}")
+        page.context.close()

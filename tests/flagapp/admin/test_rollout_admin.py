@@ -404,3 +404,38 @@ def test_snapshot_admin__change_page_title__environment_key_not_row_id(
     assert page.status_code == 200
     assert f"<h2>staging v{snap.version}</h2>".encode() in page.content
     assert str(snap) == f"staging v{snap.version}"
+
+
+def test_change_request_page__first_step_of_a_draft_plan__reviewer_sees_the_whole_rollout(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    """Approving a plan's first step approves every later step and the rollback: the
+    reviewer is shown the plan (steps, time per step, guardrails), not one percentage."""
+    from flagapp.governance import change_requests as crs
+
+    flag = make_flag("checkout.reviewed-rollout")
+    plan = controller.create_plan(
+        flag, envs["staging"], treatment="on", control="off", steps=[100, 2500, 10000],
+        min_step_seconds=7200, guardrails=[{"metric": "error_rate", "threshold": 0.02}],
+    )  # fmt: skip
+    other = controller.create_plan(
+        flag, envs["staging"], treatment="on", control="off", steps=[500, 10000]
+    )
+    author = User.objects.create_superuser("author", "a@example.com", "x")
+    cr = crs.propose(
+        controller.first_step_change(plan), author=author, reason="roll out",
+        compute_blast_radius=False,
+    )  # fmt: skip
+    page = admin_client_.get(f"/admin/flagapp/changerequest/{cr.pk}/change/").content.decode()
+    assert 'id="cr-rollouts"' in page
+    assert f"/admin/flagapp/rolloutplan/{plan.pk}/change/" in page
+    assert 'steps <span class="cr-rollout-steps">1% -&gt; 25% -&gt; 100%</span>' in page
+    assert "at least 2 h per step" in page and "error_rate" in page
+    assert f"/admin/flagapp/rolloutplan/{other.pk}/change/" not in page  # another first step
+    plain = crs.propose(
+        {"operation": "update_flag_state", "flag": flag.key, "environment": "staging",
+         "params": {"enabled": False}},
+        author=author, reason="off", compute_blast_radius=False,
+    )  # fmt: skip
+    page = admin_client_.get(f"/admin/flagapp/changerequest/{plain.pk}/change/").content.decode()
+    assert 'id="cr-rollouts"' not in page
