@@ -88,14 +88,39 @@ class ChangeRequestSerializer(serializers.ModelSerializer[ChangeRequest]):
 
 class ChangeRequestDetailSerializer(ChangeRequestSerializer):
     diff = serializers.SerializerMethodField()
+    starts_rollouts = serializers.SerializerMethodField()
 
     class Meta(ChangeRequestSerializer.Meta):
-        fields = [*ChangeRequestSerializer.Meta.fields, "diff"]
+        fields = [*ChangeRequestSerializer.Meta.fields, "diff", "starts_rollouts"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_diff(self, obj: ChangeRequest) -> dict[str, Any]:
         return crs.diff(obj)
+
+    @extend_schema_field({"type": "array", "items": {"type": "object"}})
+    def get_starts_rollouts(self, obj: ChangeRequest) -> list[dict[str, Any]]:
+        """The draft plans whose first step this is: approving it approves their later steps
+        and rollback too (the admin page's *Starts a rollout*)."""
+        from flagapp.rollouts.plans import plans_started_by
+
+        return [
+            {
+                "id": plan.pk,
+                "treatment": plan.treatment_variant,
+                "control": plan.control_variant,
+                "steps": list(plan.steps),
+                "min_step_seconds": plan.min_step_seconds,
+                "guardrails": [
+                    {"metric": g.metric, "event_key": g.event_key, "threshold": g.threshold,
+                     "comparison": g.comparison, "percentile": g.percentile,
+                     "min_sample": g.min_sample}
+                    for g in plan.guardrails.all()
+                ],
+                "version": plan.version,
+            }
+            for plan in plans_started_by(obj)
+        ]  # fmt: skip
 
 
 # Named explicitly: "Change" + COMPONENT_SPLIT_REQUEST's "Request" suffix would be

@@ -239,3 +239,29 @@ def test_propose__segment_change_in_protected_environment__pending_then_applied(
         "applied"
     )
     assert Segment.objects.get(pk=seg.pk).include == ["u1", "u2"]
+
+
+def test_detail__first_step_of_a_draft_plan__starts_rollouts_lists_the_plan(
+    flag: Flag, prod: Environment, alice: APIClient, bob: APIClient
+) -> None:
+    from flagapp.rollouts import controller
+
+    plan = controller.create_plan(
+        flag, prod, treatment="on", control="off", steps=[100, 10000], min_step_seconds=60,
+        guardrails=[{"metric": "error_rate", "threshold": 0.02}],
+    )  # fmt: skip
+    change = controller.first_step_change(plan)
+    cr = alice.post(BASE, {**change, "reason": "roll out"}, format="json")
+    assert cr.status_code == 201, cr.content
+    detail = bob.get(f"{BASE}{cr.json()['id']}/").json()
+    assert detail["starts_rollouts"] == [
+        {
+            "id": plan.pk, "treatment": "on", "control": "off", "steps": [100, 10000],
+            "min_step_seconds": 60, "version": 1,
+            "guardrails": [{"metric": "error_rate", "event_key": "error", "threshold": 0.02,
+                            "comparison": "absolute", "percentile": 95.0,
+                            "min_sample": 1000}],
+        }
+    ]  # fmt: skip
+    other = alice.post(BASE, _body(flag, prod, enabled=False), format="json").json()["id"]
+    assert bob.get(f"{BASE}{other}/").json()["starts_rollouts"] == []
