@@ -104,6 +104,8 @@ class ChangeRequestDetailSerializer(ChangeRequestSerializer):
         and rollback too (the admin page's *Starts a rollout*)."""
         from flagapp.rollouts.plans import plans_started_by
 
+        from .rollouts import GuardrailSerializer
+
         return [
             {
                 "id": plan.pk,
@@ -111,12 +113,7 @@ class ChangeRequestDetailSerializer(ChangeRequestSerializer):
                 "control": plan.control_variant,
                 "steps": list(plan.steps),
                 "min_step_seconds": plan.min_step_seconds,
-                "guardrails": [
-                    {"metric": g.metric, "event_key": g.event_key, "threshold": g.threshold,
-                     "comparison": g.comparison, "percentile": g.percentile,
-                     "min_sample": g.min_sample}
-                    for g in plan.guardrails.all()
-                ],
+                "guardrails": GuardrailSerializer(plan.guardrails.all(), many=True).data,
                 "version": plan.version,
             }
             for plan in plans_started_by(obj)

@@ -260,7 +260,7 @@ def test_detail__first_step_of_a_draft_plan__starts_rollouts_lists_the_plan(
             "min_step_seconds": 60, "version": 1,
             "guardrails": [{"metric": "error_rate", "event_key": "error", "threshold": 0.02,
                             "comparison": "absolute", "percentile": 95.0,
-                            "min_sample": 1000}],
+                            "min_sample": 1000, "label": "error_rate"}],
         }
     ]  # fmt: skip
     other = alice.post(BASE, _body(flag, prod, enabled=False), format="json").json()["id"]
