@@ -287,6 +287,10 @@ class RolloutPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
         try:
             if change:
                 stored = RolloutPlan.objects.get(pk=obj.pk)
+                if (data["schedule"], data.get("steps")) == (stored.schedule, stored.steps):
+                    # the step list as stored: a linear or S-curve list built from a count
+                    # the form does not show must not be rebuilt from the default count
+                    fields.update(schedule=None, steps=None)
                 return plans.update_plan(
                     stored,
                     flag=data["flag"],

@@ -439,3 +439,30 @@ def test_change_request_page__first_step_of_a_draft_plan__reviewer_sees_the_whol
     )  # fmt: skip
     page = admin_client_.get(f"/admin/flagapp/changerequest/{plain.pk}/change/").content.decode()
     assert 'id="cr-rollouts"' not in page
+
+
+def test_rollout_admin__edit_linear_plan_from_the_api__stored_steps_kept(
+    admin_client_: Client, make_flag: Callable[..., Any], envs: dict[str, Any]
+) -> None:
+    """A linear list built from 3 steps (the API's ``step_count``) was rebuilt from the
+    default 5 by any admin save of the draft, which showed neither the count nor the change."""
+    flag = make_flag("checkout.admin-linear")
+    plan = controller.create_plan(
+        flag, envs["staging"], treatment="on", control="off", schedule="linear",
+        step_count=3, first_step=500,
+    )  # fmt: skip
+    assert plan.steps == [500, 5250, 10000]
+    r = admin_client_.post(
+        f"/admin/flagapp/rolloutplan/{plan.pk}/change/",
+        _plan_post(
+            flag, envs["staging"], schedule="linear", steps="[500, 5250, 10000]", version=1,
+            min_step_seconds=120, **{"guardrails-TOTAL_FORMS": 0},
+        ),
+    )  # fmt: skip
+    assert r.status_code == 302, r.content
+    plan.refresh_from_db()
+    assert (plan.schedule, plan.steps, plan.min_step_seconds) == (
+        "linear",
+        [500, 5250, 10000],
+        120,
+    )
