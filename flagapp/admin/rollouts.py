@@ -354,9 +354,10 @@ class RolloutPlanAdmin(ServiceAdminMixin, admin.ModelAdmin):
         return mark_safe(plan_timeline_svg(obj))
 
 
-class ExperimentForm(forms.ModelForm):
+class ExperimentForm(VersionedForm):
     """Validated by :func:`flagapp.services.validate_experiment`, the API's validation: the
-    admin cannot store an experiment the API refuses."""
+    admin cannot store an experiment the API refuses. Carries the version it was opened at
+    (a save over someone else's change is refused by the services)."""
 
     class Meta:
         model = Experiment
@@ -383,7 +384,7 @@ class ExperimentForm(forms.ModelForm):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(ServiceAdminMixin, admin.ModelAdmin):
     form = ExperimentForm
     list_display = [
         "name",
@@ -407,8 +408,11 @@ class ExperimentAdmin(admin.ModelAdmin):
             field.queryset = field.queryset.filter(flag_type="experiment")
         return form
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        """Through the services, like the API (validation, permission)."""
+    def apply(
+        self, request: HttpRequest, form: Any, formsets: Sequence[Any], obj: Any, change: bool
+    ) -> Experiment:
+        """The service step (:class:`~flagapp.admin.base.ServiceAdminMixin`), like the API:
+        validation, permission and the version check; a refusal comes back on the form."""
         from flagapp.services.experiments import (
             EXPERIMENT_FIELDS,
             create_experiment,
@@ -418,11 +422,23 @@ class ExperimentAdmin(admin.ModelAdmin):
         fields = {k: v for k, v in form.cleaned_data.items() if k in EXPERIMENT_FIELDS}
         if change:
             stored = Experiment.objects.get(pk=obj.pk)
-            saved = update_experiment(stored, actor=request.user, **fields)
-        else:
-            saved = create_experiment(actor=request.user, **fields)
-        form.instance = saved
-        obj.pk = saved.pk
+            return update_experiment(
+                stored,
+                actor=request.user,
+                expected_version=form.cleaned_data.get("version"),
+                **fields,
+            )
+        return create_experiment(actor=request.user, **fields)
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> Any:
+        """Django's own message (experiments are not asked for a reason)."""
+        return admin.ModelAdmin.construct_change_message(self, request, form, formsets, add)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """Experiments keep Django's delete permission (they have no change history)."""
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
     @admin.display(description="results")
     def results(self, obj: Experiment) -> SafeString:

@@ -14,6 +14,8 @@
 ``POST rollouts/{id}/pause|resume|rollback/``   ``{reason}``; 409 when the state forbids it
 ``GET  rollouts/{id}/timeline.svg/``            the timeline chart
 ``GET  experiments/`` ``POST experiments/``     list / create
+``PUT|PATCH experiments/{id}/``                 change; ``If-Match`` or ``version`` required
+                                                (428 without, 409 when stale)
 ``GET  experiments/{id}/results/``              rates, z-test, CI, SRM, sample size
 ``GET  experiments/{id}/results.svg/``          the results chart
 ``POST experiments/sample-size/``               ``{baseline_rate, minimum_detectable_effect,
@@ -333,8 +335,8 @@ class ExperimentSerializer(serializers.ModelSerializer[Experiment]):
 
     class Meta:
         model = Experiment
-        fields = ["id", *EXPERIMENT_FIELDS, "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = ["id", *EXPERIMENT_FIELDS, "version", "created_at"]
+        read_only_fields = ["id", "version", "created_at"]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The services' validation (the admin runs the same), on the stored values merged
@@ -377,11 +379,20 @@ class ExperimentViewSet(
             actor=self.request.user, **serializer.validated_data
         )
 
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """PUT and PATCH name the version they edit (``If-Match`` or ``version``: 428
+        without, 409 when stale), as every versioned resource's writes do."""
+        self._expected_version = expected_version(request)
+        return super().update(request, *args, **kwargs)
+
     def perform_update(self, serializer: Any) -> None:
         from flagapp.services.experiments import update_experiment
 
         serializer.instance = update_experiment(
-            serializer.instance, actor=self.request.user, **serializer.validated_data
+            serializer.instance,
+            actor=self.request.user,
+            expected_version=self._expected_version,
+            **serializer.validated_data,
         )
 
     @action(detail=True, methods=["get"])

@@ -255,6 +255,10 @@ class Experiment(models.Model):
     minimum_detectable_effect = models.FloatField(
         null=True, blank=True, help_text="Absolute (0.01 = one percentage point)."
     )
+    #: The optimistic-concurrency token (:func:`flagapp.services._base.check_version`): +1 on
+    #: every change through :func:`flagapp.services.experiments.update_experiment`, so two
+    #: people editing one experiment (admin or API ``If-Match``) cannot overwrite each other.
+    version = models.PositiveIntegerField(default=1)
     created_by = models.ForeignKey(
         django_settings.AUTH_USER_MODEL,
         null=True,

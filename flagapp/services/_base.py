@@ -112,8 +112,8 @@ def resource_name(obj: Model) -> str:
 
 def check_version(obj: Model, expected_version: int | None, *, unchanged: bool) -> bool:
     """The one optimistic-concurrency rule of every versioned resource (flags, flag states,
-    segments, environments, rollout-plan drafts), for the admin, the API, governance and the
-    commands alike.
+    segments, environments, rollout-plan drafts, experiments), for the admin, the API,
+    governance and the commands alike.
 
     ``obj`` is the row as stored, locked by the caller (``select_for_update``) so the version
     checked is the version written over; ``unchanged`` says whether the write asks for

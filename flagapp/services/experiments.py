@@ -22,7 +22,7 @@ from django.db import transaction
 from flagapp.exceptions import FlagValidationError
 from flagapp.models import Experiment
 
-from ._base import check_permission, history_user
+from ._base import bump, check_permission, check_version, history_user
 
 if TYPE_CHECKING:
     from flagapp.policy import Actor
@@ -111,21 +111,36 @@ def create_experiment(*, actor: Actor, **fields: Any) -> Experiment:
     return experiment
 
 
-def update_experiment(experiment: Experiment, *, actor: Actor, **changes: Any) -> Experiment:
-    """Validate and store a change of ``experiment`` (the stored values plus ``changes``)."""
+def update_experiment(
+    experiment: Experiment,
+    *,
+    actor: Actor,
+    expected_version: int | None = None,
+    **changes: Any,
+) -> Experiment:
+    """Validate and store a change of ``experiment`` (the stored values plus ``changes``).
+
+    ``expected_version`` is the version the editor read: a stale one is refused with
+    ``VersionConflict`` unless the change asks for what is stored (the retry of a write
+    whose answer was lost), the rule of every versioned resource; None skips the check."""
     check_permission(actor, "flagapp.change_experiment")
     _unknown(changes)
-    current = {
-        name: getattr(experiment, name)
-        for name in EXPERIMENT_FIELDS
-        if name not in ("flag", "environment")
-    }
-    current["flag"] = experiment.flag if experiment.flag_id else None
-    current["environment"] = experiment.environment if experiment.environment_id else None
-    validate_experiment(current | changes)
-    for name, value in changes.items():
-        setattr(experiment, name, value)
-    _full_clean(experiment)
     with transaction.atomic():
-        experiment.save()
-    return experiment
+        locked = Experiment.objects.select_for_update().get(pk=experiment.pk)
+        current = {
+            name: getattr(locked, name)
+            for name in EXPERIMENT_FIELDS
+            if name not in ("flag", "environment")
+        }
+        current["flag"] = locked.flag if locked.flag_id else None
+        current["environment"] = locked.environment if locked.environment_id else None
+        validate_experiment(current | changes)
+        unchanged = all(current[name] == value for name, value in changes.items())
+        if check_version(locked, expected_version, unchanged=unchanged):
+            return locked
+        for name, value in changes.items():
+            setattr(locked, name, value)
+        _full_clean(locked)
+        bump(locked)
+        locked.save()
+    return locked

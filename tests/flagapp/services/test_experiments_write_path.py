@@ -16,6 +16,7 @@ from rest_framework.test import APIClient
 from flagapp import services
 from flagapp.exceptions import ChangeNotPermitted, FlagValidationError
 from flagapp.models import Experiment
+from flagapp.services.experiments import create_experiment, update_experiment
 
 pytestmark = pytest.mark.django_db
 
@@ -131,7 +132,9 @@ def test_experiment_write__admin_change_to_invalid__field_error_and_unchanged(
     assert exp.confidence == 0.95
     api = APIClient()
     api.force_authenticate(superuser)
-    r = api.patch(f"/api/v1/experiments/{exp.pk}/", {"confidence": 1.0}, format="json")
+    r = api.patch(
+        f"/api/v1/experiments/{exp.pk}/", {"confidence": 1.0}, format="json", HTTP_IF_MATCH='"1"'
+    )
     assert r.status_code == 400 and "confidence" in r.json()
 
 
@@ -166,3 +169,75 @@ def test_create_experiment__user_without_permission__refused(
             started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         )
     assert not Experiment.objects.exists()
+
+
+def _experiment(exp_flag: Any, envs: dict[str, Any]) -> Any:
+    return create_experiment(
+        actor=None,
+        flag=exp_flag,
+        environment=envs["production"],
+        name="e",
+        control_variant="off",
+        conversion_event="buy",
+        started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+
+
+def test_update_experiment__stale_version__conflict_nothing_written_identical_retry_ok(
+    exp_flag: Any, envs: dict[str, Any]
+) -> None:
+    from flagapp.exceptions import VersionConflict
+
+    exp = _experiment(exp_flag, envs)
+    assert exp.version == 1
+    assert update_experiment(exp, actor=None, expected_version=1, name="first").version == 2
+    with pytest.raises(VersionConflict) as info:
+        update_experiment(exp, actor=None, expected_version=1, name="second")
+    assert (info.value.current_version, info.value.resource) == (2, "experiment " + str(exp.pk))
+    exp.refresh_from_db()
+    assert (exp.name, exp.version) == ("first", 2)
+    # the retry of the first write (its answer lost) asks for what is stored: no conflict
+    assert update_experiment(exp, actor=None, expected_version=1, name="first").version == 2
+
+
+def test_experiment_api__patch__if_match_required_stale_409_fresh_200(
+    exp_flag: Any, envs: dict[str, Any], superuser: Any
+) -> None:
+    exp = _experiment(exp_flag, envs)
+    api = APIClient()
+    api.force_authenticate(superuser)
+    url = f"/api/v1/experiments/{exp.pk}/"
+    assert api.get(url).json()["version"] == 1
+    assert api.patch(url, {"name": "x"}, format="json").status_code == 428
+    r = api.patch(url, {"name": "x"}, format="json", HTTP_IF_MATCH='"1"')
+    assert r.status_code == 200 and r.json()["version"] == 2
+    r = api.patch(url, {"name": "y"}, format="json", HTTP_IF_MATCH='"1"')
+    assert r.status_code == 409
+    exp.refresh_from_db()
+    assert (exp.name, exp.version) == ("x", 2)
+
+
+def test_experiment_admin__saved_over_another_change__conflict_shown_nothing_saved(
+    exp_flag: Any, envs: dict[str, Any], superuser: Any
+) -> None:
+    exp = _experiment(exp_flag, envs)
+    client = Client()
+    client.force_login(superuser)
+    page = client.get(f"/admin/flagapp/experiment/{exp.pk}/change/")
+    assert b'name="version" value="1"' in page.content
+    update_experiment(exp, actor=None, expected_version=1, name="theirs")
+    r = client.post(
+        f"/admin/flagapp/experiment/{exp.pk}/change/",
+        _admin_body(exp_flag, envs, name="mine", version="1"),
+    )
+    assert r.status_code == 200
+    assert b"was changed by someone else since you opened it (now version 2)" in r.content
+    exp.refresh_from_db()
+    assert (exp.name, exp.version) == ("theirs", 2)
+    ok = client.post(
+        f"/admin/flagapp/experiment/{exp.pk}/change/",
+        _admin_body(exp_flag, envs, name="mine", version="2"),
+    )
+    assert ok.status_code == 302, ok.content
+    exp.refresh_from_db()
+    assert (exp.name, exp.version) == ("mine", 3)
