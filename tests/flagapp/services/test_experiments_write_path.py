@@ -111,10 +111,8 @@ def test_experiment_write__valid__admin_and_api_store_through_services(
     assert set(Experiment.objects.values_list("created_by__username", flat=True)) == {"root"}
 
 
-def test_experiment_write__admin_change_to_invalid__field_error_and_unchanged(
-    superuser: User, exp_flag: Any, envs: dict[str, Any]
-) -> None:
-    exp = services.create_experiment(
+def _experiment(exp_flag: Any, envs: dict[str, Any]) -> Any:
+    return create_experiment(
         actor=None,
         flag=exp_flag,
         environment=envs["production"],
@@ -123,6 +121,12 @@ def test_experiment_write__admin_change_to_invalid__field_error_and_unchanged(
         conversion_event="buy",
         started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     )
+
+
+def test_experiment_write__admin_change_to_invalid__field_error_and_unchanged(
+    superuser: User, exp_flag: Any, envs: dict[str, Any]
+) -> None:
+    exp = _experiment(exp_flag, envs)
     client = Client()
     client.force_login(superuser)
     body = _admin_body(exp_flag, envs, confidence="1.0")
@@ -169,18 +173,6 @@ def test_create_experiment__user_without_permission__refused(
             started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
         )
     assert not Experiment.objects.exists()
-
-
-def _experiment(exp_flag: Any, envs: dict[str, Any]) -> Any:
-    return create_experiment(
-        actor=None,
-        flag=exp_flag,
-        environment=envs["production"],
-        name="e",
-        control_variant="off",
-        conversion_event="buy",
-        started_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-    )
 
 
 def test_update_experiment__stale_version__conflict_nothing_written_identical_retry_ok(
